@@ -1,0 +1,385 @@
+//! The binder SPI (DESIGN §5): what a broker crate implements, and the registry of binder
+//! factories keyed by binder `type`.
+//!
+//! A binder owns only the broker mapping, provisioning and its native dead-letter and redelivery
+//! mechanics. Everything generic (decoding, dispatch, retry, concurrency, output sending,
+//! settling, shutdown, tracing, metrics) is the runtime's.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::message::RawMessage;
+
+/// Boxed error source carried by the binder error types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a binder can do; config validation and the conformance suite read it (DESIGN §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The binder's type name (`memory`, `kafka`, `rabbit`, `sqs`).
+    pub binder_type: &'static str,
+    /// Scope within which the broker keeps order.
+    pub ordering: OrderingScope,
+    /// Whether the broker itself partitions a destination (otherwise partitions are emulated by
+    /// routing, e.g. RabbitMQ routing keys).
+    pub native_partitions: bool,
+    /// Whether messages can be delayed natively.
+    pub native_delay: bool,
+    /// Largest payload in bytes the broker accepts, if limited.
+    pub max_payload_bytes: Option<usize>,
+    /// Largest number of headers the broker carries natively, if limited (the binder folds the
+    /// rest).
+    pub max_headers: Option<usize>,
+    /// Whether binary header values survive a round trip (otherwise they are base64-folded).
+    pub binary_headers: bool,
+    /// Whether a binding can be paused and resumed without losing its place.
+    pub pause_resume: bool,
+    /// Whether the broker supports transactions.
+    pub transactions: bool,
+    /// Whether a named group keeps messages published while no member was bound.
+    pub durable_groups: bool,
+    /// Whether a newly bound anonymous consumer sees only messages published after it bound.
+    pub anonymous_sees_only_new: bool,
+}
+
+/// The scope within which a broker preserves message order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderingScope {
+    /// No ordering guarantee.
+    None,
+    /// Order is kept per partition (or per message group / routing key).
+    Partition,
+    /// Order is kept per destination queue while one consumer reads it.
+    SingleConsumer,
+}
+
+/// Health of a binder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Connected and working.
+    Up,
+    /// Not usable; the reason says why (with secrets redacted).
+    Down(String),
+}
+
+impl Health {
+    /// Whether this is [`Health::Up`].
+    pub fn is_up(&self) -> bool {
+        matches!(self, Health::Up)
+    }
+}
+
+/// Everything a binder needs to create a producer for one output binding.
+#[derive(Clone, Debug, Default)]
+pub struct ProducerSpec {
+    /// The binding name (e.g. `reserve-out-0`), for logs and resource naming.
+    pub binding: String,
+    /// Number of partitions the producer routes to (1 = not partitioned).
+    pub partition_count: u32,
+    /// Groups whose durable subscriptions must exist before the first send.
+    pub required_groups: Vec<String>,
+    /// Binder-specific properties of this binding
+    /// (`spring.cloud.stream.<type>.bindings.<binding>.producer`, merged over
+    /// `spring.cloud.stream.<type>.default.producer`), as a JSON object.
+    pub binder_properties: serde_json::Value,
+}
+
+/// Everything a binder needs to create a subscription for one input binding.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerSpec {
+    /// The binding name (e.g. `reserve-in-0`).
+    pub binding: String,
+    /// Number of handler invocations the runtime runs at once; size prefetch to it.
+    pub concurrency: u32,
+    /// Whether this consumer reads only its own partitions.
+    pub partitioned: bool,
+    /// This instance's index (for partitioned consumers).
+    pub instance_index: u32,
+    /// Number of instances (for partitioned consumers).
+    pub instance_count: u32,
+    /// Attempts the runtime makes before dead-lettering (for sizing native backstops such as a
+    /// redrive policy; the runtime remains the retry owner).
+    pub max_attempts: u32,
+    /// Binder-specific properties of this binding
+    /// (`spring.cloud.stream.<type>.bindings.<binding>.consumer`, merged over
+    /// `spring.cloud.stream.<type>.default.consumer`), as a JSON object.
+    pub binder_properties: serde_json::Value,
+}
+
+/// Routing of one outbound message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Route {
+    /// The partition key, if the producer is partitioned or a key expression is set.
+    pub partition_key: Option<String>,
+    /// The partition chosen by the runtime (`hash(key) % partition-count`), if partitioned.
+    pub partition: Option<u32>,
+}
+
+/// A bound output: sends messages to one destination.
+#[async_trait]
+pub trait Producer: Send + Sync {
+    /// Sends one message. Resolves only once the broker confirmed it (DESIGN §5).
+    async fn send(&self, message: RawMessage, route: Route) -> Result<(), SendError>;
+
+    /// Waits until everything sent so far is confirmed. Called at shutdown.
+    async fn flush(&self) -> Result<(), SendError> {
+        Ok(())
+    }
+
+    /// Releases broker resources. Called once, after the last send.
+    async fn close(&self) {}
+}
+
+/// Why a message was dead-lettered; the binder records it in the dead-letter headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The last error's message.
+    pub error_message: String,
+    /// The last error's kind (`retryable`, `permanent`, `decode`, `output`).
+    pub error_kind: String,
+    /// Attempts made (including the first).
+    pub attempts: u32,
+}
+
+/// One received message, settled exactly once: the settle methods consume it.
+///
+/// Dropping a delivery without settling it must make the broker redeliver it later (crash
+/// semantics): nothing unsettled is ever lost.
+#[async_trait]
+pub trait Delivery: Send {
+    /// The message as received.
+    fn message(&self) -> &RawMessage;
+
+    /// Takes the message out (the delivery keeps whatever it needs to settle).
+    fn take_message(&mut self) -> RawMessage;
+
+    /// How many times the broker has delivered this message (1 = first delivery), if known.
+    fn redelivery_count(&self) -> u32 {
+        1
+    }
+
+    /// The key within which order must be kept, if the broker knows it (e.g. the partition).
+    fn ordering_key(&self) -> Option<String> {
+        None
+    }
+
+    /// Success: the broker may forget the message.
+    async fn ack(self: Box<Self>) -> Result<(), SettleError>;
+
+    /// Hands the message back for redelivery (used for crash recovery and shutdown, never for
+    /// in-process retries).
+    async fn requeue(self: Box<Self>) -> Result<(), SettleError>;
+
+    /// Gives up: moves the message to the binding's dead-letter destination with `reason`
+    /// recorded in its headers, then settles the original.
+    async fn dead_letter(self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError>;
+}
+
+/// A bound input: a stream of deliveries.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery; `None` once the subscription is closed.
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>>;
+
+    /// Stops receiving and releases broker resources (anonymous queues are removed).
+    async fn close(self: Box<Self>);
+}
+
+/// A connected binder (DESIGN §5).
+#[async_trait]
+pub trait Binder: Send + Sync {
+    /// The capability manifest.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Provisions `destination` and returns a producer for it.
+    async fn bind_producer(
+        &self,
+        destination: &str,
+        spec: &ProducerSpec,
+    ) -> Result<Box<dyn Producer>, BindError>;
+
+    /// Provisions `destination` (and the group's durable subscription, or an anonymous one when
+    /// `group` is `None`) and returns a subscription.
+    async fn bind_consumer(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Result<Box<dyn Subscription>, BindError>;
+
+    /// Current health.
+    async fn health(&self) -> Health;
+
+    /// Closes connections. Called once at shutdown, after all bindings are closed.
+    async fn close(&self) {}
+}
+
+/// What a binder would provision for one binding; used by `cloud-stream plan` without
+/// connecting to anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProvisionPlan {
+    /// The dead-letter destination, if the binding has one.
+    pub dlq: Option<String>,
+    /// Human-readable broker resources (e.g. `exchange orders (topic)`).
+    pub resources: Vec<String>,
+}
+
+/// Creates binders of one `type` from their `environment` configuration.
+#[async_trait]
+pub trait BinderFactory: Send + Sync {
+    /// The `type` this factory answers to (`memory`, `kafka`, ...).
+    fn binder_type(&self) -> &'static str;
+
+    /// The capability manifest binders of this type publish (known before connecting).
+    fn capabilities(&self) -> Capabilities;
+
+    /// Connects a binder named `name` with the merged `environment` (a JSON object).
+    async fn create(
+        &self,
+        name: &str,
+        environment: &serde_json::Value,
+    ) -> Result<Arc<dyn Binder>, BindError>;
+
+    /// What binding `destination`/`group` would provision, without connecting.
+    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
+        let _ = (destination, group);
+        ProvisionPlan::default()
+    }
+
+    /// What an output to `destination` would provision, without connecting.
+    fn plan_producer(&self, destination: &str, spec: &ProducerSpec) -> ProvisionPlan {
+        let _ = (destination, spec);
+        ProvisionPlan::default()
+    }
+}
+
+/// The binder factories an application knows, keyed by `type`.
+#[derive(Clone, Default)]
+pub struct BinderRegistry {
+    factories: BTreeMap<&'static str, Arc<dyn BinderFactory>>,
+}
+
+impl BinderRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers (or replaces) the factory for its type.
+    pub fn register(&mut self, factory: Arc<dyn BinderFactory>) {
+        self.factories.insert(factory.binder_type(), factory);
+    }
+
+    /// The factory for `binder_type`.
+    pub fn get(&self, binder_type: &str) -> Option<&Arc<dyn BinderFactory>> {
+        self.factories.get(binder_type)
+    }
+
+    /// The registered types, sorted.
+    pub fn types(&self) -> Vec<&'static str> {
+        self.factories.keys().copied().collect()
+    }
+}
+
+impl fmt::Debug for BinderRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.factories.keys()).finish()
+    }
+}
+
+/// Creating a binder or binding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The broker could not be reached (after the binder's own retries).
+    #[error("cannot connect to {what}: {source}")]
+    Connect {
+        /// What was being connected to (redacted).
+        what: String,
+        /// The client error.
+        #[source]
+        source: BoxError,
+    },
+    /// Declaring a broker resource failed.
+    #[error("cannot provision {resource}: {source}")]
+    Provision {
+        /// The resource (e.g. `queue orders.stock`).
+        resource: String,
+        /// The client error.
+        #[source]
+        source: BoxError,
+    },
+    /// The binder's configuration is invalid.
+    #[error("invalid binder configuration at `{key}`: {message}")]
+    Config {
+        /// The property path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The binder lacks a capability the binding needs.
+    #[error("binder does not support {0}")]
+    Unsupported(String),
+}
+
+/// Sending failed or was not confirmed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The broker refused or could not take the message.
+    #[error("send to {destination} failed: {source}")]
+    Broker {
+        /// The destination.
+        destination: String,
+        /// The client error.
+        #[source]
+        source: BoxError,
+    },
+    /// The broker returned the message as unroutable.
+    #[error("message to {destination} was returned as unroutable")]
+    Unroutable {
+        /// The destination.
+        destination: String,
+    },
+    /// The message exceeds what the broker accepts.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The message size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The producer was closed.
+    #[error("producer is closed")]
+    Closed,
+}
+
+/// Receiving failed (the subscription keeps going unless it returns `None`).
+#[derive(Debug, thiserror::Error)]
+#[error("consume from {destination} failed: {source}")]
+pub struct ConsumeError {
+    /// The destination.
+    pub destination: String,
+    /// The client error.
+    #[source]
+    pub source: BoxError,
+}
+
+/// Settling (ack, requeue, dead-letter) failed; the broker will redeliver.
+#[derive(Debug, thiserror::Error)]
+#[error("settle failed: {source}")]
+pub struct SettleError {
+    /// The client error.
+    #[source]
+    pub source: BoxError,
+}
+
+impl SettleError {
+    /// Wraps any error.
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        SettleError {
+            source: source.into(),
+        }
+    }
+}

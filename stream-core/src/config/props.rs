@@ -1,0 +1,312 @@
+//! Typed properties, after loading, profiles, placeholders, environment overrides, relaxed-name
+//! normalisation and the `spring.cloud.stream.default` cascade have been applied.
+//!
+//! Names and defaults mirror Spring Cloud Stream (`shared/reference/spring-cloud-stream-properties.md`).
+//! All intervals are milliseconds unless a field says otherwise.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole cloud-stream configuration of an application.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct StreamConfig {
+    /// `spring.cloud.function.*`.
+    pub function: FunctionProperties,
+    /// `spring.cloud.stream.*` (binder-specific sections excluded, see `binder_sections`).
+    pub stream: StreamProperties,
+    /// `spring.integration.poller.*`: the default supplier poller.
+    pub poller: PollerProperties,
+    /// Binder-specific sections `spring.cloud.stream.<binder-type>.*` (e.g. `kafka`, `rabbit`),
+    /// keyed by binder type, each a JSON object with normalised (kebab-case) keys:
+    /// `{"binder": {...}, "default": {"consumer": {...}, "producer": {...}},
+    ///   "bindings": {"<binding>": {"consumer": {...}, "producer": {...}}}}`.
+    pub binder_sections: BTreeMap<String, serde_json::Value>,
+    /// The profiles that were active when this configuration was loaded, in order.
+    pub active_profiles: Vec<String>,
+}
+
+/// `spring.cloud.function.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct FunctionProperties {
+    /// `definition`: `a;b|c` (`;` separates functions, `|` composes).
+    pub definition: Option<String>,
+    /// `routing-expression`: chooses the function for `functionRouter-in-0`.
+    pub routing_expression: Option<String>,
+}
+
+/// `spring.cloud.stream.*`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct StreamProperties {
+    /// `default-binder`: required when several binders are configured and a binding names none.
+    pub default_binder: Option<String>,
+    /// `binders.<name>`.
+    pub binders: BTreeMap<String, BinderProperties>,
+    /// `bindings.<name>`, with `default` already merged under each entry.
+    pub bindings: BTreeMap<String, BindingProperties>,
+    /// `default`: the defaults themselves (also applied to bindings created at runtime, e.g. by
+    /// `StreamBridge`).
+    pub default: BindingProperties,
+    /// `function.*`.
+    pub function: StreamFunctionProperties,
+    /// `dynamic-destinations`: allow-list for `StreamBridge` (empty = any).
+    pub dynamic_destinations: Vec<String>,
+    /// `dynamic-destination-cache-size`: bound of the `StreamBridge` producer cache.
+    pub dynamic_destination_cache_size: usize,
+    /// `instance-count`.
+    pub instance_count: u32,
+    /// `instance-index`.
+    pub instance_index: u32,
+    /// `binding-retry-interval` in **seconds**: wait between attempts to bind when the broker is
+    /// down at start (0 = fail fast).
+    pub binding_retry_interval: u64,
+    /// `input-bindings`: explicit input bindings without functions (`;`-separated).
+    pub input_bindings: Option<String>,
+    /// `output-bindings`: explicit output bindings pre-created for `StreamBridge`.
+    pub output_bindings: Option<String>,
+}
+
+impl Default for StreamProperties {
+    fn default() -> Self {
+        StreamProperties {
+            default_binder: None,
+            binders: BTreeMap::new(),
+            bindings: BTreeMap::new(),
+            default: BindingProperties::default(),
+            function: StreamFunctionProperties::default(),
+            dynamic_destinations: Vec::new(),
+            dynamic_destination_cache_size: 10,
+            instance_count: 1,
+            instance_index: 0,
+            binding_retry_interval: 30,
+            input_bindings: None,
+            output_bindings: None,
+        }
+    }
+}
+
+/// `spring.cloud.stream.function.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct StreamFunctionProperties {
+    /// `bindings.<derived-name>: <alias>`.
+    pub bindings: BTreeMap<String, String>,
+    /// `routing.enabled`: bind `functionRouter-in-0`.
+    pub routing: RoutingProperties,
+    /// `autodetect` (accepted for compatibility; a single registered function is bound when no
+    /// definition is given).
+    pub autodetect: Option<bool>,
+}
+
+/// `spring.cloud.stream.function.routing.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RoutingProperties {
+    /// `enabled`.
+    pub enabled: bool,
+}
+
+/// `spring.cloud.stream.binders.<name>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct BinderProperties {
+    /// `type`; defaults to the binder's configuration name.
+    #[serde(rename = "type")]
+    pub binder_type: Option<String>,
+    /// `environment`: the binder's own properties, as a JSON object with the keys as written
+    /// (dotted keys such as `spring.rabbitmq.host` are expanded into nested objects).
+    pub environment: serde_json::Value,
+    /// `inherit-environment`.
+    pub inherit_environment: bool,
+    /// `default-candidate`.
+    pub default_candidate: bool,
+}
+
+impl Default for BinderProperties {
+    fn default() -> Self {
+        BinderProperties {
+            binder_type: None,
+            environment: serde_json::Value::Object(Default::default()),
+            inherit_environment: true,
+            default_candidate: true,
+        }
+    }
+}
+
+/// `spring.cloud.stream.bindings.<name>` (and `spring.cloud.stream.default`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct BindingProperties {
+    /// `destination`: comma-separated for several inputs; defaults to the binding name.
+    pub destination: Option<String>,
+    /// `group`: `None` = anonymous.
+    pub group: Option<String>,
+    /// `content-type`.
+    pub content_type: String,
+    /// `binder`: the binder configuration name; `None` = the default binder.
+    pub binder: Option<String>,
+    /// `error-handler-definition` (accepted; not yet used).
+    pub error_handler_definition: Option<String>,
+    /// `consumer.*`.
+    pub consumer: ConsumerProperties,
+    /// `producer.*`.
+    pub producer: ProducerProperties,
+}
+
+impl Default for BindingProperties {
+    fn default() -> Self {
+        BindingProperties {
+            destination: None,
+            group: None,
+            content_type: "application/json".to_owned(),
+            binder: None,
+            error_handler_definition: None,
+            consumer: ConsumerProperties::default(),
+            producer: ProducerProperties::default(),
+        }
+    }
+}
+
+impl BindingProperties {
+    /// The destinations (comma-separated `destination`, trimmed), or `[binding_name]` when unset.
+    pub fn destinations(&self, binding_name: &str) -> Vec<String> {
+        match &self.destination {
+            Some(d) => d
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => vec![binding_name.to_owned()],
+        }
+    }
+}
+
+/// `spring.cloud.stream.bindings.<name>.consumer.*`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ConsumerProperties {
+    /// `auto-startup`.
+    pub auto_startup: bool,
+    /// `concurrency`.
+    pub concurrency: u32,
+    /// `partitioned`.
+    pub partitioned: bool,
+    /// `header-mode` (`none`, `headers`, `embeddedHeaders`).
+    pub header_mode: Option<String>,
+    /// `max-attempts`, including the first; 1 = no retry.
+    pub max_attempts: u32,
+    /// `back-off-initial-interval` (ms).
+    pub back_off_initial_interval: u64,
+    /// `back-off-max-interval` (ms).
+    pub back_off_max_interval: u64,
+    /// `back-off-multiplier`.
+    pub back_off_multiplier: f64,
+    /// `default-retryable`: whether errors not classified otherwise are retried.
+    pub default_retryable: bool,
+    /// `retryable-exceptions`: error kind → retryable.
+    pub retryable_exceptions: BTreeMap<String, bool>,
+    /// `instance-count` (< 0 = use `spring.cloud.stream.instance-count`).
+    pub instance_count: i32,
+    /// `instance-index` (< 0 = use `spring.cloud.stream.instance-index`).
+    pub instance_index: i32,
+    /// `instance-index-list`.
+    pub instance_index_list: Vec<u32>,
+    /// `use-native-decoding`.
+    pub use_native_decoding: bool,
+    /// `multiplex`.
+    pub multiplex: bool,
+    /// `batch-mode`.
+    pub batch_mode: bool,
+}
+
+impl Default for ConsumerProperties {
+    fn default() -> Self {
+        ConsumerProperties {
+            auto_startup: true,
+            concurrency: 1,
+            partitioned: false,
+            header_mode: None,
+            max_attempts: 3,
+            back_off_initial_interval: 1000,
+            back_off_max_interval: 10000,
+            back_off_multiplier: 2.0,
+            default_retryable: true,
+            retryable_exceptions: BTreeMap::new(),
+            instance_count: -1,
+            instance_index: -1,
+            instance_index_list: Vec::new(),
+            use_native_decoding: false,
+            multiplex: false,
+            batch_mode: false,
+        }
+    }
+}
+
+/// `spring.cloud.stream.bindings.<name>.producer.*`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ProducerProperties {
+    /// `auto-startup`.
+    pub auto_startup: bool,
+    /// `partition-key-expression`.
+    pub partition_key_expression: Option<String>,
+    /// `partition-selector-expression`.
+    pub partition_selector_expression: Option<String>,
+    /// `partition-count`.
+    pub partition_count: u32,
+    /// `required-groups`.
+    pub required_groups: Vec<String>,
+    /// `header-mode`.
+    pub header_mode: Option<String>,
+    /// `use-native-encoding`.
+    pub use_native_encoding: bool,
+    /// `error-channel-enabled`.
+    pub error_channel_enabled: bool,
+    /// `dynamic-partition-updates-enabled`.
+    pub dynamic_partition_updates_enabled: bool,
+    /// `poller.*`: per-binding supplier poller (overrides `spring.integration.poller`).
+    pub poller: Option<PollerProperties>,
+}
+
+impl Default for ProducerProperties {
+    fn default() -> Self {
+        ProducerProperties {
+            auto_startup: true,
+            partition_key_expression: None,
+            partition_selector_expression: None,
+            partition_count: 1,
+            required_groups: Vec::new(),
+            header_mode: None,
+            use_native_encoding: false,
+            error_channel_enabled: false,
+            dynamic_partition_updates_enabled: false,
+            poller: None,
+        }
+    }
+}
+
+/// `spring.integration.poller.*` (or a binding's `producer.poller.*`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct PollerProperties {
+    /// `fixed-delay` (ms) between supplier calls.
+    pub fixed_delay: u64,
+    /// `max-messages-per-poll`.
+    pub max_messages_per_poll: u32,
+    /// `initial-delay` (ms) before the first call.
+    pub initial_delay: u64,
+}
+
+impl Default for PollerProperties {
+    fn default() -> Self {
+        PollerProperties {
+            fixed_delay: 1000,
+            max_messages_per_poll: 1,
+            initial_delay: 0,
+        }
+    }
+}

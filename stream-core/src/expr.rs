@@ -1,0 +1,1 @@
+//! A small, documented subset of SpEL for routing and partition-key expressions.

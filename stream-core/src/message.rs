@@ -1,0 +1,236 @@
+//! Messages and headers: the unit every binder carries and every handler sees.
+//!
+//! A [`Message<T>`] is a payload plus [`Headers`]. On the wire (between the runtime and a binder)
+//! the payload is raw bytes: [`RawMessage`]. Header names the framework itself reads or writes are
+//! constants in [`header`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Well-known header names (DESIGN §3). Binders map these to their broker's native fields where
+/// one exists (e.g. `content-type` to the AMQP content-type property) and carry the rest as is.
+pub mod header {
+    /// Unique id of a message, set by the runtime on every output when absent.
+    pub const ID: &str = "id";
+    /// MIME type of the payload, e.g. `application/json`.
+    pub const CONTENT_TYPE: &str = "content-type";
+    /// Creation time, milliseconds since the Unix epoch.
+    pub const TIMESTAMP: &str = "timestamp";
+    /// Correlates a reply or a derived event with the message it came from.
+    pub const CORRELATION_ID: &str = "correlation-id";
+    /// W3C trace context (`00-<trace-id>-<span-id>-<flags>`).
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C vendor trace state, carried along untouched.
+    pub const TRACESTATE: &str = "tracestate";
+    /// The partition key computed by `partition-key-expression`.
+    pub const PARTITION_KEY: &str = "partition-key";
+    /// The partition index chosen by the producer.
+    pub const PARTITION: &str = "partition";
+    /// The delivery attempt (1-based) of the current handler invocation.
+    pub const DELIVERY_ATTEMPT: &str = "delivery-attempt";
+    /// Dead-letter header: the destination the message was consumed from.
+    pub const ORIGINAL_TOPIC: &str = "x-original-topic";
+    /// Dead-letter header: the consumer group that gave up on the message.
+    pub const ORIGINAL_GROUP: &str = "x-original-group";
+    /// Dead-letter header: the last error's message.
+    pub const EXCEPTION_MESSAGE: &str = "x-exception-message";
+    /// Dead-letter header: the last error's kind (`retryable`, `permanent`, `decode`, `output`).
+    pub const EXCEPTION_KIND: &str = "x-exception-kind";
+    /// Dead-letter header: how many attempts were made before giving up.
+    pub const ORIGINAL_ATTEMPTS: &str = "x-original-attempts";
+    /// Output header: send this message to the named destination instead of the bound one.
+    pub const SENDTO_DESTINATION: &str = "spring.cloud.stream.sendto.destination";
+}
+
+/// A header value: text, or opaque bytes for brokers that carry binary headers.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum HeaderValue {
+    /// A UTF-8 value; most headers are this.
+    Text(String),
+    /// A binary value (e.g. a Kafka record header that is not UTF-8).
+    Bytes(Vec<u8>),
+}
+
+impl HeaderValue {
+    /// The value as text, if it is text or bytes that are valid UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            HeaderValue::Text(s) => Some(s),
+            HeaderValue::Bytes(b) => std::str::from_utf8(b).ok(),
+        }
+    }
+
+    /// The value as bytes (text is returned as its UTF-8 encoding).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderValue::Text(s) => s.as_bytes(),
+            HeaderValue::Bytes(b) => b,
+        }
+    }
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderValue::Text(s) => fmt::Debug::fmt(s, f),
+            HeaderValue::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+        }
+    }
+}
+
+impl From<&str> for HeaderValue {
+    fn from(s: &str) -> Self {
+        HeaderValue::Text(s.to_owned())
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(s: String) -> Self {
+        HeaderValue::Text(s)
+    }
+}
+
+impl From<Vec<u8>> for HeaderValue {
+    fn from(b: Vec<u8>) -> Self {
+        HeaderValue::Bytes(b)
+    }
+}
+
+/// Message headers: string keys (case-sensitive, as Spring's `MessageHeaders`), ordered for
+/// stable output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    entries: BTreeMap<String, HeaderValue>,
+}
+
+impl Headers {
+    /// Empty headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `name` to `value`, returning the previous value.
+    pub fn insert(
+        &mut self,
+        name: impl Into<String>,
+        value: impl Into<HeaderValue>,
+    ) -> Option<HeaderValue> {
+        self.entries.insert(name.into(), value.into())
+    }
+
+    /// Builder form of [`Headers::insert`].
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
+        self.insert(name, value);
+        self
+    }
+
+    /// The raw value of `name`.
+    pub fn get(&self, name: &str) -> Option<&HeaderValue> {
+        self.entries.get(name)
+    }
+
+    /// The value of `name` as text (see [`HeaderValue::as_str`]).
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.entries.get(name).and_then(HeaderValue::as_str)
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<HeaderValue> {
+        self.entries.remove(name)
+    }
+
+    /// Whether `name` is set.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Number of headers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Iterates over `(name, value)` in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &HeaderValue)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Copies every header of `other` that is not set here.
+    pub fn fill_from(&mut self, other: &Headers) {
+        for (k, v) in &other.entries {
+            self.entries.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.entries.iter()).finish()
+    }
+}
+
+impl<K: Into<String>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Headers {
+            entries: iter
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a String, &'a HeaderValue);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, HeaderValue>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
+}
+
+/// A payload with its headers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message<T> {
+    /// The payload.
+    pub payload: T,
+    /// The headers.
+    pub headers: Headers,
+}
+
+impl<T> Message<T> {
+    /// A message with no headers.
+    pub fn new(payload: T) -> Self {
+        Message {
+            payload,
+            headers: Headers::new(),
+        }
+    }
+
+    /// A message with the given headers.
+    pub fn with_headers(payload: T, headers: Headers) -> Self {
+        Message { payload, headers }
+    }
+
+    /// Builder: sets one header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Maps the payload, keeping the headers.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Message<U> {
+        Message {
+            payload: f(self.payload),
+            headers: self.headers,
+        }
+    }
+}
+
+/// A message as binders carry it: encoded payload bytes plus headers.
+pub type RawMessage = Message<Bytes>;
