@@ -1,0 +1,286 @@
+//! `StreamBridge`: send to any destination at runtime, through the default or a named binder.
+//!
+//! `send("name", ..)` uses the output binding `name` when it is configured (its destination,
+//! binder, content type and partitioning), and otherwise treats `name` as a destination with
+//! `spring.cloud.stream.default` properties. Producer bindings are cached, at most
+//! `dynamic-destination-cache-size` of them (default 10); the least recently used is closed when
+//! the cache is full.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use lru::LruCache;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::binder::{BindError, Binder};
+use crate::binding::Direction;
+use crate::config::StreamConfig;
+use crate::convert::{CodecRegistry, ConvertError};
+use crate::function::HandlerError;
+use crate::message::{header, Message, RawMessage};
+use crate::plan::{resolve_binding, PlanError};
+use crate::runtime::output::{OutputSender, Partitioning, SharedOutput};
+
+/// Sending through the bridge failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The destination is not in `dynamic-destinations`.
+    #[error("destination `{0}` is not allowed by spring.cloud.stream.dynamic-destinations")]
+    NotAllowed(String),
+    /// The named binder is not configured.
+    #[error("no binder named `{0}`")]
+    UnknownBinder(String),
+    /// The binding could not be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The producer could not be bound.
+    #[error("cannot bind producer for `{destination}`: {source}")]
+    Bind {
+        /// The destination.
+        destination: String,
+        /// The cause.
+        #[source]
+        source: BindError,
+    },
+    /// The payload could not be encoded.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// The send failed or was not confirmed.
+    #[error("send to `{destination}` failed: {error}")]
+    Send {
+        /// The destination.
+        destination: String,
+        /// The cause.
+        error: String,
+    },
+    /// The application is shutting down.
+    #[error("the application is shut down")]
+    Closed,
+}
+
+struct Inner {
+    config: Arc<StreamConfig>,
+    binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
+    codecs: CodecRegistry,
+    cache: Mutex<Option<LruCache<(String, String), SharedOutput>>>,
+}
+
+/// Sends to destinations chosen at runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct StreamBridge {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for StreamBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamBridge").finish_non_exhaustive()
+    }
+}
+
+impl StreamBridge {
+    pub(crate) fn new(
+        config: Arc<StreamConfig>,
+        binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
+        codecs: CodecRegistry,
+    ) -> Self {
+        let size = NonZeroUsize::new(config.stream.dynamic_destination_cache_size)
+            .unwrap_or(NonZeroUsize::MIN);
+        StreamBridge {
+            inner: Arc::new(Inner {
+                config,
+                binders,
+                codecs,
+                cache: Mutex::new(Some(LruCache::new(size))),
+            }),
+        }
+    }
+
+    /// Sends `payload` (encoded with the binding's content type, JSON by default).
+    pub async fn send<T: Serialize + ?Sized>(
+        &self,
+        destination: &str,
+        payload: &T,
+    ) -> Result<(), BridgeError> {
+        self.send_message_with(None, destination, Message::new(payload)).await
+    }
+
+    /// Sends a message with headers.
+    pub async fn send_message<T: Serialize>(
+        &self,
+        destination: &str,
+        message: Message<T>,
+    ) -> Result<(), BridgeError> {
+        self.send_message_with(None, destination, message).await
+    }
+
+    /// Sends a message through the binder named `binder`.
+    pub async fn send_with_binder<T: Serialize>(
+        &self,
+        binder: &str,
+        destination: &str,
+        message: Message<T>,
+    ) -> Result<(), BridgeError> {
+        self.send_message_with(Some(binder), destination, message)
+            .await
+    }
+
+    async fn send_message_with<T: Serialize>(
+        &self,
+        binder: Option<&str>,
+        destination: &str,
+        message: Message<T>,
+    ) -> Result<(), BridgeError> {
+        let props = self
+            .inner
+            .config
+            .stream
+            .bindings
+            .get(destination)
+            .unwrap_or(&self.inner.config.stream.default);
+        let content_type = message
+            .headers
+            .get_str(header::CONTENT_TYPE)
+            .unwrap_or(&props.content_type)
+            .to_owned();
+        let payload = self.inner.codecs.encode(&message.payload, &content_type)?;
+        let mut headers = message.headers;
+        headers.insert(header::CONTENT_TYPE, content_type);
+        self.send_raw(
+            binder,
+            destination,
+            Message {
+                payload: Bytes::from(payload),
+                headers,
+            },
+        )
+        .await
+    }
+
+    /// Sends an already encoded message.
+    pub async fn send_raw(
+        &self,
+        binder: Option<&str>,
+        destination: &str,
+        message: RawMessage,
+    ) -> Result<(), BridgeError> {
+        let output = self.output(binder, destination).await?;
+        output
+            .send(message, None)
+            .await
+            .map_err(|e: HandlerError| BridgeError::Send {
+                destination: destination.to_owned(),
+                error: e.message().to_owned(),
+            })
+    }
+
+    /// The cached output for `destination`, binding it on first use.
+    async fn output(
+        &self,
+        binder: Option<&str>,
+        name: &str,
+    ) -> Result<SharedOutput, BridgeError> {
+        let config = &self.inner.config;
+        let configured = config.stream.bindings.contains_key(name);
+        if !configured
+            && !config.stream.dynamic_destinations.is_empty()
+            && !config.stream.dynamic_destinations.iter().any(|d| d == name)
+        {
+            return Err(BridgeError::NotAllowed(name.to_owned()));
+        }
+        let mut effective = resolve_binding(config, name, Direction::Output)?;
+        if let Some(b) = binder {
+            effective.binder = b.to_owned();
+        }
+        let key = (effective.binder.clone(), name.to_owned());
+        let mut guard = self.inner.cache.lock().await;
+        let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
+        if let Some(o) = cache.get(&key) {
+            return Ok(Arc::clone(o));
+        }
+        let binder = self
+            .inner
+            .binders
+            .get(&effective.binder)
+            .ok_or_else(|| BridgeError::UnknownBinder(effective.binder.clone()))?;
+        let destination = effective
+            .destinations
+            .first()
+            .cloned()
+            .unwrap_or_else(|| name.to_owned());
+        let producer = binder
+            .bind_producer(&destination, &effective.producer_spec())
+            .await
+            .map_err(|source| BridgeError::Bind {
+                destination: destination.clone(),
+                source,
+            })?;
+        let partitioning = partitioning_of(&effective).map_err(|e| BridgeError::Send {
+            destination: destination.clone(),
+            error: e.to_string(),
+        })?;
+        let output = Arc::new(OutputSender::new(
+            name.to_owned(),
+            destination,
+            producer,
+            partitioning,
+        ));
+        if let Some((_, evicted)) = cache.push(key, Arc::clone(&output)) {
+            if !Arc::ptr_eq(&evicted, &output) {
+                tracing::debug!(destination = %evicted.destination, "StreamBridge cache full; closing least recently used producer");
+                tokio::spawn(async move {
+                    let _ = evicted.flush().await;
+                    evicted.close().await;
+                });
+            }
+        }
+        Ok(output)
+    }
+
+    /// Number of cached producer bindings.
+    pub async fn cached(&self) -> usize {
+        self.inner
+            .cache
+            .lock()
+            .await
+            .as_ref()
+            .map(LruCache::len)
+            .unwrap_or(0)
+    }
+
+    /// Flushes and closes every cached producer; later sends fail with [`BridgeError::Closed`].
+    pub(crate) async fn close(&self) {
+        let cache = self.inner.cache.lock().await.take();
+        if let Some(cache) = cache {
+            for (_, o) in cache {
+                if let Err(e) = o.flush().await {
+                    tracing::warn!(destination = %o.destination, error = %e, "flush failed at shutdown");
+                }
+                o.close().await;
+            }
+        }
+    }
+}
+
+/// The partitioning of an output binding, if `partition-key-expression` is set.
+pub(crate) fn partitioning_of(
+    b: &crate::plan::EffectiveBinding,
+) -> Result<Option<Partitioning>, crate::expr::ExprError> {
+    let Some(src) = &b.producer.partition_key_expression else {
+        return Ok(None);
+    };
+    let key = crate::expr::Expression::parse(src)?;
+    let selector = b
+        .producer
+        .partition_selector_expression
+        .as_deref()
+        .map(crate::expr::Expression::parse)
+        .transpose()?;
+    Ok(Some(Partitioning {
+        key,
+        selector,
+        count: b.producer.partition_count.max(1),
+    }))
+}

@@ -1,0 +1,388 @@
+//! Typed handlers and their type-erased form.
+//!
+//! Users write plain async closures; [`FromInput`] and [`IntoOutput`] adapt their argument and
+//! return types. The marker type parameters ([`Plain`], [`Wrapped`], [`WrappedOption`]) only let
+//! the compiler pick the right adapter; users never name them.
+//!
+//! | input type   | meaning                                      |
+//! |--------------|----------------------------------------------|
+//! | `T`          | the decoded payload                          |
+//! | `Message<T>` | the decoded payload with the inbound headers |
+//!
+//! | output type          | meaning                                                      |
+//! |----------------------|--------------------------------------------------------------|
+//! | `U`                  | one message; `Option<U>` = `None` filters (no message), as does `()` |
+//! | `Message<U>`         | one message with headers set by the handler                  |
+//! | `Option<Message<U>>` | zero or one message with headers                             |
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::HandlerError;
+use crate::convert::{mime_essence, CodecRegistry, ConvertError, APPLICATION_JSON};
+use crate::message::{header, Headers, Message, RawMessage};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Marker: the payload itself.
+#[derive(Debug)]
+pub enum Plain {}
+/// Marker: a [`Message`] around the payload.
+#[derive(Debug)]
+pub enum Wrapped {}
+/// Marker: an optional [`Message`].
+#[derive(Debug)]
+pub enum WrappedOption {}
+
+/// What a handler invocation needs besides the message: codecs and content types.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    /// The application's codecs.
+    pub codecs: CodecRegistry,
+    /// Content type assumed for inputs without a `content-type` header.
+    pub input_content_type: String,
+    /// Content type of outputs that do not set one.
+    pub output_content_type: String,
+}
+
+impl Default for CallContext {
+    fn default() -> Self {
+        CallContext {
+            codecs: CodecRegistry::new(),
+            input_content_type: APPLICATION_JSON.to_owned(),
+            output_content_type: APPLICATION_JSON.to_owned(),
+        }
+    }
+}
+
+/// A handler argument type decoded from a raw message.
+pub trait FromInput<M>: Sized + Send + 'static {
+    /// Decodes `message` (the `content-type` header wins over the binding's content type).
+    fn from_input(message: RawMessage, ctx: &CallContext) -> Result<Self, ConvertError>;
+}
+
+fn input_content_type<'a>(message: &'a RawMessage, ctx: &'a CallContext) -> &'a str {
+    message
+        .headers
+        .get_str(header::CONTENT_TYPE)
+        .unwrap_or(&ctx.input_content_type)
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromInput<Plain> for T {
+    fn from_input(message: RawMessage, ctx: &CallContext) -> Result<Self, ConvertError> {
+        ctx.codecs
+            .decode(&message.payload, input_content_type(&message, ctx))
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromInput<Wrapped> for Message<T> {
+    fn from_input(message: RawMessage, ctx: &CallContext) -> Result<Self, ConvertError> {
+        let payload = ctx
+            .codecs
+            .decode(&message.payload, input_content_type(&message, ctx))?;
+        Ok(Message {
+            payload,
+            headers: message.headers,
+        })
+    }
+}
+
+/// An output message before the runtime adds propagated headers.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The encoded payload.
+    pub payload: Bytes,
+    /// Headers the handler set (including `content-type`).
+    pub headers: Headers,
+}
+
+/// A handler return type encoded into zero or one raw message.
+pub trait IntoOutput<M>: Send + 'static {
+    /// Encodes the value; `Ok(None)` means "no message" (a filter).
+    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError>;
+}
+
+/// Encodes a value; a value that serializes to `null` (`None`, `()`) is "no message", as a
+/// Spring function returning `null`.
+fn encode_value<T: Serialize>(
+    value: &T,
+    content_type: &str,
+    codecs: &CodecRegistry,
+) -> Result<Option<Bytes>, ConvertError> {
+    let essence = mime_essence(content_type);
+    if essence == APPLICATION_JSON {
+        // Fast path: one serialization, null detected on the bytes.
+        let bytes = codecs.encode(value, content_type)?;
+        return Ok((bytes.as_slice() != b"null").then(|| Bytes::from(bytes)));
+    }
+    let json = serde_json::to_value(value).map_err(|e| ConvertError::Encode {
+        content_type: essence,
+        message: e.to_string(),
+    })?;
+    if json.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(Bytes::from(codecs.encode(&json, content_type)?)))
+}
+
+impl<T: Serialize + Send + 'static> IntoOutput<Plain> for T {
+    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError> {
+        Ok(
+            encode_value(&self, &ctx.output_content_type, &ctx.codecs)?.map(|payload| Encoded {
+                payload,
+                headers: Headers::new().with(header::CONTENT_TYPE, ctx.output_content_type.as_str()),
+            }),
+        )
+    }
+}
+
+impl<T: Serialize + Send + 'static> IntoOutput<Wrapped> for Message<T> {
+    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError> {
+        let mut headers = self.headers;
+        let content_type = headers
+            .get_str(header::CONTENT_TYPE)
+            .unwrap_or(&ctx.output_content_type)
+            .to_owned();
+        let Some(payload) = encode_value(&self.payload, &content_type, &ctx.codecs)? else {
+            return Ok(None);
+        };
+        headers.insert(header::CONTENT_TYPE, content_type);
+        Ok(Some(Encoded { payload, headers }))
+    }
+}
+
+impl<T: Serialize + Send + 'static> IntoOutput<WrappedOption> for Option<Message<T>> {
+    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError> {
+        match self {
+            Some(m) => m.into_output(ctx),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Headers that describe one particular message and are never copied from input to output.
+const NOT_PROPAGATED: &[&str] = &[
+    header::ID,
+    header::TIMESTAMP,
+    header::CONTENT_TYPE,
+    header::DELIVERY_ATTEMPT,
+    header::PARTITION,
+    header::PARTITION_KEY,
+    header::ORIGINAL_TOPIC,
+    header::ORIGINAL_GROUP,
+    header::EXCEPTION_MESSAGE,
+    header::EXCEPTION_KIND,
+    header::ORIGINAL_ATTEMPTS,
+];
+
+/// Builds the output message: handler headers win, input headers are propagated (as Spring
+/// Cloud Function does) except per-message ones.
+fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMessage {
+    let mut headers = encoded.headers;
+    for (k, v) in input_headers {
+        if !NOT_PROPAGATED.contains(&k.as_str()) && !headers.contains(k) {
+            headers.insert(k.clone(), v.clone());
+        }
+    }
+    Message {
+        payload: encoded.payload,
+        headers,
+    }
+}
+
+/// A function or consumer with its types erased: raw message in, raw messages out.
+pub trait ErasedFunction: Send + Sync {
+    /// Calls the handler.
+    fn call(&self, input: RawMessage, ctx: Arc<CallContext>)
+        -> BoxFuture<Result<Vec<RawMessage>, HandlerError>>;
+}
+
+/// A supplier with its types erased: produces zero or more raw messages per call.
+pub trait ErasedSupplier: Send + Sync {
+    /// Calls the supplier once.
+    fn call(&self, ctx: Arc<CallContext>) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>>;
+}
+
+/// A typed function `In -> Out` adapted to [`ErasedFunction`].
+pub(crate) struct FunctionAdapter<F, I, O, MI, MO> {
+    f: Arc<F>,
+    #[allow(clippy::type_complexity)]
+    _types: std::marker::PhantomData<fn(I, MI, MO) -> O>,
+}
+
+impl<F, I, O, MI, MO> FunctionAdapter<F, I, O, MI, MO> {
+    pub(crate) fn new(f: F) -> Self {
+        FunctionAdapter {
+            f: Arc::new(f),
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<F, Fut, I, O, MI, MO> ErasedFunction for FunctionAdapter<F, I, O, MI, MO>
+where
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    I: FromInput<MI>,
+    O: IntoOutput<MO>,
+    MI: 'static,
+    MO: 'static,
+{
+    fn call(
+        &self,
+        input: RawMessage,
+        ctx: Arc<CallContext>,
+    ) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
+        let f = Arc::clone(&self.f);
+        Box::pin(async move {
+            let input_headers = input.headers.clone();
+            let typed = I::from_input(input, &ctx).map_err(HandlerError::decode)?;
+            let out = f(typed).await?;
+            let encoded = out
+                .into_output(&ctx)
+                .map_err(|e| HandlerError::output(e, super::error::Retry::No))?;
+            Ok(encoded
+                .map(|e| vec![finish_output(e, &input_headers)])
+                .unwrap_or_default())
+        })
+    }
+}
+
+/// A typed consumer `In -> ()` adapted to [`ErasedFunction`] (it never produces output).
+pub(crate) struct ConsumerAdapter<F, I, MI> {
+    f: Arc<F>,
+    _types: std::marker::PhantomData<fn(I, MI)>,
+}
+
+impl<F, I, MI> ConsumerAdapter<F, I, MI> {
+    pub(crate) fn new(f: F) -> Self {
+        ConsumerAdapter {
+            f: Arc::new(f),
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<F, Fut, I, MI> ErasedFunction for ConsumerAdapter<F, I, MI>
+where
+    F: Fn(I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    I: FromInput<MI>,
+    MI: 'static,
+{
+    fn call(
+        &self,
+        input: RawMessage,
+        ctx: Arc<CallContext>,
+    ) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
+        let f = Arc::clone(&self.f);
+        Box::pin(async move {
+            let typed = I::from_input(input, &ctx).map_err(HandlerError::decode)?;
+            f(typed).await?;
+            Ok(Vec::new())
+        })
+    }
+}
+
+/// A typed supplier `() -> Out` adapted to [`ErasedSupplier`].
+pub(crate) struct SupplierAdapter<F, O, MO> {
+    f: Arc<F>,
+    _types: std::marker::PhantomData<fn(MO) -> O>,
+}
+
+impl<F, O, MO> SupplierAdapter<F, O, MO> {
+    pub(crate) fn new(f: F) -> Self {
+        SupplierAdapter {
+            f: Arc::new(f),
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<F, Fut, O, MO> ErasedSupplier for SupplierAdapter<F, O, MO>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+    O: IntoOutput<MO>,
+    MO: 'static,
+{
+    fn call(&self, ctx: Arc<CallContext>) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
+        let f = Arc::clone(&self.f);
+        Box::pin(async move {
+            let out = f().await?;
+            let encoded = out
+                .into_output(&ctx)
+                .map_err(|e| HandlerError::output(e, super::error::Retry::No))?;
+            Ok(encoded
+                .map(|e| vec![finish_output(e, &Headers::new())])
+                .unwrap_or_default())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct In {
+        n: u32,
+    }
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Out {
+        doubled: u32,
+    }
+
+    fn raw(json: &str) -> RawMessage {
+        Message::new(Bytes::from(json.to_owned())).header("trace-me", "yes")
+    }
+
+    fn erase<F, Fut, I, O, MI: 'static, MO: 'static>(f: F) -> Arc<dyn ErasedFunction>
+    where
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+        I: FromInput<MI>,
+        O: IntoOutput<MO>,
+    {
+        Arc::new(FunctionAdapter::<F, I, O, MI, MO>::new(f))
+    }
+
+    #[tokio::test]
+    async fn plain_in_plain_out_propagates_headers() {
+        let f = erase(|i: In| async move { Ok(Out { doubled: i.n * 2 }) });
+        let out = f.call(raw(r#"{"n":2}"#), Arc::default()).await.unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0].payload[..], br#"{"doubled":4}"#);
+        assert_eq!(out[0].headers.get_str("trace-me"), Some("yes"));
+        assert_eq!(out[0].headers.get_str(header::CONTENT_TYPE), Some(APPLICATION_JSON));
+    }
+
+    #[tokio::test]
+    async fn option_none_filters_and_message_sets_headers() {
+        let filter = erase(|i: In| async move { Ok((i.n > 5).then_some(Out { doubled: i.n })) });
+        assert!(filter.call(raw(r#"{"n":2}"#), Arc::default()).await.unwrap().is_empty());
+        assert_eq!(filter.call(raw(r#"{"n":9}"#), Arc::default()).await.unwrap().len(), 1);
+
+        let with_headers = erase(|m: Message<In>| async move {
+            Ok(Message::new(Out { doubled: m.payload.n }).header("k", "v"))
+        });
+        let out = with_headers.call(raw(r#"{"n":1}"#), Arc::default()).await.unwrap();
+        assert_eq!(out[0].headers.get_str("k"), Some("v"));
+        assert_eq!(out[0].headers.get_str("trace-me"), Some("yes"));
+    }
+
+    #[tokio::test]
+    async fn undecodable_input_is_a_permanent_decode_error() {
+        let f = erase(|i: In| async move { Ok(i.n) });
+        let err = f.call(raw("not json"), Arc::default()).await.unwrap_err();
+        assert_eq!(err.kind(), "decode");
+        assert!(!err.should_retry(&Default::default(), true));
+    }
+}

@@ -1,0 +1,12 @@
+//! Handlers (`Supplier`, `Function`, `Consumer`), the function registry, composition and
+//! routing.
+
+mod error;
+pub mod handler;
+pub mod registry;
+pub mod router;
+
+pub use error::{HandlerError, Retry};
+pub use handler::{CallContext, ErasedFunction, ErasedSupplier, FromInput, IntoOutput};
+pub use registry::{FunctionRegistry, Handler, Pipeline, ResolveError};
+pub use router::RouterFunction;

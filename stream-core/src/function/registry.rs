@@ -1,0 +1,235 @@
+//! The function registry and the resolution of `spring.cloud.function.definition` entries
+//! (single functions and `a|b` compositions) into runnable pipelines.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use futures::stream::BoxStream;
+
+use super::error::HandlerError;
+use super::handler::{CallContext, ErasedFunction, ErasedSupplier};
+use crate::binding::FunctionDefinition;
+use crate::message::RawMessage;
+
+/// A stream-driven supplier, started once when its binding starts.
+pub type StreamFactory =
+    Box<dyn FnOnce(Arc<CallContext>) -> BoxStream<'static, Result<Vec<RawMessage>, HandlerError>> + Send>;
+
+/// A registered handler.
+#[derive(Clone)]
+pub enum Handler {
+    /// Called every `poller.fixed-delay`.
+    PolledSupplier(Arc<dyn ErasedSupplier>),
+    /// Emits whenever its stream yields (taken once, at start).
+    StreamSupplier(Arc<Mutex<Option<StreamFactory>>>),
+    /// In → out.
+    Function(Arc<dyn ErasedFunction>),
+    /// In → nothing.
+    Consumer(Arc<dyn ErasedFunction>),
+}
+
+impl Handler {
+    fn kind(&self) -> &'static str {
+        match self {
+            Handler::PolledSupplier(_) | Handler::StreamSupplier(_) => "supplier",
+            Handler::Function(_) => "function",
+            Handler::Consumer(_) => "consumer",
+        }
+    }
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// Handlers by name.
+#[derive(Clone, Debug, Default)]
+pub struct FunctionRegistry {
+    handlers: BTreeMap<String, Handler>,
+}
+
+/// A definition names a function that is not registered, or composes incompatible kinds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The name is not registered.
+    #[error("function `{name}` in definition `{definition}` is not registered{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    Unknown {
+        /// The unknown name.
+        name: String,
+        /// The definition entry.
+        definition: String,
+        /// The closest registered name.
+        suggestion: Option<String>,
+    },
+    /// A supplier appears after the first position or a consumer before the last.
+    #[error("cannot compose `{definition}`: a {kind} `{name}` can only stand {position} of a composition")]
+    BadComposition {
+        /// The definition entry.
+        definition: String,
+        /// The misplaced function.
+        name: String,
+        /// Its kind.
+        kind: &'static str,
+        /// Where it may stand.
+        position: &'static str,
+    },
+}
+
+impl FunctionRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `handler` under `name` (replacing any previous one).
+    pub fn insert(&mut self, name: impl Into<String>, handler: Handler) {
+        self.handlers.insert(name.into(), handler);
+    }
+
+    /// The handler named `name`.
+    pub fn get(&self, name: &str) -> Option<&Handler> {
+        self.handlers.get(name)
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.handlers.keys().map(String::as_str)
+    }
+
+    /// Number of registered handlers.
+    pub fn len(&self) -> usize {
+        self.handlers.len()
+    }
+
+    /// Whether nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.handlers.is_empty()
+    }
+
+    fn suggest(&self, name: &str) -> Option<String> {
+        self.handlers
+            .keys()
+            .map(|k| (strsim::jaro_winkler(k, name), k))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, k)| k.clone())
+    }
+
+    /// Resolves one definition entry into a pipeline.
+    pub fn resolve(&self, def: &FunctionDefinition) -> Result<Pipeline, ResolveError> {
+        let definition = def.name();
+        let mut source = None;
+        let mut steps: Vec<Arc<dyn ErasedFunction>> = Vec::new();
+        let mut has_output = true;
+        let last = def.parts.len().saturating_sub(1);
+        for (i, name) in def.parts.iter().enumerate() {
+            let handler = self.get(name).ok_or_else(|| ResolveError::Unknown {
+                name: name.clone(),
+                definition: definition.clone(),
+                suggestion: self.suggest(name),
+            })?;
+            let misplaced = |kind, position| ResolveError::BadComposition {
+                definition: definition.clone(),
+                name: name.clone(),
+                kind,
+                position,
+            };
+            match handler {
+                Handler::PolledSupplier(_) | Handler::StreamSupplier(_) => {
+                    if i != 0 {
+                        return Err(misplaced("supplier", "first"));
+                    }
+                    source = Some(handler.clone());
+                }
+                Handler::Function(f) => steps.push(Arc::clone(f)),
+                Handler::Consumer(f) => {
+                    if i != last {
+                        return Err(misplaced("consumer", "last"));
+                    }
+                    steps.push(Arc::clone(f));
+                    has_output = false;
+                }
+            }
+        }
+        Ok(Pipeline {
+            name: definition,
+            source,
+            steps,
+            has_output,
+        })
+    }
+}
+
+/// A resolved definition entry: an optional supplier followed by functions (the last may be
+/// a consumer).
+#[derive(Clone)]
+pub struct Pipeline {
+    /// The definition name (`a|b`), the prefix of its binding names.
+    pub name: String,
+    /// The supplier at the head, if any (then the pipeline has no input binding).
+    pub source: Option<Handler>,
+    /// Functions applied in order to each message.
+    pub steps: Vec<Arc<dyn ErasedFunction>>,
+    /// Whether the pipeline ends in an output binding (false when it ends in a consumer).
+    pub has_output: bool,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("steps", &self.steps.len())
+            .field("has_output", &self.has_output)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Whether the pipeline has an input binding.
+    pub fn has_input(&self) -> bool {
+        self.source.is_none()
+    }
+
+    /// Runs `input` through every step. Intermediate results travel as JSON with their
+    /// headers (as Spring Cloud Function composes); the last step encodes with the binding's
+    /// output content type.
+    pub async fn apply(
+        &self,
+        input: RawMessage,
+        ctx: &Arc<CallContext>,
+    ) -> Result<Vec<RawMessage>, HandlerError> {
+        apply_steps(&self.steps, vec![input], ctx).await
+    }
+}
+
+/// Applies `steps` to each of `inputs` in turn, fanning out when a step yields several outputs.
+pub(crate) async fn apply_steps(
+    steps: &[Arc<dyn ErasedFunction>],
+    inputs: Vec<RawMessage>,
+    ctx: &Arc<CallContext>,
+) -> Result<Vec<RawMessage>, HandlerError> {
+    let mut current = inputs;
+    let count = steps.len();
+    let intermediate = (count > 1).then(|| {
+        Arc::new(CallContext {
+            output_content_type: crate::convert::APPLICATION_JSON.to_owned(),
+            ..(**ctx).clone()
+        })
+    });
+    for (i, step) in steps.iter().enumerate() {
+        let step_ctx = match (&intermediate, i + 1 == count) {
+            (Some(mid), false) => Arc::clone(mid),
+            _ => Arc::clone(ctx),
+        };
+        let mut next = Vec::with_capacity(current.len());
+        for message in current {
+            next.extend(step.call(message, Arc::clone(&step_ctx)).await?);
+        }
+        current = next;
+    }
+    Ok(current)
+}

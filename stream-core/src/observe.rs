@@ -1,0 +1,143 @@
+//! Observability: W3C trace context, metric names, and the per-delivery span.
+//!
+//! Every delivery runs in a `tracing` span `delivery` with the fields `binding`, `destination`,
+//! `group` and `attempt`. The inbound `traceparent` header (or a new trace, when absent) is
+//! continued: each output carries a `traceparent` with the same trace id and a new span id.
+//! Metrics go through the `metrics` facade (install any recorder, e.g. a Prometheus exporter),
+//! labelled with `binding`.
+
+use rand::RngCore;
+
+/// Counter: messages handed to a handler (first attempts only).
+pub const METRIC_CONSUMED: &str = "cloud_stream_consumed_total";
+/// Counter: messages confirmed by the broker on output.
+pub const METRIC_PRODUCED: &str = "cloud_stream_produced_total";
+/// Counter: failed handler attempts.
+pub const METRIC_FAILED: &str = "cloud_stream_failed_total";
+/// Counter: retries (attempts after the first).
+pub const METRIC_RETRIED: &str = "cloud_stream_retried_total";
+/// Counter: messages dead-lettered.
+pub const METRIC_DEAD_LETTERED: &str = "cloud_stream_dead_lettered_total";
+/// Histogram: handler latency in seconds (per attempt, outputs included).
+pub const METRIC_HANDLER_SECONDS: &str = "cloud_stream_handler_seconds";
+
+/// A W3C trace context (`traceparent` version 00).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace id (16 bytes, not all zero).
+    pub trace_id: [u8; 16],
+    /// The parent span id (8 bytes, not all zero).
+    pub span_id: [u8; 8],
+    /// Trace flags (bit 0 = sampled).
+    pub flags: u8,
+}
+
+fn hex_to<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != N * 2 || !s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TraceContext {
+    /// Parses a `traceparent` header; `None` when malformed (then a new trace is started).
+    pub fn parse(traceparent: &str) -> Option<Self> {
+        let mut parts = traceparent.trim().split('-');
+        let version = parts.next()?;
+        let trace_id = hex_to::<16>(parts.next()?)?;
+        let span_id = hex_to::<8>(parts.next()?)?;
+        let flags = hex_to::<1>(parts.next()?)?[0];
+        if version != "00" || parts.next().is_some() || trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        Some(TraceContext {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// A new sampled trace with a random id.
+    pub fn new_root() -> Self {
+        let mut rng = rand::rng();
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        while trace_id == [0; 16] {
+            rng.fill_bytes(&mut trace_id);
+        }
+        while span_id == [0; 8] {
+            rng.fill_bytes(&mut span_id);
+        }
+        TraceContext {
+            trace_id,
+            span_id,
+            flags: 1,
+        }
+    }
+
+    /// The same trace with a new span id (the hop this process adds).
+    pub fn child(&self) -> Self {
+        let mut span_id = [0u8; 8];
+        while span_id == [0; 8] {
+            rand::rng().fill_bytes(&mut span_id);
+        }
+        TraceContext { span_id, ..*self }
+    }
+
+    /// Continues `inbound` (a `traceparent` value) or starts a new trace.
+    pub fn continue_or_start(inbound: Option<&str>) -> Self {
+        inbound
+            .and_then(Self::parse)
+            .map(|c| c.child())
+            .unwrap_or_else(Self::new_root)
+    }
+
+    /// The trace id as 32 hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        to_hex(&self.trace_id)
+    }
+
+    /// The `traceparent` header value.
+    pub fn to_header(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            to_hex(&self.trace_id),
+            to_hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_continues_a_trace() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::parse(tp).unwrap();
+        assert_eq!(ctx.to_header(), tp);
+        let next = TraceContext::continue_or_start(Some(tp));
+        assert_eq!(next.trace_id, ctx.trace_id);
+        assert_ne!(next.span_id, ctx.span_id);
+    }
+
+    #[test]
+    fn malformed_starts_a_new_trace() {
+        for bad in ["", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-zz-yy-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"] {
+            assert!(TraceContext::parse(bad).is_none(), "{bad}");
+        }
+        let fresh = TraceContext::continue_or_start(Some("garbage"));
+        assert_eq!(TraceContext::parse(&fresh.to_header()), Some(fresh));
+    }
+}

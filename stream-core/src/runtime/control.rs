@@ -1,0 +1,152 @@
+//! Runtime control of bindings (pause/resume/stop/start) and health, like Spring's
+//! `/actuator/bindings` and binder health indicators.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::binder::{Binder, Health};
+use crate::binding::Direction;
+
+/// The state of a binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BindingState {
+    /// Consuming (or producing, for suppliers).
+    Running,
+    /// Not taking new messages; in-flight work finishes; the subscription stays bound.
+    Paused,
+    /// Unbound: the subscription is closed (anonymous queues are removed).
+    Stopped,
+}
+
+/// A control operation on a binding failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// No binding has this name.
+    #[error("no binding named `{name}` (bindings: {known})")]
+    UnknownBinding {
+        /// The name asked for.
+        name: String,
+        /// The existing bindings, comma-separated.
+        known: String,
+    },
+    /// Output bindings of functions cannot be paused on their own.
+    #[error("binding `{0}` is an output; pause or stop the input that feeds it")]
+    NotControllable(String),
+}
+
+pub(crate) struct BindingEntry {
+    pub direction: Direction,
+    pub binder: String,
+    pub state: watch::Sender<BindingState>,
+    /// Whether the binding drives work (inputs and supplier outputs); a function's output
+    /// follows its input.
+    pub controllable: bool,
+}
+
+/// Health of the application: every binder's health and every binding's state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AppHealth {
+    /// `UP` when every binder is up.
+    pub up: bool,
+    /// Binder name → health (`UP` or `DOWN: reason`).
+    pub binders: BTreeMap<String, String>,
+    /// Binding name → state.
+    pub bindings: BTreeMap<String, BindingState>,
+}
+
+/// A cheap, cloneable handle to the running bindings.
+#[derive(Clone)]
+pub struct BindingsHandle {
+    pub(crate) entries: Arc<BTreeMap<String, BindingEntry>>,
+    pub(crate) binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
+}
+
+impl std::fmt::Debug for BindingsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.entries.keys()).finish()
+    }
+}
+
+impl BindingsHandle {
+    fn entry(&self, name: &str) -> Result<&BindingEntry, ControlError> {
+        self.entries.get(name).ok_or_else(|| ControlError::UnknownBinding {
+            name: name.to_owned(),
+            known: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    fn set(&self, name: &str, state: BindingState) -> Result<(), ControlError> {
+        let e = self.entry(name)?;
+        if !e.controllable {
+            return Err(ControlError::NotControllable(name.to_owned()));
+        }
+        e.state.send_replace(state);
+        tracing::info!(binding = name, ?state, "binding state changed");
+        Ok(())
+    }
+
+    /// Stops taking new messages on `name`; in-flight deliveries finish.
+    pub fn pause(&self, name: &str) -> Result<(), ControlError> {
+        self.set(name, BindingState::Paused)
+    }
+
+    /// Resumes a paused binding.
+    pub fn resume(&self, name: &str) -> Result<(), ControlError> {
+        self.set(name, BindingState::Running)
+    }
+
+    /// Unbinds `name` (in-flight deliveries finish first).
+    pub fn stop(&self, name: &str) -> Result<(), ControlError> {
+        self.set(name, BindingState::Stopped)
+    }
+
+    /// Binds a stopped binding again.
+    pub fn start(&self, name: &str) -> Result<(), ControlError> {
+        self.set(name, BindingState::Running)
+    }
+
+    /// The state of `name`.
+    pub fn state(&self, name: &str) -> Option<BindingState> {
+        self.entries.get(name).map(|e| *e.state.borrow())
+    }
+
+    /// Binding names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// The binder a binding uses.
+    pub fn binder_of(&self, name: &str) -> Option<&str> {
+        self.entries.get(name).map(|e| e.binder.as_str())
+    }
+
+    /// Health of every binder and the state of every binding.
+    pub async fn health(&self) -> AppHealth {
+        let mut binders = BTreeMap::new();
+        let mut up = true;
+        for (name, b) in self.binders.iter() {
+            let h = b.health().await;
+            up &= h.is_up();
+            binders.insert(
+                name.clone(),
+                match h {
+                    Health::Up => "UP".to_owned(),
+                    Health::Down(r) => format!("DOWN: {r}"),
+                },
+            );
+        }
+        AppHealth {
+            up,
+            binders,
+            bindings: self
+                .entries
+                .iter()
+                .map(|(n, e)| (n.clone(), *e.state.borrow()))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Running one input binding: intake from the binder, per-key lanes for concurrency, the
+//! retry loop (the runtime is the single retry owner), output sending, and settling.
+//!
+//! Order: deliveries with the same ordering key (the binder's, else the `partition-key`
+//! header) always go to the same lane, and a lane handles one delivery at a time, so per-key
+//! order holds for any `concurrency`. Deliveries without a key go to any free lane.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::control::BindingState;
+use super::output::SharedOutput;
+use super::retry::RetryPolicy;
+use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
+use crate::bridge::StreamBridge;
+use crate::function::{CallContext, ErasedFunction, HandlerError};
+use crate::message::{header, RawMessage};
+use crate::observe::{
+    TraceContext, METRIC_CONSUMED, METRIC_DEAD_LETTERED, METRIC_FAILED, METRIC_HANDLER_SECONDS,
+    METRIC_RETRIED,
+};
+use crate::plan::EffectiveBinding;
+
+/// Everything needed to handle one delivery of an input binding.
+pub(crate) struct InputProcessor {
+    pub binding: Arc<EffectiveBinding>,
+    pub handler: Arc<dyn ErasedFunction>,
+    pub ctx: Arc<CallContext>,
+    pub policy: RetryPolicy,
+    pub output: Option<SharedOutput>,
+    pub bridge: StreamBridge,
+}
+
+impl InputProcessor {
+    /// Handles `delivery` to the end: success and ack, or dead-letter after the last attempt.
+    async fn process(&self, destination: &str, mut delivery: Box<dyn Delivery>) {
+        let message = delivery.take_message();
+        let binding = self.binding.name.clone();
+        metrics::counter!(METRIC_CONSUMED, "binding" => binding.clone()).increment(1);
+        let trace = TraceContext::continue_or_start(message.headers.get_str(header::TRACEPARENT));
+        let group = self.binding.group.as_deref().unwrap_or("");
+        let mut attempt = 1u32;
+        let error = loop {
+            let span = tracing::info_span!(
+                "delivery",
+                binding = %binding,
+                destination = %destination,
+                group = %group,
+                attempt,
+                trace_id = %trace.trace_id_hex(),
+            );
+            let started = Instant::now();
+            let result = self
+                .attempt(message.clone(), attempt, &trace)
+                .instrument(span.clone())
+                .await;
+            metrics::histogram!(METRIC_HANDLER_SECONDS, "binding" => binding.clone())
+                .record(started.elapsed().as_secs_f64());
+            let error = match result {
+                Ok(()) => {
+                    if let Err(e) = delivery.ack().await {
+                        span.in_scope(|| tracing::warn!(error = %e, "ack failed; the broker will redeliver"));
+                    }
+                    return;
+                }
+                Err(e) => e,
+            };
+            metrics::counter!(METRIC_FAILED, "binding" => binding.clone()).increment(1);
+            if !self.policy.should_retry(&error, attempt) {
+                span.in_scope(|| tracing::warn!(error = %error, attempts = attempt, "giving up; dead-lettering"));
+                break error;
+            }
+            let wait = self.policy.backoff(attempt);
+            span.in_scope(|| tracing::info!(error = %error, retry_in_ms = wait.as_millis() as u64, "attempt failed; will retry"));
+            tokio::time::sleep(wait).await;
+            metrics::counter!(METRIC_RETRIED, "binding" => binding.clone()).increment(1);
+            attempt += 1;
+        };
+        let reason = DeadLetter {
+            error_message: error.message().to_owned(),
+            error_kind: error.kind().to_owned(),
+            attempts: attempt,
+        };
+        match delivery.dead_letter(reason).await {
+            Ok(()) => {
+                metrics::counter!(METRIC_DEAD_LETTERED, "binding" => binding).increment(1)
+            }
+            Err(e) => tracing::error!(binding = %binding, error = %e, "dead-lettering failed; the broker will redeliver"),
+        }
+    }
+
+    /// One attempt: invoke the handler and send every output, awaiting confirms.
+    async fn attempt(
+        &self,
+        mut message: RawMessage,
+        attempt: u32,
+        trace: &TraceContext,
+    ) -> Result<(), HandlerError> {
+        message
+            .headers
+            .insert(header::DELIVERY_ATTEMPT, attempt.to_string());
+        let outputs = self
+            .handler
+            .call(message, Arc::clone(&self.ctx))
+            .await?;
+        for out in outputs {
+            if let Some(dest) = out.headers.get_str(header::SENDTO_DESTINATION) {
+                let dest = dest.to_owned();
+                self.bridge.send_raw(None, &dest, out).await.map_err(|e| {
+                    HandlerError::output(e, crate::function::Retry::Yes)
+                })?;
+                continue;
+            }
+            match &self.output {
+                Some(o) => o.send(out, Some(trace)).await?,
+                None => tracing::debug!(binding = %self.binding.name, "output dropped: the binding has no output"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ordering key of a delivery: the binder's, else the `partition-key` header.
+fn ordering_key(delivery: &dyn Delivery) -> Option<u64> {
+    let key = delivery.ordering_key().or_else(|| {
+        delivery
+            .message()
+            .headers
+            .get_str(header::PARTITION_KEY)
+            .map(str::to_owned)
+    })?;
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Lanes: one sequential worker per unit of concurrency.
+struct Lanes {
+    senders: Vec<mpsc::Sender<Box<dyn Delivery>>>,
+    tasks: JoinSet<()>,
+    next: usize,
+}
+
+impl Lanes {
+    fn start(processor: &Arc<InputProcessor>, destination: &str, count: u32) -> Self {
+        let mut senders = Vec::new();
+        let mut tasks = JoinSet::new();
+        for _ in 0..count.max(1) {
+            let (tx, mut rx) = mpsc::channel::<Box<dyn Delivery>>(1);
+            let p = Arc::clone(processor);
+            let dest = destination.to_owned();
+            tasks.spawn(async move {
+                while let Some(d) = rx.recv().await {
+                    p.process(&dest, d).await;
+                }
+            });
+            senders.push(tx);
+        }
+        Lanes {
+            senders,
+            tasks,
+            next: 0,
+        }
+    }
+
+    /// Hands `delivery` to its lane; waits while that lane is busy (backpressure).
+    async fn dispatch(&mut self, delivery: Box<dyn Delivery>) {
+        let n = self.senders.len();
+        let lane = match ordering_key(delivery.as_ref()) {
+            Some(h) => (h % n as u64) as usize,
+            None => {
+                // Any free lane, starting after the last one used.
+                let mut delivery = delivery;
+                for i in 0..n {
+                    let lane = (self.next + i) % n;
+                    match self.senders[lane].try_send(delivery) {
+                        Ok(()) => {
+                            self.next = (lane + 1) % n;
+                            return;
+                        }
+                        Err(mpsc::error::TrySendError::Full(d))
+                        | Err(mpsc::error::TrySendError::Closed(d)) => delivery = d,
+                    }
+                }
+                let lane = self.next;
+                self.next = (lane + 1) % n;
+                // A closed lane drops the delivery, which the binder requeues.
+                let _ = self.senders[lane].send(delivery).await;
+                return;
+            }
+        };
+        let _ = self.senders[lane].send(delivery).await;
+    }
+
+    /// Stops intake and lets the lanes finish what they hold, until `deadline`; whatever is
+    /// still running then is abandoned (dropped deliveries are redelivered by the broker).
+    async fn drain(mut self, deadline: Option<tokio::time::Instant>) {
+        self.senders.clear();
+        let all_done = async { while self.tasks.join_next().await.is_some() {} };
+        match deadline {
+            None => all_done.await,
+            Some(d) => {
+                if tokio::time::timeout_at(d, all_done).await.is_err() {
+                    tracing::warn!("shutdown deadline reached; abandoning in-flight deliveries (they will be redelivered)");
+                    self.tasks.abort_all();
+                    while self.tasks.join_next().await.is_some() {}
+                }
+            }
+        }
+    }
+}
+
+/// Shared state of a running input binding.
+pub(crate) struct InputRun {
+    pub processor: Arc<InputProcessor>,
+    pub binder: Arc<dyn Binder>,
+    pub destination: String,
+    pub state: watch::Receiver<BindingState>,
+    pub shutdown: CancellationToken,
+    /// Set when shutdown starts: the drain deadline.
+    pub deadline: watch::Receiver<Option<tokio::time::Instant>>,
+    pub retry_interval: std::time::Duration,
+}
+
+enum Exit {
+    Shutdown,
+    Stopped,
+    Closed,
+}
+
+impl InputRun {
+    /// Runs until shutdown, re-binding after `stop`/`start`.
+    pub async fn run(mut self) {
+        loop {
+            if !self.wait_until_running().await {
+                return;
+            }
+            let Some(sub) = self.subscribe().await else {
+                return;
+            };
+            let exit = self.consume(sub).await;
+            if matches!(exit, Exit::Shutdown) {
+                return;
+            }
+            if matches!(exit, Exit::Closed) {
+                tracing::warn!(binding = %self.processor.binding.name, destination = %self.destination, "subscription closed by the binder");
+                return;
+            }
+        }
+    }
+
+    /// Waits for `Running`; false on shutdown.
+    async fn wait_until_running(&mut self) -> bool {
+        loop {
+            if *self.state.borrow_and_update() == BindingState::Running {
+                return true;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                changed = self.state.changed() => if changed.is_err() { return false },
+            }
+        }
+    }
+
+    /// Binds, retrying every `binding-retry-interval` while the broker refuses.
+    async fn subscribe(&self) -> Option<Box<dyn Subscription>> {
+        let b = &self.processor.binding;
+        let spec = b.consumer_spec();
+        loop {
+            match self
+                .binder
+                .bind_consumer(&self.destination, b.group.as_deref(), &spec)
+                .await
+            {
+                Ok(s) => return Some(s),
+                Err(e) => {
+                    tracing::error!(binding = %b.name, destination = %self.destination, error = %e, retry_in_s = self.retry_interval.as_secs(), "cannot bind consumer");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(self.retry_interval.max(std::time::Duration::from_millis(100))) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn consume(&mut self, mut sub: Box<dyn Subscription>) -> Exit {
+        let concurrency = self.processor.binding.consumer.concurrency.max(1);
+        let mut lanes = Lanes::start(&self.processor, &self.destination, concurrency);
+        let exit = loop {
+            let state = *self.state.borrow_and_update();
+            match state {
+                BindingState::Stopped => break Exit::Stopped,
+                BindingState::Paused => {
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => break Exit::Shutdown,
+                        changed = self.state.changed() => if changed.is_err() { break Exit::Shutdown },
+                    }
+                    continue;
+                }
+                BindingState::Running => {}
+            }
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break Exit::Shutdown,
+                changed = self.state.changed() => if changed.is_err() { break Exit::Shutdown },
+                next = sub.next() => match next {
+                    Some(Ok(delivery)) => {
+                        tokio::select! {
+                            biased;
+                            // Shutdown while every lane is busy: the delivery is dropped
+                            // unsettled, so the broker redelivers it.
+                            _ = self.shutdown.cancelled() => break Exit::Shutdown,
+                            _ = lanes.dispatch(delivery) => {}
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(binding = %self.processor.binding.name, error = %e, "receive failed");
+                        tokio::select! {
+                            _ = self.shutdown.cancelled() => break Exit::Shutdown,
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                        }
+                    }
+                    None => break Exit::Closed,
+                },
+            }
+        };
+        let deadline = match exit {
+            Exit::Shutdown => {
+                let mut rx = self.deadline.clone();
+                let d = *rx.borrow_and_update();
+                d.or_else(|| Some(tokio::time::Instant::now() + std::time::Duration::from_secs(30)))
+            }
+            _ => None,
+        };
+        lanes.drain(deadline).await;
+        sub.close().await;
+        exit
+    }
+}

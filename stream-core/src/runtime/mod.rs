@@ -1,0 +1,12 @@
+//! The runtime: dispatch, retry, dead-letter hand-off, concurrency, control and shutdown.
+
+pub(crate) mod binders;
+pub mod control;
+pub(crate) mod input;
+pub mod output;
+pub mod retry;
+pub(crate) mod supplier;
+
+pub use control::{AppHealth, BindingState, BindingsHandle, ControlError};
+pub use output::{select_partition, Partitioning};
+pub use retry::RetryPolicy;

@@ -1,0 +1,206 @@
+//! Sending on an output binding: ids and timestamps, trace context, partition selection, and the
+//! broker confirm.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::binder::{Producer, Route, SendError};
+use crate::expr::{EvalContext, Expression};
+use crate::function::{HandlerError, Retry};
+use crate::message::{header, RawMessage};
+use crate::observe::{TraceContext, METRIC_PRODUCED};
+
+/// How an output chooses partitions (`partition-key-expression` + `partition-count`).
+#[derive(Clone, Debug)]
+pub struct Partitioning {
+    /// Computes the key from the message.
+    pub key: Expression,
+    /// Computes the partition from the key (`partition-selector-expression`; evaluated with
+    /// the key in header `partition-key`), else `abs(hash(key)) % count`.
+    pub selector: Option<Expression>,
+    /// Number of partitions (≥ 1).
+    pub count: u32,
+}
+
+/// Java's `String.hashCode`, so keys land on the same partitions as in a Spring producer.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+}
+
+/// Spring's default partition selection: `abs(key.hashCode()) % count`.
+pub fn select_partition(key: &str, count: u32) -> u32 {
+    let count = count.max(1);
+    java_string_hash(key).unsigned_abs() % count
+}
+
+impl Partitioning {
+    /// The route of `message` (its key and partition).
+    pub fn route(&self, message: &RawMessage) -> Result<Route, HandlerError> {
+        let payload = if self.key.uses_payload() {
+            Some(
+                serde_json::from_slice::<serde_json::Value>(&message.payload)
+                    .map_err(|e| HandlerError::permanent(format!("partition key expression `{}` needs a JSON payload: {e}", self.key.source())))?,
+            )
+        } else {
+            None
+        };
+        let key = self
+            .key
+            .evaluate_to_key(&EvalContext {
+                headers: &message.headers,
+                payload: payload.as_ref(),
+            })
+            .map_err(HandlerError::permanent)?
+            .ok_or_else(|| {
+                HandlerError::permanent(format!(
+                    "partition key expression `{}` evaluated to null",
+                    self.key.source()
+                ))
+            })?;
+        let partition = match &self.selector {
+            None => select_partition(&key, self.count),
+            Some(sel) => {
+                let mut headers = message.headers.clone();
+                headers.insert(header::PARTITION_KEY, key.as_str());
+                let v = sel
+                    .evaluate(&EvalContext {
+                        headers: &headers,
+                        payload: payload.as_ref(),
+                    })
+                    .map_err(HandlerError::permanent)?;
+                let n = v.as_i64().ok_or_else(|| {
+                    HandlerError::permanent(format!(
+                        "partition selector `{}` did not yield an integer",
+                        sel.source()
+                    ))
+                })?;
+                u32::try_from(n.rem_euclid(i64::from(self.count.max(1)))).unwrap_or(0)
+            }
+        };
+        Ok(Route {
+            partition_key: Some(key),
+            partition: Some(partition),
+        })
+    }
+}
+
+/// One bound output: a producer plus the binding's routing.
+pub struct OutputSender {
+    /// The binding name.
+    pub binding: String,
+    /// The destination.
+    pub destination: String,
+    producer: Box<dyn Producer>,
+    partitioning: Option<Partitioning>,
+}
+
+impl std::fmt::Debug for OutputSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputSender")
+            .field("binding", &self.binding)
+            .field("destination", &self.destination)
+            .finish()
+    }
+}
+
+fn now_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// Maps a send failure to a handler error: oversize messages are permanent, the rest retried.
+pub(crate) fn send_error(e: SendError) -> HandlerError {
+    let retry = match e {
+        SendError::TooLarge { .. } => Retry::No,
+        _ => Retry::Yes,
+    };
+    HandlerError::output(e, retry)
+}
+
+impl OutputSender {
+    /// An output over `producer`.
+    pub fn new(
+        binding: String,
+        destination: String,
+        producer: Box<dyn Producer>,
+        partitioning: Option<Partitioning>,
+    ) -> Self {
+        OutputSender {
+            binding,
+            destination,
+            producer,
+            partitioning,
+        }
+    }
+
+    /// Completes the headers (`id`, `timestamp`, `traceparent`, partition) and sends; resolves
+    /// when the broker confirmed.
+    pub async fn send(
+        &self,
+        mut message: RawMessage,
+        trace: Option<&TraceContext>,
+    ) -> Result<(), HandlerError> {
+        let h = &mut message.headers;
+        if !h.contains(header::ID) {
+            h.insert(header::ID, uuid::Uuid::new_v4().to_string());
+        }
+        if !h.contains(header::TIMESTAMP) {
+            h.insert(header::TIMESTAMP, now_millis().to_string());
+        }
+        let trace = trace
+            .map(TraceContext::child)
+            .unwrap_or_else(|| TraceContext::continue_or_start(h.get_str(header::TRACEPARENT)));
+        h.insert(header::TRACEPARENT, trace.to_header());
+        h.remove(header::SENDTO_DESTINATION);
+        let route = match &self.partitioning {
+            Some(p) => {
+                let route = p.route(&message)?;
+                if let Some(k) = &route.partition_key {
+                    message.headers.insert(header::PARTITION_KEY, k.as_str());
+                }
+                if let Some(n) = route.partition {
+                    message.headers.insert(header::PARTITION, n.to_string());
+                }
+                route
+            }
+            None => Route {
+                partition_key: message.headers.get_str(header::PARTITION_KEY).map(str::to_owned),
+                partition: None,
+            },
+        };
+        self.producer.send(message, route).await.map_err(send_error)?;
+        metrics::counter!(METRIC_PRODUCED, "binding" => self.binding.clone()).increment(1);
+        Ok(())
+    }
+
+    /// Waits for outstanding confirms.
+    pub async fn flush(&self) -> Result<(), SendError> {
+        self.producer.flush().await
+    }
+
+    /// Closes the producer.
+    pub async fn close(&self) {
+        self.producer.close().await;
+    }
+}
+
+/// Shared handle to an output.
+pub type SharedOutput = Arc<OutputSender>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_matches_known_values() {
+        // Values of "abc".hashCode() and "hello".hashCode() in Java.
+        assert_eq!(java_string_hash("abc"), 96354);
+        assert_eq!(java_string_hash("hello"), 99162322);
+        assert_eq!(java_string_hash(""), 0);
+        assert!(select_partition("anything", 4) < 4);
+        assert_eq!(select_partition("x", 0), 0);
+    }
+}
