@@ -1,1 +1,0 @@
-//! A small, documented subset of SpEL for routing and partition-key expressions.
