@@ -1,0 +1,693 @@
+//! The SPI implementation: binder, producer, subscription, delivery, factory.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use stream_core::binder::{
+    BindError, Binder, BinderFactory, Capabilities, ConsumeError, ConsumerSpec, DeadLetter,
+    Delivery, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route, SendError,
+    SettleError, Subscription,
+};
+use stream_core::message::{header, Message, RawMessage};
+
+use crate::broker::{
+    Destination, Entry, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Take, MAX_PARTITIONS,
+};
+
+/// The binder type name.
+pub const BINDER_TYPE: &str = "memory";
+
+/// Prefetch per unit of consumer concurrency: a subscription has at most
+/// `max(concurrency, 1) * PREFETCH_PER_CONCURRENCY` delivered, unsettled messages; `next()` waits
+/// for a settle beyond that. The consumer binder property `prefetch` (a positive integer)
+/// overrides the product.
+pub const PREFETCH_PER_CONCURRENCY: usize = 2;
+
+/// The capability manifest of the memory binder.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        binder_type: BINDER_TYPE,
+        ordering: OrderingScope::Partition,
+        native_partitions: true,
+        native_delay: false,
+        max_payload_bytes: None,
+        max_headers: None,
+        binary_headers: true,
+        pause_resume: true,
+        transactions: false,
+        durable_groups: true,
+        anonymous_sees_only_new: true,
+    }
+}
+
+/// The dead-letter destination of a binding: `<dest>.<group>.dlq`, or `<dest>.dlq` without a
+/// group.
+pub fn dlq_name(destination: &str, group: Option<&str>) -> String {
+    match group {
+        Some(g) => format!("{destination}.{g}.dlq"),
+        None => format!("{destination}.dlq"),
+    }
+}
+
+fn shut_down_error() -> BindError {
+    BindError::Connect {
+        what: "memory broker".into(),
+        source: "the broker was shut down".into(),
+    }
+}
+
+/// A binder over one [`MemoryBroker`].
+#[derive(Clone, Debug)]
+pub struct MemoryBinder {
+    broker: MemoryBroker,
+    capabilities: Capabilities,
+}
+
+impl MemoryBinder {
+    /// A binder over `broker`.
+    pub fn new(broker: MemoryBroker) -> Self {
+        MemoryBinder {
+            broker,
+            capabilities: capabilities(),
+        }
+    }
+
+    /// The broker this binder uses.
+    pub fn broker(&self) -> &MemoryBroker {
+        &self.broker
+    }
+}
+
+#[async_trait]
+impl Binder for MemoryBinder {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn bind_producer(
+        &self,
+        destination: &str,
+        spec: &ProducerSpec,
+    ) -> Result<Box<dyn Producer>, BindError> {
+        if self.broker.is_shut_down() {
+            return Err(shut_down_error());
+        }
+        if spec.partition_count > MAX_PARTITIONS {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.bindings.{}.producer.partition-count",
+                    spec.binding
+                ),
+                message: format!(
+                    "{} partitions exceed the memory binder's limit of {MAX_PARTITIONS}",
+                    spec.partition_count
+                ),
+            });
+        }
+        let dest = self.broker.destination(destination);
+        {
+            let mut st = dest.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.grow(spec.partition_count.max(1));
+            for g in &spec.required_groups {
+                st.queue_mut(&QueueKey::Group(g.clone()));
+            }
+        }
+        tracing::debug!(
+            destination,
+            binding = %spec.binding,
+            partitions = spec.partition_count.max(1),
+            required_groups = ?spec.required_groups,
+            "memory producer bound"
+        );
+        Ok(Box::new(MemoryProducer {
+            broker: self.broker.clone(),
+            dest,
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    async fn bind_consumer(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Result<Box<dyn Subscription>, BindError> {
+        if self.broker.is_shut_down() {
+            return Err(shut_down_error());
+        }
+        let sub = subscribe(&self.broker, destination, group, spec)?;
+        Ok(Box::new(sub))
+    }
+
+    async fn health(&self) -> Health {
+        if self.broker.is_shut_down() {
+            Health::Down("memory broker shut down".into())
+        } else {
+            Health::Up
+        }
+    }
+}
+
+fn prefetch_of(spec: &ConsumerSpec) -> Result<usize, BindError> {
+    let key = || {
+        format!(
+            "spring.cloud.stream.memory.bindings.{}.consumer.prefetch",
+            spec.binding
+        )
+    };
+    match spec.binder_properties.get("prefetch") {
+        None | Some(serde_json::Value::Null) => {
+            Ok((spec.concurrency.max(1) as usize) * PREFETCH_PER_CONCURRENCY)
+        }
+        Some(v) => match positive(v) {
+            Some(n) => Ok(n),
+            None => Err(BindError::Config {
+                key: key(),
+                message: format!("expected a positive integer, found {v}"),
+            }),
+        },
+    }
+}
+
+fn positive(v: &serde_json::Value) -> Option<usize> {
+    let n = match v {
+        serde_json::Value::Number(n) => n.as_u64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (n > 0).then_some(n as usize)
+}
+
+pub(crate) fn subscribe(
+    broker: &MemoryBroker,
+    destination: &str,
+    group: Option<&str>,
+    spec: &ConsumerSpec,
+) -> Result<MemorySubscription, BindError> {
+    let filter = if spec.partitioned {
+        let count = spec.instance_count.max(1);
+        if spec.instance_index >= count {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.bindings.{}.consumer.instance-index",
+                    spec.binding
+                ),
+                message: format!(
+                    "instance-index {} must be less than instance-count {count}",
+                    spec.instance_index
+                ),
+            });
+        }
+        Some((spec.instance_index, count))
+    } else {
+        None
+    };
+    if let Some(g) = group {
+        if g.is_empty() {
+            return Err(BindError::Config {
+                key: format!("spring.cloud.stream.bindings.{}.group", spec.binding),
+                message: "the group name is empty".into(),
+            });
+        }
+    }
+    let prefetch = prefetch_of(spec)?;
+    let dest = broker.destination(destination);
+    let member_id = broker.next_id();
+    let key = match group {
+        Some(g) => QueueKey::Group(g.to_owned()),
+        None => QueueKey::Anonymous(member_id),
+    };
+    let notify = {
+        let mut st = dest.state.lock().unwrap_or_else(|e| e.into_inner());
+        let q = st.queue_mut(&key);
+        q.members.insert(
+            member_id,
+            Member {
+                in_flight: 0,
+                prefetch,
+                filter,
+                cursor: 0,
+            },
+        );
+        q.notify.clone()
+    };
+    tracing::debug!(
+        destination,
+        group = group.unwrap_or("<anonymous>"),
+        binding = %spec.binding,
+        prefetch,
+        "memory consumer bound"
+    );
+    Ok(MemorySubscription {
+        broker: broker.clone(),
+        dest,
+        key,
+        group: group.map(str::to_owned),
+        member_id,
+        notify,
+        closed: false,
+    })
+}
+
+/// A producer bound to one destination. `send` resolves once the message is in every queue of
+/// the destination (waiting for room: backpressure); that is the memory broker's confirm.
+pub struct MemoryProducer {
+    broker: MemoryBroker,
+    dest: Arc<Destination>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for MemoryProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryProducer")
+            .field("destination", &self.dest.name)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Producer for MemoryProducer {
+    async fn send(&self, message: RawMessage, route: Route) -> Result<(), SendError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(SendError::Closed);
+        }
+        self.broker
+            .publish_to(&self.dest, message, route.partition.unwrap_or(0))
+            .await
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A consumer's subscription: a group membership or an anonymous queue.
+///
+/// `close()` (or dropping it) leaves the group; for an anonymous subscription it removes the
+/// queue and whatever is still in it. Deliveries already handed out stay valid after close:
+/// acking them works, requeueing (or dropping) them puts the message back in the group queue
+/// (for an anonymous subscription the queue is gone and so is the message).
+pub struct MemorySubscription {
+    broker: MemoryBroker,
+    dest: Arc<Destination>,
+    key: QueueKey,
+    group: Option<String>,
+    member_id: u64,
+    notify: Arc<tokio::sync::Notify>,
+    closed: bool,
+}
+
+impl fmt::Debug for MemorySubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemorySubscription")
+            .field("destination", &self.dest.name)
+            .field("group", &self.group)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl MemorySubscription {
+    /// The next delivery (see [`Subscription::next`]), as the concrete type.
+    pub async fn next_delivery(&mut self) -> Option<MemoryDelivery> {
+        loop {
+            if self.closed {
+                return None;
+            }
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.broker.is_shut_down() {
+                return None;
+            }
+            match self.dest.take(&self.key, self.member_id) {
+                Take::Gone => return None,
+                Take::Wait => {}
+                Take::Got {
+                    partition,
+                    partitions,
+                    entry,
+                } => {
+                    return Some(MemoryDelivery {
+                        dest: self.dest.clone(),
+                        broker: self.broker.clone(),
+                        key: self.key.clone(),
+                        group: self.group.clone(),
+                        member_id: self.member_id,
+                        partition,
+                        partitioned: partitions > 1,
+                        message: entry.message,
+                        deliveries: entry.deliveries,
+                        settled: false,
+                    })
+                }
+            }
+            notified.await;
+        }
+    }
+
+    fn leave(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let anonymous = matches!(self.key, QueueKey::Anonymous(_));
+        self.dest.leave(&self.key, self.member_id, anonymous);
+        tracing::debug!(
+            destination = %self.dest.name,
+            group = self.group.as_deref().unwrap_or("<anonymous>"),
+            "memory consumer closed"
+        );
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+#[async_trait]
+impl Subscription for MemorySubscription {
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        self.next_delivery()
+            .await
+            .map(|d| Ok(Box::new(d) as Box<dyn Delivery>))
+    }
+
+    async fn close(mut self: Box<Self>) {
+        self.leave();
+    }
+}
+
+/// One delivered message. Dropping it unsettled requeues it at the front of its partition.
+pub struct MemoryDelivery {
+    dest: Arc<Destination>,
+    broker: MemoryBroker,
+    key: QueueKey,
+    group: Option<String>,
+    member_id: u64,
+    partition: u32,
+    partitioned: bool,
+    message: RawMessage,
+    deliveries: u32,
+    settled: bool,
+}
+
+impl fmt::Debug for MemoryDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryDelivery")
+            .field("destination", &self.dest.name)
+            .field("group", &self.group)
+            .field("partition", &self.partition)
+            .field("deliveries", &self.deliveries)
+            .finish()
+    }
+}
+
+impl MemoryDelivery {
+    /// The partition the message was taken from.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// The destination it was consumed from.
+    pub fn destination(&self) -> &str {
+        &self.dest.name
+    }
+
+    /// The group it was consumed in (`None` for an anonymous subscription).
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    fn requeue_now(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let message = std::mem::replace(&mut self.message, Message::new(Default::default()));
+        self.dest.settle(
+            &self.key,
+            self.member_id,
+            Some((
+                self.partition,
+                Entry {
+                    message,
+                    deliveries: self.deliveries,
+                },
+            )),
+        );
+    }
+}
+
+impl Drop for MemoryDelivery {
+    fn drop(&mut self) {
+        if !self.settled {
+            tracing::debug!(destination = %self.dest.name, "unsettled memory delivery dropped: requeued");
+            self.requeue_now();
+        }
+    }
+}
+
+#[async_trait]
+impl Delivery for MemoryDelivery {
+    fn message(&self) -> &RawMessage {
+        &self.message
+    }
+
+    fn take_message(&mut self) -> RawMessage {
+        // The delivery keeps its own copy for requeue and dead-lettering (payload bytes are
+        // shared, only headers are copied).
+        self.message.clone()
+    }
+
+    fn redelivery_count(&self) -> u32 {
+        self.deliveries
+    }
+
+    fn ordering_key(&self) -> Option<String> {
+        self.partitioned.then(|| self.partition.to_string())
+    }
+
+    async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
+        self.settled = true;
+        self.dest.settle(&self.key, self.member_id, None);
+        Ok(())
+    }
+
+    async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
+        self.requeue_now();
+        Ok(())
+    }
+
+    async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
+        let dlq = dlq_name(&self.dest.name, self.group.as_deref());
+        let mut m = self.message.clone();
+        m.headers
+            .insert(header::ORIGINAL_TOPIC, self.dest.name.as_str());
+        if let Some(g) = &self.group {
+            m.headers.insert(header::ORIGINAL_GROUP, g.as_str());
+        }
+        m.headers
+            .insert(header::EXCEPTION_MESSAGE, reason.error_message.as_str());
+        m.headers
+            .insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
+        m.headers
+            .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
+        // On failure `self` is dropped unsettled, which requeues the original.
+        self.broker
+            .publish(&dlq, m.clone(), 0)
+            .await
+            .map_err(SettleError::new)?;
+        self.broker
+            .record_dead_letter(&self.dest.name, self.group.as_deref(), m);
+        tracing::debug!(
+            destination = %self.dest.name,
+            group = self.group.as_deref().unwrap_or("<anonymous>"),
+            dlq = %dlq,
+            kind = %reason.error_kind,
+            "memory delivery dead-lettered"
+        );
+        self.settled = true;
+        self.dest.settle(&self.key, self.member_id, None);
+        Ok(())
+    }
+}
+
+/// Creates memory binders (type `memory`).
+///
+/// With [`MemoryBinderFactory::new`], binders created under the same binder name share one
+/// [`MemoryBroker`] (created on first use from the `environment`); with
+/// [`MemoryBinderFactory::with_broker`], every binder uses the given broker, which is how a test
+/// harness and an application share one broker.
+///
+/// Environment keys: `capacity` (positive integer, per-queue capacity, default 10 000) and
+/// `recording` (boolean). Both are ignored with `with_broker` (the broker is already made).
+pub struct MemoryBinderFactory {
+    fixed: Option<MemoryBroker>,
+    brokers: Mutex<HashMap<String, MemoryBroker>>,
+}
+
+impl fmt::Debug for MemoryBinderFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBinderFactory")
+            .field("fixed_broker", &self.fixed.is_some())
+            .finish()
+    }
+}
+
+impl Default for MemoryBinderFactory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBinderFactory {
+    /// A factory that makes one broker per binder name.
+    pub fn new() -> Self {
+        MemoryBinderFactory {
+            fixed: None,
+            brokers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A factory whose binders all use `broker`.
+    pub fn with_broker(broker: MemoryBroker) -> Self {
+        MemoryBinderFactory {
+            fixed: Some(broker),
+            brokers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The broker behind binder `name`, if one was created (or the fixed broker).
+    pub fn broker(&self, name: &str) -> Option<MemoryBroker> {
+        if let Some(b) = &self.fixed {
+            return Some(b.clone());
+        }
+        self.brokers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+fn parse_environment(
+    name: &str,
+    environment: &serde_json::Value,
+) -> Result<MemoryBrokerConfig, BindError> {
+    let mut config = MemoryBrokerConfig::default();
+    let path = |k: &str| format!("spring.cloud.stream.binders.{name}.environment.{k}");
+    let obj = match environment {
+        serde_json::Value::Null => return Ok(config),
+        serde_json::Value::Object(o) => o,
+        other => {
+            return Err(BindError::Config {
+                key: format!("spring.cloud.stream.binders.{name}.environment"),
+                message: format!("expected an object, found {other}"),
+            })
+        }
+    };
+    for (k, v) in obj {
+        let norm: String = k
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect();
+        match norm.as_str() {
+            "capacity" => {
+                config.capacity = positive(v).ok_or_else(|| BindError::Config {
+                    key: path(k),
+                    message: format!("expected a positive integer, found {v}"),
+                })?;
+            }
+            "recording" => {
+                config.recording = match v {
+                    serde_json::Value::Bool(b) => *b,
+                    serde_json::Value::String(s) if s.eq_ignore_ascii_case("true") => true,
+                    serde_json::Value::String(s) if s.eq_ignore_ascii_case("false") => false,
+                    _ => {
+                        return Err(BindError::Config {
+                            key: path(k),
+                            message: format!("expected a boolean, found {v}"),
+                        })
+                    }
+                };
+            }
+            _ => {
+                return Err(BindError::Config {
+                    key: path(k),
+                    message: "unknown key; the memory binder knows `capacity` and `recording`"
+                        .into(),
+                })
+            }
+        }
+    }
+    Ok(config)
+}
+
+#[async_trait]
+impl BinderFactory for MemoryBinderFactory {
+    fn binder_type(&self) -> &'static str {
+        BINDER_TYPE
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        environment: &serde_json::Value,
+    ) -> Result<Arc<dyn Binder>, BindError> {
+        let config = parse_environment(name, environment)?;
+        let broker = match &self.fixed {
+            Some(b) => b.clone(),
+            None => self
+                .brokers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(name.to_owned())
+                .or_insert_with(|| MemoryBroker::with_config(config))
+                .clone(),
+        };
+        Ok(Arc::new(MemoryBinder::new(broker)))
+    }
+
+    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
+        let mut resources = vec![format!("memory destination {destination}")];
+        match group {
+            Some(g) => resources.push(format!("group queue {destination}.{g}")),
+            None => resources.push(format!(
+                "anonymous queue on {destination} (removed on close)"
+            )),
+        }
+        ProvisionPlan {
+            dlq: Some(dlq_name(destination, group)),
+            resources,
+        }
+    }
+
+    fn plan_producer(&self, destination: &str, spec: &ProducerSpec) -> ProvisionPlan {
+        let mut resources = vec![if spec.partition_count > 1 {
+            format!(
+                "memory destination {destination} ({} partitions)",
+                spec.partition_count
+            )
+        } else {
+            format!("memory destination {destination}")
+        }];
+        for g in &spec.required_groups {
+            resources.push(format!("group queue {destination}.{g}"));
+        }
+        ProvisionPlan {
+            dlq: None,
+            resources,
+        }
+    }
+}

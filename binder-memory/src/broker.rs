@@ -1,0 +1,554 @@
+//! The in-process broker: destinations, partitions, group and anonymous queues.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use stream_core::binder::SendError;
+use stream_core::message::RawMessage;
+use tokio::sync::Notify;
+
+/// Default number of messages one group or anonymous queue holds before producers wait.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// Largest number of partitions a destination may have (guards against absurd partition
+/// indexes allocating unbounded memory).
+pub const MAX_PARTITIONS: u32 = 4096;
+
+/// Number of dead letters kept per binding for [`MemoryBroker::dead_letters`] when the broker is
+/// not recording (a recording broker keeps all of them).
+pub const DEAD_LETTER_HISTORY: usize = 1024;
+
+/// Settings of a [`MemoryBroker`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryBrokerConfig {
+    /// Messages one group or anonymous queue holds (not counting delivered, unsettled ones)
+    /// before [`Producer::send`](stream_core::binder::Producer::send) waits. At least 1.
+    pub capacity: usize,
+    /// Whether every published message is also recorded per destination for
+    /// [`TestHarness::receive`](crate::TestHarness::receive). Unbounded: for tests only.
+    pub recording: bool,
+}
+
+impl Default for MemoryBrokerConfig {
+    fn default() -> Self {
+        MemoryBrokerConfig {
+            capacity: DEFAULT_CAPACITY,
+            recording: false,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An in-process message broker, shared by cloning (an `Arc` inside).
+///
+/// * A **destination** is created on first use (publish, bind, or lookup). It has `N` partitions:
+///   the largest `partition_count` any producer bound with (default 1); publishing to a partition
+///   `>= N` grows `N`.
+/// * Every **named group** of a destination has one durable queue, created by the group's first
+///   consumer or by a producer's `required_groups`, and kept for the broker's lifetime: messages
+///   published while no member is bound wait for one. Every **anonymous** subscription has a
+///   private queue created at bind (it sees only messages published afterwards) and removed when
+///   it is closed or dropped.
+/// * Publishing appends the message to every queue of the destination, in its partition. Each
+///   queue holds at most `capacity` messages; a publish waits until every queue has room.
+/// * Within a group, whichever member asks next takes the next message (competing consumers).
+///   Each partition is FIFO; a requeued message goes back to the front of its partition.
+#[derive(Clone)]
+pub struct MemoryBroker {
+    pub(crate) inner: Arc<BrokerInner>,
+}
+
+pub(crate) struct BrokerInner {
+    config: MemoryBrokerConfig,
+    destinations: Mutex<HashMap<String, Arc<Destination>>>,
+    shut_down: AtomicBool,
+    next_id: AtomicU64,
+    dead_letters: Mutex<DeadLetterLog>,
+}
+
+/// Dead letters per binding `(destination, group)`.
+type DeadLetterLog = HashMap<(String, Option<String>), VecDeque<RawMessage>>;
+
+impl fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("config", &self.inner.config)
+            .field("shut_down", &self.is_shut_down())
+            .field("destinations", &self.destinations())
+            .finish()
+    }
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBroker {
+    /// A broker with the default capacity ([`DEFAULT_CAPACITY`]) and no recording.
+    pub fn new() -> Self {
+        Self::with_config(MemoryBrokerConfig::default())
+    }
+
+    /// A broker whose queues hold at most `capacity` messages each (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_config(MemoryBrokerConfig {
+            capacity,
+            ..MemoryBrokerConfig::default()
+        })
+    }
+
+    /// A broker that records every message published to every destination (for the
+    /// [`TestHarness`](crate::TestHarness)). Recording grows without bound: tests only.
+    pub fn recording() -> Self {
+        Self::with_config(MemoryBrokerConfig {
+            recording: true,
+            ..MemoryBrokerConfig::default()
+        })
+    }
+
+    /// A broker with explicit settings.
+    pub fn with_config(mut config: MemoryBrokerConfig) -> Self {
+        config.capacity = config.capacity.max(1);
+        MemoryBroker {
+            inner: Arc::new(BrokerInner {
+                config,
+                destinations: Mutex::new(HashMap::new()),
+                shut_down: AtomicBool::new(false),
+                next_id: AtomicU64::new(1),
+                dead_letters: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> MemoryBrokerConfig {
+        self.inner.config
+    }
+
+    /// Messages one queue holds before producers wait.
+    pub fn capacity(&self) -> usize {
+        self.inner.config.capacity
+    }
+
+    /// Whether published messages are recorded.
+    pub fn is_recording(&self) -> bool {
+        self.inner.config.recording
+    }
+
+    /// Whether the two handles are the same broker.
+    pub fn same_broker(&self, other: &MemoryBroker) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Shuts the broker down: every `Subscription::next` returns `None`, every send (including
+    /// those waiting for room) fails with `SendError::Closed`, health turns `Down`. Queued
+    /// messages are kept (inspection still works) but nothing is delivered any more.
+    pub fn shutdown(&self) {
+        if self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::debug!("memory broker shut down");
+        let dests: Vec<Arc<Destination>> =
+            lock(&self.inner.destinations).values().cloned().collect();
+        for d in dests {
+            d.wake_all();
+        }
+    }
+
+    /// Whether [`MemoryBroker::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// Publishes `message` to `destination` in `partition`, as a producer would: waits until
+    /// every queue of the destination has room, then appends it to all of them.
+    pub async fn publish(
+        &self,
+        destination: &str,
+        message: RawMessage,
+        partition: u32,
+    ) -> Result<(), SendError> {
+        let dest = self.destination(destination);
+        self.publish_to(&dest, message, partition).await
+    }
+
+    pub(crate) async fn publish_to(
+        &self,
+        dest: &Arc<Destination>,
+        message: RawMessage,
+        partition: u32,
+    ) -> Result<(), SendError> {
+        if partition >= MAX_PARTITIONS {
+            return Err(SendError::Broker {
+                destination: dest.name.clone(),
+                source: format!("partition {partition} exceeds the limit of {MAX_PARTITIONS}")
+                    .into(),
+            });
+        }
+        let capacity = self.inner.config.capacity;
+        loop {
+            let room = dest.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.is_shut_down() {
+                return Err(SendError::Closed);
+            }
+            {
+                let mut st = lock(&dest.state);
+                if st.queues.values().all(|q| q.len < capacity) {
+                    st.grow(partition + 1);
+                    let p = partition as usize;
+                    for q in st.queues.values_mut() {
+                        q.parts[p].push_back(Entry {
+                            message: message.clone(),
+                            deliveries: 0,
+                        });
+                        q.len += 1;
+                        q.notify.notify_waiters();
+                    }
+                    if self.inner.config.recording {
+                        st.records.push_back(message);
+                        dest.recorded.notify_waiters();
+                    }
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// The names of all destinations created so far, sorted.
+    pub fn destinations(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.inner.destinations).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The number of partitions of `destination`, if it exists.
+    pub fn partition_count(&self, destination: &str) -> Option<u32> {
+        let d = self.existing(destination)?;
+        let n = lock(&d.state).partitions;
+        Some(n)
+    }
+
+    /// The named groups with a durable queue on `destination`, sorted.
+    pub fn groups(&self, destination: &str) -> Vec<String> {
+        let Some(d) = self.existing(destination) else {
+            return Vec::new();
+        };
+        let st = lock(&d.state);
+        let mut v: Vec<String> = st
+            .queues
+            .keys()
+            .filter_map(|k| match k {
+                QueueKey::Group(g) => Some(g.clone()),
+                QueueKey::Anonymous(_) => None,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The number of live anonymous subscriptions (queues) on `destination`.
+    pub fn anonymous_count(&self, destination: &str) -> usize {
+        let Some(d) = self.existing(destination) else {
+            return 0;
+        };
+        let st = lock(&d.state);
+        st.queues
+            .keys()
+            .filter(|k| matches!(k, QueueKey::Anonymous(_)))
+            .count()
+    }
+
+    /// Messages waiting (queued, not delivered) in group `group` of `destination`, if that group
+    /// queue exists.
+    pub fn queue_depth(&self, destination: &str, group: &str) -> Option<usize> {
+        let d = self.existing(destination)?;
+        let st = lock(&d.state);
+        st.queues
+            .get(&QueueKey::Group(group.to_owned()))
+            .map(|q| q.len)
+    }
+
+    /// Messages delivered to members of group `group` of `destination` and not settled yet.
+    pub fn in_flight(&self, destination: &str, group: &str) -> Option<usize> {
+        let d = self.existing(destination)?;
+        let st = lock(&d.state);
+        st.queues
+            .get(&QueueKey::Group(group.to_owned()))
+            .map(|q| q.members.values().map(|m| m.in_flight).sum())
+    }
+
+    /// Messages waiting in all anonymous queues of `destination` together.
+    pub fn anonymous_depth(&self, destination: &str) -> usize {
+        let Some(d) = self.existing(destination) else {
+            return 0;
+        };
+        let st = lock(&d.state);
+        st.queues
+            .iter()
+            .filter(|(k, _)| matches!(k, QueueKey::Anonymous(_)))
+            .map(|(_, q)| q.len)
+            .sum()
+    }
+
+    /// The messages dead-lettered from the binding `destination`/`group`, oldest first, as they
+    /// were published to the dead-letter destination (with the `x-…` headers). A non-recording
+    /// broker keeps the last [`DEAD_LETTER_HISTORY`] per binding.
+    pub fn dead_letters(&self, destination: &str, group: Option<&str>) -> Vec<RawMessage> {
+        let dl = lock(&self.inner.dead_letters);
+        dl.get(&(destination.to_owned(), group.map(str::to_owned)))
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn record_dead_letter(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        message: RawMessage,
+    ) {
+        let mut dl = lock(&self.inner.dead_letters);
+        let v = dl
+            .entry((destination.to_owned(), group.map(str::to_owned)))
+            .or_default();
+        v.push_back(message);
+        if !self.inner.config.recording && v.len() > DEAD_LETTER_HISTORY {
+            v.pop_front();
+        }
+    }
+
+    /// Forgets recorded messages and dead letters (queues are untouched).
+    pub fn clear_records(&self) {
+        lock(&self.inner.dead_letters).clear();
+        let dests: Vec<Arc<Destination>> =
+            lock(&self.inner.destinations).values().cloned().collect();
+        for d in dests {
+            lock(&d.state).records.clear();
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn existing(&self, name: &str) -> Option<Arc<Destination>> {
+        lock(&self.inner.destinations).get(name).cloned()
+    }
+
+    /// The destination `name`, created on first use.
+    pub(crate) fn destination(&self, name: &str) -> Arc<Destination> {
+        let mut map = lock(&self.inner.destinations);
+        if let Some(d) = map.get(name) {
+            return d.clone();
+        }
+        tracing::debug!(destination = name, "memory destination created");
+        let d = Arc::new(Destination {
+            name: name.to_owned(),
+            state: Mutex::new(DestState {
+                partitions: 1,
+                queues: BTreeMap::new(),
+                records: VecDeque::new(),
+            }),
+            room: Notify::new(),
+            recorded: Notify::new(),
+        });
+        map.insert(name.to_owned(), d.clone());
+        d
+    }
+}
+
+/// One named destination.
+pub(crate) struct Destination {
+    pub(crate) name: String,
+    pub(crate) state: Mutex<DestState>,
+    /// Woken when a queue of this destination gains room (or disappears) and on shutdown.
+    pub(crate) room: Notify,
+    /// Woken when a message is recorded and on shutdown.
+    pub(crate) recorded: Notify,
+}
+
+pub(crate) struct DestState {
+    pub(crate) partitions: u32,
+    pub(crate) queues: BTreeMap<QueueKey, Queue>,
+    pub(crate) records: VecDeque<RawMessage>,
+}
+
+impl DestState {
+    /// Grows the destination (and every queue) to at least `n` partitions.
+    pub(crate) fn grow(&mut self, n: u32) {
+        if n > self.partitions {
+            self.partitions = n;
+        }
+        let n = self.partitions as usize;
+        for q in self.queues.values_mut() {
+            if q.parts.len() < n {
+                q.parts.resize_with(n, VecDeque::new);
+            }
+        }
+    }
+
+    /// The queue for `key`, created (empty) when absent.
+    pub(crate) fn queue_mut(&mut self, key: &QueueKey) -> &mut Queue {
+        let n = self.partitions as usize;
+        self.queues.entry(key.clone()).or_insert_with(|| Queue {
+            parts: (0..n).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            notify: Arc::new(Notify::new()),
+            members: HashMap::new(),
+        })
+    }
+}
+
+/// Identifies a queue within a destination.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum QueueKey {
+    Group(String),
+    Anonymous(u64),
+}
+
+pub(crate) struct Entry {
+    pub(crate) message: RawMessage,
+    /// Times this message was taken by a consumer.
+    pub(crate) deliveries: u32,
+}
+
+/// A group's (or an anonymous subscription's) queue: one FIFO per partition.
+pub(crate) struct Queue {
+    pub(crate) parts: Vec<VecDeque<Entry>>,
+    /// Messages queued over all partitions (in-flight ones not counted).
+    pub(crate) len: usize,
+    /// Woken when a message is queued or requeued, a member's delivery is settled, and on
+    /// shutdown; members waiting in `next()` wait on it.
+    pub(crate) notify: Arc<Notify>,
+    pub(crate) members: HashMap<u64, Member>,
+}
+
+pub(crate) struct Member {
+    pub(crate) in_flight: usize,
+    pub(crate) prefetch: usize,
+    /// `(instance_index, instance_count)` of a partitioned consumer.
+    pub(crate) filter: Option<(u32, u32)>,
+    /// Partition to look at first (round robin over partitions).
+    pub(crate) cursor: usize,
+}
+
+impl Member {
+    fn takes(&self, partition: usize) -> bool {
+        match self.filter {
+            None => true,
+            Some((index, count)) => partition as u32 % count == index,
+        }
+    }
+}
+
+pub(crate) enum Take {
+    /// The queue or membership is gone (closed).
+    Gone,
+    /// Nothing for this member right now (empty, not its partitions, or prefetch full).
+    Wait,
+    /// A message from `partition`; `partitions` is the destination's partition count.
+    Got {
+        partition: u32,
+        partitions: u32,
+        entry: Entry,
+    },
+}
+
+impl Destination {
+    /// Takes the next message for `member` of queue `key`.
+    pub(crate) fn take(&self, key: &QueueKey, member: u64) -> Take {
+        let mut st = lock(&self.state);
+        let partitions = st.partitions;
+        let Some(q) = st.queues.get_mut(key) else {
+            return Take::Gone;
+        };
+        let Some(m) = q.members.get_mut(&member) else {
+            return Take::Gone;
+        };
+        if m.in_flight >= m.prefetch || q.len == 0 {
+            return Take::Wait;
+        }
+        let n = q.parts.len();
+        for i in 0..n {
+            let p = (m.cursor + i) % n;
+            if !m.takes(p) {
+                continue;
+            }
+            if let Some(mut entry) = q.parts[p].pop_front() {
+                m.cursor = (p + 1) % n;
+                m.in_flight += 1;
+                q.len -= 1;
+                entry.deliveries += 1;
+                drop(st);
+                self.room.notify_waiters();
+                return Take::Got {
+                    partition: p as u32,
+                    partitions,
+                    entry,
+                };
+            }
+        }
+        Take::Wait
+    }
+
+    /// Settles a delivery of `member` from queue `key`: frees its prefetch slot and, with
+    /// `requeue`, puts the entry back at the front of its partition.
+    pub(crate) fn settle(&self, key: &QueueKey, member: u64, requeue: Option<(u32, Entry)>) {
+        let mut st = lock(&self.state);
+        if let Some((p, _)) = &requeue {
+            if st.queues.contains_key(key) {
+                st.grow(p + 1);
+            }
+        }
+        let Some(q) = st.queues.get_mut(key) else {
+            // Anonymous queue already removed: the message goes with it.
+            return;
+        };
+        if let Some(m) = q.members.get_mut(&member) {
+            m.in_flight = m.in_flight.saturating_sub(1);
+        }
+        if let Some((p, entry)) = requeue {
+            q.parts[p as usize].push_front(entry);
+            q.len += 1;
+        }
+        q.notify.notify_waiters();
+    }
+
+    /// Removes `member` from queue `key`; with `remove_queue`, removes the whole queue.
+    pub(crate) fn leave(&self, key: &QueueKey, member: u64, remove_queue: bool) {
+        let mut st = lock(&self.state);
+        if remove_queue {
+            st.queues.remove(key);
+        } else if let Some(q) = st.queues.get_mut(key) {
+            q.members.remove(&member);
+            // Other members may now take what this one could not (e.g. prefetch accounting).
+            q.notify.notify_waiters();
+        }
+        drop(st);
+        // A removed queue may have been what a waiting producer was blocked on.
+        self.room.notify_waiters();
+    }
+
+    /// Pops the oldest recorded message.
+    pub(crate) fn pop_record(&self) -> Option<RawMessage> {
+        lock(&self.state).records.pop_front()
+    }
+
+    fn wake_all(&self) {
+        self.room.notify_waiters();
+        self.recorded.notify_waiters();
+        let st = lock(&self.state);
+        for q in st.queues.values() {
+            q.notify.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A test harness over a recording [`MemoryBroker`], in the spirit of Spring's test binder.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use stream_core::message::{header, Message, RawMessage};
+
+use crate::binder::MemoryBinderFactory;
+use crate::broker::MemoryBroker;
+
+/// Drives an application in tests: register [`TestHarness::factory`] with the application (as the
+/// `memory` binder type), then [`send`](TestHarness::send) input messages and
+/// [`receive`](TestHarness::receive) what the application published.
+///
+/// The harness's broker records every message published to every destination (by the
+/// application, by the harness, and dead letters) from the moment the harness is created,
+/// independently of subscriptions; `receive` consumes those records in order. Queues and
+/// subscriptions behave exactly as in production.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use binder_memory::TestHarness;
+/// # use stream_core::message::Message;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let harness = TestHarness::new();
+/// harness.send("orders", Message::new("hello".into())).await;
+/// let got = harness.receive("orders", Duration::from_secs(1)).await.unwrap();
+/// assert_eq!(&got.payload[..], b"hello");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TestHarness {
+    broker: MemoryBroker,
+}
+
+impl Default for TestHarness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHarness {
+    /// A harness over a fresh recording broker (default capacity).
+    pub fn new() -> Self {
+        TestHarness {
+            broker: MemoryBroker::recording(),
+        }
+    }
+
+    /// A harness over `broker` (which should be [recording](MemoryBroker::recording) for
+    /// `receive` to see anything).
+    pub fn with_broker(broker: MemoryBroker) -> Self {
+        TestHarness { broker }
+    }
+
+    /// The broker (a cheap handle).
+    pub fn broker(&self) -> MemoryBroker {
+        self.broker.clone()
+    }
+
+    /// A binder factory whose binders all use this harness's broker.
+    pub fn factory(&self) -> MemoryBinderFactory {
+        MemoryBinderFactory::with_broker(self.broker.clone())
+    }
+
+    /// Publishes `message` to `destination` (partition 0) as a producer would, waiting for room.
+    ///
+    /// # Panics
+    /// If the broker was shut down.
+    pub async fn send(&self, destination: &str, message: RawMessage) {
+        self.broker
+            .publish(destination, message, 0)
+            .await
+            .unwrap_or_else(|e| panic!("TestHarness::send to {destination}: {e}"));
+    }
+
+    /// Serializes `value` as JSON and publishes it with `content-type: application/json`.
+    pub async fn send_json<T: serde::Serialize + ?Sized>(
+        &self,
+        destination: &str,
+        value: &T,
+    ) -> Result<(), serde_json::Error> {
+        let payload = serde_json::to_vec(value)?;
+        let message =
+            Message::new(Bytes::from(payload)).header(header::CONTENT_TYPE, "application/json");
+        self.send(destination, message).await;
+        Ok(())
+    }
+
+    /// The next message recorded as sent to `destination` (oldest first), waiting up to
+    /// `timeout`; `None` if none arrives in time. Works under `tokio::time::pause()`.
+    pub async fn receive(&self, destination: &str, timeout: Duration) -> Option<RawMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.receive_until(destination, deadline).await
+    }
+
+    /// Up to `n` messages recorded as sent to `destination`, waiting up to `timeout` in total;
+    /// fewer if the time runs out.
+    pub async fn receive_n(
+        &self,
+        destination: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<RawMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match self.receive_until(destination, deadline).await {
+                Some(m) => out.push(m),
+                None => break,
+            }
+        }
+        out
+    }
+
+    async fn receive_until(
+        &self,
+        destination: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<RawMessage> {
+        let dest = self.broker.destination(destination);
+        let wait = async {
+            loop {
+                let recorded = dest.recorded.notified();
+                tokio::pin!(recorded);
+                recorded.as_mut().enable();
+                if let Some(m) = dest.pop_record() {
+                    return Some(m);
+                }
+                if self.broker.is_shut_down() {
+                    return None;
+                }
+                recorded.await;
+            }
+        };
+        tokio::time::timeout_at(deadline, wait).await.ok().flatten()
+    }
+
+    /// The messages dead-lettered from binding `destination`/`group` so far (with their `x-…`
+    /// headers), oldest first. Not consumed by reading.
+    pub fn dead_letters(&self, destination: &str, group: Option<&str>) -> Vec<RawMessage> {
+        self.broker.dead_letters(destination, group)
+    }
+
+    /// Forgets every recorded message and dead letter (queues and subscriptions are untouched).
+    pub fn clear(&self) {
+        self.broker.clear_records();
+    }
+}
