@@ -1,4 +1,125 @@
-//! The `cloud-stream` command line: `validate` and `plan` an application.yaml.
+//! The `cloud-stream` command line.
+//!
+//! - `cloud-stream validate <application.yaml> [--profile P]...`: exit 0 when the configuration
+//!   is valid, exit 2 with every problem listed otherwise.
+//! - `cloud-stream plan <application.yaml> [--profile P]... [--format text|json]`: prints every
+//!   binding's effective properties, delivery plan and provisioned resources, connecting to
+//!   nothing.
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use cloud_stream::config::{ConfigLoader, LoadedConfig};
+use cloud_stream::plan::{build_plan, configured_bindings, Plan};
+
+/// Validate and explain cloud-stream configuration.
+#[derive(Debug, Parser)]
+#[command(name = "cloud-stream", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check an application.yaml (with profiles and environment overrides); exit 2 on errors.
+    Validate {
+        /// The application.yaml.
+        file: PathBuf,
+        /// Active profile (repeatable).
+        #[arg(long = "profile", short = 'p')]
+        profiles: Vec<String>,
+    },
+    /// Print the effective bindings, delivery plan and resources, without connecting.
+    Plan {
+        /// The application.yaml.
+        file: PathBuf,
+        /// Active profile (repeatable).
+        #[arg(long = "profile", short = 'p')]
+        profiles: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Exit code for invalid configuration.
+const INVALID: u8 = 2;
+
+fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Vec<String>> {
+    let registry = cloud_stream::binder_registry();
+    let loaded = ConfigLoader::new()
+        .file(file)
+        .profiles(profiles)
+        .binder_types(registry.types())
+        .require_registered_binders(false)
+        .load()
+        .map_err(|e| e.issues.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let bindings = configured_bindings(&loaded.config);
+    let plan = build_plan(&loaded.config, &registry, &bindings).map_err(|e| vec![e.to_string()])?;
+    Ok((loaded, plan))
+}
+
+fn report_errors(errors: &[String]) -> ExitCode {
+    eprintln!("invalid configuration ({} problem{}):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    for e in errors {
+        eprintln!("  - {e}");
+    }
+    ExitCode::from(INVALID)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { file, profiles } => match load(file, profiles) {
+            Ok((loaded, plan)) => {
+                for w in &loaded.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!(
+                    "valid: {} binding(s), {} binder(s){}",
+                    plan.bindings.len(),
+                    plan.binders.len(),
+                    if loaded.config.active_profiles.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", profiles {}", loaded.config.active_profiles.join(","))
+                    }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => report_errors(&errors),
+        },
+        Command::Plan {
+            file,
+            profiles,
+            format,
+        } => match load(file, profiles) {
+            Ok((loaded, plan)) => {
+                for w in &loaded.warnings {
+                    eprintln!("warning: {w}");
+                }
+                match format {
+                    Format::Text => print!("{plan}"),
+                    Format::Json => match serde_json::to_string_pretty(&plan) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => {
+                            eprintln!("cannot render the plan as JSON: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    },
+                }
+                ExitCode::SUCCESS
+            }
+            Err(errors) => report_errors(&errors),
+        },
+    }
+}

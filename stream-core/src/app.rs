@@ -222,10 +222,12 @@ impl StreamAppBuilder {
     fn definitions(&self, config: &StreamConfig) -> Result<Vec<FunctionDefinition>, Error> {
         if let Some(d) = &config.function.definition {
             return parse_definition(d).map_err(|e| {
-                Error::Config(crate::config::ConfigError::single(
-                    "spring.cloud.function.definition",
-                    e.to_string(),
-                ))
+                Error::Config(crate::config::ConfigError {
+                    issues: vec![crate::config::ConfigIssue::new(
+                        "spring.cloud.function.definition",
+                        e.to_string(),
+                    )],
+                })
             });
         }
         let names: Vec<&str> = self.functions.names().collect();

@@ -119,6 +119,11 @@ impl BindingsHandle {
         self.entries.keys().cloned().collect()
     }
 
+    /// Whether `name` is an input or an output.
+    pub fn direction(&self, name: &str) -> Option<Direction> {
+        self.entries.get(name).map(|e| e.direction)
+    }
+
     /// The binder a binding uses.
     pub fn binder_of(&self, name: &str) -> Option<&str> {
         self.entries.get(name).map(|e| e.binder.as_str())

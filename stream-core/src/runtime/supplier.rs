@@ -108,7 +108,7 @@ impl SupplierRun {
 
     async fn emit(&self, produced: Result<Vec<RawMessage>, HandlerError>) {
         let messages = match produced {
-            Ok(m) if self.steps.is_empty() => m,
+            Ok(m) if self.steps.is_empty() => Ok(m),
             Ok(m) => apply_steps(&self.steps, m, &self.ctx).await,
             Err(e) => Err(e),
         };

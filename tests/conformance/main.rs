@@ -1,0 +1,52 @@
+//! The binder conformance suite: one scenario list, run against every binder.
+//!
+//! Each binder gets a module whose name is the binder type (`memory::…`, later `rabbit::…`,
+//! `kafka::…`, `sqs::…`), so `cargo test --test conformance memory::` runs one binder's suite.
+//! A scenario that needs a capability the binder lacks checks the binder's capability manifest
+//! and says so (it never silently passes).
+
+mod scenarios;
+mod target;
+
+/// Stamps every scenario out as a test for one target.
+///
+/// `paused` runs the memory binder in tokio's virtual time (back-off spacing is exact and
+/// nothing waits for real); `real` runs on a multi-threaded runtime for network brokers.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($target:expr, $mode:ident) => {
+        $crate::conformance_suite!(@each $target, $mode,
+            function_round_trip,
+            headers_and_content_type_round_trip,
+            dlq_after_max_attempts_with_error_headers,
+            backoff_spacing_follows_policy,
+            permanent_error_skips_retries,
+            undecodable_payload_is_dead_lettered_and_next_flows,
+            trace_context_round_trip,
+            retry_then_success_sends_once,
+            unknown_binding_key_fails_build,
+        );
+    };
+    (@each $target:expr, $mode:ident, $($name:ident),+ $(,)?) => {
+        $( $crate::conformance_suite!(@one $target, $mode, $name); )+
+    };
+    (@one $target:expr, paused, $name:ident) => {
+        #[tokio::test(start_paused = true)]
+        async fn $name() {
+            let target = $target;
+            $crate::scenarios::$name(&target).await;
+        }
+    };
+    (@one $target:expr, real, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let Some(target) = $target else { return };
+            $crate::scenarios::$name(&target).await;
+        }
+    };
+}
+
+/// The in-memory binder, in virtual time.
+mod memory {
+    conformance_suite!(crate::target::MemoryTarget::new(), paused);
+}
