@@ -39,7 +39,9 @@ impl Builder<'_> {
             .and_then(|n| n.field("cloud"))
             .and_then(|n| n.field("stream"))
         {
-            Some(super::schema::SchemaNode::Object { fields, .. }) => fields.keys().cloned().collect(),
+            Some(super::schema::SchemaNode::Object { fields, .. }) => {
+                fields.keys().cloned().collect()
+            }
             _ => BTreeSet::new(),
         };
         let stream_tree = get_path(root, &["spring", "cloud", "stream"])
@@ -85,7 +87,8 @@ impl Builder<'_> {
 
     fn typed_value<T: DeserializeOwned + Default>(&mut self, v: Value, path: &str) -> T {
         serde_json::from_value(v).unwrap_or_else(|e| {
-            self.issues.push(ConfigIssue::new(path, format!("invalid value: {e}")));
+            self.issues
+                .push(ConfigIssue::new(path, format!("invalid value: {e}")));
             T::default()
         })
     }
@@ -107,13 +110,16 @@ impl Builder<'_> {
                 .iter()
                 .flat_map(|d| {
                     let n = d.name();
-                    [Direction::Input, Direction::Output]
-                        .map(|dir| apply_alias(&binding_name(&n, dir, 0), &config.stream.function.bindings))
+                    [Direction::Input, Direction::Output].map(|dir| {
+                        apply_alias(&binding_name(&n, dir, 0), &config.stream.function.bindings)
+                    })
                 })
                 .collect(),
             Err(e) => {
-                self.issues
-                    .push(ConfigIssue::new("spring.cloud.function.definition", e.to_string()));
+                self.issues.push(ConfigIssue::new(
+                    "spring.cloud.function.definition",
+                    e.to_string(),
+                ));
                 Vec::new()
             }
         }
@@ -169,7 +175,9 @@ impl Builder<'_> {
                 format!("{STREAM_PATH}.binders.{name}.type")
             };
             let registered = self.registered.is_none_or(|r| r.contains(&t));
-            if KNOWN_BINDER_TYPES.contains(&t.as_str()) || self.registered.is_some_and(|r| r.contains(&t)) {
+            if KNOWN_BINDER_TYPES.contains(&t.as_str())
+                || self.registered.is_some_and(|r| r.contains(&t))
+            {
                 if !registered {
                     let msg = format!(
                         "binder type `{t}` is not available in this build (enable the cargo feature `{t}`)"
@@ -205,16 +213,29 @@ impl Builder<'_> {
         let mut checked: Vec<(String, Option<String>)> = s
             .bindings
             .iter()
-            .map(|(n, b)| (format!("{STREAM_PATH}.bindings.{n}.binder"), b.binder.clone()))
+            .map(|(n, b)| {
+                (
+                    format!("{STREAM_PATH}.bindings.{n}.binder"),
+                    b.binder.clone(),
+                )
+            })
             .collect();
         if s.default.binder.is_some() {
-            checked.push((format!("{STREAM_PATH}.default.binder"), s.default.binder.clone()));
+            checked.push((
+                format!("{STREAM_PATH}.default.binder"),
+                s.default.binder.clone(),
+            ));
         }
         for (path, binder) in &checked {
             if let Some(b) = binder {
                 if !s.binders.contains_key(b) {
                     let suggestion = suggest(b, s.binders.keys().map(String::as_str));
-                    self.issues.push(unknown_binder(path.clone(), b, suggestion, s.binders.keys()));
+                    self.issues.push(unknown_binder(
+                        path.clone(),
+                        b,
+                        suggestion,
+                        s.binders.keys(),
+                    ));
                 }
             }
         }
@@ -224,7 +245,10 @@ impl Builder<'_> {
             all.extend(derived.iter().map(String::as_str));
             all.extend(self.known_bindings.iter().map(String::as_str));
             for n in all {
-                let has = s.bindings.get(n).map_or(s.default.binder.is_some(), |b| b.binder.is_some());
+                let has = s
+                    .bindings
+                    .get(n)
+                    .map_or(s.default.binder.is_some(), |b| b.binder.is_some());
                 if !has {
                     self.issues.push(ConfigIssue::new(
                         format!("{STREAM_PATH}.bindings.{n}.binder"),
@@ -265,8 +289,16 @@ impl Builder<'_> {
             }
             let c = &b.consumer;
             if c.partitioned {
-                let count = if c.instance_count >= 0 { i64::from(c.instance_count) } else { i64::from(s.instance_count) };
-                let index = if c.instance_index >= 0 { i64::from(c.instance_index) } else { i64::from(s.instance_index) };
+                let count = if c.instance_count >= 0 {
+                    i64::from(c.instance_count)
+                } else {
+                    i64::from(s.instance_count)
+                };
+                let index = if c.instance_index >= 0 {
+                    i64::from(c.instance_index)
+                } else {
+                    i64::from(s.instance_index)
+                };
                 if count < 1 || index >= count {
                     self.issues.push(ConfigIssue::new(
                         format!("{STREAM_PATH}.bindings.{n}.consumer"),
@@ -295,7 +327,10 @@ fn unknown_binder<'a>(
     let list: Vec<&str> = configured.map(String::as_str).collect();
     let message = match &suggestion {
         Some(s) => format!("unknown binder `{name}` (did you mean `{s}`?)"),
-        None => format!("unknown binder `{name}` (configured binders: {})", list.join(", ")),
+        None => format!(
+            "unknown binder `{name}` (configured binders: {})",
+            list.join(", ")
+        ),
     };
     ConfigIssue {
         path,
@@ -309,9 +344,10 @@ fn unknown_binder<'a>(
 /// `bindings.<b>.{consumer,producer}` (binding wins).
 fn cascade_binder_section(mut section: Value) -> Value {
     let default = get_path(&section, &["default"]).cloned();
-    if let (Some(default), Some(Value::Object(bindings))) =
-        (default, section.as_object_mut().and_then(|m| m.get_mut("bindings")))
-    {
+    if let (Some(default), Some(Value::Object(bindings))) = (
+        default,
+        section.as_object_mut().and_then(|m| m.get_mut("bindings")),
+    ) {
         for b in bindings.values_mut() {
             for part in ["consumer", "producer"] {
                 let Some(d) = default.get(part) else { continue };

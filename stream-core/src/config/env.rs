@@ -48,7 +48,12 @@ impl EnvMapper<'_> {
         self.search(self.root, &tokens, Vec::new())
     }
 
-    fn search(&self, node: &SchemaNode, tokens: &[String], path: Vec<String>) -> Option<Vec<String>> {
+    fn search(
+        &self,
+        node: &SchemaNode,
+        tokens: &[String],
+        path: Vec<String>,
+    ) -> Option<Vec<String>> {
         match node {
             SchemaNode::Leaf(l) if l.kind == Kind::FreeMap => {
                 (!tokens.is_empty()).then(|| with(path, tokens.join(".")))
@@ -60,12 +65,13 @@ impl EnvMapper<'_> {
                 keys.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
                 for (key, child) in keys {
                     let ktoks: Vec<&str> = key.split('-').collect();
-                    if tokens.len() >= ktoks.len()
-                        && tokens.iter().zip(&ktoks).all(|(t, k)| t == k)
+                    if tokens.len() >= ktoks.len() && tokens.iter().zip(&ktoks).all(|(t, k)| t == k)
                     {
-                        if let Some(p) =
-                            self.search(child, &tokens[ktoks.len()..], with(path.clone(), key.clone()))
-                        {
+                        if let Some(p) = self.search(
+                            child,
+                            &tokens[ktoks.len()..],
+                            with(path.clone(), key.clone()),
+                        ) {
                             return Some(p);
                         }
                     }
@@ -151,14 +157,38 @@ mod tests {
             known_bindings: &known,
         };
         let p = |n: &str| m.map(n).map(|v| v.join("."));
-        assert_eq!(p("SPRING_CLOUD_STREAM_BINDINGS_ORDERS_IN_0_GROUP").as_deref(), Some("spring.cloud.stream.bindings.ordersIn0.group"));
-        assert_eq!(p("SPRING_CLOUD_STREAM_BINDINGS_NEW_IN_0_CONSUMER_MAX_ATTEMPTS").as_deref(), Some("spring.cloud.stream.bindings.new-in-0.consumer.max-attempts"));
-        assert_eq!(p("SPRING_CLOUD_STREAM_BINDINGS_AUDIT_LOG_OUT_0_DESTINATION").as_deref(), Some("spring.cloud.stream.bindings.audit-log-out-0.destination"));
-        assert_eq!(p("SPRING_CLOUD_STREAM_DEFAULT_BINDER").as_deref(), Some("spring.cloud.stream.default-binder"));
-        assert_eq!(p("SPRING_CLOUD_STREAM_BINDERS_RABBIT1_ENVIRONMENT_SPRING_RABBITMQ_HOST").as_deref(), Some("spring.cloud.stream.binders.rabbit1.environment.spring.rabbitmq.host"));
-        assert_eq!(p("SPRING_CLOUD_STREAM_KAFKA_BINDINGS_ORDERS_IN_0_CONSUMER_START_OFFSET").as_deref(), Some("spring.cloud.stream.kafka.bindings.ordersIn0.consumer.start-offset"));
-        assert_eq!(p("SPRING_CLOUD_FUNCTION_DEFINITION").as_deref(), Some("spring.cloud.function.definition"));
-        assert_eq!(p("SPRING_INTEGRATION_POLLER_FIXED_DELAY").as_deref(), Some("spring.integration.poller.fixed-delay"));
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDINGS_ORDERS_IN_0_GROUP").as_deref(),
+            Some("spring.cloud.stream.bindings.ordersIn0.group")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDINGS_NEW_IN_0_CONSUMER_MAX_ATTEMPTS").as_deref(),
+            Some("spring.cloud.stream.bindings.new-in-0.consumer.max-attempts")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDINGS_AUDIT_LOG_OUT_0_DESTINATION").as_deref(),
+            Some("spring.cloud.stream.bindings.audit-log-out-0.destination")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_DEFAULT_BINDER").as_deref(),
+            Some("spring.cloud.stream.default-binder")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDERS_RABBIT1_ENVIRONMENT_SPRING_RABBITMQ_HOST").as_deref(),
+            Some("spring.cloud.stream.binders.rabbit1.environment.spring.rabbitmq.host")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_KAFKA_BINDINGS_ORDERS_IN_0_CONSUMER_START_OFFSET").as_deref(),
+            Some("spring.cloud.stream.kafka.bindings.ordersIn0.consumer.start-offset")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_FUNCTION_DEFINITION").as_deref(),
+            Some("spring.cloud.function.definition")
+        );
+        assert_eq!(
+            p("SPRING_INTEGRATION_POLLER_FIXED_DELAY").as_deref(),
+            Some("spring.integration.poller.fixed-delay")
+        );
         assert_eq!(p("SPRING_CLOUD_STREAM_BINDINGS_X_BOGUS"), None);
     }
 }

@@ -2,6 +2,8 @@
 //! (`spring.config.activate.on-profile`, legacy `spring.profiles`) and profile-specific files
 //! (`application-<profile>.yaml` / `.yml` beside the main file).
 
+#![allow(clippy::result_large_err)] // issues are rare and returned once per source
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -64,7 +66,11 @@ fn yaml_issue(name: &str, e: &serde_yaml_ng::Error) -> ConfigIssue {
     }
     // The libyaml message itself carries no values, only the problem and its position.
     let detail = e.to_string();
-    let detail = detail.split(" at line ").next().unwrap_or(&detail).to_owned();
+    let detail = detail
+        .split(" at line ")
+        .next()
+        .unwrap_or(&detail)
+        .to_owned();
     msg.push_str(&format!(": {}", super::redact::redact_uris(&detail)));
     ConfigIssue {
         message: msg,
@@ -98,7 +104,10 @@ fn take_activation(tree: &mut Value) -> Option<String> {
 }
 
 fn prune_empty(tree: &mut Value, path: &[&str]) {
-    if get_path(tree, path).and_then(Value::as_object).is_some_and(|m| m.is_empty()) {
+    if get_path(tree, path)
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+    {
         remove_path(tree, path);
     }
 }
@@ -163,7 +172,10 @@ pub fn read_text(path: &Path) -> Result<String, ConfigIssue> {
 
 /// The existing profile-specific files for `main` (`<stem>-<profile>.yaml`, then `.yml`).
 pub fn profile_files(main: &Path, profile: &str) -> Vec<PathBuf> {
-    let stem = main.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = main
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let dir = main.parent().unwrap_or_else(|| Path::new(""));
     ["yaml", "yml"]
         .iter()
@@ -189,8 +201,13 @@ mod tests {
 
     #[test]
     fn malformed_yaml_reports_line() {
-        let err = parse_yaml("application.yaml", "a:\n  b: 1\n c: [\n", &Schema::core(), &BinderSchemas::new())
-            .unwrap_err();
+        let err = parse_yaml(
+            "application.yaml",
+            "a:\n  b: 1\n c: [\n",
+            &Schema::core(),
+            &BinderSchemas::new(),
+        )
+        .unwrap_err();
         assert_eq!(err.source.as_deref(), Some("application.yaml"));
         assert!(err.message.contains("line 3"), "{}", err.message);
     }

@@ -146,7 +146,8 @@ impl ConfigLoader {
 
     /// Binding names of the registered functions (helps mapping environment variables).
     pub fn known_bindings<I: IntoIterator<Item = impl Into<String>>>(mut self, names: I) -> Self {
-        self.known_bindings.extend(names.into_iter().map(Into::into));
+        self.known_bindings
+            .extend(names.into_iter().map(Into::into));
         self
     }
 
@@ -173,6 +174,7 @@ impl ConfigLoader {
 
     /// Reads, merges, resolves, validates and types the configuration. Every problem found
     /// is reported in the error, not just the first.
+    #[allow(clippy::result_large_err)]
     pub fn load(&self) -> Result<LoadedConfig, ConfigError> {
         let env: BTreeMap<String, String> = match &self.env {
             Some(e) => e.clone(),
@@ -304,7 +306,11 @@ impl ConfigLoader {
 
         // 6. Placeholders.
         let snapshot = tree.clone();
-        Resolver { root: &snapshot, env: &env }.resolve_tree(&mut tree, "", &mut issues);
+        Resolver {
+            root: &snapshot,
+            env: &env,
+        }
+        .resolve_tree(&mut tree, "", &mut issues);
 
         // 7. Schema validation and coercion.
         let sections = self.binder_section_names(&tree);
@@ -386,7 +392,8 @@ impl ConfigLoader {
 
     /// Children of `spring.cloud.stream` accepted as binder-specific sections.
     fn binder_section_names(&self, tree: &Value) -> BTreeSet<String> {
-        let mut names: BTreeSet<String> = KNOWN_BINDER_TYPES.iter().map(|s| s.to_string()).collect();
+        let mut names: BTreeSet<String> =
+            KNOWN_BINDER_TYPES.iter().map(|s| s.to_string()).collect();
         names.extend(self.binder_types.iter().flatten().cloned());
         names.extend(self.binder_schemas.keys().cloned());
         if let Some(Value::Object(binders)) =
@@ -405,12 +412,18 @@ impl ConfigLoader {
     /// Registered binding names plus those derived from the function definition (files or env).
     fn known_binding_names(&self, tree: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
         let mut out = self.known_bindings.clone();
-        let def = env.get("SPRING_CLOUD_FUNCTION_DEFINITION").cloned().or_else(|| {
-            get_path(tree, &["spring", "cloud", "function", "definition"]).map(scalar_text)
-        });
+        let def = env
+            .get("SPRING_CLOUD_FUNCTION_DEFINITION")
+            .cloned()
+            .or_else(|| {
+                get_path(tree, &["spring", "cloud", "function", "definition"]).map(scalar_text)
+            });
         if let Some(Ok(defs)) = def.map(|d| crate::binding::parse_definition(&d)) {
             for d in defs {
-                for dir in [crate::binding::Direction::Input, crate::binding::Direction::Output] {
+                for dir in [
+                    crate::binding::Direction::Input,
+                    crate::binding::Direction::Output,
+                ] {
                     out.push(crate::binding::binding_name(&d.name(), dir, 0));
                 }
             }

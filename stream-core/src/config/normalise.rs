@@ -8,7 +8,12 @@ use super::schema::{BinderSchemas, Kind, Schema, SchemaNode, STREAM_PATH};
 use super::tree::{deep_merge, flatten, kebab};
 
 /// Normalises `value` (already dotted-key-expanded) found at `path` against `node`.
-pub fn normalise(value: Value, node: Option<&SchemaNode>, path: &str, binders: &BinderSchemas) -> Value {
+pub fn normalise(
+    value: Value,
+    node: Option<&SchemaNode>,
+    path: &str,
+    binders: &BinderSchemas,
+) -> Value {
     match (node, value) {
         (Some(SchemaNode::Leaf(_)), v) => v,
         (Some(SchemaNode::Object { fields, .. }), Value::Object(map)) => {

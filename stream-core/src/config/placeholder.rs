@@ -98,7 +98,13 @@ impl Resolver<'_> {
         }
         let upper: String = name
             .chars()
-            .map(|c| if c == '.' || c == '-' { '_' } else { c.to_ascii_uppercase() })
+            .map(|c| {
+                if c == '.' || c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            })
             .collect();
         self.env.get(&upper).cloned()
     }
@@ -113,7 +119,9 @@ fn lookup_property(root: &Value, name: &str) -> Option<String> {
             Some(v) => v,
             None => {
                 let k = kebab(&seg);
-                obj.iter().find(|(key, _)| kebab(key) == k).map(|(_, v)| v)?
+                obj.iter()
+                    .find(|(key, _)| kebab(key) == k)
+                    .map(|(_, v)| v)?
             }
         };
     }
@@ -182,12 +190,25 @@ mod tests {
     fn resolves_env_properties_and_defaults() {
         let root = json!({"app": {"topic-name": "orders", "a": "${app.b}", "b": "${app.a}", "nested": "${MISSING:${HOST}}"}});
         let env = env();
-        let r = Resolver { root: &root, env: &env };
+        let r = Resolver {
+            root: &root,
+            env: &env,
+        };
         let mut st = Vec::new();
-        assert_eq!(r.resolve_str("amqp://${HOST}:${PORT:5672}", &mut st).unwrap(), "amqp://h1:5672");
-        assert_eq!(r.resolve_str("${app.topicName}-x", &mut st).unwrap(), "orders-x");
+        assert_eq!(
+            r.resolve_str("amqp://${HOST}:${PORT:5672}", &mut st)
+                .unwrap(),
+            "amqp://h1:5672"
+        );
+        assert_eq!(
+            r.resolve_str("${app.topicName}-x", &mut st).unwrap(),
+            "orders-x"
+        );
         assert_eq!(r.resolve_str("${app.group}", &mut st).unwrap(), "g-env");
-        assert_eq!(r.resolve_str("${NOPE:${ALSO_NOPE:d}}", &mut st).unwrap(), "d");
+        assert_eq!(
+            r.resolve_str("${NOPE:${ALSO_NOPE:d}}", &mut st).unwrap(),
+            "d"
+        );
         assert_eq!(r.resolve_str("${app.nested}", &mut st).unwrap(), "h1");
         let err = r.resolve_str("${app.a}", &mut st).unwrap_err();
         assert!(err.contains("cycle"), "{err}");

@@ -44,7 +44,9 @@ pub fn redact_uris(text: &str) -> String {
         out.push_str(head);
         // The authority ends at the first '/', '?', '#', whitespace, quote or comma.
         let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | ',' | '"' | '\'' | '`') || c.is_whitespace())
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | ',' | '"' | '\'' | '`') || c.is_whitespace()
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {

@@ -42,12 +42,26 @@ mod tests {
 
     #[test]
     fn suggests_close_keys_only() {
-        let keys = ["max-attempts", "concurrency", "partitioned", "back-off-multiplier"];
-        assert_eq!(suggest("max-atempts", keys).as_deref(), Some("max-attempts"));
+        let keys = [
+            "max-attempts",
+            "concurrency",
+            "partitioned",
+            "back-off-multiplier",
+        ];
+        assert_eq!(
+            suggest("max-atempts", keys).as_deref(),
+            Some("max-attempts")
+        );
         assert_eq!(suggest("maxAtempts", keys).as_deref(), Some("max-attempts"));
         assert_eq!(suggest("concurency", keys).as_deref(), Some("concurrency"));
         assert_eq!(suggest("zzz", keys), None);
-        assert_eq!(suggest("bindngs", ["bindings", "binders"]).as_deref(), Some("bindings"));
-        assert_eq!(suggest("rabit", ["memory", "kafka", "rabbit", "sqs"]).as_deref(), Some("rabbit"));
+        assert_eq!(
+            suggest("bindngs", ["bindings", "binders"]).as_deref(),
+            Some("bindings")
+        );
+        assert_eq!(
+            suggest("rabit", ["memory", "kafka", "rabbit", "sqs"]).as_deref(),
+            Some("rabbit")
+        );
     }
 }

@@ -12,7 +12,10 @@ fn no_env() -> BTreeMap<String, String> {
 }
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn temp_dir() -> PathBuf {
@@ -22,7 +25,10 @@ fn temp_dir() -> PathBuf {
 }
 
 fn load_str(yaml: &str) -> Result<LoadedConfig, ConfigError> {
-    ConfigLoader::new().env(no_env()).yaml_str("application.yaml", yaml).load()
+    ConfigLoader::new()
+        .env(no_env())
+        .yaml_str("application.yaml", yaml)
+        .load()
 }
 
 fn issue<'a>(err: &'a ConfigError, path: &str) -> &'a ConfigIssue {
@@ -128,7 +134,10 @@ fn realistic_application_yaml_with_profile_file() {
         .unwrap_or_else(|e| panic!("{e}"));
     let c = &loaded.config;
     assert_eq!(c.active_profiles, vec!["dev"]);
-    assert_eq!(c.function.definition.as_deref(), Some("enrich|validate;audit"));
+    assert_eq!(
+        c.function.definition.as_deref(),
+        Some("enrich|validate;audit")
+    );
     let s = &c.stream;
     assert_eq!(s.default_binder.as_deref(), Some("rabbitLocal"));
     assert_eq!(s.binders.len(), 2);
@@ -146,32 +155,69 @@ fn realistic_application_yaml_with_profile_file() {
     );
     let input = &s.bindings["enrich|validate-in-0"];
     assert_eq!(input.destinations("x"), vec!["orders", "returns"]);
-    assert_eq!(input.group.as_deref(), Some("devs"), "placeholder from profile file");
+    assert_eq!(
+        input.group.as_deref(),
+        Some("devs"),
+        "placeholder from profile file"
+    );
     assert_eq!(input.content_type, "text/plain", "default cascade");
     assert_eq!(input.consumer.max_attempts, 5, "default cascade");
     assert_eq!(input.consumer.back_off_initial_interval, 2000);
     assert_eq!(
-        input.consumer.retryable_exceptions.get("java.lang.IllegalStateException"),
+        input
+            .consumer
+            .retryable_exceptions
+            .get("java.lang.IllegalStateException"),
         Some(&false)
     );
     let out = &s.bindings["enrich|validate-out-0"];
-    assert_eq!(out.producer.partition_key_expression.as_deref(), Some("headers['id']"));
+    assert_eq!(
+        out.producer.partition_key_expression.as_deref(),
+        Some("headers['id']")
+    );
     assert_eq!(out.producer.partition_count, 4);
     assert_eq!(out.binder.as_deref(), Some("kafkaCloud"));
     let audit = &s.bindings["audit-in-0"];
-    assert_eq!(audit.content_type, "application/json", "binding wins over default");
+    assert_eq!(
+        audit.content_type, "application/json",
+        "binding wins over default"
+    );
     assert_eq!(audit.consumer.max_attempts, 1);
-    assert_eq!(audit.destination.as_deref(), Some("audit-dev"), "profile file overrides");
-    assert_eq!(audit.group.as_deref(), Some("auditors-nonprod"), "`!prod` document");
+    assert_eq!(
+        audit.destination.as_deref(),
+        Some("audit-dev"),
+        "profile file overrides"
+    );
+    assert_eq!(
+        audit.group.as_deref(),
+        Some("auditors-nonprod"),
+        "`!prod` document"
+    );
     // Binder-specific section with its default cascade.
     let k = &c.binder_sections["kafka"];
-    assert_eq!(k["bindings"]["enrich|validate-out-0"]["producer"]["sync"], json!(true));
-    assert_eq!(k["bindings"]["enrich|validate-out-0"]["consumer"]["start-offset"], json!("earliest"));
+    assert_eq!(
+        k["bindings"]["enrich|validate-out-0"]["producer"]["sync"],
+        json!(true)
+    );
+    assert_eq!(
+        k["bindings"]["enrich|validate-out-0"]["consumer"]["start-offset"],
+        json!("earliest")
+    );
     // Whole tree keeps other keys.
     assert_eq!(loaded.root["server"]["port"], json!(8080));
-    assert_eq!(loaded.root["spring"]["application"]["name"], json!("orders-service"));
+    assert_eq!(
+        loaded.root["spring"]["application"]["name"],
+        json!("orders-service")
+    );
     assert_eq!(loaded.sources.len(), 2, "{:?}", loaded.sources);
-    assert!(loaded.warnings.iter().any(|w| w.contains("spring.cloud.stream.kafka")), "{:?}", loaded.warnings);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("spring.cloud.stream.kafka")),
+        "{:?}",
+        loaded.warnings
+    );
 }
 
 #[test]
@@ -182,7 +228,10 @@ fn multi_doc_profile_activated_by_env_and_code() {
         .load()
         .unwrap();
     assert_eq!(l.config.active_profiles, vec!["prod"]);
-    assert_eq!(l.config.stream.bindings["audit-in-0"].group.as_deref(), Some("auditors-prod"));
+    assert_eq!(
+        l.config.stream.bindings["audit-in-0"].group.as_deref(),
+        Some("auditors-prod")
+    );
     let l = ConfigLoader::new()
         .env(env(&[("CLOUD_STREAM_PROFILES", "prod")]))
         .profiles(["extra"])
@@ -190,16 +239,30 @@ fn multi_doc_profile_activated_by_env_and_code() {
         .load()
         .unwrap();
     assert_eq!(l.config.active_profiles, vec!["dev", "prod", "extra"]);
-    assert_eq!(l.config.stream.bindings["audit-in-0"].group.as_deref(), Some("auditors-prod"));
+    assert_eq!(
+        l.config.stream.bindings["audit-in-0"].group.as_deref(),
+        Some("auditors-prod")
+    );
 }
 
 #[test]
 fn legacy_spring_profiles_document() {
     let yaml = "spring.cloud.stream.bindings.a-in-0.group: base\n---\nspring:\n  profiles: test,ci\n  cloud.stream.bindings.a-in-0.group: ci\n";
     let l = load_str(yaml).unwrap();
-    assert_eq!(l.config.stream.bindings["a-in-0"].group.as_deref(), Some("base"));
-    let l = ConfigLoader::new().env(no_env()).profiles(["ci"]).yaml_str("a", yaml).load().unwrap();
-    assert_eq!(l.config.stream.bindings["a-in-0"].group.as_deref(), Some("ci"));
+    assert_eq!(
+        l.config.stream.bindings["a-in-0"].group.as_deref(),
+        Some("base")
+    );
+    let l = ConfigLoader::new()
+        .env(no_env())
+        .profiles(["ci"])
+        .yaml_str("a", yaml)
+        .load()
+        .unwrap();
+    assert_eq!(
+        l.config.stream.bindings["a-in-0"].group.as_deref(),
+        Some("ci")
+    );
 }
 
 #[test]
@@ -213,10 +276,16 @@ fn default_cascade_and_implicit_binder() {
     assert_eq!(b.consumer.concurrency, 2);
     assert_eq!(b.consumer.max_attempts, 4);
     assert_eq!(l.config.stream.default.consumer.concurrency, 3);
-    assert_eq!(l.config.stream.binders["memory"].binder_type.as_deref(), Some("memory"));
+    assert_eq!(
+        l.config.stream.binders["memory"].binder_type.as_deref(),
+        Some("memory")
+    );
     // A single binder-specific section makes that binder type the implicit one.
     let l = load_str("spring.cloud.stream.rabbit.bindings.x.consumer.prefetch: 5\n").unwrap();
-    assert_eq!(l.config.stream.binders.keys().collect::<Vec<_>>(), vec!["rabbit"]);
+    assert_eq!(
+        l.config.stream.binders.keys().collect::<Vec<_>>(),
+        vec!["rabbit"]
+    );
 }
 
 #[test]
@@ -242,12 +311,16 @@ fn env_overrides_with_dashed_binding_names() {
     assert_eq!(b.destination.as_deref(), Some("orders"));
     assert_eq!(b.consumer.max_attempts, 7);
     assert_eq!(
-        l.config.stream.bindings["payment-events-out-0"].destination.as_deref(),
+        l.config.stream.bindings["payment-events-out-0"]
+            .destination
+            .as_deref(),
         Some("payments")
     );
     assert_eq!(l.config.poller.fixed_delay, 250);
     assert!(
-        l.warnings.iter().any(|w| w.contains("SPRING_CLOUD_STREAM_BINDINGS_ORDERS_IN_0_NOPE")),
+        l.warnings
+            .iter()
+            .any(|w| w.contains("SPRING_CLOUD_STREAM_BINDINGS_ORDERS_IN_0_NOPE")),
         "{:?}",
         l.warnings
     );
@@ -259,7 +332,10 @@ fn set_in_code_wins() {
         .env(env(&[("SPRING_CLOUD_STREAM_BINDINGS_A_IN_0_GROUP", "env")]))
         .yaml_str("a", "spring.cloud.stream.bindings.a-in-0.group: file\n")
         .set("spring.cloud.stream.bindings.a-in-0.group", "code")
-        .set("spring.cloud.stream.bindings.a-in-0.consumer.maxAttempts", "2")
+        .set(
+            "spring.cloud.stream.bindings.a-in-0.consumer.maxAttempts",
+            "2",
+        )
         .load()
         .unwrap();
     let b = &l.config.stream.bindings["a-in-0"];
@@ -275,24 +351,37 @@ fn unknown_keys_with_suggestions_and_many_issues_at_once() {
     .unwrap_err();
     let i = issue(&err, "spring.cloud.stream.bindngs");
     assert_eq!(i.suggestion.as_deref(), Some("bindings"));
-    let i = issue(&err, "spring.cloud.stream.bindings.orders-in-0.consumer.max-atempts");
+    let i = issue(
+        &err,
+        "spring.cloud.stream.bindings.orders-in-0.consumer.max-atempts",
+    );
     assert_eq!(i.suggestion.as_deref(), Some("max-attempts"));
     assert_eq!(
         i.to_string(),
         "spring.cloud.stream.bindings.orders-in-0.consumer.max-atempts: unknown key (did you mean `max-attempts`?)"
     );
-    let i = issue(&err, "spring.cloud.stream.bindings.orders-in-0.consumer.totally-unrelated-thing");
+    let i = issue(
+        &err,
+        "spring.cloud.stream.bindings.orders-in-0.consumer.totally-unrelated-thing",
+    );
     assert_eq!(i.suggestion, None);
     assert_eq!(i.message, "unknown key");
-    issue(&err, "spring.cloud.stream.bindings.orders-in-0.consumer.concurrency");
+    issue(
+        &err,
+        "spring.cloud.stream.bindings.orders-in-0.consumer.concurrency",
+    );
     assert_eq!(err.issues.len(), 4, "{err}");
     assert_eq!(err.to_string().lines().count(), 4);
 }
 
 #[test]
 fn wrong_type_reports_expected_and_found() {
-    let err = load_str("spring.cloud.stream.bindings.orders-in-0.consumer.maxAttempts: three\n").unwrap_err();
-    let i = issue(&err, "spring.cloud.stream.bindings.orders-in-0.consumer.max-attempts");
+    let err = load_str("spring.cloud.stream.bindings.orders-in-0.consumer.maxAttempts: three\n")
+        .unwrap_err();
+    let i = issue(
+        &err,
+        "spring.cloud.stream.bindings.orders-in-0.consumer.max-attempts",
+    );
     assert_eq!(i.expected.as_deref(), Some("an unsigned integer"));
     assert_eq!(i.found.as_deref(), Some("`three`"));
     assert_eq!(
@@ -301,7 +390,11 @@ fn wrong_type_reports_expected_and_found() {
     );
     let err = load_str("spring.cloud.stream.bindings.x.consumer:\n  max-attempts: 0\n  back-off-multiplier: 0\n  partitioned: maybe\n").unwrap_err();
     assert_eq!(err.issues.len(), 3, "{err}");
-    assert!(issue(&err, "spring.cloud.stream.bindings.x.consumer.max-attempts").message.contains("at least 1"));
+    assert!(
+        issue(&err, "spring.cloud.stream.bindings.x.consumer.max-attempts")
+            .message
+            .contains("at least 1")
+    );
 }
 
 #[test]
@@ -325,14 +418,21 @@ fn strings_coerce_to_kinds() {
 fn malformed_yaml_names_file_and_line() {
     let err = ConfigLoader::new()
         .env(no_env())
-        .yaml_str("application.yaml", "spring:\n  cloud:\n    stream: [\n  oops: }\n")
+        .yaml_str(
+            "application.yaml",
+            "spring:\n  cloud:\n    stream: [\n  oops: }\n",
+        )
         .load()
         .unwrap_err();
     assert_eq!(err.issues.len(), 1);
     let i = &err.issues[0];
     assert_eq!(i.source.as_deref(), Some("application.yaml"));
     assert!(i.message.contains("line 4"), "{i}");
-    assert!(err.to_string().starts_with("application.yaml: malformed YAML at line 4"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("application.yaml: malformed YAML at line 4"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -342,7 +442,10 @@ fn missing_main_file_is_clear() {
         .file("/nonexistent/dir/application.yaml")
         .load()
         .unwrap_err();
-    assert_eq!(err.to_string(), "/nonexistent/dir/application.yaml: configuration file not found");
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/dir/application.yaml: configuration file not found"
+    );
 }
 
 #[test]
@@ -362,17 +465,32 @@ fn unknown_binders_and_types_with_suggestions() {
         "spring.cloud.stream:\n  default-binder: rabit1\n  binders:\n    rabbit1: {type: rabit}\n  bindings:\n    a-in-0: {binder: rabbit2}\n",
     )
     .unwrap_err();
-    assert_eq!(issue(&err, "spring.cloud.stream.default-binder").suggestion.as_deref(), Some("rabbit1"));
+    assert_eq!(
+        issue(&err, "spring.cloud.stream.default-binder")
+            .suggestion
+            .as_deref(),
+        Some("rabbit1")
+    );
     let i = issue(&err, "spring.cloud.stream.binders.rabbit1.type");
     assert_eq!(i.suggestion.as_deref(), Some("rabbit"));
     assert!(i.message.contains("did you mean `rabbit`"), "{i}");
-    assert_eq!(issue(&err, "spring.cloud.stream.bindings.a-in-0.binder").suggestion.as_deref(), Some("rabbit1"));
+    assert_eq!(
+        issue(&err, "spring.cloud.stream.bindings.a-in-0.binder")
+            .suggestion
+            .as_deref(),
+        Some("rabbit1")
+    );
 }
 
 #[test]
 fn unregistered_known_binder_type() {
     let yaml = "spring.cloud.stream.binders.r: {type: rabbit}\n";
-    let err = ConfigLoader::new().env(no_env()).yaml_str("a", yaml).binder_types(["memory"]).load().unwrap_err();
+    let err = ConfigLoader::new()
+        .env(no_env())
+        .yaml_str("a", yaml)
+        .binder_types(["memory"])
+        .load()
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "spring.cloud.stream.binders.r.type: binder type `rabbit` is not available in this build (enable the cargo feature `rabbit`)"
@@ -384,7 +502,11 @@ fn unregistered_known_binder_type() {
         .require_registered_binders(false)
         .load()
         .unwrap();
-    assert!(l.warnings.iter().any(|w| w.contains("not available")), "{:?}", l.warnings);
+    assert!(
+        l.warnings.iter().any(|w| w.contains("not available")),
+        "{:?}",
+        l.warnings
+    );
 }
 
 #[test]
@@ -399,18 +521,27 @@ fn secrets_are_redacted_in_errors() {
     assert!(!text.contains("hunter2"), "{text}");
     // A secret-named key with a bad value.
     let schema = Schema::binder_section(
-        SchemaNode::object([("password", SchemaNode::string()), ("token-ttl", SchemaNode::uint())]),
+        SchemaNode::object([
+            ("password", SchemaNode::string()),
+            ("token-ttl", SchemaNode::uint()),
+        ]),
         SchemaNode::Any,
         SchemaNode::Any,
     );
     let err = ConfigLoader::new()
         .env(no_env())
         .binder_schema("rabbit", schema)
-        .yaml_str("a", "spring.cloud.stream.rabbit.binder:\n  password: [topsecret]\n  tokenTtl: hunter2\n")
+        .yaml_str(
+            "a",
+            "spring.cloud.stream.rabbit.binder:\n  password: [topsecret]\n  tokenTtl: hunter2\n",
+        )
         .load()
         .unwrap_err();
     let text = err.to_string();
-    assert!(!text.contains("topsecret") && !text.contains("hunter2"), "{text}");
+    assert!(
+        !text.contains("topsecret") && !text.contains("hunter2"),
+        "{text}"
+    );
     let i = issue(&err, "spring.cloud.stream.rabbit.binder.token-ttl");
     assert_eq!(i.found.as_deref(), Some("`****`"));
     assert_eq!(redact_value("spring.rabbitmq.password", "p"), "****");
@@ -431,15 +562,22 @@ fn placeholders_unresolvable_and_cycles() {
         "app:\n  a: ${app.b}\n  b: ${app.a}\nspring.cloud.stream.bindings.x:\n  group: ${MISSING_GROUP}\n  destination: ${app.a}\n",
     )
     .unwrap_err();
-    assert!(issue(&err, "spring.cloud.stream.bindings.x.group").message.contains("MISSING_GROUP"));
-    assert!(issue(&err, "spring.cloud.stream.bindings.x.destination").message.contains("cycle"));
+    assert!(issue(&err, "spring.cloud.stream.bindings.x.group")
+        .message
+        .contains("MISSING_GROUP"));
+    assert!(issue(&err, "spring.cloud.stream.bindings.x.destination")
+        .message
+        .contains("cycle"));
     assert!(issue(&err, "app.a").message.contains("cycle"));
     let l = ConfigLoader::new()
         .env(env(&[("TOPIC", "t1")]))
         .yaml_str("a", "spring.cloud.stream.bindings.x:\n  destination: ${TOPIC}-${SUFFIX:${DEF:dlq}}\n  consumer.max-attempts: ${RETRIES:6}\n")
         .load()
         .unwrap();
-    assert_eq!(l.config.stream.bindings["x"].destination.as_deref(), Some("t1-dlq"));
+    assert_eq!(
+        l.config.stream.bindings["x"].destination.as_deref(),
+        Some("t1-dlq")
+    );
     assert_eq!(l.config.stream.bindings["x"].consumer.max_attempts, 6);
 }
 
@@ -449,7 +587,10 @@ fn partitioning_combinations() {
         "spring.cloud.stream:\n  instance-count: 2\n  instance-index: 2\n  bindings:\n    o-out-0.producer.partition-key-expression: payload.id\n    i-in-0.consumer.partitioned: true\n",
     )
     .unwrap_err();
-    issue(&err, "spring.cloud.stream.bindings.o-out-0.producer.partition-count");
+    issue(
+        &err,
+        "spring.cloud.stream.bindings.o-out-0.producer.partition-count",
+    );
     issue(&err, "spring.cloud.stream.bindings.i-in-0.consumer");
     let l = load_str(
         "spring.cloud.stream:\n  instance-count: 2\n  instance-index: 1\n  bindings:\n    o-out-0.producer: {partition-key-expression: payload.id, partition-count: 2}\n    i-in-0.consumer.partitioned: true\n",
@@ -467,7 +608,10 @@ fn bad_function_definition_is_an_issue() {
 fn registered_binder_schema_validates_section() {
     let schema = Schema::binder_section(
         SchemaNode::object([("brokers", SchemaNode::string_list())]),
-        SchemaNode::object([("start-offset", SchemaNode::string()), ("enable-dlq", SchemaNode::bool())]),
+        SchemaNode::object([
+            ("start-offset", SchemaNode::string()),
+            ("enable-dlq", SchemaNode::bool()),
+        ]),
         SchemaNode::object([("sync", SchemaNode::bool())]),
     );
     let err = ConfigLoader::new()
@@ -477,10 +621,18 @@ fn registered_binder_schema_validates_section() {
         .load()
         .unwrap_err();
     assert_eq!(
-        issue(&err, "spring.cloud.stream.kafka.bindings.x.consumer.start-ofset").suggestion.as_deref(),
+        issue(
+            &err,
+            "spring.cloud.stream.kafka.bindings.x.consumer.start-ofset"
+        )
+        .suggestion
+        .as_deref(),
         Some("start-offset")
     );
-    issue(&err, "spring.cloud.stream.kafka.bindings.x.consumer.enable-dlq");
+    issue(
+        &err,
+        "spring.cloud.stream.kafka.bindings.x.consumer.enable-dlq",
+    );
     let l = ConfigLoader::new()
         .env(env(&[("SPRING_CLOUD_STREAM_KAFKA_BINDINGS_X_CONSUMER_ENABLE_DLQ", "true")]))
         .binder_schema("kafka", schema)
@@ -496,9 +648,15 @@ fn registered_binder_schema_validates_section() {
 #[test]
 fn unknown_stream_child_is_not_a_binder_section() {
     let err = load_str("spring.cloud.stream.kafak.binder.brokers: x\n").unwrap_err();
-    assert_eq!(issue(&err, "spring.cloud.stream.kafak").suggestion.as_deref(), Some("kafka"));
+    assert_eq!(
+        issue(&err, "spring.cloud.stream.kafak")
+            .suggestion
+            .as_deref(),
+        Some("kafka")
+    );
     // A `binders.*.type` makes a custom type's section acceptable (the type itself is unknown).
-    let err = load_str("spring.cloud.stream:\n  binders.p.type: pulsar\n  pulsar.binder.url: x\n").unwrap_err();
+    let err = load_str("spring.cloud.stream:\n  binders.p.type: pulsar\n  pulsar.binder.url: x\n")
+        .unwrap_err();
     assert_eq!(err.issues.len(), 1, "{err}");
     issue(&err, "spring.cloud.stream.binders.p.type");
 }

@@ -132,7 +132,11 @@ pub fn flatten(value: &Value) -> Map<String, Value> {
         match v {
             Value::Object(m) if !m.is_empty() => {
                 for (k, v) in m {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&key, v, out);
                 }
             }
@@ -234,8 +238,13 @@ mod tests {
     fn splits_brackets_and_expands() {
         assert_eq!(split_key("a.[b.c].d"), vec!["a", "b.c", "d"]);
         assert_eq!(split_key("[java.lang.X]"), vec!["java.lang.X"]);
-        let v = expand_dotted(json!({"spring.cloud.stream": {"bindings.x.group": "g"}, "spring": {"cloud": {"stream": {"bindings": {"x": {"destination": "d"}}}}}}));
-        assert_eq!(v, json!({"spring": {"cloud": {"stream": {"bindings": {"x": {"group": "g", "destination": "d"}}}}}}));
+        let v = expand_dotted(
+            json!({"spring.cloud.stream": {"bindings.x.group": "g"}, "spring": {"cloud": {"stream": {"bindings": {"x": {"destination": "d"}}}}}}),
+        );
+        assert_eq!(
+            v,
+            json!({"spring": {"cloud": {"stream": {"bindings": {"x": {"group": "g", "destination": "d"}}}}}})
+        );
     }
 
     #[test]

@@ -202,7 +202,9 @@ fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
-            Value::Number(_) | Value::Bool(_) => Ok(Value::Array(vec![Value::String(scalar_text(v))])),
+            Value::Number(_) | Value::Bool(_) => {
+                Ok(Value::Array(vec![Value::String(scalar_text(v))]))
+            }
             _ => Err(()),
         },
         Kind::UnsignedIntList => {
@@ -214,7 +216,12 @@ fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
             };
             items
                 .iter()
-                .map(|i| to_u64(i).filter(|n| *n <= u64::from(u32::MAX)).map(Value::from).ok_or(()))
+                .map(|i| {
+                    to_u64(i)
+                        .filter(|n| *n <= u64::from(u32::MAX))
+                        .map(Value::from)
+                        .ok_or(())
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
         }
@@ -278,7 +285,11 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
                 _ => return None,
             };
         }
-        return if num.is_empty() && total >= 0.0 { Some(total.round() as u64) } else { None };
+        return if num.is_empty() && total >= 0.0 {
+            Some(total.round() as u64)
+        } else {
+            None
+        };
     }
     let split = lower.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = lower.split_at(split);
