@@ -1,6 +1,463 @@
 //! Configuration: loading `application.yaml`, profiles, placeholders, environment overrides,
 //! relaxed key names, validation and typed properties (DESIGN §4).
+//!
+//! ```no_run
+//! use stream_core::config::ConfigLoader;
+//! let loaded = ConfigLoader::new().file("application.yaml").load()?;
+//! for w in &loaded.warnings { eprintln!("warning: {w}"); }
+//! let bindings = &loaded.config.stream.bindings;
+//! # let _ = bindings;
+//! # Ok::<(), stream_core::config::ConfigError>(())
+//! ```
+//!
+//! Sources, later wins: the main file(s) and inline sources (non-profile documents) →
+//! `<stem>-<profile>.yaml`/`.yml` beside each main file, for each active profile in order →
+//! the main sources' documents activated by `spring.config.activate.on-profile` (or legacy
+//! `spring.profiles`) → environment variables (`SPRING_CLOUD_STREAM_*`,
+//! `SPRING_CLOUD_FUNCTION_*`, `SPRING_INTEGRATION_POLLER_*`) → values set in code.
 
+mod build;
+mod env;
+mod error;
+mod load;
+mod normalise;
+mod placeholder;
 pub mod props;
+mod redact;
+pub mod schema;
+mod suggest;
+mod tree;
+mod validate;
 
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+pub use build::validate_expressions;
+pub use error::{ConfigError, ConfigIssue};
 pub use props::*;
+pub use redact::{is_secret_key, redact_value};
+pub use schema::{Kind, Leaf, Schema, SchemaNode};
+pub use tree::deep_merge;
+
+use env::EnvMapper;
+use load::{parse_yaml, profile_files, profiles_match, read_text, Doc};
+use normalise::normalise;
+use placeholder::Resolver;
+use tree::{get_path, kebab, nest, scalar_text, split_key};
+
+/// The binder types cloud-stream knows about (each may or may not be compiled in).
+pub const KNOWN_BINDER_TYPES: &[&str] = &["memory", "kafka", "rabbit", "sqs"];
+
+/// A main source: a file or inline text.
+#[derive(Clone, Debug)]
+enum MainSource {
+    File(PathBuf),
+    Inline { name: String, text: String },
+}
+
+/// Loads and validates the configuration (builder).
+#[derive(Clone, Debug)]
+pub struct ConfigLoader {
+    sources: Vec<MainSource>,
+    profiles: Vec<String>,
+    env: Option<BTreeMap<String, String>>,
+    sets: Vec<(String, String)>,
+    known_bindings: Vec<String>,
+    binder_types: Option<BTreeSet<String>>,
+    require_registered_binders: bool,
+    binder_schemas: BTreeMap<String, Schema>,
+}
+
+impl Default for ConfigLoader {
+    fn default() -> Self {
+        ConfigLoader {
+            sources: Vec::new(),
+            profiles: Vec::new(),
+            env: None,
+            sets: Vec::new(),
+            known_bindings: Vec::new(),
+            binder_types: None,
+            require_registered_binders: true,
+            binder_schemas: BTreeMap::new(),
+        }
+    }
+}
+
+/// The result of a successful load.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedConfig {
+    /// The typed configuration.
+    pub config: StreamConfig,
+    /// The whole merged application tree (also keys outside `spring.cloud.*`): placeholders
+    /// resolved, dotted keys expanded, keys kebab-case except user-named map keys, values under
+    /// the validated roots coerced to their kinds. `spring.profiles.active` holds the active
+    /// profiles, comma-separated.
+    pub root: Value,
+    /// Non-fatal problems (unmappable environment variables, unvalidated binder sections, ...).
+    pub warnings: Vec<String>,
+    /// The files and sources read, in order.
+    pub sources: Vec<String>,
+}
+
+impl ConfigLoader {
+    /// A loader with no sources, the process environment, and no registered binders.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a main file (`application.yaml`); `<stem>-<profile>.yaml` and `.yml` are looked up
+    /// beside it. A missing main file is an error.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sources.push(MainSource::File(path.into()));
+        self
+    }
+
+    /// Adds inline YAML treated like a main file (without profile files); later sources win.
+    pub fn yaml_str(mut self, name: &str, text: &str) -> Self {
+        self.sources.push(MainSource::Inline {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        });
+        self
+    }
+
+    /// Adds active profiles (after `spring.profiles.active` and `CLOUD_STREAM_PROFILES`).
+    pub fn profiles<I: IntoIterator<Item = impl Into<String>>>(mut self, p: I) -> Self {
+        self.profiles.extend(p.into_iter().map(Into::into));
+        self
+    }
+
+    /// Replaces the process environment (for tests).
+    pub fn env(mut self, vars: BTreeMap<String, String>) -> Self {
+        self.env = Some(vars);
+        self
+    }
+
+    /// Sets a property in code (dotted key, relaxed names); highest precedence.
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.sets.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Binding names of the registered functions (helps mapping environment variables).
+    pub fn known_bindings<I: IntoIterator<Item = impl Into<String>>>(mut self, names: I) -> Self {
+        self.known_bindings
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// The binder types compiled into this build. Until this is called every type of
+    /// [`KNOWN_BINDER_TYPES`] is accepted.
+    pub fn binder_types<I: IntoIterator<Item = &'static str>>(mut self, types: I) -> Self {
+        self.binder_types
+            .get_or_insert_with(BTreeSet::new)
+            .extend(types.into_iter().map(str::to_owned));
+        self
+    }
+
+    /// Whether a known but unregistered binder type is an error (default) or a warning.
+    pub fn require_registered_binders(mut self, yes: bool) -> Self {
+        self.require_registered_binders = yes;
+        self
+    }
+
+    /// The schema of `spring.cloud.stream.<binder_type>.*` (see [`Schema::binder_section`]).
+    pub fn binder_schema(mut self, binder_type: &str, schema: Schema) -> Self {
+        self.binder_schemas.insert(binder_type.to_owned(), schema);
+        self
+    }
+
+    /// Reads, merges, resolves, validates and types the configuration. Every problem found
+    /// is reported in the error, not just the first.
+    #[allow(clippy::result_large_err)]
+    pub fn load(&self) -> Result<LoadedConfig, ConfigError> {
+        let env: BTreeMap<String, String> = match &self.env {
+            Some(e) => e.clone(),
+            None => std::env::vars().collect(),
+        };
+        let schema = Schema::core();
+        let mut issues = Vec::new();
+        let mut warnings = Vec::new();
+        let mut sources = Vec::new();
+
+        // 1. Main sources.
+        let mut mains: Vec<(Option<PathBuf>, Vec<Doc>)> = Vec::new();
+        for src in &self.sources {
+            let (path, name, text) = match src {
+                MainSource::File(p) => match read_text(p) {
+                    Ok(t) => (Some(p.clone()), p.display().to_string(), t),
+                    Err(i) => {
+                        issues.push(i);
+                        continue;
+                    }
+                },
+                MainSource::Inline { name, text } => (None, name.clone(), text.clone()),
+            };
+            match parse_yaml(&name, &text, &schema, &self.binder_schemas) {
+                Ok(docs) => {
+                    sources.push(name);
+                    mains.push((path, docs));
+                }
+                Err(i) => issues.push(i),
+            }
+        }
+        if !issues.is_empty() {
+            return Err(ConfigError { issues });
+        }
+
+        // 2. Active profiles.
+        let mut base = Value::Object(Default::default());
+        for (_, docs) in &mains {
+            for d in docs.iter().filter(|d| d.activation.is_none()) {
+                deep_merge(&mut base, &d.tree);
+            }
+        }
+        let active = self.active_profiles(&base, &env);
+
+        // 3. Merge files.
+        let mut tree = base;
+        for profile in &active {
+            for (path, _) in &mains {
+                let Some(path) = path else { continue };
+                for pf in profile_files(path, profile) {
+                    let name = pf.display().to_string();
+                    let docs = read_text(&pf)
+                        .and_then(|t| parse_yaml(&name, &t, &schema, &self.binder_schemas));
+                    match docs {
+                        Ok(docs) => {
+                            sources.push(name);
+                            merge_docs(&mut tree, &docs, &active);
+                        }
+                        Err(i) => issues.push(i),
+                    }
+                }
+            }
+        }
+        for (_, docs) in &mains {
+            for d in docs {
+                if let Some(expr) = &d.activation {
+                    if profiles_match(expr, &active) {
+                        deep_merge(&mut tree, &d.tree);
+                    }
+                }
+            }
+        }
+        if !issues.is_empty() {
+            return Err(ConfigError { issues });
+        }
+
+        // 4. Environment variables.
+        let sections = self.binder_section_names(&tree);
+        let known = self.known_binding_names(&tree, &env);
+        let mapper = EnvMapper {
+            root: &schema.root,
+            binder_schemas: &self.binder_schemas,
+            binder_sections: &sections,
+            tree: &tree,
+            known_bindings: &known,
+        };
+        let mut overrides = Vec::new();
+        for (k, v) in env.iter().filter(|(k, _)| EnvMapper::applies(k)) {
+            match mapper.map(k) {
+                Some(path) => overrides.push(nest(&path, Value::String(v.clone()))),
+                None => warnings.push(format!(
+                    "environment variable `{k}` does not match any property; ignored"
+                )),
+            }
+        }
+        if env.keys().any(|k| EnvMapper::applies(k)) {
+            sources.push("environment variables".to_owned());
+        }
+        for o in &overrides {
+            deep_merge(&mut tree, o);
+        }
+
+        // 5. Values set in code.
+        for (k, v) in &self.sets {
+            let segs = split_key(k);
+            if segs.is_empty() {
+                continue;
+            }
+            let piece = normalise(
+                nest(&segs, Value::String(v.clone())),
+                Some(&schema.root),
+                "",
+                &self.binder_schemas,
+            );
+            deep_merge(&mut tree, &piece);
+        }
+        if !self.sets.is_empty() {
+            sources.push("values set in code".to_owned());
+        }
+        if !active.is_empty() {
+            deep_merge(
+                &mut tree,
+                &nest(
+                    &["spring".into(), "profiles".into(), "active".into()],
+                    Value::String(active.join(",")),
+                ),
+            );
+        }
+
+        // 6. Placeholders.
+        let snapshot = tree.clone();
+        Resolver {
+            root: &snapshot,
+            env: &env,
+        }
+        .resolve_tree(&mut tree, "", &mut issues);
+
+        // 7. Schema validation and coercion.
+        let sections = self.binder_section_names(&tree);
+        let mut validator = validate::Validator {
+            binder_schemas: &self.binder_schemas,
+            binder_sections: &sections,
+            issues: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for root_path in schema::VALIDATED_ROOTS {
+            let segs: Vec<&str> = root_path.split('.').collect();
+            let Some(node) = segs.iter().try_fold(&schema.root, |n, s| n.field(s)) else {
+                continue;
+            };
+            let Some(sub) = get_path_mut(&mut tree, &segs) else {
+                continue;
+            };
+            if !validator.check(node, sub, root_path) {
+                tree::remove_path(&mut tree, &segs);
+            }
+        }
+        issues.append(&mut validator.issues);
+        warnings.append(&mut validator.warnings);
+
+        // 8. Typing and whole-picture checks.
+        let mut builder = build::Builder {
+            registered: self.binder_types.as_ref(),
+            require_registered: self.require_registered_binders,
+            known_bindings: &self.known_bindings,
+            issues: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let config = builder.build(&tree, active);
+        issues.append(&mut builder.issues);
+        warnings.append(&mut builder.warnings);
+
+        if !issues.is_empty() {
+            return Err(ConfigError { issues });
+        }
+        Ok(LoadedConfig {
+            config,
+            root: tree,
+            warnings: warnings.iter().map(|w| redact::redact_uris(w)).collect(),
+            sources,
+        })
+    }
+
+    /// `spring.profiles.active` (set in code, else `SPRING_PROFILES_ACTIVE`, else the files),
+    /// then `CLOUD_STREAM_PROFILES`, then `.profiles()`, then `spring.profiles.include`.
+    fn active_profiles(&self, base: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
+        let list_text = |v: &Value| match v {
+            Value::Array(items) => items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
+            other => scalar_text(other),
+        };
+        let from_set = self.sets.iter().rev().find_map(|(k, v)| {
+            let key: Vec<String> = split_key(k).iter().map(|s| kebab(s)).collect();
+            (key.join(".") == "spring.profiles.active").then(|| v.clone())
+        });
+        let primary = from_set
+            .or_else(|| env.get("SPRING_PROFILES_ACTIVE").cloned())
+            .or_else(|| get_path(base, &["spring", "profiles", "active"]).map(list_text));
+        let include = get_path(base, &["spring", "profiles", "include"]).map(list_text);
+        let resolver = Resolver { root: base, env };
+        let mut out: Vec<String> = Vec::new();
+        let parts = [primary, env.get("CLOUD_STREAM_PROFILES").cloned()];
+        for text in parts.into_iter().flatten() {
+            let text = resolver.resolve_str(&text, &mut Vec::new()).unwrap_or(text);
+            out.extend(split_profiles(&text));
+        }
+        out.extend(self.profiles.iter().flat_map(|p| split_profiles(p)));
+        if let Some(text) = include {
+            let text = resolver.resolve_str(&text, &mut Vec::new()).unwrap_or(text);
+            out.extend(split_profiles(&text));
+        }
+        let mut seen = BTreeSet::new();
+        out.retain(|p| seen.insert(p.clone()));
+        out
+    }
+
+    /// Children of `spring.cloud.stream` accepted as binder-specific sections.
+    fn binder_section_names(&self, tree: &Value) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> =
+            KNOWN_BINDER_TYPES.iter().map(|s| s.to_string()).collect();
+        names.extend(self.binder_types.iter().flatten().cloned());
+        names.extend(self.binder_schemas.keys().cloned());
+        if let Some(Value::Object(binders)) =
+            get_path(tree, &["spring", "cloud", "stream", "binders"])
+        {
+            for (name, b) in binders {
+                match b.get("type") {
+                    Some(Value::String(t)) => names.insert(t.clone()),
+                    _ => names.insert(name.clone()),
+                };
+            }
+        }
+        names
+    }
+
+    /// Registered binding names plus those derived from the function definition (files or env).
+    fn known_binding_names(&self, tree: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
+        let mut out = self.known_bindings.clone();
+        let def = env
+            .get("SPRING_CLOUD_FUNCTION_DEFINITION")
+            .cloned()
+            .or_else(|| {
+                get_path(tree, &["spring", "cloud", "function", "definition"]).map(scalar_text)
+            });
+        if let Some(Ok(defs)) = def.map(|d| crate::binding::parse_definition(&d)) {
+            for d in defs {
+                for dir in [
+                    crate::binding::Direction::Input,
+                    crate::binding::Direction::Output,
+                ] {
+                    out.push(crate::binding::binding_name(&d.name(), dir, 0));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn split_profiles(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Merges a file's non-profile documents, then its documents activated by `active`.
+fn merge_docs(tree: &mut Value, docs: &[Doc], active: &[String]) {
+    for d in docs.iter().filter(|d| d.activation.is_none()) {
+        deep_merge(tree, &d.tree);
+    }
+    for d in docs {
+        if let Some(expr) = &d.activation {
+            if profiles_match(expr, active) {
+                deep_merge(tree, &d.tree);
+            }
+        }
+    }
+}
+
+fn get_path_mut<'a>(root: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    let mut cur = root;
+    for seg in path {
+        cur = cur.as_object_mut()?.get_mut(*seg)?;
+    }
+    Some(cur)
+}

@@ -1,0 +1,194 @@
+//! Environment-variable overrides: `SPRING_CLOUD_STREAM_BINDINGS_ORDERS_IN_0_GROUP` →
+//! `spring.cloud.stream.bindings.orders-in-0.group`, using the schema to decide where
+//! user-named keys (binding names) end.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::normalise::binder_section_node;
+use super::schema::{BinderSchemas, Kind, SchemaNode, STREAM_PATH};
+use super::tree::get_path;
+
+/// Prefixes of the environment variables that override properties.
+pub const ENV_PREFIXES: &[&str] = &[
+    "SPRING_CLOUD_STREAM_",
+    "SPRING_CLOUD_FUNCTION_",
+    "SPRING_INTEGRATION_POLLER_",
+];
+
+/// Maps environment-variable names to property paths.
+pub struct EnvMapper<'a> {
+    /// The root schema node.
+    pub root: &'a SchemaNode,
+    /// Registered binder section schemas.
+    pub binder_schemas: &'a BinderSchemas,
+    /// Names accepted as binder-specific sections under `spring.cloud.stream`.
+    pub binder_sections: &'a BTreeSet<String>,
+    /// The merged file tree (existing map keys are preferred).
+    pub tree: &'a Value,
+    /// Binding names known from registered functions and the function definition.
+    pub known_bindings: &'a [String],
+}
+
+impl EnvMapper<'_> {
+    /// Whether the variable is one this module maps.
+    pub fn applies(name: &str) -> bool {
+        ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+    }
+
+    /// The property path (segments) for an environment variable, if it maps to a valid one.
+    pub fn map(&self, name: &str) -> Option<Vec<String>> {
+        let tokens: Vec<String> = name
+            .to_ascii_lowercase()
+            .split('_')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self.search(self.root, &tokens, Vec::new())
+    }
+
+    fn search(
+        &self,
+        node: &SchemaNode,
+        tokens: &[String],
+        path: Vec<String>,
+    ) -> Option<Vec<String>> {
+        match node {
+            SchemaNode::Leaf(l) if l.kind == Kind::FreeMap => {
+                (!tokens.is_empty()).then(|| with(path, tokens.join(".")))
+            }
+            SchemaNode::Leaf(_) => tokens.is_empty().then_some(path),
+            SchemaNode::Any => (!tokens.is_empty()).then(|| with(path, tokens.join("-"))),
+            SchemaNode::Object { fields, .. } => {
+                let mut keys: Vec<(&String, &SchemaNode)> = fields.iter().collect();
+                keys.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+                for (key, child) in keys {
+                    let ktoks: Vec<&str> = key.split('-').collect();
+                    if tokens.len() >= ktoks.len() && tokens.iter().zip(&ktoks).all(|(t, k)| t == k)
+                    {
+                        if let Some(p) = self.search(
+                            child,
+                            &tokens[ktoks.len()..],
+                            with(path.clone(), key.clone()),
+                        ) {
+                            return Some(p);
+                        }
+                    }
+                }
+                if path.join(".") == STREAM_PATH {
+                    if let Some(first) = tokens.first() {
+                        if self.binder_sections.contains(first) {
+                            let child = binder_section_node(first, self.binder_schemas);
+                            return self.search(child, &tokens[1..], with(path, first.clone()));
+                        }
+                    }
+                }
+                None
+            }
+            SchemaNode::Map(inner) => {
+                let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                let mut existing: Vec<String> = get_path(self.tree, &refs)
+                    .and_then(Value::as_object)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default();
+                if path.last().is_some_and(|l| l == "bindings") {
+                    // Binding names in binder sections are the same as the core ones.
+                    if let Some(Value::Object(m)) =
+                        get_path(self.tree, &["spring", "cloud", "stream", "bindings"])
+                    {
+                        existing.extend(m.keys().cloned());
+                    }
+                    existing.extend(self.known_bindings.iter().cloned());
+                }
+                let mut shortest: Option<Vec<String>> = None;
+                for i in 1..=tokens.len() {
+                    let squashed: String = tokens[..i].concat();
+                    let Some(found) = self.search(inner, &tokens[i..], Vec::new()) else {
+                        continue;
+                    };
+                    if let Some(name) = existing.iter().find(|e| squash(e) == squashed) {
+                        let mut p = with(path, name.clone());
+                        p.extend(found);
+                        return Some(p);
+                    }
+                    if shortest.is_none() {
+                        let mut p = with(path.clone(), tokens[..i].join("-"));
+                        p.extend(found);
+                        shortest = Some(p);
+                    }
+                }
+                shortest
+            }
+        }
+    }
+}
+
+fn with(mut path: Vec<String>, seg: String) -> Vec<String> {
+    path.push(seg);
+    path
+}
+
+/// Lower-case without separators, to compare a key with env-var tokens.
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::Schema;
+    use serde_json::json;
+
+    #[test]
+    fn maps_binding_names_with_dashes() {
+        let schema = Schema::core();
+        let sections = BTreeSet::from(["kafka".to_owned()]);
+        let tree = json!({"spring": {"cloud": {"stream": {"bindings": {"ordersIn0": {}}}}}});
+        let known = vec!["audit-log-out-0".to_owned()];
+        let m = EnvMapper {
+            root: &schema.root,
+            binder_schemas: &BinderSchemas::new(),
+            binder_sections: &sections,
+            tree: &tree,
+            known_bindings: &known,
+        };
+        let p = |n: &str| m.map(n).map(|v| v.join("."));
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDINGS_ORDERS_IN_0_GROUP").as_deref(),
+            Some("spring.cloud.stream.bindings.ordersIn0.group")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDINGS_NEW_IN_0_CONSUMER_MAX_ATTEMPTS").as_deref(),
+            Some("spring.cloud.stream.bindings.new-in-0.consumer.max-attempts")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDINGS_AUDIT_LOG_OUT_0_DESTINATION").as_deref(),
+            Some("spring.cloud.stream.bindings.audit-log-out-0.destination")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_DEFAULT_BINDER").as_deref(),
+            Some("spring.cloud.stream.default-binder")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_BINDERS_RABBIT1_ENVIRONMENT_SPRING_RABBITMQ_HOST").as_deref(),
+            Some("spring.cloud.stream.binders.rabbit1.environment.spring.rabbitmq.host")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_STREAM_KAFKA_BINDINGS_ORDERS_IN_0_CONSUMER_START_OFFSET").as_deref(),
+            Some("spring.cloud.stream.kafka.bindings.ordersIn0.consumer.start-offset")
+        );
+        assert_eq!(
+            p("SPRING_CLOUD_FUNCTION_DEFINITION").as_deref(),
+            Some("spring.cloud.function.definition")
+        );
+        assert_eq!(
+            p("SPRING_INTEGRATION_POLLER_FIXED_DELAY").as_deref(),
+            Some("spring.integration.poller.fixed-delay")
+        );
+        assert_eq!(p("SPRING_CLOUD_STREAM_BINDINGS_X_BOGUS"), None);
+    }
+}

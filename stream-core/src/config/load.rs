@@ -1,0 +1,214 @@
+//! Reading sources: YAML files and inline text, multi-document sections, profile activation
+//! (`spring.config.activate.on-profile`, legacy `spring.profiles`) and profile-specific files
+//! (`application-<profile>.yaml` / `.yml` beside the main file).
+
+#![allow(clippy::result_large_err)] // issues are rare and returned once per source
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ConfigIssue;
+use super::normalise::normalise;
+use super::schema::{BinderSchemas, Schema};
+use super::tree::{expand_dotted, get_path, remove_path, scalar_text, yaml_to_json};
+
+/// One YAML document of a source, normalised.
+#[derive(Clone, Debug)]
+pub struct Doc {
+    /// The document's properties (dotted keys expanded, relaxed names normalised).
+    pub tree: Value,
+    /// The profile expression that activates it (`None` = always active).
+    pub activation: Option<String>,
+}
+
+/// Parses a (multi-document) YAML text. A syntax error becomes one issue with the source name
+/// and the line/column.
+pub fn parse_yaml(
+    name: &str,
+    text: &str,
+    schema: &Schema,
+    binders: &BinderSchemas,
+) -> Result<Vec<Doc>, ConfigIssue> {
+    let mut docs = Vec::new();
+    for de in serde_yaml_ng::Deserializer::from_str(text) {
+        let raw = serde_yaml_ng::Value::deserialize(de).map_err(|e| yaml_issue(name, &e))?;
+        let json = yaml_to_json(raw);
+        let json = match json {
+            Value::Null => continue,
+            Value::Object(_) => json,
+            other => {
+                return Err(ConfigIssue {
+                    message: format!(
+                        "expected a map of properties at the top level, found {}",
+                        match other {
+                            Value::Array(_) => "a list".to_owned(),
+                            v => format!("`{}`", super::redact::redact_uris(&scalar_text(&v))),
+                        }
+                    ),
+                    source: Some(name.to_owned()),
+                    ..Default::default()
+                })
+            }
+        };
+        let mut tree = normalise(expand_dotted(json), Some(&schema.root), "", binders);
+        let activation = take_activation(&mut tree);
+        docs.push(Doc { tree, activation });
+    }
+    Ok(docs)
+}
+
+fn yaml_issue(name: &str, e: &serde_yaml_ng::Error) -> ConfigIssue {
+    let mut msg = String::from("malformed YAML");
+    if let Some(loc) = e.location() {
+        msg.push_str(&format!(" at line {}, column {}", loc.line(), loc.column()));
+    }
+    // The libyaml message itself carries no values, only the problem and its position.
+    let detail = e.to_string();
+    let detail = detail
+        .split(" at line ")
+        .next()
+        .unwrap_or(&detail)
+        .to_owned();
+    msg.push_str(&format!(": {}", super::redact::redact_uris(&detail)));
+    ConfigIssue {
+        message: msg,
+        source: Some(name.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// Removes and returns the document's activation expression.
+fn take_activation(tree: &mut Value) -> Option<String> {
+    let as_expr = |v: &Value| match v {
+        Value::Array(items) => Some(items.iter().map(scalar_text).collect::<Vec<_>>().join(",")),
+        Value::Object(_) | Value::Null => None,
+        other => Some(scalar_text(other)),
+    };
+    let mut expr = None;
+    if let Some(v) = remove_path(tree, &["spring", "config", "activate", "on-profile"]) {
+        expr = as_expr(&v);
+        prune_empty(tree, &["spring", "config", "activate"]);
+        prune_empty(tree, &["spring", "config"]);
+    }
+    let legacy = get_path(tree, &["spring", "profiles"]).and_then(as_expr);
+    if let Some(l) = legacy {
+        remove_path(tree, &["spring", "profiles"]);
+        expr = Some(match expr {
+            Some(e) => format!("({e})&({l})"),
+            None => l,
+        });
+    }
+    expr
+}
+
+fn prune_empty(tree: &mut Value, path: &[&str]) {
+    if get_path(tree, path)
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+    {
+        remove_path(tree, path);
+    }
+}
+
+/// Whether a profile expression matches the active profiles. Supports `a,b` and `a|b` (any),
+/// `a&b` (all), `!a` (not) and parentheses.
+pub fn profiles_match(expr: &str, active: &[String]) -> bool {
+    let e = expr.trim();
+    if e.is_empty() {
+        return false;
+    }
+    for sep in [[',', '|'], ['&', '&']] {
+        let parts = split_top(e, sep);
+        if parts.len() > 1 {
+            return if sep[0] == ',' {
+                parts.iter().any(|p| profiles_match(p, active))
+            } else {
+                parts.iter().all(|p| profiles_match(p, active))
+            };
+        }
+    }
+    if let Some(rest) = e.strip_prefix('!') {
+        return !profiles_match(rest, active);
+    }
+    if let Some(inner) = e.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        return profiles_match(inner, active);
+    }
+    active.iter().any(|a| a == e)
+}
+
+fn split_top(e: &str, seps: [char; 2]) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in e.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            c if depth == 0 && seps.contains(&c) => {
+                parts.push(&e[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&e[start..]);
+    parts
+}
+
+/// Reads a file as text; a missing or unreadable file is an issue naming it.
+pub fn read_text(path: &Path) -> Result<String, ConfigIssue> {
+    std::fs::read_to_string(path).map_err(|e| ConfigIssue {
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            "configuration file not found".to_owned()
+        } else {
+            format!("cannot read configuration file: {e}")
+        },
+        source: Some(path.display().to_string()),
+        ..Default::default()
+    })
+}
+
+/// The existing profile-specific files for `main` (`<stem>-<profile>.yaml`, then `.yml`).
+pub fn profile_files(main: &Path, profile: &str) -> Vec<PathBuf> {
+    let stem = main
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = main.parent().unwrap_or_else(|| Path::new(""));
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| dir.join(format!("{stem}-{profile}.{ext}")))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_expressions() {
+        let active = vec!["dev".to_owned(), "eu".to_owned()];
+        assert!(profiles_match("dev", &active));
+        assert!(profiles_match("prod,dev", &active));
+        assert!(profiles_match("!prod", &active));
+        assert!(!profiles_match("!dev", &active));
+        assert!(profiles_match("dev & (eu | us)", &active));
+        assert!(!profiles_match("dev & us", &active));
+    }
+
+    #[test]
+    fn malformed_yaml_reports_line() {
+        let err = parse_yaml(
+            "application.yaml",
+            "a:\n  b: 1\n c: [\n",
+            &Schema::core(),
+            &BinderSchemas::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.source.as_deref(), Some("application.yaml"));
+        assert!(err.message.contains("line 3"), "{}", err.message);
+    }
+}

@@ -1,0 +1,263 @@
+//! Property trees: YAML → JSON conversion, dotted-key expansion (with Spring's `[a.b]` bracket
+//! form), relaxed-name normalisation and deep merging.
+
+use serde_json::{Map, Value};
+
+/// Merges `over` into `base`: objects are merged recursively, any other value in `over`
+/// replaces the one in `base` (lists are replaced, not concatenated, as in Spring).
+pub fn deep_merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) => deep_merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// The relaxed (kebab-case) form of a key: `maxAttempts`, `max_attempts`, `MAX_ATTEMPTS` and
+/// `max-attempts` all become `max-attempts`.
+pub fn kebab(key: &str) -> String {
+    let all_upper = !key.chars().any(|c| c.is_lowercase());
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut prev_lower_or_digit = false;
+    for c in key.chars() {
+        if c == '_' || c == '-' {
+            if !out.ends_with('-') && !out.is_empty() {
+                out.push('-');
+            }
+            prev_lower_or_digit = false;
+        } else if c.is_uppercase() && !all_upper {
+            if prev_lower_or_digit && !out.ends_with('-') {
+                out.push('-');
+            }
+            out.extend(c.to_lowercase());
+            prev_lower_or_digit = false;
+        } else {
+            out.extend(c.to_lowercase());
+            prev_lower_or_digit = c.is_lowercase() || c.is_ascii_digit();
+        }
+    }
+    out
+}
+
+/// Splits a dotted key into segments; `[...]` keeps dots literally (`a.[b.c].d` → `a`, `b.c`,
+/// `d`; `[b.c]` → `b.c`).
+pub fn split_key(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    let mut bracketed = false;
+    for c in key.chars() {
+        match c {
+            '[' => {
+                if depth > 0 {
+                    cur.push(c);
+                }
+                depth += 1;
+                bracketed = true;
+            }
+            ']' if depth > 0 => {
+                depth -= 1;
+                if depth > 0 {
+                    cur.push(c);
+                }
+            }
+            '.' if depth == 0 => {
+                if !cur.is_empty() || bracketed {
+                    out.push(std::mem::take(&mut cur));
+                }
+                bracketed = false;
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() || bracketed {
+        out.push(cur);
+    }
+    out
+}
+
+/// Whether `key` must be split (contains an unbracketed dot or is bracketed).
+fn needs_split(key: &str) -> bool {
+    key.contains('.') || key.starts_with('[')
+}
+
+/// Builds the nested object for `segments` ending in `value`.
+pub fn nest(segments: &[String], value: Value) -> Value {
+    let mut v = value;
+    for seg in segments.iter().rev() {
+        let mut m = Map::new();
+        m.insert(seg.clone(), v);
+        v = Value::Object(m);
+    }
+    v
+}
+
+/// Expands dotted keys (`spring.cloud.stream.bindings.x.group: g`) into nested objects at every
+/// level, merging with siblings; later keys win.
+pub fn expand_dotted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut out = Value::Object(Map::new());
+            for (k, v) in map {
+                let v = expand_dotted(v);
+                if needs_split(&k) {
+                    let segs = split_key(&k);
+                    if segs.is_empty() {
+                        continue;
+                    }
+                    deep_merge(&mut out, &nest(&segs, v));
+                } else {
+                    deep_merge(&mut out, &nest(&[k], v));
+                }
+            }
+            out
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(expand_dotted).collect()),
+        other => other,
+    }
+}
+
+/// Flattens nested objects back into dotted keys (`{java: {io: true}}` → `{"java.io": true}`);
+/// used for maps whose keys naturally contain dots (`retryable-exceptions`).
+pub fn flatten(value: &Value) -> Map<String, Value> {
+    fn walk(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other.clone());
+            }
+        }
+    }
+    let mut out = Map::new();
+    if let Value::Object(m) = value {
+        for (k, v) in m {
+            walk(k, v, &mut out);
+        }
+    }
+    out
+}
+
+/// Converts a YAML value to JSON; non-string keys are stringified, tags dropped.
+pub fn yaml_to_json(value: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else {
+                n.as_f64()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+                    // NaN / infinity have no JSON form; keep the text so validation can report it.
+                    .unwrap_or_else(|| Value::String(n.to_string()))
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(m) => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                let key = match yaml_to_json(k) {
+                    Value::String(s) => s,
+                    Value::Null => "~".to_owned(),
+                    other => other.to_string(),
+                };
+                out.insert(key, yaml_to_json(v));
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => yaml_to_json(t.value),
+    }
+}
+
+/// The value at `path` (exact segments), if any.
+pub fn get_path<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    let mut cur = root;
+    for seg in path {
+        cur = cur.as_object()?.get(*seg)?;
+    }
+    Some(cur)
+}
+
+/// Removes the value at `path`, if present.
+pub fn remove_path(root: &mut Value, path: &[&str]) -> Option<Value> {
+    let (last, parents) = path.split_last()?;
+    let mut cur = root;
+    for seg in parents {
+        cur = cur.as_object_mut()?.get_mut(*seg)?;
+    }
+    cur.as_object_mut()?.remove(*last)
+}
+
+/// A scalar as display text (strings without quotes).
+pub fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kebab_relaxed_names() {
+        assert_eq!(kebab("maxAttempts"), "max-attempts");
+        assert_eq!(kebab("max_attempts"), "max-attempts");
+        assert_eq!(kebab("max-attempts"), "max-attempts");
+        assert_eq!(kebab("MAX_ATTEMPTS"), "max-attempts");
+        assert_eq!(kebab("contentType"), "content-type");
+        assert_eq!(kebab("backOffMultiplier"), "back-off-multiplier");
+        assert_eq!(kebab("instanceIndex2"), "instance-index2");
+    }
+
+    #[test]
+    fn splits_brackets_and_expands() {
+        assert_eq!(split_key("a.[b.c].d"), vec!["a", "b.c", "d"]);
+        assert_eq!(split_key("[java.lang.X]"), vec!["java.lang.X"]);
+        let v = expand_dotted(
+            json!({"spring.cloud.stream": {"bindings.x.group": "g"}, "spring": {"cloud": {"stream": {"bindings": {"x": {"destination": "d"}}}}}}),
+        );
+        assert_eq!(
+            v,
+            json!({"spring": {"cloud": {"stream": {"bindings": {"x": {"group": "g", "destination": "d"}}}}}})
+        );
+    }
+
+    #[test]
+    fn merge_replaces_scalars_and_lists() {
+        let mut a = json!({"a": {"b": 1, "c": [1, 2]}, "d": 1});
+        deep_merge(&mut a, &json!({"a": {"c": [3]}, "d": {"e": 1}}));
+        assert_eq!(a, json!({"a": {"b": 1, "c": [3]}, "d": {"e": 1}}));
+    }
+
+    #[test]
+    fn flatten_dotted_map_keys() {
+        let m = flatten(&json!({"java": {"lang": {"X": false}}, "Y": true}));
+        assert_eq!(m.get("java.lang.X"), Some(&json!(false)));
+        assert_eq!(m.get("Y"), Some(&json!(true)));
+    }
+}

@@ -1,0 +1,321 @@
+//! Schema validation with coercion: every key under the validated roots must be known, every
+//! value is coerced to its leaf kind (`"5"` → `5`), bounds are checked. All issues are
+//! collected; invalid values are removed so that typing can go on and find more issues.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use super::error::ConfigIssue;
+use super::normalise::join;
+use super::redact::redact_value;
+use super::schema::{BinderSchemas, Kind, Leaf, SchemaNode, STREAM_PATH};
+use super::suggest::suggest;
+use super::tree::scalar_text;
+
+/// What validation needs besides the schema node.
+pub struct Validator<'a> {
+    /// Registered binder section schemas.
+    pub binder_schemas: &'a BinderSchemas,
+    /// Names accepted as binder-specific sections under `spring.cloud.stream`.
+    pub binder_sections: &'a BTreeSet<String>,
+    /// Problems found.
+    pub issues: Vec<ConfigIssue>,
+    /// Non-fatal notes.
+    pub warnings: Vec<String>,
+}
+
+impl Validator<'_> {
+    /// Validates `value` at `path` against `node`, coercing in place. Returns `false` when the
+    /// value is invalid (or null) and should be removed.
+    pub fn check(&mut self, node: &SchemaNode, value: &mut Value, path: &str) -> bool {
+        if value.is_null() {
+            return false;
+        }
+        match node {
+            SchemaNode::Any => true,
+            SchemaNode::Leaf(leaf) => match coerce(leaf, value) {
+                Ok(v) => match check_bounds(leaf, &v) {
+                    Ok(()) => {
+                        *value = v;
+                        true
+                    }
+                    Err(expected) => {
+                        let found = redact_value(path, &scalar_text(&v));
+                        self.issues.push(ConfigIssue {
+                            path: path.to_owned(),
+                            message: format!("must be {expected}, found `{found}`"),
+                            expected: Some(expected),
+                            found: Some(found),
+                            ..Default::default()
+                        });
+                        false
+                    }
+                },
+                Err(()) => {
+                    self.type_issue(path, leaf.kind.describe(), value);
+                    false
+                }
+            },
+            SchemaNode::Map(inner) => {
+                let Value::Object(map) = value else {
+                    self.type_issue(path, "a map of names to settings", value);
+                    return false;
+                };
+                map.retain(|k, v| {
+                    let p = join(path, k);
+                    self.check(inner, v, &p)
+                });
+                true
+            }
+            SchemaNode::Object { fields, open } => {
+                let Value::Object(map) = value else {
+                    self.type_issue(path, "an object", value);
+                    return false;
+                };
+                self.check_object(fields, *open, map, path);
+                true
+            }
+        }
+    }
+
+    fn check_object(
+        &mut self,
+        fields: &std::collections::BTreeMap<String, SchemaNode>,
+        open: bool,
+        map: &mut Map<String, Value>,
+        path: &str,
+    ) {
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for k in keys {
+            let p = join(path, &k);
+            let keep = match (fields.get(&k), map.get_mut(&k)) {
+                (_, None) => continue,
+                (Some(child), Some(v)) => self.check(child, v, &p),
+                (None, Some(v)) if path == STREAM_PATH && self.binder_sections.contains(&k) => {
+                    match self.binder_schemas.get(&k) {
+                        Some(schema) => self.check(&schema.root, v, &p),
+                        None => {
+                            self.warnings.push(format!(
+                                "{p}: no schema is registered for binder type `{k}`; its keys are not validated"
+                            ));
+                            true
+                        }
+                    }
+                }
+                (None, Some(_)) if open => true,
+                (None, Some(_)) => {
+                    let mut candidates: Vec<&str> = fields.keys().map(String::as_str).collect();
+                    if path == STREAM_PATH {
+                        candidates.extend(self.binder_sections.iter().map(String::as_str));
+                    }
+                    let suggestion = suggest(&k, candidates);
+                    let message = match &suggestion {
+                        Some(s) => format!("unknown key (did you mean `{s}`?)"),
+                        None => "unknown key".to_owned(),
+                    };
+                    self.issues.push(ConfigIssue {
+                        path: p,
+                        message,
+                        suggestion,
+                        ..Default::default()
+                    });
+                    false
+                }
+            };
+            if !keep {
+                map.remove(&k);
+            }
+        }
+    }
+
+    fn type_issue(&mut self, path: &str, expected: &str, found: &Value) {
+        let found = describe_found(path, found);
+        self.issues.push(ConfigIssue {
+            path: path.to_owned(),
+            message: format!("expected {expected}, found {found}"),
+            expected: Some(expected.to_owned()),
+            found: Some(found),
+            ..Default::default()
+        });
+    }
+}
+
+/// How a found value is shown: scalars in backticks (redacted), containers by kind.
+fn describe_found(path: &str, v: &Value) -> String {
+    match v {
+        Value::Object(_) => "an object".to_owned(),
+        Value::Array(_) => "a list".to_owned(),
+        other => format!("`{}`", redact_value(path, &scalar_text(other))),
+    }
+}
+
+/// Coerces a value to the leaf's kind.
+fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
+    match leaf.kind {
+        Kind::String => match v {
+            Value::String(_) => Ok(v.clone()),
+            Value::Number(_) | Value::Bool(_) => Ok(Value::String(scalar_text(v))),
+            _ => Err(()),
+        },
+        Kind::Bool => match v {
+            Value::Bool(_) => Ok(v.clone()),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(Value::Bool(true)),
+                "false" => Ok(Value::Bool(false)),
+                _ => Err(()),
+            },
+            _ => Err(()),
+        },
+        Kind::UnsignedInt => to_u64(v).map(Value::from).ok_or(()),
+        Kind::Int => match v {
+            Value::Number(n) => n.as_i64().map(Value::from).ok_or(()),
+            Value::String(s) => s.trim().parse::<i64>().map(Value::from).map_err(|_| ()),
+            _ => Err(()),
+        },
+        Kind::Float => match v {
+            Value::Number(n) => n.as_f64().map(Value::from).ok_or(()),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Value::from)
+                .ok_or(()),
+            _ => Err(()),
+        },
+        Kind::DurationMs => match v {
+            Value::String(s) => parse_duration_ms(s).map(Value::from).ok_or(()),
+            other => to_u64(other).map(Value::from).ok_or(()),
+        },
+        Kind::StringList => match v {
+            Value::String(s) => Ok(Value::Array(
+                split_list(s).into_iter().map(Value::String).collect(),
+            )),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                        Ok(Value::String(scalar_text(i)))
+                    }
+                    _ => Err(()),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Number(_) | Value::Bool(_) => {
+                Ok(Value::Array(vec![Value::String(scalar_text(v))]))
+            }
+            _ => Err(()),
+        },
+        Kind::UnsignedIntList => {
+            let items: Vec<Value> = match v {
+                Value::String(s) => split_list(s).into_iter().map(Value::String).collect(),
+                Value::Array(items) => items.clone(),
+                Value::Number(_) => vec![v.clone()],
+                _ => return Err(()),
+            };
+            items
+                .iter()
+                .map(|i| {
+                    to_u64(i)
+                        .filter(|n| *n <= u64::from(u32::MAX))
+                        .map(Value::from)
+                        .ok_or(())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
+        Kind::FreeMap => match v {
+            Value::Object(_) => Ok(v.clone()),
+            _ => Err(()),
+        },
+    }
+}
+
+fn check_bounds(leaf: &Leaf, v: &Value) -> Result<(), String> {
+    let (Some(min), Some(n)) = (leaf.min, v.as_f64()) else {
+        return Ok(());
+    };
+    if leaf.min_exclusive && n <= min {
+        Err(format!("greater than {min}"))
+    } else if !leaf.min_exclusive && n < min {
+        Err(format!("at least {min}"))
+    } else {
+        Ok(())
+    }
+}
+
+fn to_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses `1000`, `500ms`, `5s`, `2m`, `1h`, `1d`, or ISO-8601 `PT5S`/`PT1M30S`/`PT0.5S`.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u64>() {
+        return Some(n);
+    }
+    let lower = t.to_ascii_lowercase();
+    if let Some(iso) = lower.strip_prefix("pt") {
+        let mut total = 0f64;
+        let mut num = String::new();
+        for c in iso.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+                continue;
+            }
+            let n: f64 = num.parse().ok()?;
+            num.clear();
+            total += n * match c {
+                'h' => 3_600_000.0,
+                'm' => 60_000.0,
+                's' => 1000.0,
+                _ => return None,
+            };
+        }
+        return if num.is_empty() && total >= 0.0 {
+            Some(total.round() as u64)
+        } else {
+            None
+        };
+    }
+    let split = lower.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = lower.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let factor = match unit.trim() {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("1000"), Some(1000));
+        assert_eq!(parse_duration_ms("5s"), Some(5000));
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("PT1M30S"), Some(90_000));
+        assert_eq!(parse_duration_ms("PT0.5S"), Some(500));
+        assert_eq!(parse_duration_ms("soon"), None);
+    }
+}
