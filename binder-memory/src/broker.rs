@@ -127,6 +127,11 @@ impl MemoryBroker {
         }
     }
 
+    /// A binder over this broker.
+    pub fn binder(&self) -> crate::MemoryBinder {
+        crate::MemoryBinder::new(self.clone())
+    }
+
     /// The broker's settings.
     pub fn config(&self) -> MemoryBrokerConfig {
         self.inner.config

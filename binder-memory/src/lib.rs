@@ -13,6 +13,40 @@
 //!   outputs, like Spring's test binder.
 //!
 //! Everything is built on tokio primitives, so it works under `tokio::time::pause()`.
+//!
+//! # Numbers
+//! * Queue capacity: [`DEFAULT_CAPACITY`] (10 000) messages per group or anonymous queue,
+//!   configurable ([`MemoryBroker::with_capacity`], binder environment key `capacity`). A send
+//!   waits until every queue of the destination has room. Delivered, unsettled messages do not
+//!   count; requeued ones go back even past capacity (by at most the members' prefetch).
+//! * Prefetch: a subscription holds at most `max(concurrency, 1) *`
+//!   [`PREFETCH_PER_CONCURRENCY`] (= 2) delivered, unsettled messages; `next()` waits for a
+//!   settle beyond that. Consumer binder property `prefetch` overrides it.
+//!
+//! # Example
+//! ```
+//! use binder_memory::MemoryBroker;
+//! use bytes::Bytes;
+//! use stream_core::binder::{Binder, ConsumerSpec, ProducerSpec, Route};
+//! use stream_core::message::Message;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let broker = MemoryBroker::new();
+//! let binder = broker.binder();
+//! let mut sub = binder
+//!     .bind_consumer("orders", Some("stock"), &ConsumerSpec::default())
+//!     .await
+//!     .unwrap();
+//! let producer = binder.bind_producer("orders", &ProducerSpec::default()).await.unwrap();
+//! producer
+//!     .send(Message::new(Bytes::from_static(b"hi")), Route::default())
+//!     .await
+//!     .unwrap();
+//! let delivery = sub.next().await.unwrap().unwrap();
+//! assert_eq!(&delivery.message().payload[..], b"hi");
+//! delivery.ack().await.unwrap();
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
