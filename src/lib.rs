@@ -32,9 +32,8 @@ use std::sync::Arc;
 pub use binder_memory;
 pub use stream_core;
 pub use stream_core::{
-    app, binder, binding, bridge, config, convert, expr, function, message, observe, plan,
-    runtime, Error, HandlerError, Headers, Message, RawMessage, RunningApp, StreamAppBuilder,
-    StreamBridge,
+    app, binder, binding, bridge, config, convert, expr, function, message, observe, plan, runtime,
+    Error, HandlerError, Headers, Message, RawMessage, RunningApp, StreamAppBuilder, StreamBridge,
 };
 
 /// Entry point: `StreamApp::builder()` returns a builder with every binder compiled into this

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use stream_core::binder::{
-    BindError, Binder, BinderFactory, Capabilities, ConsumeError, ConsumerSpec, DeadLetter,
-    Delivery, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route, SendError,
-    SettleError, Subscription,
+    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError, ConsumerSpec,
+    DeadLetter, Delivery, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route,
+    SendError, SettleError, Subscription,
 };
 use stream_core::message::{header, Message, RawMessage};
 
@@ -643,9 +643,9 @@ impl BinderFactory for MemoryBinderFactory {
     async fn create(
         &self,
         name: &str,
-        environment: &serde_json::Value,
+        environment: &BinderEnvironment,
     ) -> Result<Arc<dyn Binder>, BindError> {
-        let config = parse_environment(name, environment)?;
+        let config = parse_environment(name, &environment.own)?;
         let broker = match &self.fixed {
             Some(b) => b.clone(),
             None => self

@@ -6,8 +6,8 @@ use std::time::Duration;
 use binder_memory::{MemoryBinder, MemoryBinderFactory, MemoryBroker, TestHarness};
 use bytes::Bytes;
 use stream_core::binder::{
-    BindError, Binder, BinderFactory, ConsumerSpec, DeadLetter, Delivery, Health, Producer,
-    ProducerSpec, Route, SendError, Subscription,
+    BindError, Binder, BinderEnvironment, BinderFactory, ConsumerSpec, DeadLetter, Delivery,
+    Health, Producer, ProducerSpec, Route, SendError, Subscription,
 };
 use stream_core::message::{header, Message, RawMessage};
 
@@ -352,7 +352,7 @@ async fn dead_letter_goes_to_the_group_dlq_with_headers() {
     let h = TestHarness::new();
     let binder = h
         .factory()
-        .create("memory", &serde_json::json!({}))
+        .create("memory", &BinderEnvironment::own(serde_json::json!({})))
         .await
         .unwrap();
     let mut sub = binder
@@ -410,7 +410,7 @@ async fn anonymous_dead_letter_goes_to_dest_dlq() {
     let h = TestHarness::new();
     let binder = h
         .factory()
-        .create("memory", &serde_json::json!({}))
+        .create("memory", &BinderEnvironment::own(serde_json::json!({})))
         .await
         .unwrap();
     let mut sub = binder
@@ -596,7 +596,7 @@ async fn harness_records_what_the_app_sends_and_feeds_its_inputs() {
     let h = TestHarness::new();
     let factory = h.factory();
     let binder = factory
-        .create("memory", &serde_json::Value::Null)
+        .create("memory", &BinderEnvironment::own(serde_json::Value::Null))
         .await
         .unwrap();
     // "App": consumes `orders` in group `stock`, emits to `stock-reserved`.
@@ -664,18 +664,30 @@ async fn factory_shares_brokers_by_name_and_reads_environment() {
     assert!(!caps.native_delay && !caps.transactions);
 
     let _a = f
-        .create("local", &serde_json::json!({ "capacity": "3" }))
+        .create(
+            "local",
+            &BinderEnvironment::own(serde_json::json!({ "capacity": "3" })),
+        )
         .await
         .unwrap();
-    let _a2 = f.create("local", &serde_json::json!({})).await.unwrap();
-    let _b = f.create("other", &serde_json::json!({})).await.unwrap();
+    let _a2 = f
+        .create("local", &BinderEnvironment::own(serde_json::json!({})))
+        .await
+        .unwrap();
+    let _b = f
+        .create("other", &BinderEnvironment::own(serde_json::json!({})))
+        .await
+        .unwrap();
     let local = f.broker("local").unwrap();
     assert_eq!(local.capacity(), 3);
     assert!(f.broker("local").unwrap().same_broker(&local));
     assert!(!f.broker("other").unwrap().same_broker(&local));
 
     match f
-        .create("bad", &serde_json::json!({ "capacityy": 3 }))
+        .create(
+            "bad",
+            &BinderEnvironment::own(serde_json::json!({ "capacityy": 3 })),
+        )
         .await
     {
         Err(BindError::Config { key, .. }) => {
@@ -684,13 +696,18 @@ async fn factory_shares_brokers_by_name_and_reads_environment() {
         other => panic!("expected a config error, got {:?}", other.map(|_| ())),
     }
     assert!(f
-        .create("bad", &serde_json::json!({ "capacity": 0 }))
+        .create(
+            "bad",
+            &BinderEnvironment::own(serde_json::json!({ "capacity": 0 }))
+        )
         .await
         .is_err());
 
     let shared = MemoryBroker::new();
     let fs = MemoryBinderFactory::with_broker(shared.clone());
-    fs.create("x", &serde_json::json!({})).await.unwrap();
+    fs.create("x", &BinderEnvironment::own(serde_json::json!({})))
+        .await
+        .unwrap();
     assert!(fs.broker("y").unwrap().same_broker(&shared));
 
     let plan = f.plan_consumer("orders", Some("stock"));

@@ -69,7 +69,11 @@ fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Ve
 }
 
 fn report_errors(errors: &[String]) -> ExitCode {
-    eprintln!("invalid configuration ({} problem{}):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "invalid configuration ({} problem{}):",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
     for e in errors {
         eprintln!("  - {e}");
     }

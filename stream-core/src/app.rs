@@ -26,7 +26,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::binder::{Binder, BinderFactory, BinderRegistry};
-use crate::binding::{apply_alias, binding_name, parse_definition, Direction, FunctionDefinition, ROUTER_FUNCTION};
+use crate::binding::{
+    apply_alias, binding_name, parse_definition, Direction, FunctionDefinition, ROUTER_FUNCTION,
+};
 use crate::bridge::{partitioning_of, StreamBridge};
 use crate::config::{ConfigLoader, StreamConfig};
 use crate::convert::{Codec, CodecRegistry};
@@ -193,23 +195,24 @@ impl StreamAppBuilder {
         O: IntoOutput<MO>,
         MO: 'static,
     {
-        let factory: crate::function::registry::StreamFactory = Box::new(move |ctx: Arc<CallContext>| {
-            stream
-                .map(move |item| {
-                    item.into_output(&ctx)
-                        .map(|enc| {
-                            enc.map(|e| {
-                                vec![RawMessage {
-                                    payload: e.payload,
-                                    headers: e.headers,
-                                }]
+        let factory: crate::function::registry::StreamFactory =
+            Box::new(move |ctx: Arc<CallContext>| {
+                stream
+                    .map(move |item| {
+                        item.into_output(&ctx)
+                            .map(|enc| {
+                                enc.map(|e| {
+                                    vec![RawMessage {
+                                        payload: e.payload,
+                                        headers: e.headers,
+                                    }]
+                                })
+                                .unwrap_or_default()
                             })
-                            .unwrap_or_default()
-                        })
-                        .map_err(|e| HandlerError::output(e, crate::function::Retry::No))
-                })
-                .boxed()
-        });
+                            .map_err(|e| HandlerError::output(e, crate::function::Retry::No))
+                    })
+                    .boxed()
+            });
         self.functions.insert(
             name,
             Handler::StreamSupplier(Arc::new(Mutex::new(Some(factory)))),
@@ -313,7 +316,10 @@ impl StreamAppBuilder {
                 None => None,
             };
             let router = RouterFunction::new(Arc::clone(&registry), expression);
-            let out_name = apply_alias(&binding_name(ROUTER_FUNCTION, Direction::Output, 0), aliases);
+            let out_name = apply_alias(
+                &binding_name(ROUTER_FUNCTION, Direction::Output, 0),
+                aliases,
+            );
             ios.push(PlannedIo {
                 pipeline: Pipeline {
                     name: ROUTER_FUNCTION.to_owned(),
@@ -321,8 +327,15 @@ impl StreamAppBuilder {
                     steps: Vec::new(),
                     has_output: config.stream.bindings.contains_key(&out_name),
                 },
-                input: Some(apply_alias(&binding_name(ROUTER_FUNCTION, Direction::Input, 0), aliases)),
-                output: config.stream.bindings.contains_key(&out_name).then_some(out_name),
+                input: Some(apply_alias(
+                    &binding_name(ROUTER_FUNCTION, Direction::Input, 0),
+                    aliases,
+                )),
+                output: config
+                    .stream
+                    .bindings
+                    .contains_key(&out_name)
+                    .then_some(out_name),
                 handler: Arc::new(router),
             });
         }
@@ -360,7 +373,8 @@ impl StreamAppBuilder {
                 binding: name.clone(),
                 suggestion,
                 known: if known.is_empty() {
-                    "(none; declare StreamBridge outputs in spring.cloud.stream.output-bindings)".to_owned()
+                    "(none; declare StreamBridge outputs in spring.cloud.stream.output-bindings)"
+                        .to_owned()
                 } else {
                     known.iter().copied().collect::<Vec<_>>().join(", ")
                 },
@@ -382,7 +396,11 @@ impl StreamAppBuilder {
             needed.insert(b.name.clone(), b.binder_type.clone());
         }
         let binders = Arc::new(connect_all(&config, &loaded.root, &self.binders, &needed).await?);
-        let bridge = StreamBridge::new(Arc::clone(&config), Arc::clone(&binders), self.codecs.clone());
+        let bridge = StreamBridge::new(
+            Arc::clone(&config),
+            Arc::clone(&binders),
+            self.codecs.clone(),
+        );
 
         let shutdown = CancellationToken::new();
         let (deadline_tx, deadline_rx) = watch::channel(None);
@@ -411,16 +429,26 @@ impl StreamAppBuilder {
                 (None, Some((o, _))) => o.producer.auto_startup,
                 _ => true,
             };
-            let initial = if auto_startup { BindingState::Running } else { BindingState::Stopped };
+            let initial = if auto_startup {
+                BindingState::Running
+            } else {
+                BindingState::Stopped
+            };
             let (state_tx, state_rx) = watch::channel(initial);
             if let (Some(out_name), true) = (&io.output, io.input.is_some()) {
                 let (follower, _) = watch::channel(BindingState::Running);
-                entries.insert(out_name.clone(), BindingEntry {
-                    direction: Direction::Output,
-                    binder: output.as_ref().map(|(e, _)| e.binder.clone()).unwrap_or_default(),
-                    state: follower,
-                    controllable: false,
-                });
+                entries.insert(
+                    out_name.clone(),
+                    BindingEntry {
+                        direction: Direction::Output,
+                        binder: output
+                            .as_ref()
+                            .map(|(e, _)| e.binder.clone())
+                            .unwrap_or_default(),
+                        state: follower,
+                        controllable: false,
+                    },
+                );
             }
             match in_eff {
                 Some(eff) => {
@@ -443,6 +471,22 @@ impl StreamAppBuilder {
                         bridge: bridge.clone(),
                     });
                     for destination in &eff.destinations {
+                        let initial = if auto_startup {
+                            let sub = binder
+                                .bind_consumer(
+                                    destination,
+                                    eff.group.as_deref(),
+                                    &eff.consumer_spec(),
+                                )
+                                .await
+                                .map_err(|source| Error::Bind {
+                                    binding: eff.name.clone(),
+                                    source,
+                                })?;
+                            Some(sub)
+                        } else {
+                            None
+                        };
                         let run = InputRun {
                             processor: Arc::clone(&processor),
                             binder: Arc::clone(&binder),
@@ -450,20 +494,27 @@ impl StreamAppBuilder {
                             state: state_rx.clone(),
                             shutdown: shutdown.clone(),
                             deadline: deadline_rx.clone(),
-                            retry_interval: Duration::from_secs(config.stream.binding_retry_interval),
+                            retry_interval: Duration::from_secs(
+                                config.stream.binding_retry_interval,
+                            ),
                         };
-                        tasks.spawn(run.run());
+                        tasks.spawn(run.run(initial));
                     }
-                    entries.insert(driver_name, BindingEntry {
-                        direction: Direction::Input,
-                        binder: eff.binder.clone(),
-                        state: state_tx,
-                        controllable: true,
-                    });
+                    entries.insert(
+                        driver_name,
+                        BindingEntry {
+                            direction: Direction::Input,
+                            binder: eff.binder.clone(),
+                            state: state_tx,
+                            controllable: true,
+                        },
+                    );
                 }
                 None => {
                     let Some((eff, out)) = output else { continue };
-                    let Some(source) = io.pipeline.source.clone() else { continue };
+                    let Some(source) = io.pipeline.source.clone() else {
+                        continue;
+                    };
                     let poller = eff
                         .producer
                         .poller
@@ -487,12 +538,15 @@ impl StreamAppBuilder {
                         send_policy: RetryPolicy::from_consumer(&config.stream.default.consumer),
                     };
                     tasks.spawn(run.run());
-                    entries.insert(driver_name, BindingEntry {
-                        direction: Direction::Output,
-                        binder: eff.binder.clone(),
-                        state: state_tx,
-                        controllable: true,
-                    });
+                    entries.insert(
+                        driver_name,
+                        BindingEntry {
+                            direction: Direction::Output,
+                            binder: eff.binder.clone(),
+                            state: state_tx,
+                            controllable: true,
+                        },
+                    );
                 }
             }
         }
@@ -544,11 +598,14 @@ fn binder_of(
     binders: &BTreeMap<String, Arc<dyn Binder>>,
     eff: &EffectiveBinding,
 ) -> Result<Arc<dyn Binder>, Error> {
-    binders.get(&eff.binder).cloned().ok_or_else(|| Error::UnknownBinderType {
-        binder: eff.binder.clone(),
-        binder_type: eff.binder_type.clone(),
-        available: binders.keys().cloned().collect::<Vec<_>>().join(", "),
-    })
+    binders
+        .get(&eff.binder)
+        .cloned()
+        .ok_or_else(|| Error::UnknownBinderType {
+            binder: eff.binder.clone(),
+            binder_type: eff.binder_type.clone(),
+            available: binders.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
 }
 
 async fn bind_output(
@@ -637,7 +694,10 @@ impl RunningApp {
         self.shutdown.cancel();
         let drained = async { while self.tasks.join_next().await.is_some() {} };
         // The input tasks honour the deadline themselves; this bound is a backstop.
-        if tokio::time::timeout_at(deadline + Duration::from_secs(1), drained).await.is_err() {
+        if tokio::time::timeout_at(deadline + Duration::from_secs(1), drained)
+            .await
+            .is_err()
+        {
             tracing::warn!("bindings did not stop in time; aborting");
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}

@@ -217,6 +217,37 @@ pub trait Binder: Send + Sync {
     async fn close(&self) {}
 }
 
+/// The configuration a binder is created with (Spring's binder `environment` and
+/// `inherit-environment`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BinderEnvironment {
+    /// `spring.cloud.stream.binders.<name>.environment` as written (dotted keys expanded into
+    /// nested objects); an empty object when absent.
+    pub own: serde_json::Value,
+    /// The application's whole property tree when `inherit-environment` is true (the
+    /// default), else an empty object. Contains unrelated keys: never validate it strictly.
+    pub inherited: serde_json::Value,
+}
+
+impl BinderEnvironment {
+    /// An environment with only the binder's own properties.
+    pub fn own(own: serde_json::Value) -> Self {
+        BinderEnvironment {
+            own,
+            inherited: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// The value at the dotted `path` (e.g. `spring.rabbitmq.host`), from `own` first, then
+    /// `inherited`.
+    pub fn get(&self, path: &str) -> Option<&serde_json::Value> {
+        fn lookup<'a>(root: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+            path.split('.').try_fold(root, |node, part| node.get(part))
+        }
+        lookup(&self.own, path).or_else(|| lookup(&self.inherited, path))
+    }
+}
+
 /// What a binder would provision for one binding; used by `cloud-stream plan` without
 /// connecting to anything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -236,11 +267,13 @@ pub trait BinderFactory: Send + Sync {
     /// The capability manifest binders of this type publish (known before connecting).
     fn capabilities(&self) -> Capabilities;
 
-    /// Connects a binder named `name` with the merged `environment` (a JSON object).
+    /// Connects a binder named `name`. Validate `environment.own` strictly (it is what the
+    /// user wrote for this binder); read anything else (e.g. `spring.rabbitmq.*`) through
+    /// [`BinderEnvironment::get`].
     async fn create(
         &self,
         name: &str,
-        environment: &serde_json::Value,
+        environment: &BinderEnvironment,
     ) -> Result<Arc<dyn Binder>, BindError>;
 
     /// What binding `destination`/`group` would provision, without connecting.

@@ -104,7 +104,8 @@ impl StreamBridge {
         destination: &str,
         payload: &T,
     ) -> Result<(), BridgeError> {
-        self.send_message_with(None, destination, Message::new(payload)).await
+        self.send_message_with(None, destination, Message::new(payload))
+            .await
     }
 
     /// Sends a message with headers.
@@ -177,11 +178,7 @@ impl StreamBridge {
     }
 
     /// The cached output for `destination`, binding it on first use.
-    async fn output(
-        &self,
-        binder: Option<&str>,
-        name: &str,
-    ) -> Result<SharedOutput, BridgeError> {
+    async fn output(&self, binder: Option<&str>, name: &str) -> Result<SharedOutput, BridgeError> {
         let config = &self.inner.config;
         let configured = config.stream.bindings.contains_key(name);
         if !configured

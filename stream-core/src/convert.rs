@@ -212,22 +212,36 @@ struct BytesDeserializer<'a>(&'a [u8]);
 impl<'de> serde::Deserializer<'de> for BytesDeserializer<'_> {
     type Error = serde::de::value::Error;
 
-    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
         visitor.visit_bytes(self.0)
     }
 
-    fn deserialize_seq<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        visitor.visit_seq(serde::de::value::SeqDeserializer::new(self.0.iter().copied()))
+    fn deserialize_seq<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_seq(serde::de::value::SeqDeserializer::new(
+            self.0.iter().copied(),
+        ))
     }
 
-    fn deserialize_str<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+    fn deserialize_str<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
         match std::str::from_utf8(self.0) {
             Ok(s) => visitor.visit_str(s),
             Err(_) => visitor.visit_bytes(self.0),
         }
     }
 
-    fn deserialize_string<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+    fn deserialize_string<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
         self.deserialize_str(visitor)
     }
 
@@ -259,8 +273,14 @@ mod tests {
     fn json_round_trip_and_decode_error() {
         let reg = CodecRegistry::new();
         let bytes = reg.encode(&Order { id: 7 }, "application/json").unwrap();
-        assert_eq!(reg.decode::<Order>(&bytes, "application/json; charset=utf-8").unwrap(), Order { id: 7 });
-        let err = reg.decode::<Order>(b"{not json", APPLICATION_JSON).unwrap_err();
+        assert_eq!(
+            reg.decode::<Order>(&bytes, "application/json; charset=utf-8")
+                .unwrap(),
+            Order { id: 7 }
+        );
+        let err = reg
+            .decode::<Order>(b"{not json", APPLICATION_JSON)
+            .unwrap_err();
         assert!(matches!(err, ConvertError::Decode { .. }), "{err}");
     }
 
@@ -275,7 +295,10 @@ mod tests {
     #[test]
     fn octet_stream_bytes() {
         let reg = CodecRegistry::new();
-        assert_eq!(reg.decode::<Vec<u8>>(&[0, 255, 3], OCTET_STREAM).unwrap(), vec![0, 255, 3]);
+        assert_eq!(
+            reg.decode::<Vec<u8>>(&[0, 255, 3], OCTET_STREAM).unwrap(),
+            vec![0, 255, 3]
+        );
         assert_eq!(reg.encode(&vec![1u8, 2], OCTET_STREAM).unwrap(), vec![1, 2]);
     }
 
@@ -297,7 +320,9 @@ mod tests {
         fn decode(
             &self,
             bytes: &[u8],
-            sink: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+            sink: &mut dyn FnMut(
+                &mut dyn erased_serde::Deserializer<'_>,
+            ) -> Result<(), erased_serde::Error>,
         ) -> Result<(), String> {
             let lower = String::from_utf8_lossy(bytes).to_lowercase();
             let mut de = serde_json::Deserializer::from_str(&lower);
@@ -315,6 +340,9 @@ mod tests {
         reg.register(Arc::new(UpperJson));
         let bytes = reg.encode(&"abc", "application/x-upper").unwrap();
         assert_eq!(bytes, b"\"ABC\"");
-        assert_eq!(reg.decode::<String>(&bytes, "application/x-upper").unwrap(), "abc");
+        assert_eq!(
+            reg.decode::<String>(&bytes, "application/x-upper").unwrap(),
+            "abc"
+        );
     }
 }

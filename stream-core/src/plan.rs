@@ -20,7 +20,9 @@ use crate::config::{
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The binding's binder (or the default binder) is not configured.
-    #[error("binding `{binding}` uses binder `{binder}`, which is not configured (configured: {known})")]
+    #[error(
+        "binding `{binding}` uses binder `{binder}`, which is not configured (configured: {known})"
+    )]
     UnknownBinder {
         /// The binding.
         binding: String,
@@ -72,7 +74,9 @@ impl EffectiveBinding {
             concurrency: self.consumer.concurrency.max(1),
             partitioned: self.consumer.partitioned,
             instance_index: u32::try_from(self.consumer.instance_index).unwrap_or(0),
-            instance_count: u32::try_from(self.consumer.instance_count).unwrap_or(1).max(1),
+            instance_count: u32::try_from(self.consumer.instance_count)
+                .unwrap_or(1)
+                .max(1),
             max_attempts: self.consumer.max_attempts.max(1),
             binder_properties: self.binder_properties.clone(),
         }
@@ -90,7 +94,11 @@ impl EffectiveBinding {
 }
 
 /// The binder a binding uses: its own `binder`, else `default-binder`, else the only one.
-pub fn binder_for(config: &StreamConfig, binding: &str, props: &BindingProperties) -> Result<(String, String), PlanError> {
+pub fn binder_for(
+    config: &StreamConfig,
+    binding: &str,
+    props: &BindingProperties,
+) -> Result<(String, String), PlanError> {
     let binders = &config.stream.binders;
     let known = || {
         if binders.is_empty() {
@@ -204,7 +212,13 @@ pub fn infer_direction(config: &StreamConfig, name: &str) -> Direction {
     if let Some(d) = from_suffix(name) {
         return d;
     }
-    if let Some((derived, _)) = config.stream.function.bindings.iter().find(|(_, alias)| *alias == name) {
+    if let Some((derived, _)) = config
+        .stream
+        .function
+        .bindings
+        .iter()
+        .find(|(_, alias)| *alias == name)
+    {
         if let Some(d) = from_suffix(derived) {
             return d;
         }
@@ -238,7 +252,12 @@ pub fn configured_bindings(config: &StreamConfig) -> Vec<(String, Direction)> {
         .collect();
     let mut seen: BTreeSet<String> = out.iter().map(|(n, _)| n.clone()).collect();
     let alias = |n: String| crate::binding::apply_alias(&n, &config.stream.function.bindings);
-    if let Some(defs) = config.function.definition.as_deref().and_then(|d| parse_definition(d).ok()) {
+    if let Some(defs) = config
+        .function
+        .definition
+        .as_deref()
+        .and_then(|d| parse_definition(d).ok())
+    {
         for def in defs {
             let fname = def.name();
             let input = alias(binding_name(&fname, Direction::Input, 0));
@@ -253,7 +272,11 @@ pub fn configured_bindings(config: &StreamConfig) -> Vec<(String, Direction)> {
         }
     }
     if config.stream.function.routing.enabled {
-        let n = alias(binding_name(crate::binding::ROUTER_FUNCTION, Direction::Input, 0));
+        let n = alias(binding_name(
+            crate::binding::ROUTER_FUNCTION,
+            Direction::Input,
+            0,
+        ));
         if seen.insert(n.clone()) {
             out.push((n, Direction::Input));
         }
@@ -365,7 +388,9 @@ fn fallback_provision(b: &EffectiveBinding, destination: &str) -> ProvisionPlan 
                 .unwrap_or_else(|| format!("error.{destination}.{g}")),
         ),
         (_, "kafka", _) => None,
-        (_, "rabbit", Some(g)) if enabled("auto-bind-dlq") => Some(format!("{destination}.{g}.dlq")),
+        (_, "rabbit", Some(g)) if enabled("auto-bind-dlq") => {
+            Some(format!("{destination}.{g}.dlq"))
+        }
         (_, "rabbit", _) => None,
         (_, "sqs", Some(g)) => Some(format!("{destination}-{g}-dlq")),
         (_, _, Some(g)) => Some(format!("{destination}.{g}.dlq")),
@@ -421,7 +446,11 @@ pub fn build_plan(
                 partition_count: b.producer.partition_count,
                 required_groups: b.producer.required_groups.clone(),
             }),
-            dlq: if *direction == Direction::Input { dlq } else { None },
+            dlq: if *direction == Direction::Input {
+                dlq
+            } else {
+                None
+            },
             resources,
         });
     }

@@ -11,7 +11,9 @@ use cloud_stream::message::header;
 use cloud_stream::{HandlerError, Message};
 use serde_json::json;
 
-use crate::target::{json, start_app, text, try_start_app, unique, value, Probe, Target, QUIET, WAIT};
+use crate::target::{
+    json, start_app, text, try_start_app, unique, value, Probe, Target, QUIET, WAIT,
+};
 
 pub async fn function_round_trip(t: &dyn Target) {
     let (input, output) = (unique("in"), unique("out"));
@@ -21,14 +23,19 @@ pub async fn function_round_trip(t: &dyn Target) {
     let probe = Probe::new(t).await;
     let mut out = probe.observe(&output).await;
     let app = start_app(t, &yaml, |b| {
-        b.function("uppercase", |s: String| async move { Ok::<_, HandlerError>(s.to_uppercase()) })
+        b.function("uppercase", |s: String| async move {
+            Ok::<_, HandlerError>(s.to_uppercase())
+        })
     })
     .await;
     probe.send(&input, [json(json!("hello"))]).await;
     let got = out.next(WAIT).await.expect("output");
     assert_eq!(value(&got), json!("HELLO"));
     assert!(got.headers.contains(header::ID), "output has an id");
-    assert_eq!(got.headers.get_str(header::CONTENT_TYPE), Some("application/json"));
+    assert_eq!(
+        got.headers.get_str(header::CONTENT_TYPE),
+        Some("application/json")
+    );
     app.shutdown().await;
 }
 
@@ -42,7 +49,9 @@ pub async fn headers_and_content_type_round_trip(t: &dyn Target) {
     let app = start_app(t, &yaml, |b| {
         b.function("echo", |m: Message<String>| async move {
             let tenant = m.headers.get_str("tenant").unwrap_or("none").to_owned();
-            Ok::<_, HandlerError>(Message::new(format!("{}!", m.payload)).header("seen-tenant", tenant))
+            Ok::<_, HandlerError>(
+                Message::new(format!("{}!", m.payload)).header("seen-tenant", tenant),
+            )
         })
     })
     .await;
@@ -53,9 +62,16 @@ pub async fn headers_and_content_type_round_trip(t: &dyn Target) {
     probe.send(&input, [msg]).await;
     let got = out.next(WAIT).await.expect("output");
     assert_eq!(text(&got), "plain text!");
-    assert_eq!(got.headers.get_str(header::CONTENT_TYPE), Some("text/plain"));
+    assert_eq!(
+        got.headers.get_str(header::CONTENT_TYPE),
+        Some("text/plain")
+    );
     assert_eq!(got.headers.get_str("seen-tenant"), Some("acme"));
-    assert_eq!(got.headers.get_str("tenant"), Some("acme"), "inbound headers propagate");
+    assert_eq!(
+        got.headers.get_str("tenant"),
+        Some("acme"),
+        "inbound headers propagate"
+    );
     assert_eq!(got.headers.get_str("correlation-id"), Some("c-1"));
     app.shutdown().await;
 }
@@ -96,13 +112,21 @@ pub async fn dlq_after_max_attempts_with_error_headers(t: &dyn Target) {
         })
     })
     .await;
-    Probe::new(t).await.send(&input, [json(json!({"n": 1}))]).await;
+    Probe::new(t)
+        .await
+        .send(&input, [json(json!({"n": 1}))])
+        .await;
     let dead = t.dead_letters(&input, "g", 1, WAIT).await;
     assert_eq!(dead.len(), 1, "dead-lettered once");
     assert_eq!(attempts.count(), 4, "exactly max-attempts attempts");
     let h = &dead[0].headers;
     assert_eq!(h.get_str(header::ORIGINAL_TOPIC), Some(input.as_str()));
-    assert!(h.get_str(header::EXCEPTION_MESSAGE).unwrap_or("").contains("boom"), "{h:?}");
+    assert!(
+        h.get_str(header::EXCEPTION_MESSAGE)
+            .unwrap_or("")
+            .contains("boom"),
+        "{h:?}"
+    );
     assert_eq!(h.get_str(header::ORIGINAL_ATTEMPTS), Some("4"));
     assert_eq!(value(&dead[0]), json!({"n": 1}), "payload intact");
     app.shutdown().await;
@@ -133,7 +157,10 @@ pub async fn backoff_spacing_follows_policy(t: &dyn Target) {
     for (gap, want) in gaps.iter().zip(expected) {
         assert!(*gap >= want, "gap {gap:?} shorter than back-off {want:?}");
         if t.virtual_time() {
-            assert!(*gap < want + Duration::from_millis(50), "gap {gap:?} vs {want:?}");
+            assert!(
+                *gap < want + Duration::from_millis(50),
+                "gap {gap:?} vs {want:?}"
+            );
         }
     }
     app.shutdown().await;
@@ -160,7 +187,10 @@ pub async fn permanent_error_skips_retries(t: &dyn Target) {
     let dead = t.dead_letters(&input, "g", 1, WAIT).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(attempts.count(), 1, "no retry for a permanent error");
-    assert_eq!(dead[0].headers.get_str(header::EXCEPTION_KIND), Some("permanent"));
+    assert_eq!(
+        dead[0].headers.get_str(header::EXCEPTION_KIND),
+        Some("permanent")
+    );
     app.shutdown().await;
 }
 
@@ -191,8 +221,15 @@ pub async fn undecodable_payload_is_dead_lettered_and_next_flows(t: &dyn Target)
     assert_eq!(value(&got), json!(7));
     let dead = t.dead_letters(&input, "g", 1, WAIT).await;
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].headers.get_str(header::EXCEPTION_KIND), Some("decode"));
-    assert_eq!(&dead[0].payload[..], b"{not json", "payload kept as received");
+    assert_eq!(
+        dead[0].headers.get_str(header::EXCEPTION_KIND),
+        Some("decode")
+    );
+    assert_eq!(
+        &dead[0].payload[..],
+        b"{not json",
+        "payload kept as received"
+    );
     assert_eq!(calls.count(), 1, "the handler never saw the bad payload");
     app.shutdown().await;
 }
@@ -205,20 +242,37 @@ pub async fn trace_context_round_trip(t: &dyn Target) {
     let probe = Probe::new(t).await;
     let mut out = probe.observe(&output).await;
     let app = start_app(t, &yaml, |b| {
-        b.function("id", |v: serde_json::Value| async move { Ok::<_, HandlerError>(v) })
+        b.function("id", |v: serde_json::Value| async move {
+            Ok::<_, HandlerError>(v)
+        })
     })
     .await;
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     probe
-        .send(&input, [json(json!(1)).header("traceparent", parent), json(json!(2))])
+        .send(
+            &input,
+            [json(json!(1)).header("traceparent", parent), json(json!(2))],
+        )
         .await;
     let first = out.next(WAIT).await.expect("first");
-    let tp = first.headers.get_str("traceparent").expect("traceparent written");
-    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
+    let tp = first
+        .headers
+        .get_str("traceparent")
+        .expect("traceparent written");
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
     assert_ne!(tp, parent, "a new span id for this hop");
     let second = out.next(WAIT).await.expect("second");
-    let tp2 = second.headers.get_str("traceparent").expect("a trace is started when absent");
-    assert!(cloud_stream::observe::TraceContext::parse(tp2).is_some(), "{tp2}");
+    let tp2 = second
+        .headers
+        .get_str("traceparent")
+        .expect("a trace is started when absent");
+    assert!(
+        cloud_stream::observe::TraceContext::parse(tp2).is_some(),
+        "{tp2}"
+    );
     app.shutdown().await;
 }
 
@@ -248,19 +302,28 @@ pub async fn retry_then_success_sends_once(t: &dyn Target) {
     assert_eq!(value(&out.next(WAIT).await.expect("output")), json!(42));
     out.assert_quiet(QUIET).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert!(t.dead_letters(&input, "g", 0, Duration::ZERO).await.is_empty());
+    assert!(t
+        .dead_letters(&input, "g", 0, Duration::ZERO)
+        .await
+        .is_empty());
     app.shutdown().await;
 }
 
 pub async fn unknown_binding_key_fails_build(t: &dyn Target) {
     let yaml = "spring.cloud.function.definition: uppercase\nspring.cloud.stream.bindings:\n  upercase-in-0: { destination: x }\n";
     let err = try_start_app(t, yaml, |b| {
-        b.function("uppercase", |s: String| async move { Ok::<_, HandlerError>(s) })
+        b.function(
+            "uppercase",
+            |s: String| async move { Ok::<_, HandlerError>(s) },
+        )
     })
     .await
     .expect_err("a binding that matches no function is an error");
     let msg = err.to_string();
-    assert!(msg.contains("upercase-in-0") && msg.contains("uppercase-in-0"), "{msg}");
+    assert!(
+        msg.contains("upercase-in-0") && msg.contains("uppercase-in-0"),
+        "{msg}"
+    );
 }
 
 #[allow(dead_code)]

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cloud_stream::binder::{Binder, BinderFactory, Capabilities, ProducerSpec, Route, Subscription};
+use cloud_stream::binder::{
+    Binder, BinderEnvironment, BinderFactory, Capabilities, ProducerSpec, Route, Subscription,
+};
 use cloud_stream::binder_memory::{MemoryBinderFactory, MemoryBroker};
 use cloud_stream::{RawMessage, RunningApp, StreamAppBuilder};
 
@@ -62,7 +64,7 @@ impl Target for MemoryTarget {
     }
     async fn probe_binder(&self) -> Arc<dyn Binder> {
         self.factory()
-            .create("probe", &serde_json::json!({}))
+            .create("probe", &BinderEnvironment::own(serde_json::json!({})))
             .await
             .expect("memory binder")
     }
@@ -89,7 +91,10 @@ impl Target for MemoryTarget {
 
 /// A unique name for this test run (brokers keep state between tests).
 pub fn unique(base: &str) -> String {
-    format!("{base}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{base}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// A JSON raw message.
@@ -145,11 +150,20 @@ impl Probe {
     pub async fn send(&self, destination: &str, messages: impl IntoIterator<Item = RawMessage>) {
         let producer = self
             .binder
-            .bind_producer(destination, &ProducerSpec { partition_count: 1, ..Default::default() })
+            .bind_producer(
+                destination,
+                &ProducerSpec {
+                    partition_count: 1,
+                    ..Default::default()
+                },
+            )
             .await
             .expect("bind probe producer");
         for m in messages {
-            producer.send(m, Route::default()).await.expect("probe send");
+            producer
+                .send(m, Route::default())
+                .await
+                .expect("probe send");
         }
         producer.close().await;
     }
@@ -210,7 +224,10 @@ impl Observer {
     /// Asserts nothing arrives within `window`.
     pub async fn assert_quiet(&mut self, window: Duration) {
         if let Some(m) = self.next(window).await {
-            panic!("expected no message, got {:?}", String::from_utf8_lossy(&m.payload));
+            panic!(
+                "expected no message, got {:?}",
+                String::from_utf8_lossy(&m.payload)
+            );
         }
     }
 

@@ -671,7 +671,10 @@ fn deep_merge_is_public() {
 #[test]
 fn empty_and_non_map_sources() {
     let l = load_str("").unwrap();
-    assert_eq!(l.config.stream.binders.keys().collect::<Vec<_>>(), vec!["memory"]);
+    assert_eq!(
+        l.config.stream.binders.keys().collect::<Vec<_>>(),
+        vec!["memory"]
+    );
     assert_eq!(l.config.stream.dynamic_destination_cache_size, 10);
     let err = load_str("- a\n- b\n").unwrap_err();
     assert!(err.to_string().contains("top level"), "{err}");

@@ -136,7 +136,8 @@ impl<T: Serialize + Send + 'static> IntoOutput<Plain> for T {
         Ok(
             encode_value(&self, &ctx.output_content_type, &ctx.codecs)?.map(|payload| Encoded {
                 payload,
-                headers: Headers::new().with(header::CONTENT_TYPE, ctx.output_content_type.as_str()),
+                headers: Headers::new()
+                    .with(header::CONTENT_TYPE, ctx.output_content_type.as_str()),
             }),
         )
     }
@@ -199,8 +200,11 @@ fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMessage {
 /// A function or consumer with its types erased: raw message in, raw messages out.
 pub trait ErasedFunction: Send + Sync {
     /// Calls the handler.
-    fn call(&self, input: RawMessage, ctx: Arc<CallContext>)
-        -> BoxFuture<Result<Vec<RawMessage>, HandlerError>>;
+    fn call(
+        &self,
+        input: RawMessage,
+        ctx: Arc<CallContext>,
+    ) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>>;
 }
 
 /// A supplier with its types erased: produces zero or more raw messages per call.
@@ -361,19 +365,39 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(&out[0].payload[..], br#"{"doubled":4}"#);
         assert_eq!(out[0].headers.get_str("trace-me"), Some("yes"));
-        assert_eq!(out[0].headers.get_str(header::CONTENT_TYPE), Some(APPLICATION_JSON));
+        assert_eq!(
+            out[0].headers.get_str(header::CONTENT_TYPE),
+            Some(APPLICATION_JSON)
+        );
     }
 
     #[tokio::test]
     async fn option_none_filters_and_message_sets_headers() {
         let filter = erase(|i: In| async move { Ok((i.n > 5).then_some(Out { doubled: i.n })) });
-        assert!(filter.call(raw(r#"{"n":2}"#), Arc::default()).await.unwrap().is_empty());
-        assert_eq!(filter.call(raw(r#"{"n":9}"#), Arc::default()).await.unwrap().len(), 1);
+        assert!(filter
+            .call(raw(r#"{"n":2}"#), Arc::default())
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            filter
+                .call(raw(r#"{"n":9}"#), Arc::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
 
         let with_headers = erase(|m: Message<In>| async move {
-            Ok(Message::new(Out { doubled: m.payload.n }).header("k", "v"))
+            Ok(Message::new(Out {
+                doubled: m.payload.n,
+            })
+            .header("k", "v"))
         });
-        let out = with_headers.call(raw(r#"{"n":1}"#), Arc::default()).await.unwrap();
+        let out = with_headers
+            .call(raw(r#"{"n":1}"#), Arc::default())
+            .await
+            .unwrap();
         assert_eq!(out[0].headers.get_str("k"), Some("v"));
         assert_eq!(out[0].headers.get_str("trace-me"), Some("yes"));
     }

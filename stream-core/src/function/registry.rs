@@ -13,8 +13,10 @@ use crate::binding::FunctionDefinition;
 use crate::message::RawMessage;
 
 /// A stream-driven supplier, started once when its binding starts.
-pub type StreamFactory =
-    Box<dyn FnOnce(Arc<CallContext>) -> BoxStream<'static, Result<Vec<RawMessage>, HandlerError>> + Send>;
+pub type StreamFactory = Box<
+    dyn FnOnce(Arc<CallContext>) -> BoxStream<'static, Result<Vec<RawMessage>, HandlerError>>
+        + Send,
+>;
 
 /// A registered handler.
 #[derive(Clone)]

@@ -4,31 +4,33 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::binder::{BindError, Binder, BinderRegistry};
-use crate::config::{deep_merge, StreamConfig};
+use crate::binder::{BindError, Binder, BinderEnvironment, BinderRegistry};
+use crate::config::StreamConfig;
 use crate::error::Error;
 
 /// Attempts to connect a binder before giving up at start.
 const CONNECT_ATTEMPTS: u32 = 5;
 
-/// The environment a binder gets: the application's whole tree when `inherit-environment`
-/// (Spring's default), overlaid with the binder's own `environment`.
+/// The environment a binder gets: its own `environment`, and the application's whole tree when
+/// `inherit-environment` (Spring's default).
 pub(crate) fn binder_environment(
     config: &StreamConfig,
     root: &serde_json::Value,
     name: &str,
-) -> serde_json::Value {
+) -> BinderEnvironment {
     match config.stream.binders.get(name) {
-        None => root.clone(),
-        Some(b) => {
-            let mut env = if b.inherit_environment {
+        None => BinderEnvironment {
+            own: serde_json::Value::Object(Default::default()),
+            inherited: root.clone(),
+        },
+        Some(b) => BinderEnvironment {
+            own: b.environment.clone(),
+            inherited: if b.inherit_environment {
                 root.clone()
             } else {
                 serde_json::Value::Object(Default::default())
-            };
-            deep_merge(&mut env, &b.environment);
-            env
-        }
+            },
+        },
     }
 }
 
@@ -44,11 +46,13 @@ pub(crate) async fn connect_all(
     let mut out = BTreeMap::new();
     let cap = Duration::from_secs(config.stream.binding_retry_interval);
     for (name, binder_type) in needed {
-        let factory = registry.get(binder_type).ok_or_else(|| Error::UnknownBinderType {
-            binder: name.clone(),
-            binder_type: binder_type.clone(),
-            available: registry.types().join(", "),
-        })?;
+        let factory = registry
+            .get(binder_type)
+            .ok_or_else(|| Error::UnknownBinderType {
+                binder: name.clone(),
+                binder_type: binder_type.clone(),
+                available: registry.types().join(", "),
+            })?;
         let env = binder_environment(config, root, name);
         let mut wait = Duration::from_millis(500);
         let mut attempt = 1;
@@ -56,7 +60,10 @@ pub(crate) async fn connect_all(
             match factory.create(name, &env).await {
                 Ok(b) => break b,
                 Err(e @ BindError::Config { .. }) => {
-                    return Err(Error::Binder { binder: name.clone(), source: e })
+                    return Err(Error::Binder {
+                        binder: name.clone(),
+                        source: e,
+                    })
                 }
                 Err(e) if attempt < CONNECT_ATTEMPTS && !cap.is_zero() => {
                     tracing::warn!(binder = %name, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "binder not available yet");
@@ -64,7 +71,12 @@ pub(crate) async fn connect_all(
                     wait = (wait * 2).min(cap);
                     attempt += 1;
                 }
-                Err(e) => return Err(Error::Binder { binder: name.clone(), source: e }),
+                Err(e) => {
+                    return Err(Error::Binder {
+                        binder: name.clone(),
+                        source: e,
+                    })
+                }
             }
         };
         out.insert(name.clone(), binder);

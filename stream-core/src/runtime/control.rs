@@ -73,10 +73,12 @@ impl std::fmt::Debug for BindingsHandle {
 
 impl BindingsHandle {
     fn entry(&self, name: &str) -> Result<&BindingEntry, ControlError> {
-        self.entries.get(name).ok_or_else(|| ControlError::UnknownBinding {
-            name: name.to_owned(),
-            known: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
+        self.entries
+            .get(name)
+            .ok_or_else(|| ControlError::UnknownBinding {
+                name: name.to_owned(),
+                known: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
     }
 
     fn set(&self, name: &str, state: BindingState) -> Result<(), ControlError> {

@@ -66,7 +66,9 @@ impl InputProcessor {
             let error = match result {
                 Ok(()) => {
                     if let Err(e) = delivery.ack().await {
-                        span.in_scope(|| tracing::warn!(error = %e, "ack failed; the broker will redeliver"));
+                        span.in_scope(
+                            || tracing::warn!(error = %e, "ack failed; the broker will redeliver"),
+                        );
                     }
                     return;
                 }
@@ -89,10 +91,10 @@ impl InputProcessor {
             attempts: attempt,
         };
         match delivery.dead_letter(reason).await {
-            Ok(()) => {
-                metrics::counter!(METRIC_DEAD_LETTERED, "binding" => binding).increment(1)
+            Ok(()) => metrics::counter!(METRIC_DEAD_LETTERED, "binding" => binding).increment(1),
+            Err(e) => {
+                tracing::error!(binding = %binding, error = %e, "dead-lettering failed; the broker will redeliver")
             }
-            Err(e) => tracing::error!(binding = %binding, error = %e, "dead-lettering failed; the broker will redeliver"),
         }
     }
 
@@ -106,21 +108,21 @@ impl InputProcessor {
         message
             .headers
             .insert(header::DELIVERY_ATTEMPT, attempt.to_string());
-        let outputs = self
-            .handler
-            .call(message, Arc::clone(&self.ctx))
-            .await?;
+        let outputs = self.handler.call(message, Arc::clone(&self.ctx)).await?;
         for out in outputs {
             if let Some(dest) = out.headers.get_str(header::SENDTO_DESTINATION) {
                 let dest = dest.to_owned();
-                self.bridge.send_raw(None, &dest, out).await.map_err(|e| {
-                    HandlerError::output(e, crate::function::Retry::Yes)
-                })?;
+                self.bridge
+                    .send_raw(None, &dest, out)
+                    .await
+                    .map_err(|e| HandlerError::output(e, crate::function::Retry::Yes))?;
                 continue;
             }
             match &self.output {
                 Some(o) => o.send(out, Some(trace)).await?,
-                None => tracing::debug!(binding = %self.binding.name, "output dropped: the binding has no output"),
+                None => {
+                    tracing::debug!(binding = %self.binding.name, "output dropped: the binding has no output")
+                }
             }
         }
         Ok(())
@@ -236,14 +238,24 @@ enum Exit {
 }
 
 impl InputRun {
-    /// Runs until shutdown, re-binding after `stop`/`start`.
-    pub async fn run(mut self) {
+    /// Runs until shutdown, re-binding after `stop`/`start`. `initial` is the subscription
+    /// bound at start-up (so messages sent right after `build()` are not missed); `None` when
+    /// the binding does not start automatically.
+    pub async fn run(mut self, initial: Option<Box<dyn Subscription>>) {
+        let mut pending = initial;
         loop {
             if !self.wait_until_running().await {
+                if let Some(sub) = pending {
+                    sub.close().await;
+                }
                 return;
             }
-            let Some(sub) = self.subscribe().await else {
-                return;
+            let sub = match pending.take() {
+                Some(sub) => sub,
+                None => match self.subscribe().await {
+                    Some(sub) => sub,
+                    None => return,
+                },
             };
             let exit = self.consume(sub).await;
             if matches!(exit, Exit::Shutdown) {

@@ -24,8 +24,9 @@ pub struct Partitioning {
 
 /// Java's `String.hashCode`, so keys land on the same partitions as in a Spring producer.
 pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 /// Spring's default partition selection: `abs(key.hashCode()) % count`.
@@ -39,8 +40,12 @@ impl Partitioning {
     pub fn route(&self, message: &RawMessage) -> Result<Route, HandlerError> {
         let payload = if self.key.uses_payload() {
             Some(
-                serde_json::from_slice::<serde_json::Value>(&message.payload)
-                    .map_err(|e| HandlerError::permanent(format!("partition key expression `{}` needs a JSON payload: {e}", self.key.source())))?,
+                serde_json::from_slice::<serde_json::Value>(&message.payload).map_err(|e| {
+                    HandlerError::permanent(format!(
+                        "partition key expression `{}` needs a JSON payload: {e}",
+                        self.key.source()
+                    ))
+                })?,
             )
         } else {
             None
@@ -167,11 +172,17 @@ impl OutputSender {
                 route
             }
             None => Route {
-                partition_key: message.headers.get_str(header::PARTITION_KEY).map(str::to_owned),
+                partition_key: message
+                    .headers
+                    .get_str(header::PARTITION_KEY)
+                    .map(str::to_owned),
                 partition: None,
             },
         };
-        self.producer.send(message, route).await.map_err(send_error)?;
+        self.producer
+            .send(message, route)
+            .await
+            .map_err(send_error)?;
         metrics::counter!(METRIC_PRODUCED, "binding" => self.binding.clone()).increment(1);
         Ok(())
     }

@@ -44,7 +44,9 @@ impl SupplierRun {
                         let stream = f(Arc::clone(&self.ctx));
                         self.run_stream(stream).await
                     }
-                    None => tracing::error!(binding = %self.binding, "stream supplier was already started once"),
+                    None => {
+                        tracing::error!(binding = %self.binding, "stream supplier was already started once")
+                    }
                 }
             }
             _ => tracing::error!(binding = %self.binding, "not a supplier"),
@@ -131,7 +133,8 @@ impl SupplierRun {
                         attempt += 1;
                     }
                     Err(e) => {
-                        metrics::counter!(METRIC_FAILED, "binding" => self.binding.clone()).increment(1);
+                        metrics::counter!(METRIC_FAILED, "binding" => self.binding.clone())
+                            .increment(1);
                         tracing::error!(binding = %self.binding, error = %e, attempts = attempt, "supplier output lost after retries");
                         break;
                     }
