@@ -679,3 +679,23 @@ fn empty_and_non_map_sources() {
     let err = load_str("- a\n- b\n").unwrap_err();
     assert!(err.to_string().contains("top level"), "{err}");
 }
+
+#[test]
+fn expression_parse_errors_are_config_issues_with_the_key_path() {
+    let yaml = "spring:\n  cloud:\n    function:\n      routing-expression: \"headers['type'].hashCode()\"\n    stream:\n      bindings:\n        out-0:\n          producer:\n            partition-key-expression: \"payload.id +\"\n            partition-count: 2\n";
+    let err = ConfigLoader::new()
+        .env(Default::default())
+        .yaml_str("application.yaml", yaml)
+        .load()
+        .expect_err("bad expressions are rejected");
+    let text = err.to_string();
+    assert!(
+        text.contains("spring.cloud.function.routing-expression"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spring.cloud.stream.bindings.out-0.producer.partition-key-expression"),
+        "{text}"
+    );
+    assert_eq!(err.issues.len(), 2, "{text}");
+}

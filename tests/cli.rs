@@ -1,0 +1,200 @@
+//! The `cloud-stream` CLI: `validate` and `plan` on real Spring-style files (no broker needed).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cloud-stream"))
+        .args(args)
+        .env_remove("APP_PROFILE")
+        .env_remove("RABBIT_HOST")
+        .env_remove("INSTANCE_INDEX")
+        .env_remove("SPRING_PROFILES_ACTIVE")
+        .env_remove("CLOUD_STREAM_PROFILES")
+        .output()
+        .expect("run cloud-stream")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn validate_accepts_a_spring_application_yml() {
+    let f = fixture("spring/application.yml");
+    let out = cli(&["validate", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("4 binding(s), 2 binder(s)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stderr(&out).contains("s3cr3t"), "secrets never printed");
+}
+
+#[test]
+fn validate_reports_every_problem_with_suggestions_and_exit_2() {
+    let f = fixture("bad/application.yaml");
+    let out = cli(&["validate", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("spring.cloud.stream.bindngs: unknown key (did you mean `bindings`?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("consumer.max-atempts: unknown key (did you mean `max-attempts`?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("consumer.concurrency: expected an unsigned integer, found `lots`"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "password redacted: {err}");
+}
+
+#[test]
+fn validate_reports_malformed_yaml_with_position() {
+    let f = fixture("malformed/application.yaml");
+    let out = cli(&["validate", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("malformed YAML at line"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn validate_reports_a_missing_file() {
+    let out = cli(&["validate", "/nonexistent/application.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/application.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plan_json_is_the_stable_interface() {
+    let f = fixture("spring/application.yml");
+    let out = cli(&[
+        "plan",
+        f.to_str().unwrap(),
+        "--profile",
+        "prod",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let bindings = plan["bindings"].as_array().expect("bindings");
+    let find = |name: &str| {
+        bindings
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("binding {name} in {plan}"))
+    };
+    let input = find("enrich|validate-in-0");
+    assert_eq!(input["direction"], "input");
+    assert_eq!(
+        input["destinations"],
+        serde_json::json!(["orders", "returns"])
+    );
+    assert_eq!(input["group"], "pipeline");
+    assert_eq!(input["binder"], "local");
+    assert_eq!(input["binder_type"], "memory");
+    assert_eq!(input["content_type"], "application/json");
+    assert_eq!(input["dlq"], "orders.pipeline.dlq");
+    let c = &input["consumer"];
+    for key in [
+        "max_attempts",
+        "back_off_initial_interval",
+        "back_off_multiplier",
+        "back_off_max_interval",
+        "concurrency",
+        "partitioned",
+        "instance_index",
+        "instance_count",
+        "batch_mode",
+    ] {
+        assert!(c.get(key).is_some(), "consumer.{key} in {c}");
+    }
+    assert_eq!(c["max_attempts"], 4, "default cascade");
+    assert_eq!(c["back_off_initial_interval"], 500);
+    assert_eq!(c["concurrency"], 4);
+    assert!(input.get("producer").is_none(), "no producer on inputs");
+
+    let output = find("enrich|validate-out-0");
+    assert_eq!(output["direction"], "output");
+    assert_eq!(
+        output["producer"]["partition_key_expression"],
+        "payload.customerId"
+    );
+    assert_eq!(output["producer"]["partition_count"], 3);
+    assert_eq!(output["producer"]["required_groups"], serde_json::json!([]));
+    assert!(output.get("consumer").is_none());
+    assert_eq!(output["dlq"], serde_json::Value::Null);
+
+    let audit = find("audit-in-0");
+    assert_eq!(audit["binder"], "rabbit1");
+    assert_eq!(audit["binder_type"], "rabbit");
+    assert_eq!(audit["consumer"]["partitioned"], true);
+    assert_eq!(
+        audit["consumer"]["instance_index"], 1,
+        "placeholder default"
+    );
+    assert_eq!(audit["consumer"]["instance_count"], 3);
+    assert_eq!(
+        audit["consumer"]["concurrency"], 2,
+        "application-local.yml applies"
+    );
+
+    assert_eq!(
+        find("ship-in-0")["consumer"]["max_attempts"],
+        10,
+        "on-profile prod document"
+    );
+
+    let binders = plan["binders"].as_array().expect("binders");
+    assert!(
+        binders.contains(&serde_json::json!({"name": "local", "type": "memory", "default": true})),
+        "{plan}"
+    );
+    assert!(
+        binders
+            .contains(&serde_json::json!({"name": "rabbit1", "type": "rabbit", "default": false})),
+        "{plan}"
+    );
+}
+
+#[test]
+fn plan_text_shows_the_delivery_plan() {
+    let f = fixture("spring/application.yml");
+    let out = cli(&["plan", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("enrich|validate-in-0 [input] -> orders,returns via local (memory)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4 attempt(s), back-off 500 ms x2 up to 10000 ms; concurrency 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("partitions 3 by `payload.customerId`"),
+        "{text}"
+    );
+}
