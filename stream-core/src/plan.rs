@@ -430,7 +430,7 @@ pub fn build_plan(
             binder: b.binder.clone(),
             binder_type: b.binder_type.clone(),
             content_type: b.content_type.clone(),
-            consumer: (*direction == Direction::Input).then(|| PlannedConsumer {
+            consumer: (*direction == Direction::Input).then_some(PlannedConsumer {
                 max_attempts: b.consumer.max_attempts,
                 back_off_initial_interval: b.consumer.back_off_initial_interval,
                 back_off_multiplier: b.consumer.back_off_multiplier,

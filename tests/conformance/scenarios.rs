@@ -12,7 +12,7 @@ use cloud_stream::{HandlerError, Message};
 use serde_json::json;
 
 use crate::target::{
-    json, start_app, text, try_start_app, unique, value, Probe, Target, QUIET, WAIT,
+    eventually, json, start_app, text, try_start_app, unique, value, Probe, Target, QUIET, WAIT,
 };
 
 pub async fn function_round_trip(t: &dyn Target) {
@@ -326,5 +326,751 @@ pub async fn unknown_binding_key_fails_build(t: &dyn Target) {
     );
 }
 
-#[allow(dead_code)]
-fn _unused(_: BTreeMap<(), ()>, _: BTreeSet<()>) {}
+/// Records what handlers saw, in order.
+struct Seen<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Clone for Seen<T> {
+    fn clone(&self) -> Self {
+        Seen(Arc::clone(&self.0))
+    }
+}
+
+impl<T: Clone> Seen<T> {
+    fn new() -> Self {
+        Seen(Arc::new(Mutex::new(Vec::new())))
+    }
+    fn push(&self, v: T) {
+        self.0.lock().unwrap().push(v);
+    }
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn all(&self) -> Vec<T> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A consumer handler that records every `u32` it receives.
+fn recording(
+    seen: &Seen<u32>,
+) -> impl Fn(u32) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync + 'static {
+    let s = seen.clone();
+    move |v: u32| {
+        s.push(v);
+        std::future::ready(Ok(()))
+    }
+}
+
+fn numbers(range: std::ops::Range<u32>) -> Vec<cloud_stream::RawMessage> {
+    range.map(|i| json(json!(i))).collect()
+}
+
+fn sorted(mut v: Vec<u32>) -> Vec<u32> {
+    v.sort_unstable();
+    v
+}
+
+pub async fn filter_function_sends_nothing(t: &dyn Target) {
+    let (input, output) = (unique("in"), unique("out"));
+    let yaml = format!(
+        "spring.cloud.function.definition: evens\nspring.cloud.stream.bindings:\n  evens-in-0: {{ destination: {input}, group: g }}\n  evens-out-0: {{ destination: {output} }}\n"
+    );
+    let probe = Probe::new(t).await;
+    let mut out = probe.observe(&output).await;
+    let app = start_app(t, &yaml, |b| {
+        b.function("evens", |n: u32| async move {
+            Ok::<_, HandlerError>((n % 2 == 0).then_some(n * 10))
+        })
+    })
+    .await;
+    probe.send(&input, numbers(1..7)).await;
+    let got: BTreeSet<u64> = out
+        .take(3, WAIT)
+        .await
+        .iter()
+        .filter_map(|m| value(m).as_u64())
+        .collect();
+    assert_eq!(got, [20, 40, 60].into_iter().collect(), "Some(..) is sent");
+    out.assert_quiet(QUIET).await;
+    assert!(t
+        .dead_letters(&input, "g", 0, Duration::ZERO)
+        .await
+        .is_empty());
+    app.shutdown().await;
+}
+
+pub async fn composition_end_to_end(t: &dyn Target) {
+    let (input, output) = (unique("in"), unique("out"));
+    let yaml = format!(
+        "spring.cloud.function.definition: upper|exclaim\nspring.cloud.stream.bindings:\n  \"upper|exclaim-in-0\": {{ destination: {input}, group: g }}\n  \"upper|exclaim-out-0\": {{ destination: {output} }}\n"
+    );
+    let probe = Probe::new(t).await;
+    let mut out = probe.observe(&output).await;
+    let app = start_app(t, &yaml, |b| {
+        b.function("upper", |s: String| async move {
+            Ok::<_, HandlerError>(s.to_uppercase())
+        })
+        .function("exclaim", |s: String| async move {
+            Ok::<_, HandlerError>(format!("{s}!"))
+        })
+    })
+    .await;
+    assert!(
+        app.bindings().state("upper|exclaim-in-0").is_some(),
+        "{:?}",
+        app.bindings().names()
+    );
+    probe.send(&input, [json(json!("hi"))]).await;
+    assert_eq!(value(&out.next(WAIT).await.expect("output")), json!("HI!"));
+    out.assert_quiet(QUIET).await;
+    app.shutdown().await;
+}
+
+pub async fn routing_by_header(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.stream.function.routing.enabled: true\nspring.cloud.function.routing-expression: \"headers['type']\"\nspring.cloud.stream.bindings:\n  functionRouter-in-0: {{ destination: {input}, group: g }}\n"
+    );
+    let (orders, refunds) = (Seen::new(), Seen::new());
+    let app = start_app(t, &yaml, |b| {
+        b.consumer("orders", recording(&orders))
+            .consumer("refunds", recording(&refunds))
+    })
+    .await;
+    let probe = Probe::new(t).await;
+    probe
+        .send(
+            &input,
+            [
+                json(json!(1)).header("type", "orders"),
+                json(json!(2)).header("type", "refunds"),
+                json(json!(3)).header("type", "nobody"),
+                json(json!(4)).header("type", "orders"),
+            ],
+        )
+        .await;
+    assert!(eventually(WAIT, || orders.len() == 2 && refunds.len() == 1).await);
+    let dead = t.dead_letters(&input, "g", 1, WAIT).await;
+    assert_eq!(dead.len(), 1, "the unroutable message is dead-lettered");
+    assert_eq!(value(&dead[0]), json!(3));
+    assert_eq!(
+        dead[0].headers.get_str(header::EXCEPTION_KIND),
+        Some("permanent")
+    );
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(sorted(orders.all()), vec![1, 4]);
+    assert_eq!(refunds.all(), vec![2]);
+    app.shutdown().await;
+}
+
+/// An app with no handlers, only a bridge.
+fn bridge_only(extra: &str) -> String {
+    format!("spring.cloud.stream.dynamic-destination-cache-size: 3\n{extra}")
+}
+
+pub async fn stream_bridge_to_new_destination(t: &dyn Target) {
+    let dest = unique("new");
+    let probe = Probe::new(t).await;
+    let mut out = probe.observe(&dest).await;
+    let app = start_app(t, &bridge_only(""), |b| b).await;
+    app.bridge()
+        .send(&dest, &json!({"order": 7}))
+        .await
+        .expect("bridge send");
+    let got = out.next(WAIT).await.expect("bridged message");
+    assert_eq!(value(&got), json!({"order": 7}));
+    assert_eq!(
+        got.headers.get_str(header::CONTENT_TYPE),
+        Some("application/json")
+    );
+    out.assert_quiet(QUIET).await;
+    app.shutdown().await;
+}
+
+pub async fn stream_bridge_cache_is_bounded(t: &dyn Target) {
+    let dests: Vec<String> = (0..5).map(|i| unique(&format!("dyn{i}"))).collect();
+    let probe = Probe::new(t).await;
+    let mut outs = Vec::new();
+    for d in &dests {
+        outs.push(probe.observe(d).await);
+    }
+    let app = start_app(t, &bridge_only(""), |b| b).await;
+    let bridge = app.bridge();
+    for (i, d) in dests.iter().enumerate() {
+        bridge.send(d, &i).await.expect("bridge send");
+        let cached = bridge.cached().await;
+        assert!(cached <= 3, "{cached} producers cached after {} sends", i + 1);
+    }
+    assert_eq!(bridge.cached().await, 3);
+    for (i, out) in outs.iter_mut().enumerate() {
+        let got = out.next(WAIT).await.expect("delivered");
+        assert_eq!(value(&got), json!(i));
+    }
+    // An evicted destination is bound again on demand.
+    bridge.send(&dests[0], &99).await.expect("resend");
+    assert_eq!(value(&outs[0].next(WAIT).await.expect("again")), json!(99));
+    assert!(bridge.cached().await <= 3);
+    for out in &mut outs {
+        out.assert_quiet(Duration::from_millis(100)).await;
+    }
+    app.shutdown().await;
+}
+
+/// `yaml` for one consumer named `name` on `destination` (group omitted when `None`).
+fn consumer_yaml(name: &str, destination: &str, group: Option<&str>, extra: &str) -> String {
+    let group = group.map(|g| format!(", group: {g}")).unwrap_or_default();
+    format!(
+        "spring.cloud.function.definition: {name}\nspring.cloud.stream.bindings:\n  {name}-in-0: {{ destination: {destination}{group}{extra} }}\n"
+    )
+}
+
+pub async fn fan_out_to_three_groups(t: &dyn Target) {
+    let input = unique("in");
+    let mut apps = Vec::new();
+    let mut seen = Vec::new();
+    for g in ["g1", "g2", "g3"] {
+        let s = Seen::new();
+        let yaml = consumer_yaml("sink", &input, Some(g), "");
+        apps.push(start_app(t, &yaml, |b| b.consumer("sink", recording(&s))).await);
+        seen.push(s);
+    }
+    Probe::new(t).await.send(&input, numbers(0..10)).await;
+    assert!(eventually(WAIT, || seen.iter().all(|s| s.len() >= 10)).await);
+    tokio::time::sleep(QUIET).await;
+    for s in &seen {
+        assert_eq!(sorted(s.all()), (0..10).collect::<Vec<_>>(), "each group gets every message once");
+    }
+    for app in apps {
+        app.shutdown().await;
+    }
+}
+
+pub async fn competing_consumers_share_work(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = consumer_yaml("work", &input, Some("g"), "");
+    let mut apps = Vec::new();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let s: Seen<u32> = Seen::new();
+        let r = s.clone();
+        apps.push(
+            start_app(t, &yaml, move |b| {
+                b.consumer("work", move |v: u32| {
+                    let r = r.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        r.push(v);
+                        Ok(())
+                    }
+                })
+            })
+            .await,
+        );
+        seen.push(s);
+    }
+    Probe::new(t).await.send(&input, numbers(0..40)).await;
+    assert!(eventually(WAIT, || seen.iter().map(Seen::len).sum::<usize>() >= 40).await);
+    tokio::time::sleep(QUIET).await;
+    let (a, b) = (seen[0].all(), seen[1].all());
+    assert!(!a.is_empty() && !b.is_empty(), "both members work: {} / {}", a.len(), b.len());
+    let mut union: Vec<u32> = a.iter().chain(&b).copied().collect();
+    assert_eq!(union.len(), 40, "no duplicates");
+    union.sort_unstable();
+    assert_eq!(union, (0..40).collect::<Vec<_>>());
+    for app in apps {
+        app.shutdown().await;
+    }
+}
+
+pub async fn anonymous_consumer_sees_only_new_messages(t: &dyn Target) {
+    let caps = t.capabilities();
+    let input = unique("in");
+    let probe = Probe::new(t).await;
+    probe.send(&input, numbers(0..3)).await;
+    let seen = Seen::new();
+    let yaml = consumer_yaml("watch", &input, None, "");
+    let app = start_app(t, &yaml, |b| b.consumer("watch", recording(&seen))).await;
+    probe.send(&input, numbers(100..103)).await;
+    assert!(eventually(WAIT, || seen.len() >= 3).await);
+    tokio::time::sleep(QUIET).await;
+    if caps.anonymous_sees_only_new {
+        assert_eq!(sorted(seen.all()), vec![100, 101, 102]);
+    } else {
+        println!(
+            "{}: anonymous_sees_only_new is false; only checking that new messages arrive",
+            t.binder_type()
+        );
+        assert!(seen.all().iter().filter(|v| **v >= 100).count() == 3);
+    }
+    app.shutdown().await;
+}
+
+pub async fn one_mib_payload(t: &dyn Target) {
+    let size = 1 << 20;
+    if let Some(max) = t.capabilities().max_payload_bytes {
+        if max < size + 64 {
+            println!("{}: max payload {max} bytes < 1 MiB; skipped", t.binder_type());
+            assert!(max < size + 64);
+            return;
+        }
+    }
+    let (input, output) = (unique("in"), unique("out"));
+    let yaml = format!(
+        "spring.cloud.function.definition: same\nspring.cloud.stream.bindings:\n  same-in-0: {{ destination: {input}, group: g }}\n  same-out-0: {{ destination: {output} }}\n"
+    );
+    let probe = Probe::new(t).await;
+    let mut out = probe.observe(&output).await;
+    let app = start_app(t, &yaml, |b| {
+        b.function("same", |s: String| async move { Ok::<_, HandlerError>(s) })
+    })
+    .await;
+    let big: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    probe.send(&input, [json(json!(big))]).await;
+    let got = out.next(WAIT).await.expect("output");
+    let back: String = serde_json::from_slice(&got.payload).expect("a JSON string");
+    assert_eq!(back.len(), size);
+    assert!(back == big, "payload changed in transit");
+    app.shutdown().await;
+}
+
+pub async fn per_key_order_with_concurrency_8(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = consumer_yaml("ordered", &input, Some("g"), ", consumer: { concurrency: 8 }");
+    let seen: Seen<(u32, u32)> = Seen::new();
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let max_in_flight = Arc::new(AtomicU32::new(0));
+    let (s, f, m) = (seen.clone(), in_flight.clone(), max_in_flight.clone());
+    let app = start_app(t, &yaml, move |b| {
+        b.consumer("ordered", move |v: serde_json::Value| {
+            let (s, f, m) = (s.clone(), f.clone(), m.clone());
+            async move {
+                let key = v["key"].as_u64().unwrap() as u32;
+                let seq = v["seq"].as_u64().unwrap() as u32;
+                let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                s.push((key, seq));
+                let pause = u64::from((key * 7 + seq * 13) % 20) + 1;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                f.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+    })
+    .await;
+    let messages: Vec<_> = (0..25u32)
+        .flat_map(|seq| {
+            (0..8u32).map(move |key| {
+                json(json!({"key": key, "seq": seq})).header(header::PARTITION_KEY, format!("k{key}"))
+            })
+        })
+        .collect();
+    Probe::new(t).await.send(&input, messages).await;
+    assert!(eventually(WAIT, || seen.len() >= 200).await, "{} processed", seen.len());
+    tokio::time::sleep(QUIET).await;
+    let all = seen.all();
+    assert_eq!(all.len(), 200, "each message processed once");
+    let mut per_key: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (k, s) in all {
+        per_key.entry(k).or_default().push(s);
+    }
+    assert_eq!(per_key.len(), 8);
+    for (k, seqs) in &per_key {
+        assert_eq!(seqs, &(0..25).collect::<Vec<_>>(), "order of key {k}");
+    }
+    assert!(
+        max_in_flight.load(Ordering::SeqCst) > 1,
+        "concurrency 8 runs keys in parallel"
+    );
+    app.shutdown().await;
+}
+
+pub async fn pause_and_resume(t: &dyn Target) {
+    use cloud_stream::runtime::BindingState;
+    let input = unique("in");
+    let yaml = consumer_yaml("x", &input, Some("g"), "");
+    let seen = Seen::new();
+    let app = start_app(t, &yaml, |b| b.consumer("x", recording(&seen))).await;
+    let bindings = app.bindings();
+    assert_eq!(bindings.state("x-in-0"), Some(BindingState::Running));
+    let probe = Probe::new(t).await;
+    probe.send(&input, numbers(0..1)).await;
+    assert!(eventually(WAIT, || seen.len() == 1).await);
+    bindings.pause("x-in-0").expect("pause");
+    assert_eq!(bindings.state("x-in-0"), Some(BindingState::Paused));
+    assert_eq!(
+        bindings.health().await.bindings.get("x-in-0"),
+        Some(&BindingState::Paused)
+    );
+    probe.send(&input, numbers(1..6)).await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(seen.len(), 1, "nothing is processed while paused");
+    bindings.resume("x-in-0").expect("resume");
+    assert_eq!(bindings.state("x-in-0"), Some(BindingState::Running));
+    assert!(eventually(WAIT, || seen.len() >= 6).await);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(sorted(seen.all()), (0..6).collect::<Vec<_>>());
+    assert!(bindings.pause("nope-in-0").is_err(), "unknown binding");
+    app.shutdown().await;
+}
+
+pub async fn stop_and_start_rebinds(t: &dyn Target) {
+    use cloud_stream::runtime::BindingState;
+    let durable = t.capabilities().durable_groups;
+    let input = unique("in");
+    let yaml = consumer_yaml("x", &input, Some("g"), "");
+    let seen = Seen::new();
+    let app = start_app(t, &yaml, |b| b.consumer("x", recording(&seen))).await;
+    let bindings = app.bindings();
+    let probe = Probe::new(t).await;
+    probe.send(&input, numbers(0..2)).await;
+    assert!(eventually(WAIT, || seen.len() == 2).await);
+    bindings.stop("x-in-0").expect("stop");
+    assert_eq!(bindings.state("x-in-0"), Some(BindingState::Stopped));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if durable {
+        probe.send(&input, numbers(2..7)).await;
+        tokio::time::sleep(QUIET).await;
+        assert_eq!(seen.len(), 2, "nothing is processed while stopped");
+    } else {
+        println!(
+            "{}: durable_groups is false; not sending while stopped",
+            t.binder_type()
+        );
+    }
+    bindings.start("x-in-0").expect("start");
+    assert_eq!(bindings.state("x-in-0"), Some(BindingState::Running));
+    if !durable {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        probe.send(&input, numbers(2..7)).await;
+    }
+    assert!(eventually(WAIT, || seen.len() >= 7).await, "{:?}", seen.all());
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(sorted(seen.all()), (0..7).collect::<Vec<_>>());
+    app.shutdown().await;
+}
+
+pub async fn graceful_drain_loses_and_duplicates_nothing(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = consumer_yaml("slow", &input, Some("g"), ", consumer: { concurrency: 2 }");
+    let done: Seen<u32> = Seen::new();
+    let slow = |d: &Seen<u32>| {
+        let d = d.clone();
+        move |b: cloud_stream::StreamAppBuilder| {
+            b.consumer("slow", move |v: u32| {
+                let d = d.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    d.push(v);
+                    Ok(())
+                }
+            })
+        }
+    };
+    let first = start_app(t, &yaml, slow(&done)).await;
+    Probe::new(t).await.send(&input, numbers(0..20)).await;
+    assert!(eventually(WAIT, || done.len() >= 3).await);
+    first.shutdown().await;
+    let by_first = done.len();
+    assert!(by_first < 20, "shut down before the end ({by_first} done)");
+    let second = start_app(t, &yaml, slow(&done)).await;
+    assert!(eventually(WAIT, || done.len() >= 20).await, "{:?}", sorted(done.all()));
+    tokio::time::sleep(QUIET).await;
+    let all = done.all();
+    let distinct: BTreeSet<u32> = all.iter().copied().collect();
+    assert_eq!(distinct, (0..20).collect(), "nothing lost");
+    assert_eq!(all.len(), 20, "nothing processed twice: {:?}", sorted(all));
+    second.shutdown().await;
+}
+
+pub async fn publish_subscribe_hundred_with_metadata(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = consumer_yaml("meta", &input, Some("g"), "");
+    let seen: Seen<(u32, Option<String>)> = Seen::new();
+    let s = seen.clone();
+    let app = start_app(t, &yaml, move |b| {
+        b.consumer("meta", move |m: Message<u32>| {
+            s.push((m.payload, m.headers.get_str("x-tag").map(str::to_owned)));
+            std::future::ready(Ok(()))
+        })
+    })
+    .await;
+    let probe = Probe::new(t).await;
+    let mut out = probe.observe(&input).await;
+    let messages: Vec<_> = (0..100u32)
+        .map(|i| json(json!(i)).header("x-tag", format!("tag-{i}")))
+        .collect();
+    probe.send(&input, messages).await;
+    let observed = out.take(100, WAIT).await;
+    assert_eq!(observed.len(), 100, "the second subscriber gets every message");
+    for m in &observed {
+        let n = value(m).as_u64().expect("number");
+        assert_eq!(m.headers.get_str("x-tag"), Some(format!("tag-{n}").as_str()));
+    }
+    assert!(eventually(WAIT, || seen.len() >= 100).await);
+    tokio::time::sleep(QUIET).await;
+    let all = seen.all();
+    assert_eq!(all.len(), 100);
+    let payloads: BTreeSet<u32> = all.iter().map(|(n, _)| *n).collect();
+    assert_eq!(payloads, (0..100).collect());
+    for (n, tag) in &all {
+        assert_eq!(tag.as_deref(), Some(format!("tag-{n}").as_str()));
+    }
+    out.assert_quiet(Duration::from_millis(100)).await;
+    app.shutdown().await;
+}
+
+pub async fn resend_on_error(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = consumer_yaml(
+        "flaky",
+        &input,
+        Some("g"),
+        ", consumer: { max-attempts: 3, back-off-initial-interval: 10, back-off-max-interval: 50 }",
+    );
+    let attempts: Arc<Mutex<BTreeMap<u32, u32>>> = Arc::default();
+    let ok: Seen<u32> = Seen::new();
+    let (a, s) = (attempts.clone(), ok.clone());
+    let app = start_app(t, &yaml, move |b| {
+        b.consumer("flaky", move |v: u32| {
+            let n = {
+                let mut a = a.lock().unwrap();
+                let n = a.entry(v).or_default();
+                *n += 1;
+                *n
+            };
+            let result = if n <= 2 {
+                Err(HandlerError::new(format!("attempt {n} of {v} fails")))
+            } else {
+                s.push(v);
+                Ok(())
+            };
+            std::future::ready(result)
+        })
+    })
+    .await;
+    Probe::new(t).await.send(&input, numbers(0..20)).await;
+    assert!(eventually(WAIT, || ok.len() >= 20).await, "{:?}", ok.all());
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(sorted(ok.all()), (0..20).collect::<Vec<_>>(), "each succeeds once");
+    let attempts = attempts.lock().unwrap().clone();
+    assert!(attempts.values().all(|n| *n == 3), "{attempts:?}");
+    assert!(t
+        .dead_letters(&input, "g", 0, Duration::ZERO)
+        .await
+        .is_empty());
+    app.shutdown().await;
+}
+
+pub async fn continue_after_errors(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = consumer_yaml("picky", &input, Some("g"), ", consumer: { back-off-initial-interval: 10 }");
+    let ok: Seen<u32> = Seen::new();
+    let s = ok.clone();
+    let app = start_app(t, &yaml, move |b| {
+        b.consumer("picky", move |v: u32| {
+            let result = if v % 3 == 0 {
+                Err(HandlerError::permanent(format!("{v} is divisible by 3")))
+            } else {
+                s.push(v);
+                Ok(())
+            };
+            std::future::ready(result)
+        })
+    })
+    .await;
+    Probe::new(t).await.send(&input, numbers(1..11)).await;
+    let dead = t.dead_letters(&input, "g", 3, WAIT).await;
+    assert!(eventually(WAIT, || ok.len() >= 7).await);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(sorted(ok.all()), vec![1, 2, 4, 5, 7, 8, 10]);
+    let dead_now = t.dead_letters(&input, "g", 0, Duration::ZERO).await;
+    assert_eq!(dead.len(), 3);
+    assert_eq!(dead_now.len(), 3, "exactly the failing ones");
+    let ids: BTreeSet<u64> = dead_now.iter().filter_map(|m| value(m).as_u64()).collect();
+    assert_eq!(ids, [3, 6, 9].into_iter().collect());
+    app.shutdown().await;
+}
+
+/// Consumers `names` (definition `a;b;…`), each bound to its own destination in group `g`.
+fn multi_consumer_yaml(names: &[&str], destinations: &[String]) -> String {
+    let mut yaml = format!(
+        "spring.cloud.function.definition: {}\nspring.cloud.stream.bindings:\n",
+        names.join(";")
+    );
+    for (n, d) in names.iter().zip(destinations) {
+        yaml.push_str(&format!("  {n}-in-0: {{ destination: {d}, group: g }}\n"));
+    }
+    yaml
+}
+
+pub async fn topics_are_isolated(t: &dyn Target) {
+    let names = ["left", "right"];
+    let dests: Vec<String> = names.iter().map(|n| unique(n)).collect();
+    let seen: Vec<Seen<u32>> = names.iter().map(|_| Seen::new()).collect();
+    let (l, r) = (seen[0].clone(), seen[1].clone());
+    let app = start_app(t, &multi_consumer_yaml(&names, &dests), move |b| {
+        b.consumer("left", recording(&l)).consumer("right", recording(&r))
+    })
+    .await;
+    let probe = Probe::new(t).await;
+    probe.send(&dests[0], numbers(0..5)).await;
+    probe.send(&dests[1], numbers(100..105)).await;
+    assert!(eventually(WAIT, || seen[0].len() >= 5 && seen[1].len() >= 5).await);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(sorted(seen[0].all()), (0..5).collect::<Vec<_>>());
+    assert_eq!(sorted(seen[1].all()), (100..105).collect::<Vec<_>>());
+    app.shutdown().await;
+}
+
+pub async fn concurrent_subscribe_multiple_topics(t: &dyn Target) {
+    let names = ["a", "b", "c", "d", "e"];
+    let dests: Vec<String> = names.iter().map(|n| unique(&format!("topic-{n}"))).collect();
+    let seen: Vec<Seen<u32>> = names.iter().map(|_| Seen::new()).collect();
+    let handlers = seen.clone();
+    let app = start_app(t, &multi_consumer_yaml(&names, &dests), move |mut b| {
+        for (i, (n, s)) in names.iter().zip(&handlers).enumerate() {
+            let s = s.clone();
+            b = b.consumer(n, move |v: serde_json::Value| {
+                let topic = v["topic"].as_u64().unwrap_or(u64::MAX);
+                let result = if topic == i as u64 {
+                    s.push(v["n"].as_u64().unwrap() as u32);
+                    Ok(())
+                } else {
+                    Err(HandlerError::permanent(format!("binding {i} got topic {topic}")))
+                };
+                std::future::ready(result)
+            });
+        }
+        b
+    })
+    .await;
+    let probe = Probe::new(t).await;
+    let sends = dests.iter().enumerate().map(|(i, d)| {
+        let messages: Vec<_> = (0..20).map(|n| json(json!({"topic": i, "n": n}))).collect();
+        let probe = &probe;
+        async move { probe.send(d, messages).await }
+    });
+    futures::future::join_all(sends).await;
+    assert!(eventually(WAIT, || seen.iter().all(|s| s.len() >= 20)).await);
+    tokio::time::sleep(QUIET).await;
+    for (i, s) in seen.iter().enumerate() {
+        assert_eq!(sorted(s.all()), (0..20).collect::<Vec<_>>(), "binding {i}");
+    }
+    for d in &dests {
+        assert!(t.dead_letters(d, "g", 0, Duration::ZERO).await.is_empty());
+    }
+    app.shutdown().await;
+}
+
+pub async fn group_keeps_messages_published_before_first_member(t: &dyn Target) {
+    if !t.capabilities().durable_groups {
+        println!(
+            "{}: durable_groups is false; a group does not keep messages published before its first member, skipped",
+            t.binder_type()
+        );
+        assert!(!t.capabilities().durable_groups);
+        return;
+    }
+    let dest = unique("orders");
+    let producer_yaml = format!(
+        "spring.cloud.stream.output-bindings: orders-out\nspring.cloud.stream.bindings:\n  orders-out: {{ destination: {dest}, producer: {{ required-groups: [g] }} }}\n"
+    );
+    let producer = start_app(t, &producer_yaml, |b| b).await;
+    let bridge = producer.bridge();
+    for i in 0..5u32 {
+        bridge.send("orders-out", &i).await.expect("send");
+    }
+    let seen = Seen::new();
+    let yaml = consumer_yaml("late", &dest, Some("g"), "");
+    let consumer = start_app(t, &yaml, |b| b.consumer("late", recording(&seen))).await;
+    assert!(eventually(WAIT, || seen.len() >= 5).await, "{:?}", seen.all());
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(sorted(seen.all()), (0..5).collect::<Vec<_>>());
+    consumer.shutdown().await;
+    producer.shutdown().await;
+}
+
+pub async fn partitioned_producer_and_consumers(t: &dyn Target) {
+    let dest = unique("parts");
+    let producer_yaml = format!(
+        "spring.cloud.stream.output-bindings: parts-out\nspring.cloud.stream.bindings:\n  parts-out:\n    destination: {dest}\n    producer: {{ partition-key-expression: \"headers['key']\", partition-count: 2 }}\n"
+    );
+    let mut consumers = Vec::new();
+    let mut seen: Vec<Seen<(String, u32)>> = Vec::new();
+    for index in 0..2 {
+        let s: Seen<(String, u32)> = Seen::new();
+        let r = s.clone();
+        let yaml = consumer_yaml(
+            "part",
+            &dest,
+            Some("g"),
+            &format!(", consumer: {{ partitioned: true, instance-count: 2, instance-index: {index} }}"),
+        );
+        consumers.push(
+            start_app(t, &yaml, move |b| {
+                b.consumer("part", move |m: Message<u32>| {
+                    let key = m.headers.get_str("key").unwrap_or("?").to_owned();
+                    r.push((key, m.payload));
+                    std::future::ready(Ok(()))
+                })
+            })
+            .await,
+        );
+        seen.push(s);
+    }
+    let producer = start_app(t, &producer_yaml, |b| b).await;
+    let bridge = producer.bridge();
+    for i in 0..40u32 {
+        bridge
+            .send_message("parts-out", Message::new(i).header("key", format!("key-{}", i % 10)))
+            .await
+            .expect("send");
+    }
+    assert!(eventually(WAIT, || seen.iter().map(Seen::len).sum::<usize>() >= 40).await);
+    tokio::time::sleep(QUIET).await;
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    let mut all = BTreeSet::new();
+    for (instance, s) in seen.iter().enumerate() {
+        let got = s.all();
+        assert!(!got.is_empty(), "instance {instance} got nothing");
+        for (key, n) in got {
+            assert!(all.insert(n), "{n} delivered twice");
+            let first = *owner.entry(key.clone()).or_insert(instance);
+            assert_eq!(first, instance, "{key} landed on both instances");
+        }
+    }
+    assert_eq!(all, (0..40).collect());
+    assert_eq!(owner.len(), 10);
+    for app in consumers {
+        app.shutdown().await;
+    }
+    producer.shutdown().await;
+}
+
+pub async fn polled_supplier_emits(t: &dyn Target) {
+    let output = unique("ticks");
+    let yaml = format!(
+        "spring.cloud.function.definition: tick\nspring.integration.poller.fixed-delay: 100\nspring.cloud.stream.bindings:\n  tick-out-0: {{ destination: {output} }}\n"
+    );
+    let probe = Probe::new(t).await;
+    let mut out = probe.observe(&output).await;
+    let counter = Arc::new(AtomicU32::new(0));
+    let c = Arc::clone(&counter);
+    let app = start_app(t, &yaml, move |b| {
+        b.supplier("tick", move || {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, HandlerError>(n) }
+        })
+    })
+    .await;
+    let got: Vec<u64> = out
+        .take(3, WAIT)
+        .await
+        .iter()
+        .filter_map(|m| value(m).as_u64())
+        .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    app.shutdown().await;
+    out.close().await;
+}

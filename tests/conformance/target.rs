@@ -250,3 +250,17 @@ pub fn value(m: &RawMessage) -> serde_json::Value {
 pub const WAIT: Duration = Duration::from_secs(20);
 /// How long "nothing arrives" is watched.
 pub const QUIET: Duration = Duration::from_millis(1500);
+
+/// Waits until `cond` holds, checking every 10 ms; false if it still does not after `timeout`.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
