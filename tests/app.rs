@@ -1,0 +1,126 @@
+//! Building an application: the errors a user gets for bad definitions and unreachable brokers.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cloud_stream::binder::{
+    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, OrderingScope,
+};
+use cloud_stream::{Error, HandlerError, StreamApp};
+
+fn upper(b: cloud_stream::StreamAppBuilder) -> cloud_stream::StreamAppBuilder {
+    b.function("uppercase", |s: String| async move {
+        Ok::<_, HandlerError>(s.to_uppercase())
+    })
+}
+
+#[tokio::test]
+async fn unknown_function_in_definition_names_the_nearest_one() {
+    let err = upper(StreamApp::builder().env(Default::default()))
+        .config_yaml("spring.cloud.function.definition: upercase\n")
+        .build()
+        .await
+        .expect_err("unknown function");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Resolve(_)), "{msg}");
+    assert!(
+        msg.contains("`upercase`") && msg.contains("did you mean `uppercase`"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_binder_type_is_a_config_error() {
+    let yaml = "spring.cloud.stream.binders.main.type: rabit\nspring.cloud.function.definition: uppercase\n";
+    let err = upper(StreamApp::builder().env(Default::default()))
+        .config_yaml(yaml)
+        .build()
+        .await
+        .expect_err("unknown binder type");
+    let msg = err.to_string();
+    assert!(msg.contains("rabit"), "{msg}");
+    assert!(msg.contains("rabbit"), "suggests the known type: {msg}");
+}
+
+#[tokio::test]
+async fn two_binders_without_default_is_an_error_naming_the_binding() {
+    let yaml = "spring.cloud.function.definition: uppercase\nspring.cloud.stream.binders:\n  a: { type: memory }\n  b: { type: memory }\nspring.cloud.stream.bindings.uppercase-in-0.group: g\n";
+    let err = upper(StreamApp::builder().env(Default::default()))
+        .config_yaml(yaml)
+        .build()
+        .await
+        .expect_err("ambiguous binder");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("uppercase-in-0") && msg.contains("default-binder"),
+        "{msg}"
+    );
+}
+
+/// A binder type whose broker refuses connections (stands in for a broker that is down; this
+/// is a runtime test of start-up retries, not a binder test).
+struct Unreachable {
+    attempts: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl BinderFactory for Unreachable {
+    fn binder_type(&self) -> &'static str {
+        "unreachable"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            binder_type: "unreachable",
+            ordering: OrderingScope::None,
+            native_partitions: false,
+            native_delay: false,
+            max_payload_bytes: None,
+            max_headers: None,
+            binary_headers: false,
+            pause_resume: false,
+            transactions: false,
+            durable_groups: false,
+            anonymous_sees_only_new: true,
+        }
+    }
+    async fn create(
+        &self,
+        _name: &str,
+        _env: &BinderEnvironment,
+    ) -> Result<Arc<dyn Binder>, BindError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        Err(BindError::Connect {
+            what: "broker at 127.0.0.1:1 (user:****)".to_owned(),
+            source: "connection refused".into(),
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn broker_down_at_start_retries_with_backoff_then_fails_clearly() {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let started = tokio::time::Instant::now();
+    let err = upper(StreamApp::builder().env(Default::default()))
+        .binder_factory(Arc::new(Unreachable { attempts: Arc::clone(&attempts) }))
+        .config_yaml("spring.cloud.stream.default-binder: unreachable\nspring.cloud.stream.binders.unreachable.type: unreachable\n")
+        .build()
+        .await
+        .expect_err("broker down");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        5,
+        "retried before giving up"
+    );
+    // 500 + 1000 + 2000 + 4000 ms of back-off in virtual time.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(7500),
+        "{:?}",
+        started.elapsed()
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("binder `unreachable`") && msg.contains("connection refused"),
+        "{msg}"
+    );
+}
