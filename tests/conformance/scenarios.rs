@@ -499,7 +499,11 @@ pub async fn stream_bridge_cache_is_bounded(t: &dyn Target) {
     for (i, d) in dests.iter().enumerate() {
         bridge.send(d, &i).await.expect("bridge send");
         let cached = bridge.cached().await;
-        assert!(cached <= 3, "{cached} producers cached after {} sends", i + 1);
+        assert!(
+            cached <= 3,
+            "{cached} producers cached after {} sends",
+            i + 1
+        );
     }
     assert_eq!(bridge.cached().await, 3);
     for (i, out) in outs.iter_mut().enumerate() {
@@ -538,7 +542,11 @@ pub async fn fan_out_to_three_groups(t: &dyn Target) {
     assert!(eventually(WAIT, || seen.iter().all(|s| s.len() >= 10)).await);
     tokio::time::sleep(QUIET).await;
     for s in &seen {
-        assert_eq!(sorted(s.all()), (0..10).collect::<Vec<_>>(), "each group gets every message once");
+        assert_eq!(
+            sorted(s.all()),
+            (0..10).collect::<Vec<_>>(),
+            "each group gets every message once"
+        );
     }
     for app in apps {
         app.shutdown().await;
@@ -572,7 +580,12 @@ pub async fn competing_consumers_share_work(t: &dyn Target) {
     assert!(eventually(WAIT, || seen.iter().map(Seen::len).sum::<usize>() >= 40).await);
     tokio::time::sleep(QUIET).await;
     let (a, b) = (seen[0].all(), seen[1].all());
-    assert!(!a.is_empty() && !b.is_empty(), "both members work: {} / {}", a.len(), b.len());
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both members work: {} / {}",
+        a.len(),
+        b.len()
+    );
     let mut union: Vec<u32> = a.iter().chain(&b).copied().collect();
     assert_eq!(union.len(), 40, "no duplicates");
     union.sort_unstable();
@@ -609,7 +622,10 @@ pub async fn one_mib_payload(t: &dyn Target) {
     let size = 1 << 20;
     if let Some(max) = t.capabilities().max_payload_bytes {
         if max < size + 64 {
-            println!("{}: max payload {max} bytes < 1 MiB; skipped", t.binder_type());
+            println!(
+                "{}: max payload {max} bytes < 1 MiB; skipped",
+                t.binder_type()
+            );
             assert!(max < size + 64);
             return;
         }
@@ -635,7 +651,12 @@ pub async fn one_mib_payload(t: &dyn Target) {
 
 pub async fn per_key_order_with_concurrency_8(t: &dyn Target) {
     let input = unique("in");
-    let yaml = consumer_yaml("ordered", &input, Some("g"), ", consumer: { concurrency: 8 }");
+    let yaml = consumer_yaml(
+        "ordered",
+        &input,
+        Some("g"),
+        ", consumer: { concurrency: 8 }",
+    );
     let seen: Seen<(u32, u32)> = Seen::new();
     let in_flight = Arc::new(AtomicU32::new(0));
     let max_in_flight = Arc::new(AtomicU32::new(0));
@@ -660,12 +681,17 @@ pub async fn per_key_order_with_concurrency_8(t: &dyn Target) {
     let messages: Vec<_> = (0..25u32)
         .flat_map(|seq| {
             (0..8u32).map(move |key| {
-                json(json!({"key": key, "seq": seq})).header(header::PARTITION_KEY, format!("k{key}"))
+                json(json!({"key": key, "seq": seq}))
+                    .header(header::PARTITION_KEY, format!("k{key}"))
             })
         })
         .collect();
     Probe::new(t).await.send(&input, messages).await;
-    assert!(eventually(WAIT, || seen.len() >= 200).await, "{} processed", seen.len());
+    assert!(
+        eventually(WAIT, || seen.len() >= 200).await,
+        "{} processed",
+        seen.len()
+    );
     tokio::time::sleep(QUIET).await;
     let all = seen.all();
     assert_eq!(all.len(), 200, "each message processed once");
@@ -743,7 +769,11 @@ pub async fn stop_and_start_rebinds(t: &dyn Target) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         probe.send(&input, numbers(2..7)).await;
     }
-    assert!(eventually(WAIT, || seen.len() >= 7).await, "{:?}", seen.all());
+    assert!(
+        eventually(WAIT, || seen.len() >= 7).await,
+        "{:?}",
+        seen.all()
+    );
     tokio::time::sleep(QUIET).await;
     assert_eq!(sorted(seen.all()), (0..7).collect::<Vec<_>>());
     app.shutdown().await;
@@ -773,7 +803,11 @@ pub async fn graceful_drain_loses_and_duplicates_nothing(t: &dyn Target) {
     let by_first = done.len();
     assert!(by_first < 20, "shut down before the end ({by_first} done)");
     let second = start_app(t, &yaml, slow(&done)).await;
-    assert!(eventually(WAIT, || done.len() >= 20).await, "{:?}", sorted(done.all()));
+    assert!(
+        eventually(WAIT, || done.len() >= 20).await,
+        "{:?}",
+        sorted(done.all())
+    );
     tokio::time::sleep(QUIET).await;
     let all = done.all();
     let distinct: BTreeSet<u32> = all.iter().copied().collect();
@@ -801,10 +835,17 @@ pub async fn publish_subscribe_hundred_with_metadata(t: &dyn Target) {
         .collect();
     probe.send(&input, messages).await;
     let observed = out.take(100, WAIT).await;
-    assert_eq!(observed.len(), 100, "the second subscriber gets every message");
+    assert_eq!(
+        observed.len(),
+        100,
+        "the second subscriber gets every message"
+    );
     for m in &observed {
         let n = value(m).as_u64().expect("number");
-        assert_eq!(m.headers.get_str("x-tag"), Some(format!("tag-{n}").as_str()));
+        assert_eq!(
+            m.headers.get_str("x-tag"),
+            Some(format!("tag-{n}").as_str())
+        );
     }
     assert!(eventually(WAIT, || seen.len() >= 100).await);
     tokio::time::sleep(QUIET).await;
@@ -851,7 +892,11 @@ pub async fn resend_on_error(t: &dyn Target) {
     Probe::new(t).await.send(&input, numbers(0..20)).await;
     assert!(eventually(WAIT, || ok.len() >= 20).await, "{:?}", ok.all());
     tokio::time::sleep(QUIET).await;
-    assert_eq!(sorted(ok.all()), (0..20).collect::<Vec<_>>(), "each succeeds once");
+    assert_eq!(
+        sorted(ok.all()),
+        (0..20).collect::<Vec<_>>(),
+        "each succeeds once"
+    );
     let attempts = attempts.lock().unwrap().clone();
     assert!(attempts.values().all(|n| *n == 3), "{attempts:?}");
     assert!(t
@@ -863,7 +908,12 @@ pub async fn resend_on_error(t: &dyn Target) {
 
 pub async fn continue_after_errors(t: &dyn Target) {
     let input = unique("in");
-    let yaml = consumer_yaml("picky", &input, Some("g"), ", consumer: { back-off-initial-interval: 10 }");
+    let yaml = consumer_yaml(
+        "picky",
+        &input,
+        Some("g"),
+        ", consumer: { back-off-initial-interval: 10 }",
+    );
     let ok: Seen<u32> = Seen::new();
     let s = ok.clone();
     let app = start_app(t, &yaml, move |b| {
@@ -909,7 +959,8 @@ pub async fn topics_are_isolated(t: &dyn Target) {
     let seen: Vec<Seen<u32>> = names.iter().map(|_| Seen::new()).collect();
     let (l, r) = (seen[0].clone(), seen[1].clone());
     let app = start_app(t, &multi_consumer_yaml(&names, &dests), move |b| {
-        b.consumer("left", recording(&l)).consumer("right", recording(&r))
+        b.consumer("left", recording(&l))
+            .consumer("right", recording(&r))
     })
     .await;
     let probe = Probe::new(t).await;
@@ -924,7 +975,10 @@ pub async fn topics_are_isolated(t: &dyn Target) {
 
 pub async fn concurrent_subscribe_multiple_topics(t: &dyn Target) {
     let names = ["a", "b", "c", "d", "e"];
-    let dests: Vec<String> = names.iter().map(|n| unique(&format!("topic-{n}"))).collect();
+    let dests: Vec<String> = names
+        .iter()
+        .map(|n| unique(&format!("topic-{n}")))
+        .collect();
     let seen: Vec<Seen<u32>> = names.iter().map(|_| Seen::new()).collect();
     let handlers = seen.clone();
     let app = start_app(t, &multi_consumer_yaml(&names, &dests), move |mut b| {
@@ -936,7 +990,9 @@ pub async fn concurrent_subscribe_multiple_topics(t: &dyn Target) {
                     s.push(v["n"].as_u64().unwrap() as u32);
                     Ok(())
                 } else {
-                    Err(HandlerError::permanent(format!("binding {i} got topic {topic}")))
+                    Err(HandlerError::permanent(format!(
+                        "binding {i} got topic {topic}"
+                    )))
                 };
                 std::future::ready(result)
             });
@@ -983,7 +1039,11 @@ pub async fn group_keeps_messages_published_before_first_member(t: &dyn Target) 
     let seen = Seen::new();
     let yaml = consumer_yaml("late", &dest, Some("g"), "");
     let consumer = start_app(t, &yaml, |b| b.consumer("late", recording(&seen))).await;
-    assert!(eventually(WAIT, || seen.len() >= 5).await, "{:?}", seen.all());
+    assert!(
+        eventually(WAIT, || seen.len() >= 5).await,
+        "{:?}",
+        seen.all()
+    );
     tokio::time::sleep(QUIET).await;
     assert_eq!(sorted(seen.all()), (0..5).collect::<Vec<_>>());
     consumer.shutdown().await;
@@ -1004,7 +1064,9 @@ pub async fn partitioned_producer_and_consumers(t: &dyn Target) {
             "part",
             &dest,
             Some("g"),
-            &format!(", consumer: {{ partitioned: true, instance-count: 2, instance-index: {index} }}"),
+            &format!(
+                ", consumer: {{ partitioned: true, instance-count: 2, instance-index: {index} }}"
+            ),
         );
         consumers.push(
             start_app(t, &yaml, move |b| {
@@ -1022,7 +1084,10 @@ pub async fn partitioned_producer_and_consumers(t: &dyn Target) {
     let bridge = producer.bridge();
     for i in 0..40u32 {
         bridge
-            .send_message("parts-out", Message::new(i).header("key", format!("key-{}", i % 10)))
+            .send_message(
+                "parts-out",
+                Message::new(i).header("key", format!("key-{}", i % 10)),
+            )
             .await
             .expect("send");
     }
