@@ -68,6 +68,20 @@ fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Ve
     Ok((loaded, plan))
 }
 
+/// Writes to stdout; a closed pipe (`plan | head`) is not an error.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn report_errors(errors: &[String]) -> ExitCode {
     eprintln!(
         "invalid configuration ({} problem{}):",
@@ -88,8 +102,8 @@ fn main() -> ExitCode {
                 for w in &loaded.warnings {
                     eprintln!("warning: {w}");
                 }
-                println!(
-                    "valid: {} binding(s), {} binder(s){}",
+                emit(&format!(
+                    "valid: {} binding(s), {} binder(s){}\n",
                     plan.bindings.len(),
                     plan.binders.len(),
                     if loaded.config.active_profiles.is_empty() {
@@ -97,8 +111,7 @@ fn main() -> ExitCode {
                     } else {
                         format!(", profiles {}", loaded.config.active_profiles.join(","))
                     }
-                );
-                ExitCode::SUCCESS
+                ))
             }
             Err(errors) => report_errors(&errors),
         },
@@ -112,16 +125,15 @@ fn main() -> ExitCode {
                     eprintln!("warning: {w}");
                 }
                 match format {
-                    Format::Text => print!("{plan}"),
+                    Format::Text => emit(&plan.to_string()),
                     Format::Json => match serde_json::to_string_pretty(&plan) {
-                        Ok(s) => println!("{s}"),
+                        Ok(s) => emit(&format!("{s}\n")),
                         Err(e) => {
                             eprintln!("cannot render the plan as JSON: {e}");
-                            return ExitCode::FAILURE;
+                            ExitCode::FAILURE
                         }
                     },
                 }
-                ExitCode::SUCCESS
             }
             Err(errors) => report_errors(&errors),
         },

@@ -292,7 +292,8 @@ impl StreamAppBuilder {
             let output = pipeline
                 .has_output
                 .then(|| apply_alias(&binding_name(&name, Direction::Output, 0), aliases));
-            let handler: Arc<dyn ErasedFunction> = Arc::new(PipelineFunction(pipeline.clone()));
+            let handler: Arc<dyn ErasedFunction> =
+                Arc::new(PipelineFunction(Arc::new(pipeline.clone())));
             ios.push(PlannedIo {
                 pipeline,
                 input,
@@ -404,7 +405,9 @@ impl StreamAppBuilder {
 
         let shutdown = CancellationToken::new();
         let (deadline_tx, deadline_rx) = watch::channel(None);
-        let mut tasks = JoinSet::new();
+        // Every binding is bound before any of them starts, so a supplier or an early output
+        // never publishes to a group that is not provisioned yet.
+        let mut starts: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
         let mut entries = BTreeMap::new();
         let mut outputs: Vec<SharedOutput> = Vec::new();
 
@@ -469,6 +472,7 @@ impl StreamAppBuilder {
                         policy: RetryPolicy::from_consumer(&eff.consumer),
                         output: output.as_ref().map(|(_, o)| Arc::clone(o)),
                         bridge: bridge.clone(),
+                        metrics: crate::observe::BindingMetrics::new(&eff.name),
                     });
                     for destination in &eff.destinations {
                         let initial = if auto_startup {
@@ -498,7 +502,7 @@ impl StreamAppBuilder {
                                 config.stream.binding_retry_interval,
                             ),
                         };
-                        tasks.spawn(run.run(initial));
+                        starts.push(Box::pin(run.run(initial)));
                     }
                     entries.insert(
                         driver_name,
@@ -537,7 +541,7 @@ impl StreamAppBuilder {
                         shutdown: shutdown.clone(),
                         send_policy: RetryPolicy::from_consumer(&config.stream.default.consumer),
                     };
-                    tasks.spawn(run.run());
+                    starts.push(Box::pin(run.run()));
                     entries.insert(
                         driver_name,
                         BindingEntry {
@@ -551,6 +555,10 @@ impl StreamAppBuilder {
             }
         }
 
+        let mut tasks = JoinSet::new();
+        for start in starts {
+            tasks.spawn(start);
+        }
         Ok(RunningApp {
             handle: BindingsHandle {
                 entries: Arc::new(entries),
@@ -581,7 +589,7 @@ impl Clone for StreamAppBuilder {
 }
 
 /// A pipeline as one erased function.
-struct PipelineFunction(Pipeline);
+struct PipelineFunction(Arc<Pipeline>);
 
 impl ErasedFunction for PipelineFunction {
     fn call(
@@ -589,7 +597,7 @@ impl ErasedFunction for PipelineFunction {
         input: RawMessage,
         ctx: Arc<CallContext>,
     ) -> crate::function::handler::BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
-        let pipeline = self.0.clone();
+        let pipeline = Arc::clone(&self.0);
         Box::pin(async move { pipeline.apply(input, &ctx).await })
     }
 }

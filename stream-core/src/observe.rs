@@ -21,6 +21,41 @@ pub const METRIC_DEAD_LETTERED: &str = "cloud_stream_dead_lettered_total";
 /// Histogram: handler latency in seconds (per attempt, outputs included).
 pub const METRIC_HANDLER_SECONDS: &str = "cloud_stream_handler_seconds";
 
+/// The metric handles of one input binding, registered once (not per message).
+#[derive(Clone)]
+pub struct BindingMetrics {
+    /// [`METRIC_CONSUMED`].
+    pub consumed: metrics::Counter,
+    /// [`METRIC_FAILED`].
+    pub failed: metrics::Counter,
+    /// [`METRIC_RETRIED`].
+    pub retried: metrics::Counter,
+    /// [`METRIC_DEAD_LETTERED`].
+    pub dead_lettered: metrics::Counter,
+    /// [`METRIC_HANDLER_SECONDS`].
+    pub handler_seconds: metrics::Histogram,
+}
+
+impl BindingMetrics {
+    /// Registers the handles labelled `binding`.
+    pub fn new(binding: &str) -> Self {
+        let b = binding.to_owned();
+        BindingMetrics {
+            consumed: metrics::counter!(METRIC_CONSUMED, "binding" => b.clone()),
+            failed: metrics::counter!(METRIC_FAILED, "binding" => b.clone()),
+            retried: metrics::counter!(METRIC_RETRIED, "binding" => b.clone()),
+            dead_lettered: metrics::counter!(METRIC_DEAD_LETTERED, "binding" => b.clone()),
+            handler_seconds: metrics::histogram!(METRIC_HANDLER_SECONDS, "binding" => b),
+        }
+    }
+}
+
+impl std::fmt::Debug for BindingMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BindingMetrics").finish_non_exhaustive()
+    }
+}
+
 /// A W3C trace context (`traceparent` version 00).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceContext {
@@ -47,8 +82,18 @@ fn hex_to<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+}
+
 fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
 }
 
 impl TraceContext {
@@ -111,12 +156,15 @@ impl TraceContext {
 
     /// The `traceparent` header value.
     pub fn to_header(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            to_hex(&self.trace_id),
-            to_hex(&self.span_id),
-            self.flags
-        )
+        // Hot path (every output): one allocation, no formatting machinery.
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        push_hex(&mut out, &self.trace_id);
+        out.push('-');
+        push_hex(&mut out, &self.span_id);
+        out.push('-');
+        push_hex(&mut out, &[self.flags]);
+        out
     }
 }
 

@@ -22,10 +22,7 @@ use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
 use crate::bridge::StreamBridge;
 use crate::function::{CallContext, ErasedFunction, HandlerError};
 use crate::message::{header, RawMessage};
-use crate::observe::{
-    TraceContext, METRIC_CONSUMED, METRIC_DEAD_LETTERED, METRIC_FAILED, METRIC_HANDLER_SECONDS,
-    METRIC_RETRIED,
-};
+use crate::observe::{BindingMetrics, TraceContext};
 use crate::plan::EffectiveBinding;
 
 /// Everything needed to handle one delivery of an input binding.
@@ -36,6 +33,7 @@ pub(crate) struct InputProcessor {
     pub policy: RetryPolicy,
     pub output: Option<SharedOutput>,
     pub bridge: StreamBridge,
+    pub metrics: BindingMetrics,
 }
 
 impl InputProcessor {
@@ -43,7 +41,7 @@ impl InputProcessor {
     async fn process(&self, destination: &str, mut delivery: Box<dyn Delivery>) {
         let message = delivery.take_message();
         let binding = self.binding.name.clone();
-        metrics::counter!(METRIC_CONSUMED, "binding" => binding.clone()).increment(1);
+        self.metrics.consumed.increment(1);
         let trace = TraceContext::continue_or_start(message.headers.get_str(header::TRACEPARENT));
         let group = self.binding.group.as_deref().unwrap_or("");
         let mut attempt = 1u32;
@@ -61,7 +59,8 @@ impl InputProcessor {
                 .attempt(message.clone(), attempt, &trace)
                 .instrument(span.clone())
                 .await;
-            metrics::histogram!(METRIC_HANDLER_SECONDS, "binding" => binding.clone())
+            self.metrics
+                .handler_seconds
                 .record(started.elapsed().as_secs_f64());
             let error = match result {
                 Ok(()) => {
@@ -74,7 +73,7 @@ impl InputProcessor {
                 }
                 Err(e) => e,
             };
-            metrics::counter!(METRIC_FAILED, "binding" => binding.clone()).increment(1);
+            self.metrics.failed.increment(1);
             if !self.policy.should_retry(&error, attempt) {
                 span.in_scope(|| tracing::warn!(error = %error, attempts = attempt, "giving up; dead-lettering"));
                 break error;
@@ -82,7 +81,7 @@ impl InputProcessor {
             let wait = self.policy.backoff(attempt);
             span.in_scope(|| tracing::info!(error = %error, retry_in_ms = wait.as_millis() as u64, "attempt failed; will retry"));
             tokio::time::sleep(wait).await;
-            metrics::counter!(METRIC_RETRIED, "binding" => binding.clone()).increment(1);
+            self.metrics.retried.increment(1);
             attempt += 1;
         };
         let reason = DeadLetter {
@@ -91,7 +90,7 @@ impl InputProcessor {
             attempts: attempt,
         };
         match delivery.dead_letter(reason).await {
-            Ok(()) => metrics::counter!(METRIC_DEAD_LETTERED, "binding" => binding).increment(1),
+            Ok(()) => self.metrics.dead_lettered.increment(1),
             Err(e) => {
                 tracing::error!(binding = %binding, error = %e, "dead-lettering failed; the broker will redeliver")
             }

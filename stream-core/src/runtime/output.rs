@@ -98,6 +98,7 @@ pub struct OutputSender {
     pub destination: String,
     producer: Box<dyn Producer>,
     partitioning: Option<Partitioning>,
+    produced: metrics::Counter,
 }
 
 impl std::fmt::Debug for OutputSender {
@@ -134,6 +135,7 @@ impl OutputSender {
         partitioning: Option<Partitioning>,
     ) -> Self {
         OutputSender {
+            produced: metrics::counter!(METRIC_PRODUCED, "binding" => binding.clone()),
             binding,
             destination,
             producer,
@@ -183,7 +185,7 @@ impl OutputSender {
             .send(message, route)
             .await
             .map_err(send_error)?;
-        metrics::counter!(METRIC_PRODUCED, "binding" => self.binding.clone()).increment(1);
+        self.produced.increment(1);
         Ok(())
     }
 
