@@ -34,12 +34,12 @@ use crate::config::{ConfigLoader, StreamConfig};
 use crate::convert::{Codec, CodecRegistry};
 use crate::error::Error;
 use crate::expr::Expression;
-use crate::function::handler::{ConsumerAdapter, FunctionAdapter, SupplierAdapter};
+use crate::function::handler::{finish_output, ConsumerAdapter, FunctionAdapter, SupplierAdapter};
 use crate::function::{
     CallContext, ErasedFunction, FromInput, FunctionRegistry, Handler, HandlerError, IntoOutput,
     Pipeline, RouterFunction,
 };
-use crate::message::RawMessage;
+use crate::message::{Headers, RawMessage};
 use crate::plan::{build_plan, resolve_binding, EffectiveBinding, Plan};
 use crate::runtime::binders::connect_all;
 use crate::runtime::control::{BindingEntry, BindingState, BindingsHandle};
@@ -201,13 +201,9 @@ impl StreamAppBuilder {
                     .map(move |item| {
                         item.into_output(&ctx)
                             .map(|enc| {
-                                enc.map(|e| {
-                                    vec![RawMessage {
-                                        payload: e.payload,
-                                        headers: e.headers,
-                                    }]
-                                })
-                                .unwrap_or_default()
+                                // Same finishing as a polled supplier's output.
+                                enc.map(|e| vec![finish_output(e, &Headers::new())])
+                                    .unwrap_or_default()
                             })
                             .map_err(|e| HandlerError::output(e, crate::function::Retry::No))
                     })

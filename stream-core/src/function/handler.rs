@@ -184,7 +184,7 @@ const NOT_PROPAGATED: &[&str] = &[
 
 /// Builds the output message: handler headers win, input headers are propagated (as Spring
 /// Cloud Function does) except per-message ones.
-fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMessage {
+pub(crate) fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMessage {
     let mut headers = encoded.headers;
     for (k, v) in input_headers {
         if !NOT_PROPAGATED.contains(&k.as_str()) && !headers.contains(k) {
