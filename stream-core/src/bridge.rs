@@ -21,7 +21,7 @@ use crate::config::StreamConfig;
 use crate::convert::{CodecRegistry, ConvertError};
 use crate::function::HandlerError;
 use crate::message::{header, Message, RawMessage};
-use crate::plan::{resolve_binding, PlanError};
+use crate::plan::{binder_for, resolve_binding, PlanError};
 use crate::runtime::output::{OutputSender, Partitioning, SharedOutput};
 
 /// Sending through the bridge failed.
@@ -187,16 +187,27 @@ impl StreamBridge {
         {
             return Err(BridgeError::NotAllowed(name.to_owned()));
         }
-        let mut effective = resolve_binding(config, name, Direction::Output)?;
-        if let Some(b) = binder {
-            effective.binder = b.to_owned();
-        }
-        let key = (effective.binder.clone(), name.to_owned());
+        // Only the binder name is needed for the cache key; the full resolution (property
+        // merging) runs on a cache miss, not on every send.
+        let binder_name = match binder {
+            Some(b) => b.to_owned(),
+            None => {
+                let props = config
+                    .stream
+                    .bindings
+                    .get(name)
+                    .unwrap_or(&config.stream.default);
+                binder_for(config, name, props)?.0
+            }
+        };
+        let key = (binder_name, name.to_owned());
         let mut guard = self.inner.cache.lock().await;
         let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
         if let Some(o) = cache.get(&key) {
             return Ok(Arc::clone(o));
         }
+        let mut effective = resolve_binding(config, name, Direction::Output)?;
+        effective.binder = key.0.clone();
         let binder = self
             .inner
             .binders

@@ -197,6 +197,20 @@ pub(crate) fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMes
     }
 }
 
+/// Encodes a handler's return value into its output messages (none when it filtered).
+fn outputs_of<O: IntoOutput<M>, M>(
+    out: O,
+    ctx: &CallContext,
+    input_headers: &Headers,
+) -> Result<Vec<RawMessage>, HandlerError> {
+    let encoded = out
+        .into_output(ctx)
+        .map_err(|e| HandlerError::output(e, super::error::Retry::No))?;
+    Ok(encoded
+        .map(|e| vec![finish_output(e, input_headers)])
+        .unwrap_or_default())
+}
+
 /// A function or consumer with its types erased: raw message in, raw messages out.
 pub trait ErasedFunction: Send + Sync {
     /// Calls the handler.
@@ -248,12 +262,7 @@ where
             let input_headers = input.headers.clone();
             let typed = I::from_input(input, &ctx).map_err(HandlerError::decode)?;
             let out = f(typed).await?;
-            let encoded = out
-                .into_output(&ctx)
-                .map_err(|e| HandlerError::output(e, super::error::Retry::No))?;
-            Ok(encoded
-                .map(|e| vec![finish_output(e, &input_headers)])
-                .unwrap_or_default())
+            outputs_of(out, &ctx, &input_headers)
         })
     }
 }
@@ -320,12 +329,7 @@ where
         let f = Arc::clone(&self.f);
         Box::pin(async move {
             let out = f().await?;
-            let encoded = out
-                .into_output(&ctx)
-                .map_err(|e| HandlerError::output(e, super::error::Retry::No))?;
-            Ok(encoded
-                .map(|e| vec![finish_output(e, &Headers::new())])
-                .unwrap_or_default())
+            outputs_of(out, &ctx, &Headers::new())
         })
     }
 }
