@@ -9,6 +9,7 @@
 //! A payload that cannot be decoded is a [`ConvertError`]; the runtime treats it as a
 //! non-retryable error and dead-letters the message (DESIGN §3).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -81,13 +82,18 @@ impl fmt::Debug for CodecRegistry {
 
 /// The MIME type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
 /// `application/json`.
-pub fn mime_essence(content_type: &str) -> String {
-    content_type
+pub fn mime_essence(content_type: &str) -> Cow<'_, str> {
+    let essence = content_type
         .split(';')
         .next()
         .unwrap_or(content_type)
-        .trim()
-        .to_ascii_lowercase()
+        .trim();
+    // Content types are almost always lower case already: borrow then, allocate otherwise.
+    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    }
 }
 
 fn is_json(essence: &str) -> bool {
@@ -103,7 +109,7 @@ impl CodecRegistry {
     /// Adds or replaces a codec for its content type.
     pub fn register(&mut self, codec: Arc<dyn Codec>) {
         let key = mime_essence(codec.content_type());
-        Arc::make_mut(&mut self.custom).insert(key, codec);
+        Arc::make_mut(&mut self.custom).insert(key.into_owned(), codec);
     }
 
     /// Whether `content_type` can be decoded and encoded.
@@ -112,7 +118,7 @@ impl CodecRegistry {
         is_json(&essence)
             || essence == TEXT_PLAIN
             || essence == OCTET_STREAM
-            || self.custom.contains_key(&essence)
+            || self.custom.contains_key(essence.as_ref())
     }
 
     /// Decodes `bytes` of `content_type` into `T`.
@@ -123,7 +129,7 @@ impl CodecRegistry {
     ) -> Result<T, ConvertError> {
         let essence = mime_essence(content_type);
         let decode_err = |message: String| ConvertError::Decode {
-            content_type: essence.clone(),
+            content_type: essence.to_string(),
             message,
         };
         if is_json(&essence) {
@@ -145,8 +151,8 @@ impl CodecRegistry {
         }
         let codec = self
             .custom
-            .get(&essence)
-            .ok_or_else(|| ConvertError::UnsupportedContentType(essence.clone()))?;
+            .get(essence.as_ref())
+            .ok_or_else(|| ConvertError::UnsupportedContentType(essence.to_string()))?;
         let mut out: Option<T> = None;
         codec
             .decode(bytes, &mut |de| {
@@ -155,7 +161,7 @@ impl CodecRegistry {
             })
             .map_err(decode_err)?;
         out.ok_or_else(|| ConvertError::Decode {
-            content_type: essence,
+            content_type: essence.into_owned(),
             message: "codec produced no value".to_owned(),
         })
     }
@@ -168,7 +174,7 @@ impl CodecRegistry {
     ) -> Result<Vec<u8>, ConvertError> {
         let essence = mime_essence(content_type);
         let encode_err = |message: String| ConvertError::Encode {
-            content_type: essence.clone(),
+            content_type: essence.to_string(),
             message,
         };
         if is_json(&essence) {
@@ -199,8 +205,8 @@ impl CodecRegistry {
         }
         let codec = self
             .custom
-            .get(&essence)
-            .ok_or_else(|| ConvertError::UnsupportedContentType(essence.clone()))?;
+            .get(essence.as_ref())
+            .ok_or_else(|| ConvertError::UnsupportedContentType(essence.to_string()))?;
         codec.encode(&value).map_err(encode_err)
     }
 }

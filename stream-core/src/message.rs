@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -100,9 +101,13 @@ impl From<Vec<u8>> for HeaderValue {
 
 /// Message headers: string keys (case-sensitive, as Spring's `MessageHeaders`), ordered for
 /// stable output.
+///
+/// Cloning is cheap: the map is shared and copied only when a clone is changed
+/// (copy-on-write), because a message's headers are cloned on every hop (redelivery copies,
+/// retry attempts, outputs derived from an input) but rarely changed.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: BTreeMap<String, HeaderValue>,
+    entries: Arc<BTreeMap<String, HeaderValue>>,
 }
 
 impl Headers {
@@ -117,7 +122,7 @@ impl Headers {
         name: impl Into<String>,
         value: impl Into<HeaderValue>,
     ) -> Option<HeaderValue> {
-        self.entries.insert(name.into(), value.into())
+        Arc::make_mut(&mut self.entries).insert(name.into(), value.into())
     }
 
     /// Builder form of [`Headers::insert`].
@@ -138,7 +143,10 @@ impl Headers {
 
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<HeaderValue> {
-        self.entries.remove(name)
+        if !self.entries.contains_key(name) {
+            return None;
+        }
+        Arc::make_mut(&mut self.entries).remove(name)
     }
 
     /// Whether `name` is set.
@@ -163,8 +171,16 @@ impl Headers {
 
     /// Copies every header of `other` that is not set here.
     pub fn fill_from(&mut self, other: &Headers) {
-        for (k, v) in &other.entries {
-            self.entries.entry(k.clone()).or_insert_with(|| v.clone());
+        if self.entries.is_empty() {
+            self.entries = Arc::clone(&other.entries);
+            return;
+        }
+        if other.iter().all(|(k, _)| self.entries.contains_key(k)) {
+            return;
+        }
+        let entries = Arc::make_mut(&mut self.entries);
+        for (k, v) in other.entries.iter() {
+            entries.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
 }
@@ -178,10 +194,11 @@ impl fmt::Debug for Headers {
 impl<K: Into<String>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Headers {
-            entries: iter
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+            entries: Arc::new(
+                iter.into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
         }
     }
 }

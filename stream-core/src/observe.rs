@@ -67,17 +67,23 @@ pub struct TraceContext {
     pub flags: u8,
 }
 
+/// The value of one lower-case hex digit (W3C trace context forbids upper case).
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
 fn hex_to<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != N * 2
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
+    let bytes = s.as_bytes();
+    if bytes.len() != N * 2 {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *slot = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
     }
     Some(out)
 }

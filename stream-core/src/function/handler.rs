@@ -122,7 +122,7 @@ fn encode_value<T: Serialize>(
         return Ok((bytes.as_slice() != b"null").then(|| Bytes::from(bytes)));
     }
     let json = serde_json::to_value(value).map_err(|e| ConvertError::Encode {
-        content_type: essence,
+        content_type: essence.into_owned(),
         message: e.to_string(),
     })?;
     if json.is_null() {
