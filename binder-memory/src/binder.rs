@@ -112,7 +112,7 @@ impl Binder for MemoryBinder {
             let mut st = dest.state.lock().unwrap_or_else(|e| e.into_inner());
             st.grow(spec.partition_count.max(1));
             for g in &spec.required_groups {
-                st.queue_mut(&QueueKey::Group(g.clone()));
+                st.queue_mut(&QueueKey::Group(Arc::from(g.as_str())));
             }
         }
         tracing::debug!(
@@ -217,7 +217,7 @@ pub(crate) fn subscribe(
     let dest = broker.destination(destination);
     let member_id = broker.next_id();
     let key = match group {
-        Some(g) => QueueKey::Group(g.to_owned()),
+        Some(g) => QueueKey::Group(Arc::from(g)),
         None => QueueKey::Anonymous(member_id),
     };
     let notify = {
@@ -245,7 +245,7 @@ pub(crate) fn subscribe(
         broker: broker.clone(),
         dest,
         key,
-        group: group.map(str::to_owned),
+        group: group.map(Arc::from),
         member_id,
         notify,
         closed: false,
@@ -294,7 +294,7 @@ pub struct MemorySubscription {
     broker: MemoryBroker,
     dest: Arc<Destination>,
     key: QueueKey,
-    group: Option<String>,
+    group: Option<Arc<str>>,
     member_id: u64,
     notify: Arc<tokio::sync::Notify>,
     closed: bool,
@@ -314,38 +314,51 @@ impl MemorySubscription {
     /// The next delivery (see [`Subscription::next`]), as the concrete type.
     pub async fn next_delivery(&mut self) -> Option<MemoryDelivery> {
         loop {
-            if self.closed {
-                return None;
-            }
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.broker.is_shut_down() {
-                return None;
-            }
-            match self.dest.take(&self.key, self.member_id) {
+            // Fast path: a message is waiting. Only an empty queue registers for a wake-up
+            // (registering, then checking again, so a publish in between is not missed).
+            match self.try_take() {
                 Take::Gone => return None,
-                Take::Wait => {}
                 Take::Got {
                     partition,
                     partitions,
                     entry,
-                } => {
-                    return Some(MemoryDelivery {
-                        dest: self.dest.clone(),
-                        broker: self.broker.clone(),
-                        key: self.key.clone(),
-                        group: self.group.clone(),
-                        member_id: self.member_id,
-                        partition,
-                        partitioned: partitions > 1,
-                        message: entry.message,
-                        deliveries: entry.deliveries,
-                        settled: false,
-                    })
-                }
+                } => return Some(self.delivery(partition, partitions, entry)),
+                Take::Wait => {}
             }
-            notified.await;
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_take() {
+                Take::Gone => return None,
+                Take::Got {
+                    partition,
+                    partitions,
+                    entry,
+                } => return Some(self.delivery(partition, partitions, entry)),
+                Take::Wait => notified.await,
+            }
+        }
+    }
+
+    fn try_take(&self) -> Take {
+        if self.closed || self.broker.is_shut_down() {
+            return Take::Gone;
+        }
+        self.dest.take(&self.key, self.member_id)
+    }
+
+    fn delivery(&self, partition: u32, partitions: u32, entry: Entry) -> MemoryDelivery {
+        MemoryDelivery {
+            dest: self.dest.clone(),
+            broker: self.broker.clone(),
+            key: self.key.clone(),
+            group: self.group.clone(),
+            member_id: self.member_id,
+            partition,
+            partitioned: partitions > 1,
+            message: entry.message,
+            deliveries: entry.deliveries,
+            settled: false,
         }
     }
 
@@ -388,7 +401,7 @@ pub struct MemoryDelivery {
     dest: Arc<Destination>,
     broker: MemoryBroker,
     key: QueueKey,
-    group: Option<String>,
+    group: Option<Arc<str>>,
     member_id: u64,
     partition: u32,
     partitioned: bool,
@@ -490,7 +503,7 @@ impl Delivery for MemoryDelivery {
         m.headers
             .insert(header::ORIGINAL_TOPIC, self.dest.name.as_str());
         if let Some(g) = &self.group {
-            m.headers.insert(header::ORIGINAL_GROUP, g.as_str());
+            m.headers.insert(header::ORIGINAL_GROUP, &**g);
         }
         m.headers
             .insert(header::EXCEPTION_MESSAGE, reason.error_message.as_str());

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use stream_core::binder::SendError;
@@ -197,36 +197,55 @@ impl MemoryBroker {
                     .into(),
             });
         }
-        let capacity = self.inner.config.capacity;
-        loop {
+        // Fast path: room now. Only a full destination registers for a wake-up.
+        if self.try_append(dest, &message, partition)? {
+            return Ok(());
+        }
+        dest.waiting_publishers.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
             let room = dest.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            if self.is_shut_down() {
-                return Err(SendError::Closed);
+            match self.try_append(dest, &message, partition) {
+                Ok(true) => break Ok(()),
+                Ok(false) => room.await,
+                Err(e) => break Err(e),
             }
-            {
-                let mut st = lock(&dest.state);
-                if st.queues.values().all(|q| q.len < capacity) {
-                    st.grow(partition + 1);
-                    let p = partition as usize;
-                    for q in st.queues.values_mut() {
-                        q.parts[p].push_back(Entry {
-                            message: message.clone(),
-                            deliveries: 0,
-                        });
-                        q.len += 1;
-                        q.notify.notify_waiters();
-                    }
-                    if self.inner.config.recording {
-                        st.records.push_back(message);
-                        dest.recorded.notify_waiters();
-                    }
-                    return Ok(());
-                }
-            }
-            room.await;
+        };
+        dest.waiting_publishers.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Appends `message` to every queue of `dest` if all have room; `Ok(false)` when one is full.
+    fn try_append(
+        &self,
+        dest: &Destination,
+        message: &RawMessage,
+        partition: u32,
+    ) -> Result<bool, SendError> {
+        if self.is_shut_down() {
+            return Err(SendError::Closed);
         }
+        let capacity = self.inner.config.capacity;
+        let mut st = lock(&dest.state);
+        if !st.queues.values().all(|q| q.len < capacity) {
+            return Ok(false);
+        }
+        st.grow(partition + 1);
+        let p = partition as usize;
+        for q in st.queues.values_mut() {
+            q.parts[p].push_back(Entry {
+                message: message.clone(),
+                deliveries: 0,
+            });
+            q.len += 1;
+            q.notify.notify_waiters();
+        }
+        if self.inner.config.recording {
+            st.records.push_back(message.clone());
+            dest.recorded.notify_waiters();
+        }
+        Ok(true)
     }
 
     /// The names of all destinations created so far, sorted.
@@ -253,7 +272,7 @@ impl MemoryBroker {
             .queues
             .keys()
             .filter_map(|k| match k {
-                QueueKey::Group(g) => Some(g.clone()),
+                QueueKey::Group(g) => Some(g.to_string()),
                 QueueKey::Anonymous(_) => None,
             })
             .collect();
@@ -279,7 +298,7 @@ impl MemoryBroker {
         let d = self.existing(destination)?;
         let st = lock(&d.state);
         st.queues
-            .get(&QueueKey::Group(group.to_owned()))
+            .get(&QueueKey::Group(Arc::from(group)))
             .map(|q| q.len)
     }
 
@@ -288,7 +307,7 @@ impl MemoryBroker {
         let d = self.existing(destination)?;
         let st = lock(&d.state);
         st.queues
-            .get(&QueueKey::Group(group.to_owned()))
+            .get(&QueueKey::Group(Arc::from(group)))
             .map(|q| q.members.values().map(|m| m.in_flight).sum())
     }
 
@@ -364,6 +383,7 @@ impl MemoryBroker {
                 records: VecDeque::new(),
             }),
             room: Notify::new(),
+            waiting_publishers: AtomicUsize::new(0),
             recorded: Notify::new(),
         });
         map.insert(name.to_owned(), d.clone());
@@ -377,6 +397,8 @@ pub(crate) struct Destination {
     pub(crate) state: Mutex<DestState>,
     /// Woken when a queue of this destination gains room (or disappears) and on shutdown.
     pub(crate) room: Notify,
+    /// Publishers waiting on `room`; taking a message wakes them only when there are some.
+    pub(crate) waiting_publishers: AtomicUsize,
     /// Woken when a message is recorded and on shutdown.
     pub(crate) recorded: Notify,
 }
@@ -416,7 +438,7 @@ impl DestState {
 /// Identifies a queue within a destination.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum QueueKey {
-    Group(String),
+    Group(Arc<str>),
     Anonymous(u64),
 }
 
@@ -494,7 +516,9 @@ impl Destination {
                 q.len -= 1;
                 entry.deliveries += 1;
                 drop(st);
-                self.room.notify_waiters();
+                if self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+                    self.room.notify_waiters();
+                }
                 return Take::Got {
                     partition: p as u32,
                     partitions,

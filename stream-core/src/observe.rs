@@ -6,7 +6,29 @@
 //! Metrics go through the `metrics` facade (install any recorder, e.g. a Prometheus exporter),
 //! labelled with `binding`.
 
-use rand::RngCore;
+use std::cell::RefCell;
+
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+
+thread_local! {
+    /// Span and trace ids need to be unique, not unpredictable: a fast per-thread generator,
+    /// seeded from the OS, instead of the cryptographic thread RNG (ids are made per message).
+    static ID_RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
+}
+
+/// Fills `out` with random bytes, never all zero (an all-zero id is invalid in W3C).
+fn random_id(out: &mut [u8]) {
+    ID_RNG.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        loop {
+            rng.fill_bytes(out);
+            if out.iter().any(|b| *b != 0) {
+                return;
+            }
+        }
+    });
+}
 
 /// Counter: messages handed to a handler (first attempts only).
 pub const METRIC_CONSUMED: &str = "cloud_stream_consumed_total";
@@ -105,12 +127,16 @@ fn to_hex(bytes: &[u8]) -> String {
 impl TraceContext {
     /// Parses a `traceparent` header; `None` when malformed (then a new trace is started).
     pub fn parse(traceparent: &str) -> Option<Self> {
-        let mut parts = traceparent.trim().split('-');
-        let version = parts.next()?;
-        let trace_id = hex_to::<16>(parts.next()?)?;
-        let span_id = hex_to::<8>(parts.next()?)?;
-        let flags = hex_to::<1>(parts.next()?)?[0];
-        if version != "00" || parts.next().is_some() || trace_id == [0; 16] || span_id == [0; 8] {
+        // Version 00 has a fixed layout: `00-<32 hex>-<16 hex>-<2 hex>`, 55 characters.
+        let tp = traceparent.trim_matches(|c: char| c.is_ascii_whitespace());
+        let b = tp.as_bytes();
+        if b.len() != 55 || !tp.starts_with("00-") || b[35] != b'-' || b[52] != b'-' {
+            return None;
+        }
+        let trace_id = hex_to::<16>(tp.get(3..35)?)?;
+        let span_id = hex_to::<8>(tp.get(36..52)?)?;
+        let flags = hex_to::<1>(tp.get(53..55)?)?[0];
+        if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
         Some(TraceContext {
@@ -122,15 +148,10 @@ impl TraceContext {
 
     /// A new sampled trace with a random id.
     pub fn new_root() -> Self {
-        let mut rng = rand::rng();
         let mut trace_id = [0u8; 16];
         let mut span_id = [0u8; 8];
-        while trace_id == [0; 16] {
-            rng.fill_bytes(&mut trace_id);
-        }
-        while span_id == [0; 8] {
-            rng.fill_bytes(&mut span_id);
-        }
+        random_id(&mut trace_id);
+        random_id(&mut span_id);
         TraceContext {
             trace_id,
             span_id,
@@ -141,9 +162,7 @@ impl TraceContext {
     /// The same trace with a new span id (the hop this process adds).
     pub fn child(&self) -> Self {
         let mut span_id = [0u8; 8];
-        while span_id == [0; 8] {
-            rand::rng().fill_bytes(&mut span_id);
-        }
+        random_id(&mut span_id);
         TraceContext { span_id, ..*self }
     }
 

@@ -218,6 +218,14 @@ impl Lanes {
     }
 }
 
+/// When in-flight work must be finished by, once shutdown started (30 s if no deadline was set).
+fn drain_deadline(
+    deadline: &watch::Receiver<Option<tokio::time::Instant>>,
+) -> tokio::time::Instant {
+    let d = *deadline.borrow();
+    d.unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(30))
+}
+
 /// Shared state of a running input binding.
 pub(crate) struct InputRun {
     pub processor: Arc<InputProcessor>,
@@ -304,8 +312,11 @@ impl InputRun {
 
     async fn consume(&mut self, mut sub: Box<dyn Subscription>) -> Exit {
         let concurrency = self.processor.binding.consumer.concurrency.max(1);
-        let mut lanes = Lanes::start(&self.processor, &self.destination, concurrency);
-        let exit = loop {
+        // One lane needs no worker task: the delivery is processed right here, which saves a
+        // task hand-off (and often a thread wake-up) per message.
+        let mut lanes = (concurrency > 1)
+            .then(|| Lanes::start(&self.processor, &self.destination, concurrency));
+        let exit = 'bound: loop {
             let state = *self.state.borrow_and_update();
             match state {
                 BindingState::Stopped => break Exit::Stopped,
@@ -318,40 +329,71 @@ impl InputRun {
                 }
                 BindingState::Running => {}
             }
-            tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => break Exit::Shutdown,
-                changed = self.state.changed() => if changed.is_err() { break Exit::Shutdown },
-                next = sub.next() => match next {
-                    Some(Ok(delivery)) => {
-                        tokio::select! {
-                            biased;
-                            // Shutdown while every lane is busy: the delivery is dropped
-                            // unsettled, so the broker redelivers it.
-                            _ = self.shutdown.cancelled() => break Exit::Shutdown,
-                            _ = lanes.dispatch(delivery) => {}
+            // Running: take deliveries until the state changes or shutdown starts. The two
+            // watch futures are created once per running phase, not once per delivery.
+            let shutdown = self.shutdown.clone();
+            let cancelled = shutdown.cancelled();
+            tokio::pin!(cancelled);
+            let changed = self.state.changed();
+            tokio::pin!(changed);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut cancelled => break 'bound Exit::Shutdown,
+                    result = &mut changed => {
+                        if result.is_err() {
+                            break 'bound Exit::Shutdown;
                         }
+                        continue 'bound;
                     }
-                    Some(Err(e)) => {
-                        tracing::warn!(binding = %self.processor.binding.name, error = %e, "receive failed");
-                        tokio::select! {
-                            _ = self.shutdown.cancelled() => break Exit::Shutdown,
-                            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                    next = sub.next() => match next {
+                        Some(Ok(delivery)) => match lanes.as_mut() {
+                            Some(lanes) => {
+                                tokio::select! {
+                                    biased;
+                                    // Shutdown while every lane is busy: the delivery is dropped
+                                    // unsettled, so the broker redelivers it.
+                                    _ = &mut cancelled => break 'bound Exit::Shutdown,
+                                    _ = lanes.dispatch(delivery) => {}
+                                }
+                            }
+                            None => {
+                                let processing = self.processor.process(&self.destination, delivery);
+                                tokio::pin!(processing);
+                                tokio::select! {
+                                    biased;
+                                    _ = &mut processing => {}
+                                    _ = &mut cancelled => {
+                                        // Shutdown mid-delivery: finish it within the drain
+                                        // deadline; abandoned, it is redelivered by the broker.
+                                        let deadline = drain_deadline(&self.deadline);
+                                        if tokio::time::timeout_at(deadline, processing).await.is_err() {
+                                            tracing::warn!("shutdown deadline reached; abandoning the in-flight delivery (it will be redelivered)");
+                                        }
+                                        break 'bound Exit::Shutdown;
+                                    }
+                                }
+                            }
+                        },
+                        Some(Err(e)) => {
+                            tracing::warn!(binding = %self.processor.binding.name, error = %e, "receive failed");
+                            tokio::select! {
+                                _ = &mut cancelled => break 'bound Exit::Shutdown,
+                                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                            }
                         }
-                    }
-                    None => break Exit::Closed,
-                },
+                        None => break 'bound Exit::Closed,
+                    },
+                }
             }
         };
-        let deadline = match exit {
-            Exit::Shutdown => {
-                let mut rx = self.deadline.clone();
-                let d = *rx.borrow_and_update();
-                d.or_else(|| Some(tokio::time::Instant::now() + std::time::Duration::from_secs(30)))
-            }
-            _ => None,
-        };
-        lanes.drain(deadline).await;
+        if let Some(lanes) = lanes {
+            let deadline = match exit {
+                Exit::Shutdown => Some(drain_deadline(&self.deadline)),
+                _ => None,
+            };
+            lanes.drain(deadline).await;
+        }
         sub.close().await;
         exit
     }
