@@ -202,7 +202,7 @@ impl StreamAppBuilder {
                         item.into_output(&ctx)
                             .map(|enc| {
                                 // Same finishing as a polled supplier's output.
-                                enc.map(|e| vec![finish_output(e, &Headers::new())])
+                                enc.map(|e| vec![finish_output(e, Headers::new())])
                                     .unwrap_or_default()
                             })
                             .map_err(|e| HandlerError::output(e, crate::function::Retry::No))

@@ -184,11 +184,19 @@ const NOT_PROPAGATED: &[&str] = &[
 
 /// Builds the output message: handler headers win, input headers are propagated (as Spring
 /// Cloud Function does) except per-message ones.
-pub(crate) fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMessage {
-    let mut headers = encoded.headers;
-    for (k, v) in input_headers {
-        if !NOT_PROPAGATED.contains(&k.as_str()) && !headers.contains(k) {
-            headers.insert(k.clone(), v.clone());
+///
+/// Takes the input headers by value and edits them in place: usually nobody else holds them
+/// any more, so no copy of the map is made.
+pub(crate) fn finish_output(encoded: Encoded, input_headers: Headers) -> RawMessage {
+    let mut headers = input_headers;
+    for name in NOT_PROPAGATED {
+        headers.remove(name);
+    }
+    if headers.is_empty() {
+        headers = encoded.headers;
+    } else {
+        for (k, v) in encoded.headers.iter() {
+            headers.insert(k, v.clone());
         }
     }
     Message {
@@ -201,7 +209,7 @@ pub(crate) fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMes
 fn outputs_of<O: IntoOutput<M>, M>(
     out: O,
     ctx: &CallContext,
-    input_headers: &Headers,
+    input_headers: Headers,
 ) -> Result<Vec<RawMessage>, HandlerError> {
     let encoded = out
         .into_output(ctx)
@@ -262,7 +270,7 @@ where
             let input_headers = input.headers.clone();
             let typed = I::from_input(input, &ctx).map_err(HandlerError::decode)?;
             let out = f(typed).await?;
-            outputs_of(out, &ctx, &input_headers)
+            outputs_of(out, &ctx, input_headers)
         })
     }
 }
@@ -329,7 +337,7 @@ where
         let f = Arc::clone(&self.f);
         Box::pin(async move {
             let out = f().await?;
-            outputs_of(out, &ctx, &Headers::new())
+            outputs_of(out, &ctx, Headers::new())
         })
     }
 }
