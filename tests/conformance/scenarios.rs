@@ -284,24 +284,37 @@ pub async fn retry_then_success_sends_once(t: &dyn Target) {
     let probe = Probe::new(t).await;
     let mut out = probe.observe(&output).await;
     let calls = Arc::new(AtomicU32::new(0));
-    let c = Arc::clone(&calls);
+    let attempts_seen = Arc::new(Mutex::new(Vec::new()));
+    let (c, seen) = (Arc::clone(&calls), Arc::clone(&attempts_seen));
     let app = start_app(t, &yaml, move |b| {
-        b.function("flaky", move |v: u32| {
+        b.function("flaky", move |m: Message<u32>| {
             let n = c.fetch_add(1, Ordering::SeqCst);
+            let attempt = m
+                .headers
+                .get_str(header::DELIVERY_ATTEMPT)
+                .map(str::to_owned);
+            seen.lock().expect("attempts").push(attempt);
             async move {
                 if n == 0 {
                     Err(HandlerError::new("first attempt fails"))
                 } else {
-                    Ok(v + 1)
+                    Ok(m.payload + 1)
                 }
             }
         })
     })
     .await;
     probe.send(&input, [json(json!(41))]).await;
-    assert_eq!(value(&out.next(WAIT).await.expect("output")), json!(42));
+    let sent = out.next(WAIT).await.expect("output");
+    assert_eq!(value(&sent), json!(42));
     out.assert_quiet(QUIET).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // The handler sees which attempt it is; the header is not propagated to outputs.
+    assert_eq!(
+        *attempts_seen.lock().expect("attempts"),
+        vec![Some("1".to_owned()), Some("2".to_owned())]
+    );
+    assert!(!sent.headers.contains(header::DELIVERY_ATTEMPT));
     assert!(t
         .dead_letters(&input, "g", 0, Duration::ZERO)
         .await

@@ -27,6 +27,21 @@ use super::error::HandlerError;
 use crate::convert::{mime_essence, CodecRegistry, ConvertError, APPLICATION_JSON};
 use crate::message::{header, Headers, Message, RawMessage};
 
+tokio::task_local! {
+    /// The attempt number of the delivery being handled, set by the runtime around each call.
+    ///
+    /// Only handlers that take a [`Message`] see headers, so the `delivery-attempt` header is
+    /// added when such an input is decoded rather than on every delivery: adding a header to
+    /// a message whose headers are shared copies them, and most handlers never look.
+    static DELIVERY_ATTEMPT: u32;
+}
+
+/// Runs `call` with `attempt` as the current delivery attempt (see [`FromInput`] for
+/// `Message<T>`, which exposes it as the `delivery-attempt` header).
+pub(crate) async fn with_delivery_attempt<F: Future>(attempt: u32, call: F) -> F::Output {
+    DELIVERY_ATTEMPT.scope(attempt, call).await
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -86,10 +101,11 @@ impl<T: DeserializeOwned + Send + 'static> FromInput<Wrapped> for Message<T> {
         let payload = ctx
             .codecs
             .decode(&message.payload, input_content_type(&message, ctx))?;
-        Ok(Message {
-            payload,
-            headers: message.headers,
-        })
+        let mut headers = message.headers;
+        if let Ok(attempt) = DELIVERY_ATTEMPT.try_with(|a| *a) {
+            headers.insert(header::DELIVERY_ATTEMPT, attempt.to_string());
+        }
+        Ok(Message { payload, headers })
     }
 }
 

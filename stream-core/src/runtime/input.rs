@@ -20,6 +20,7 @@ use super::output::SharedOutput;
 use super::retry::RetryPolicy;
 use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
 use crate::bridge::StreamBridge;
+use crate::function::handler::with_delivery_attempt;
 use crate::function::{CallContext, ErasedFunction, HandlerError};
 use crate::message::{header, RawMessage};
 use crate::observe::{BindingMetrics, TraceContext};
@@ -100,14 +101,12 @@ impl InputProcessor {
     /// One attempt: invoke the handler and send every output, awaiting confirms.
     async fn attempt(
         &self,
-        mut message: RawMessage,
+        message: RawMessage,
         attempt: u32,
         trace: &TraceContext,
     ) -> Result<(), HandlerError> {
-        message
-            .headers
-            .insert(header::DELIVERY_ATTEMPT, attempt.to_string());
-        let outputs = self.handler.call(message, Arc::clone(&self.ctx)).await?;
+        let call = self.handler.call(message, Arc::clone(&self.ctx));
+        let outputs = with_delivery_attempt(attempt, call).await?;
         for out in outputs {
             if let Some(dest) = out.headers.get_str(header::SENDTO_DESTINATION) {
                 let dest = dest.to_owned();
