@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::error::ConfigIssue;
-use super::props::{BinderProperties, StreamConfig};
+use super::props::{BinderProperties, BindingProperties, StreamConfig};
 use super::schema::{Schema, STREAM_PATH};
 use super::suggest::suggest;
 use super::tree::{deep_merge, get_path};
@@ -312,6 +312,40 @@ impl Builder<'_> {
                 self.warnings.push(format!(
                     "{STREAM_PATH}.bindings.{n}.consumer.back-off-multiplier: {} < 1 makes retry intervals shrink",
                     c.back_off_multiplier
+                ));
+            }
+            self.warn_unsupported(n, b);
+        }
+    }
+}
+
+impl Builder<'_> {
+    /// Spring keys we accept (so real application.yml files load) but do not act on yet: say
+    /// so, instead of silently ignoring a setting the user relies on.
+    fn warn_unsupported(&mut self, n: &str, b: &BindingProperties) {
+        let path = format!("{STREAM_PATH}.bindings.{n}");
+        if b.error_handler_definition.is_some() {
+            self.warnings.push(format!(
+                "{path}.error-handler-definition: not supported yet and ignored; failed messages are retried and dead-lettered by the binding's retry settings"
+            ));
+        }
+        if b.consumer.batch_mode {
+            self.warnings.push(format!(
+                "{path}.consumer.batch-mode: not supported yet and ignored; messages are handled one at a time"
+            ));
+        }
+        if b.consumer.multiplex {
+            self.warnings.push(format!(
+                "{path}.consumer.multiplex: not supported yet and ignored; each destination gets its own subscription"
+            ));
+        }
+        for (side, mode) in [
+            ("consumer", &b.consumer.header_mode),
+            ("producer", &b.producer.header_mode),
+        ] {
+            if let Some(mode) = mode.as_deref().filter(|m| *m != "headers") {
+                self.warnings.push(format!(
+                    "{path}.{side}.header-mode: `{mode}` is not supported yet and ignored; headers travel as the broker's native headers"
                 ));
             }
         }

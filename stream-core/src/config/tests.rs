@@ -699,3 +699,27 @@ fn expression_parse_errors_are_config_issues_with_the_key_path() {
     );
     assert_eq!(err.issues.len(), 2, "{text}");
 }
+
+#[test]
+fn accepted_but_unsupported_keys_are_warned_about() {
+    let l = load_str(
+        "spring.cloud.stream.bindings.orders-in-0:\n  error-handler-definition: onError\n  consumer: { batch-mode: true, multiplex: true, header-mode: embeddedHeaders }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for key in [
+        "orders-in-0.error-handler-definition",
+        "orders-in-0.consumer.batch-mode",
+        "orders-in-0.consumer.multiplex",
+        "orders-in-0.consumer.header-mode: `embeddedHeaders`",
+    ] {
+        assert!(
+            l.warnings.iter().any(|w| w.contains(key)),
+            "no warning for {key}: {:?}",
+            l.warnings
+        );
+    }
+    let quiet =
+        load_str("spring.cloud.stream.bindings.orders-in-0.consumer.header-mode: headers\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+}
