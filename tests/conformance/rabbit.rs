@@ -1,0 +1,275 @@
+//! The RabbitMQ binder against the real broker (`scripts/brokers up rabbit`), plus
+//! rabbit-specific scenarios.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cloud_stream::binder::{
+    Binder, BinderEnvironment, BinderFactory, ConsumerSpec, ProducerSpec, Route, SendError,
+};
+use cloud_stream::binder_rabbit::{RabbitBinder, RabbitBinderFactory};
+use cloud_stream::{HandlerError, RawMessage};
+use serde_json::json;
+
+use crate::target::{json, start_app, try_start_app, unique, Probe, Target, WAIT};
+
+/// The broker URI (`CLOUD_STREAM_TEST_AMQP_URI`, default the local RabbitMQ).
+fn uri() -> String {
+    std::env::var("CLOUD_STREAM_TEST_AMQP_URI")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// The RabbitMQ binder on the local broker.
+pub struct RabbitTarget {
+    uri: String,
+    /// Dead letters already taken off each DLQ (reading a queue consumes it; scenarios expect
+    /// the dead-letter history to stay readable).
+    taken: std::sync::Mutex<std::collections::HashMap<String, Vec<RawMessage>>>,
+}
+
+/// `Some` when the broker is reachable; otherwise a panic under `CI=true`, else a skip notice.
+pub fn target() -> Option<RabbitTarget> {
+    let uri = uri();
+    let addr = uri
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5672")
+        .to_owned();
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if reachable {
+        return Some(RabbitTarget {
+            uri,
+            taken: Default::default(),
+        });
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("rabbit broker not reachable at {addr}; run scripts/brokers up rabbit");
+    }
+    eprintln!("SKIPPED: rabbit broker not reachable at {addr}; run scripts/brokers up rabbit");
+    None
+}
+
+impl RabbitTarget {
+    fn env(&self) -> BinderEnvironment {
+        BinderEnvironment::own(json!({ "uri": self.uri }))
+    }
+
+    /// A concrete binder (for reading dead-letter queues).
+    pub async fn binder(&self) -> RabbitBinder {
+        RabbitBinder::connect("probe", &self.env())
+            .await
+            .expect("rabbit binder")
+    }
+}
+
+#[async_trait]
+impl Target for RabbitTarget {
+    fn binder_type(&self) -> &'static str {
+        "rabbit"
+    }
+    fn environment_yaml(&self) -> String {
+        format!("{{ uri: \"{}\" }}", self.uri)
+    }
+    fn factory(&self) -> Arc<dyn BinderFactory> {
+        Arc::new(RabbitBinderFactory::new())
+    }
+    async fn probe_binder(&self) -> Arc<dyn Binder> {
+        Arc::new(self.binder().await)
+    }
+    async fn dead_letters(
+        &self,
+        destination: &str,
+        group: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<RawMessage> {
+        let binder = self.binder().await;
+        let queue = format!("{destination}.{group}.dlq");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let fresh = match binder.take_from_queue(&queue, usize::MAX).await {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("reading {queue}: {e}");
+                    Vec::new()
+                }
+            };
+            let found = {
+                let mut taken = self.taken.lock().unwrap();
+                let all = taken.entry(queue.clone()).or_default();
+                all.extend(fresh);
+                all.clone()
+            };
+            if found.len() >= n || tokio::time::Instant::now() >= deadline {
+                binder.close().await;
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    fn virtual_time(&self) -> bool {
+        false
+    }
+}
+
+crate::conformance_suite!(crate::rabbit::target(), real);
+
+// ---- rabbit-specific scenarios ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_rabbit_binding_key_fails_build_with_suggestion() {
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: x\nspring.cloud.stream.bindings:\n  x-in-0: {{ destination: {input}, group: g }}\nspring.cloud.stream.rabbit.bindings.x-in-0.consumer.prefech: 5\n"
+    );
+    let err = try_start_app(&t, &yaml, |b| {
+        b.consumer("x", |_: u32| async { Ok::<_, HandlerError>(()) })
+    })
+    .await
+    .err()
+    .expect("build must fail")
+    .to_string();
+    assert!(err.contains("prefech") && err.contains("prefetch"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_environment_key_and_bad_host_fail_with_typed_errors() {
+    let Some(_t) = target() else { return };
+    let f = RabbitBinderFactory::new();
+    let e = f
+        .create(
+            "r",
+            &BinderEnvironment::own(json!({"spring": {"rabbitmq": {"hots": "x"}}})),
+        )
+        .await
+        .err()
+        .expect("unknown key")
+        .to_string();
+    assert!(e.contains("spring.rabbitmq.host"), "{e}");
+    // Nothing listens on port 1: a connect error, with the password hidden.
+    let e = f
+        .create(
+            "r",
+            &BinderEnvironment::own(json!({"uri": "amqp://guest:s3cret@127.0.0.1:1/%2f"})),
+        )
+        .await
+        .err()
+        .expect("connect error");
+    assert!(
+        matches!(e, cloud_stream::binder::BindError::Connect { .. }),
+        "{e}"
+    );
+    assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mandatory_unroutable_send_is_an_error() {
+    let Some(t) = target() else { return };
+    let binder = t.binder().await;
+    let dest = unique("nowhere");
+    let producer = binder
+        .bind_producer(
+            &dest,
+            &ProducerSpec {
+                binding: "o".into(),
+                partition_count: 1,
+                binder_properties: json!({"mandatory": true}),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("producer");
+    let r = producer.send(json(json!(1)), Route::default()).await;
+    assert!(matches!(r, Err(SendError::Unroutable { .. })), "{r:?}");
+    // With a queue bound it goes through.
+    let _sub = binder
+        .bind_consumer(
+            &dest,
+            Some("g"),
+            &ConsumerSpec {
+                binding: "i".into(),
+                concurrency: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("consumer");
+    producer
+        .send(json(json!(2)), Route::default())
+        .await
+        .expect("routable now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republish_to_dlq_false_lets_the_broker_dead_letter() {
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: fail\nspring.cloud.stream.bindings:\n  fail-in-0: {{ destination: {input}, group: g, consumer: {{ max-attempts: 1 }} }}\nspring.cloud.stream.rabbit.bindings.fail-in-0.consumer.republish-to-dlq: false\n"
+    );
+    let app = start_app(&t, &yaml, |b| {
+        b.consumer("fail", |_: u32| async {
+            Err::<(), _>(HandlerError::new("nope"))
+        })
+    })
+    .await;
+    Probe::new(&t).await.send(&input, [json(json!(7))]).await;
+    let dead = t.dead_letters(&input, "g", 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(crate::target::value(&dead[0]), json!(7));
+    assert!(
+        dead[0].headers.contains("x-death"),
+        "broker dead-lettering adds x-death: {:?}",
+        dead[0].headers
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_key_expression_and_binding_routing_key() {
+    let Some(t) = target() else { return };
+    let dest = unique("rk");
+    let yaml = format!(
+        "spring.cloud.function.definition: only\nspring.cloud.stream.output-bindings: out\nspring.cloud.stream.bindings:\n  only-in-0: {{ destination: {dest}, group: g }}\n  out: {{ destination: {dest} }}\nspring.cloud.stream.rabbit.bindings:\n  only-in-0.consumer.binding-routing-key: red\n  out.producer.routing-key-expression: \"headers['color']\"\n"
+    );
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let app = start_app(&t, &yaml, move |b| {
+        b.consumer("only", move |v: u32| {
+            s.lock().unwrap().push(v);
+            async { Ok::<_, HandlerError>(()) }
+        })
+    })
+    .await;
+    let bridge = app.bridge();
+    for (i, color) in ["red", "blue", "red"].iter().enumerate() {
+        bridge
+            .send_message(
+                "out",
+                cloud_stream::Message::new(i as u32).header("color", *color),
+            )
+            .await
+            .expect("send");
+    }
+    assert!(crate::target::eventually(WAIT, || seen.lock().unwrap().len() >= 2).await);
+    tokio::time::sleep(crate::target::QUIET).await;
+    let mut got = seen.lock().unwrap().clone();
+    got.sort_unstable();
+    assert_eq!(got, vec![0, 2], "only red messages are routed to the queue");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_up_and_down_after_close() {
+    let Some(t) = target() else { return };
+    let binder = t.binder().await;
+    assert!(binder.health().await.is_up());
+    binder.close().await;
+    assert!(!binder.health().await.is_up());
+}
