@@ -236,14 +236,17 @@ pub fn connection_settings(
         })?),
     };
     let base = |host: &str, port: Option<u16>| {
-        let mut u = AMQPUri::default();
-        u.scheme = scheme.clone();
-        u.authority.host = host.to_owned();
-        u.authority.port = port.unwrap_or_else(|| scheme.default_port());
-        u.authority.userinfo.username = username.clone();
-        u.authority.userinfo.password = password.clone();
-        u.vhost = vhost.clone();
-        u
+        let mut authority = AMQPUri::default().authority;
+        authority.host = host.to_owned();
+        authority.port = port.unwrap_or_else(|| scheme.default_port());
+        authority.userinfo.username = username.clone();
+        authority.userinfo.password = password.clone();
+        AMQPUri {
+            scheme: scheme.clone(),
+            authority,
+            vhost: vhost.clone(),
+            ..Default::default()
+        }
     };
 
     let mut uris = Vec::new();

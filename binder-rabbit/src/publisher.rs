@@ -30,7 +30,7 @@ pub struct Publisher {
 }
 
 enum Attempt {
-    Confirmed(Confirmation),
+    Confirmed(Box<Confirmation>),
     Failed(String),
 }
 
@@ -97,7 +97,7 @@ impl Publisher {
             Err(e) => return Attempt::Failed(redact(&e)),
         };
         match confirm.await {
-            Ok(c) => Attempt::Confirmed(c),
+            Ok(c) => Attempt::Confirmed(Box::new(c)),
             Err(e) => Attempt::Failed(redact(&e)),
         }
     }
@@ -117,7 +117,7 @@ impl Publisher {
         let deadline = tokio::time::Instant::now() + self.retry_for;
         let mut backoff = Backoff::default();
         loop {
-            match self
+            let attempt = self
                 .attempt(
                     exchange,
                     routing_key,
@@ -125,23 +125,25 @@ impl Publisher {
                     payload,
                     properties.clone(),
                 )
-                .await
-            {
-                Attempt::Confirmed(Confirmation::Ack(None) | Confirmation::NotRequested) => {
-                    return Ok(())
-                }
-                Attempt::Confirmed(Confirmation::Ack(Some(_))) => {
+                .await;
+            let attempt = match attempt {
+                Attempt::Confirmed(c) => Ok(*c),
+                Attempt::Failed(e) => Err(e),
+            };
+            match attempt {
+                Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => return Ok(()),
+                Ok(Confirmation::Ack(Some(_))) => {
                     return Err(SendError::Unroutable {
                         destination: destination.to_owned(),
                     })
                 }
-                Attempt::Confirmed(Confirmation::Nack(_)) => {
+                Ok(Confirmation::Nack(_)) => {
                     return Err(SendError::Broker {
                         destination: destination.to_owned(),
                         source: "the broker nacked the message".into(),
                     })
                 }
-                Attempt::Failed(e) => {
+                Err(e) => {
                     if self.connector.is_closed() {
                         return Err(SendError::Closed);
                     }

@@ -128,13 +128,14 @@ async fn unknown_rabbit_binding_key_fails_build_with_suggestion() {
     let yaml = format!(
         "spring.cloud.function.definition: x\nspring.cloud.stream.bindings:\n  x-in-0: {{ destination: {input}, group: g }}\nspring.cloud.stream.rabbit.bindings.x-in-0.consumer.prefech: 5\n"
     );
-    let err = try_start_app(&t, &yaml, |b| {
+    let result = try_start_app(&t, &yaml, |b| {
         b.consumer("x", |_: u32| async { Ok::<_, HandlerError>(()) })
     })
-    .await
-    .err()
-    .expect("build must fail")
-    .to_string();
+    .await;
+    let err = match result {
+        Ok(_) => panic!("build must fail"),
+        Err(e) => e.to_string(),
+    };
     assert!(err.contains("prefech") && err.contains("prefetch"), "{err}");
 }
 
