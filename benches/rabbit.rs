@@ -284,6 +284,9 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
             .exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default())
             .await?;
     }
+    for ch in [&setup, &sink_ch, &in_ch, &drv] {
+        let _ = ch.close(200, "done".into()).await;
+    }
     conn.close(200, "done".into()).await?;
     Ok(summarize(n, elapsed, latencies))
 }
@@ -372,6 +375,7 @@ spring:
                     .exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default())
                     .await;
             }
+            let _ = ch.close(200, "done".into()).await;
         }
         let _ = conn.close(200, "done".into()).await;
     }

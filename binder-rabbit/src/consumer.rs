@@ -195,7 +195,13 @@ async fn run(
                     tokio::select! {
                         biased;
                         _ = cancel.cancelled() => return stop(&ctx, c).await,
-                        sent = tx.send(Ok(delivery)) => if sent.is_err() { return stop(&ctx, c).await },
+                        sent = tx.send(Ok(delivery)) => if let Err(mpsc::error::SendError(item)) = sent {
+                            // The subscription is closing: hand the message back now.
+                            if let Ok(d) = item {
+                                let _ = d.requeue().await;
+                            }
+                            return stop(&ctx, c).await;
+                        },
                     }
                 }
                 Some(Err(e)) => {
@@ -223,10 +229,14 @@ impl Subscription for RabbitSubscription {
     }
 
     async fn close(mut self: Box<Self>) {
-        self.cancel.cancel();
-        // Deliveries still buffered are dropped (and so requeued).
+        // Deliveries still buffered go back to the queue before the channel closes.
         self.rx.close();
-        while self.rx.try_recv().is_ok() {}
+        while let Ok(item) = self.rx.try_recv() {
+            if let Ok(d) = item {
+                let _ = d.requeue().await;
+            }
+        }
+        self.cancel.cancel();
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }

@@ -6,6 +6,7 @@
 //! send is published again on a fresh channel (at-least-once) until [`Publisher::retry_for`]
 //! has passed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub struct Publisher {
     exchange: Option<(String, ExchangeProps)>,
     channel: tokio::sync::Mutex<Option<Channel>>,
     retry_for: Duration,
+    closed: AtomicBool,
 }
 
 enum Attempt {
@@ -42,12 +44,16 @@ impl Publisher {
             exchange,
             channel: tokio::sync::Mutex::new(None),
             retry_for: DEFAULT_SEND_RETRY,
+            closed: AtomicBool::new(false),
         }
     }
 
     /// The open confirm channel, opening one if needed.
     pub async fn channel(&self) -> Result<Channel, String> {
         let mut slot = self.channel.lock().await;
+        if self.closed.load(Ordering::Acquire) {
+            return Err("the producer is closed".into());
+        }
         if let Some(ch) = slot.as_ref() {
             if ch.status().connected() {
                 return Ok(ch.clone());
@@ -144,7 +150,7 @@ impl Publisher {
                     })
                 }
                 Err(e) => {
-                    if self.connector.is_closed() {
+                    if self.connector.is_closed() || self.closed.load(Ordering::Acquire) {
                         return Err(SendError::Closed);
                     }
                     let wait = backoff.next_delay();
@@ -179,7 +185,9 @@ impl Publisher {
 
     /// Closes the channel.
     pub async fn close(&self) {
-        if let Some(ch) = self.channel.lock().await.take() {
+        let mut slot = self.channel.lock().await;
+        self.closed.store(true, Ordering::Release);
+        if let Some(ch) = slot.take() {
             if ch.status().connected() {
                 let _ = ch.close(200, "closed".into()).await;
             }
