@@ -291,14 +291,27 @@ impl BinderFactory for RabbitBinderFactory {
     }
 
     fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
-        let props = ConsumerProps::parse(&ConsumerSpec::default());
-        let Ok(props) = props else {
+        self.plan_consumer_spec(destination, group, &ConsumerSpec::default())
+    }
+
+    fn plan_consumer_spec(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> ProvisionPlan {
+        let Ok(props) = ConsumerProps::parse(spec) else {
             return ProvisionPlan::default();
         };
-        let mut resources = vec![format!("exchange {destination} (topic, durable)")];
+        let partition = spec.partitioned.then_some(spec.instance_index);
+        let mut resources = vec![format!(
+            "exchange {} ({}, durable)",
+            props.queue.exchange_name(destination),
+            props.queue.exchange.kind.name()
+        )];
         match group {
             Some(g) => {
-                let plan = group_plan(destination, g, None, &props.queue);
+                let plan = group_plan(destination, g, partition, &props.queue);
                 plan_resources(&plan, &mut resources);
                 ProvisionPlan {
                     dlq: plan.dead_letter.map(|d| d.queue),

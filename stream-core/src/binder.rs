@@ -288,6 +288,18 @@ pub trait BinderFactory: Send + Sync {
         ProvisionPlan::default()
     }
 
+    /// Like [`BinderFactory::plan_consumer`], with the binding's consumer spec (binder-specific
+    /// properties such as a DLQ switch); defaults to `plan_consumer`.
+    fn plan_consumer_spec(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> ProvisionPlan {
+        let _ = spec;
+        self.plan_consumer(destination, group)
+    }
+
     /// What an output to `destination` would provision, without connecting.
     fn plan_producer(&self, destination: &str, spec: &ProducerSpec) -> ProvisionPlan {
         let _ = (destination, spec);
