@@ -274,3 +274,113 @@ async fn health_is_up_and_down_after_close() {
     binder.close().await;
     assert!(!binder.health().await.is_up());
 }
+
+/// Round trip through an app whose binder is configured by `binders_yaml` (no `uri`).
+async fn round_trip_with(binders_yaml: &str) {
+    let (input, output) = (unique("in"), unique("out"));
+    let yaml = format!(
+        "{binders_yaml}spring.cloud.function.definition: up\nspring.cloud.stream.default-binder: r\nspring.cloud.stream.bindings:\n  up-in-0: {{ destination: {input}, group: g }}\n  up-out-0: {{ destination: {output} }}\n"
+    );
+    let t = target().expect("checked by the caller");
+    let probe = Probe::new(&t).await;
+    let mut out = probe.observe(&output).await;
+    let app = cloud_stream::StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(&yaml)
+        .function("up", |s: String| async move {
+            Ok::<_, HandlerError>(s.to_uppercase())
+        })
+        .build()
+        .await
+        .expect("app starts");
+    probe.send(&input, [json(json!("hi"))]).await;
+    let got = out.next(WAIT).await.expect("output");
+    assert_eq!(crate::target::value(&got), json!("HI"));
+    app.shutdown().await;
+}
+
+/// Building an app with `binders_yaml` fails fast with a connection error that hides the
+/// password.
+async fn build_fails_without_secret(binders_yaml: &str, secret: &str) {
+    let yaml = format!(
+        "{binders_yaml}spring.cloud.stream.binding-retry-interval: 0\nspring.cloud.function.definition: up\nspring.cloud.stream.default-binder: r\nspring.cloud.stream.bindings.up-in-0: {{ destination: {}, group: g }}\n",
+        unique("in")
+    );
+    let result = cloud_stream::StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(&yaml)
+        .consumer("up", |_: u32| async { Ok::<_, HandlerError>(()) })
+        .build()
+        .await;
+    let err = match result {
+        Ok(_) => panic!("wrong credentials must not connect"),
+        Err(e) => format!("{e} {e:?}"),
+    };
+    assert!(!err.contains(secret), "{err}");
+    assert!(err.contains("cannot connect"), "a connection error: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spring_rabbitmq_keys_in_environment() {
+    if target().is_none() {
+        return;
+    }
+    build_fails_without_secret(
+        "spring.cloud.stream.binders.r:\n  type: rabbit\n  environment:\n    spring.rabbitmq: { host: 127.0.0.1, port: 5672, username: guest, password: Wr0ngPass }\n",
+        "Wr0ngPass",
+    )
+    .await;
+    round_trip_with(
+        "spring.cloud.stream.binders.r:\n  type: rabbit\n  environment:\n    spring.rabbitmq: { host: 127.0.0.1, port: 5672, username: guest, password: guest, virtual-host: / }\n",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spring_rabbitmq_keys_inherited_from_the_application() {
+    if target().is_none() {
+        return;
+    }
+    build_fails_without_secret(
+        "spring.rabbitmq: { host: 127.0.0.1, password: Wr0ngPass }\nspring.cloud.stream.binders.r: { type: rabbit }\n",
+        "Wr0ngPass",
+    )
+    .await;
+    round_trip_with(
+        "spring.rabbitmq: { addresses: \"127.0.0.1:5672\", username: guest, password: guest }\nspring.cloud.stream.binders.r: { type: rabbit }\n",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queue_with_dlq() {
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: fail\nspring.cloud.stream.bindings:\n  fail-in-0: {{ destination: {input}, group: g, consumer: {{ max-attempts: 2, back-off-initial-interval: 10 }} }}\nspring.cloud.stream.rabbit.bindings.fail-in-0.consumer: {{ quorum: {{ enabled: true }}, ttl: 60000, max-length: 1000 }}\n"
+    );
+    let app = start_app(&t, &yaml, |b| {
+        b.consumer("fail", |v: u32| async move {
+            if v == 13 {
+                Err(HandlerError::new("unlucky"))
+            } else {
+                Ok(())
+            }
+        })
+    })
+    .await;
+    Probe::new(&t)
+        .await
+        .send(&input, [json(json!(1)), json(json!(13))])
+        .await;
+    let dead = t.dead_letters(&input, "g", 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(crate::target::value(&dead[0]), json!(13));
+    assert_eq!(
+        dead[0].headers.get_str("x-original-attempts"),
+        Some("2"),
+        "{:?}",
+        dead[0].headers
+    );
+    app.shutdown().await;
+}
