@@ -343,7 +343,6 @@ impl Delivery for RabbitDelivery {
         h.insert(header::EXCEPTION_MESSAGE, reason.error_message);
         h.insert(header::EXCEPTION_KIND, reason.error_kind);
         h.insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
-        let props = to_properties(&m, DeliveryMode::Persistent);
         match ctx
             .dlq
             .publish(
@@ -352,7 +351,7 @@ impl Delivery for RabbitDelivery {
                 &dl.routing_key,
                 false,
                 &m.payload,
-                props,
+                || to_properties(&m, DeliveryMode::Persistent),
             )
             .await
         {

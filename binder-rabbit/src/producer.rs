@@ -51,7 +51,7 @@ impl RabbitProducer {
 impl Producer for RabbitProducer {
     async fn send(&self, message: RawMessage, route: Route) -> Result<(), SendError> {
         let routing_key = self.routing_key(&message, &route)?;
-        let properties = to_properties(&message, self.props.delivery_mode);
+        let mode = self.props.delivery_mode;
         self.publisher
             .publish(
                 &self.destination,
@@ -59,7 +59,7 @@ impl Producer for RabbitProducer {
                 &routing_key,
                 self.props.mandatory,
                 &message.payload,
-                properties,
+                || to_properties(&message, mode),
             )
             .await
     }

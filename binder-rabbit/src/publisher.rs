@@ -7,7 +7,7 @@
 //! has passed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -26,7 +26,10 @@ pub const DEFAULT_SEND_RETRY: Duration = Duration::from_secs(60);
 pub struct Publisher {
     connector: Arc<Connector>,
     exchange: Option<(String, ExchangeProps)>,
-    channel: tokio::sync::Mutex<Option<Channel>>,
+    /// The current channel (read on every send).
+    current: RwLock<Option<Channel>>,
+    /// Serialises opening a replacement channel.
+    reopen: tokio::sync::Mutex<()>,
     retry_for: Duration,
     closed: AtomicBool,
 }
@@ -42,24 +45,33 @@ impl Publisher {
         Publisher {
             connector,
             exchange,
-            channel: tokio::sync::Mutex::new(None),
+            current: RwLock::new(None),
+            reopen: tokio::sync::Mutex::new(()),
             retry_for: DEFAULT_SEND_RETRY,
             closed: AtomicBool::new(false),
         }
     }
 
-    /// The open confirm channel, opening one if needed.
+    fn current_open(&self) -> Option<Channel> {
+        let slot = self.current.read().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().filter(|ch| ch.status().connected()).cloned()
+    }
+
+    /// The open confirm channel, opening one (single-flight) if needed.
     pub async fn channel(&self) -> Result<Channel, String> {
-        let mut slot = self.channel.lock().await;
         if self.closed.load(Ordering::Acquire) {
             return Err("the producer is closed".into());
         }
-        if let Some(ch) = slot.as_ref() {
-            if ch.status().connected() {
-                return Ok(ch.clone());
-            }
+        if let Some(ch) = self.current_open() {
+            return Ok(ch);
         }
-        *slot = None;
+        let _reopen = self.reopen.lock().await;
+        if self.closed.load(Ordering::Acquire) {
+            return Err("the producer is closed".into());
+        }
+        if let Some(ch) = self.current_open() {
+            return Ok(ch);
+        }
         let live = self.connector.live().await.map_err(|e| e.to_string())?;
         let ch = live.channel().await.map_err(|e| redact(&e))?;
         ch.confirm_select(ConfirmSelectOptions::default())
@@ -70,7 +82,7 @@ impl Publisher {
                 .await
                 .map_err(|e| redact(&e))?;
         }
-        *slot = Some(ch.clone());
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(ch.clone());
         Ok(ch)
     }
 
@@ -118,19 +130,13 @@ impl Publisher {
         routing_key: &str,
         mandatory: bool,
         payload: &[u8],
-        properties: BasicProperties,
+        properties: impl Fn() -> BasicProperties,
     ) -> Result<(), SendError> {
         let deadline = tokio::time::Instant::now() + self.retry_for;
         let mut backoff = Backoff::default();
         loop {
             let attempt = self
-                .attempt(
-                    exchange,
-                    routing_key,
-                    mandatory,
-                    payload,
-                    properties.clone(),
-                )
+                .attempt(exchange, routing_key, mandatory, payload, properties())
                 .await;
             let attempt = match attempt {
                 Attempt::Confirmed(c) => Ok(*c),
@@ -169,25 +175,27 @@ impl Publisher {
 
     /// Waits for every outstanding confirm on the current channel.
     pub async fn flush(&self) -> Result<(), SendError> {
-        let ch = self.channel.lock().await.clone();
-        if let Some(ch) = ch {
-            if ch.status().connected() {
-                ch.wait_for_confirms()
-                    .await
-                    .map_err(|e| SendError::Broker {
-                        destination: String::new(),
-                        source: boxed(&e),
-                    })?;
-            }
+        if let Some(ch) = self.current_open() {
+            ch.wait_for_confirms()
+                .await
+                .map_err(|e| SendError::Broker {
+                    destination: String::new(),
+                    source: boxed(&e),
+                })?;
         }
         Ok(())
     }
 
     /// Closes the channel.
     pub async fn close(&self) {
-        let mut slot = self.channel.lock().await;
+        let _reopen = self.reopen.lock().await;
         self.closed.store(true, Ordering::Release);
-        if let Some(ch) = slot.take() {
+        let ch = self
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(ch) = ch {
             if ch.status().connected() {
                 let _ = ch.close(200, "closed".into()).await;
             }
