@@ -8,9 +8,10 @@
 //! acks its input only after its output is confirmed.
 //!
 //! * **raw**: lapin written as well as we can: the driver runs `WINDOW` publishers each awaiting
-//!   its own confirm (pipelined confirms); the transform consumes with prefetch `PREFETCH`,
-//!   publishes each output at once and acks each input when that output's confirm arrives
-//!   (confirms in flight up to the prefetch); the sink acks each message.
+//!   its own confirm (pipelined confirms); the transform consumes with prefetch `PREFETCH` and
+//!   handles each delivery in its own task (decode, transform, publish, await that confirm, ack
+//!   the input), so up to the prefetch are in flight; the sink records and acks each message
+//!   without waiting for the ack to be written.
 //! * **binder**: the same driver through `StreamBridge` (`WINDOW` concurrent senders), a Function
 //!   binding `transform` and a consumer binding `sink`, both with `concurrency: CONCURRENCY`
 //!   and `prefetch: PREFETCH`, `max-attempts: 1`.
@@ -40,7 +41,7 @@ const WINDOW: usize = 64;
 /// Consumer prefetch (both phases).
 const PREFETCH: u16 = 128;
 /// Handler concurrency of the binder phase (lanes).
-const CONCURRENCY: u32 = 32;
+const CONCURRENCY: u32 = 128;
 /// Give up on a phase after this long.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -180,6 +181,7 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     let w = Arc::clone(&window);
     let sink = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(n);
+        let mut acks = Vec::with_capacity(n);
         while latencies.len() < n {
             let Some(Ok(d)) = sink_consumer.next().await else {
                 break;
@@ -187,7 +189,13 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
             let e: Event = serde_json::from_slice(&d.data).expect("decode");
             latencies.push(now_ns().saturating_sub(e.sent_ns));
             w.add_permits(1);
-            d.acker.ack(BasicAckOptions::default()).await.expect("ack");
+            // Acks go out concurrently; the loop never waits on the I/O loop.
+            acks.push(tokio::spawn(async move {
+                d.acker.ack(BasicAckOptions::default()).await.expect("ack");
+            }));
+        }
+        for a in acks {
+            a.await.expect("ack task");
         }
         latencies
     });
@@ -217,20 +225,24 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
             let Some(Ok(d)) = in_consumer.next().await else {
                 break;
             };
-            let e: Event = serde_json::from_slice(&d.data).expect("decode");
-            let out = serde_json::to_vec(&e.transform()).expect("encode");
-            let confirm = out_ch
-                .basic_publish(
-                    ex_out_t.as_str().into(),
-                    ex_out_t.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &out,
-                    props(),
-                )
-                .await
-                .expect("publish");
+            // Each message is decoded, transformed, published, confirmed and acked in its own
+            // task: up to `PREFETCH` in flight, confirms pipelined.
+            let (out_ch, ex) = (out_ch.clone(), ex_out_t.clone());
             acks.push(tokio::spawn(async move {
-                let c = confirm.await.expect("confirm");
+                let e: Event = serde_json::from_slice(&d.data).expect("decode");
+                let out = serde_json::to_vec(&e.transform()).expect("encode");
+                let c = out_ch
+                    .basic_publish(
+                        ex.as_str().into(),
+                        ex.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &out,
+                        props(),
+                    )
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("confirm");
                 assert!(c.is_ack());
                 d.acker.ack(BasicAckOptions::default()).await.expect("ack");
             }));

@@ -1,7 +1,6 @@
-//! The subscription: a background task consumes the queue (re-declaring and re-subscribing
-//! after connection loss) and hands deliveries to the runtime through a bounded channel; each
-//! delivery is acked, requeued or dead-lettered exactly once, and a delivery dropped unsettled
-//! is requeued.
+//! The subscription: reads the queue's consumer (re-declaring and re-subscribing after
+//! connection loss); each delivery is acked, requeued or dead-lettered exactly once, and a
+//! delivery dropped unsettled is requeued.
 
 use std::sync::Arc;
 
@@ -17,9 +16,6 @@ use stream_core::binder::{
     BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
 };
 use stream_core::message::{header, RawMessage};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::connection::{boxed, Backoff, Connector};
 use crate::headers::{delivery_count, from_delivery, to_properties};
@@ -99,29 +95,32 @@ impl ConsumerCtx {
     }
 }
 
-type Item = Result<Box<dyn Delivery>, ConsumeError>;
-
-/// A bound input (see [`crate::RabbitBinder`]).
+/// A bound input (see [`crate::RabbitBinder`]). `next()` reads the lapin consumer directly
+/// (no extra task hop) and, after the channel or connection was lost, re-declares and
+/// resubscribes with back-off before reading on.
 pub struct RabbitSubscription {
-    rx: mpsc::Receiver<Item>,
-    cancel: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    ctx: Arc<ConsumerCtx>,
+    current: Option<Consuming>,
+    backoff: Backoff,
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl RabbitSubscription {
-    /// Sets up the consumer once (errors are returned to the caller), then keeps it running in
-    /// the background.
+    /// Sets up the consumer once (errors are returned to the caller).
     pub(crate) async fn start(ctx: ConsumerCtx) -> Result<Self, BindError> {
         let first = ctx.setup().await?;
         tracing::debug!(destination = %ctx.destination, queue = %first.queue, prefetch = ctx.props.prefetch, "rabbit consumer bound");
-        let (tx, rx) = mpsc::channel(1);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(Arc::new(ctx), first, tx, cancel.clone()));
         Ok(RabbitSubscription {
-            rx,
-            cancel,
-            task: Some(task),
+            ctx: Arc::new(ctx),
+            current: Some(first),
+            backoff: Backoff::default(),
+            retry_at: None,
         })
+    }
+
+    fn lost(&mut self) {
+        self.current = None;
+        self.retry_at = Some(tokio::time::Instant::now() + self.backoff.next_delay());
     }
 }
 
@@ -146,106 +145,53 @@ async fn stop(ctx: &ConsumerCtx, c: Consuming) {
         // Closing the channel requeues whatever is still unacked.
         let _ = channel.close(200, "subscription closed".into()).await;
     }
+    drop(consumer);
     ctx.dlq.close().await;
-}
-
-async fn run(
-    ctx: Arc<ConsumerCtx>,
-    first: Consuming,
-    tx: mpsc::Sender<Item>,
-    cancel: CancellationToken,
-) {
-    let mut current = Some(first);
-    let mut backoff = Backoff::default();
-    loop {
-        let mut c = match current.take() {
-            Some(c) => c,
-            None => {
-                let r = tokio::select! {
-                    _ = cancel.cancelled() => return ctx.dlq.close().await,
-                    r = ctx.setup() => r,
-                };
-                match r {
-                    Ok(c) => {
-                        tracing::info!(destination = %ctx.destination, queue = %c.queue, "rabbit consumer resumed");
-                        backoff = Backoff::default();
-                        c
-                    }
-                    Err(e) => {
-                        let wait = backoff.next_delay();
-                        tracing::warn!(destination = %ctx.destination, error = %e, retry_in_ms = wait.as_millis() as u64, "rabbit consumer cannot resubscribe");
-                        tokio::select! {
-                            _ = cancel.cancelled() => return ctx.dlq.close().await,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                        continue;
-                    }
-                }
-            }
-        };
-        loop {
-            let item = tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return stop(&ctx, c).await,
-                item = c.consumer.next() => item,
-            };
-            match item {
-                Some(Ok(d)) => {
-                    let delivery: Box<dyn Delivery> = Box::new(RabbitDelivery::new(d, &ctx));
-                    tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => return stop(&ctx, c).await,
-                        sent = tx.send(Ok(delivery)) => if let Err(mpsc::error::SendError(item)) = sent {
-                            // The subscription is closing: hand the message back now.
-                            if let Ok(d) = item {
-                                let _ = d.requeue().await;
-                            }
-                            return stop(&ctx, c).await;
-                        },
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(destination = %ctx.destination, error = %crate::connection::redact(&e), "rabbit consumer lost its channel; resubscribing");
-                    break;
-                }
-                None => {
-                    tracing::warn!(destination = %ctx.destination, queue = %c.queue, "rabbit consumer cancelled by the broker; resubscribing");
-                    break;
-                }
-            }
-        }
-        drop(c);
-        tokio::select! {
-            _ = cancel.cancelled() => return ctx.dlq.close().await,
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-        }
-    }
 }
 
 #[async_trait]
 impl Subscription for RabbitSubscription {
+    // Cancel-safe: every await point either loses nothing (sleep, setup: a half-made channel
+    // is closed when dropped) or is the lapin consumer stream itself.
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
-        self.rx.recv().await
+        loop {
+            let Some(c) = self.current.as_mut() else {
+                if let Some(at) = self.retry_at {
+                    tokio::time::sleep_until(at).await;
+                }
+                match self.ctx.setup().await {
+                    Ok(c) => {
+                        tracing::info!(destination = %self.ctx.destination, queue = %c.queue, "rabbit consumer resumed");
+                        self.current = Some(c);
+                        self.backoff = Backoff::default();
+                        self.retry_at = None;
+                    }
+                    Err(e) => {
+                        self.lost();
+                        tracing::warn!(destination = %self.ctx.destination, error = %e, "rabbit consumer cannot resubscribe yet");
+                    }
+                }
+                continue;
+            };
+            match c.consumer.next().await {
+                Some(Ok(d)) => return Some(Ok(Box::new(RabbitDelivery::new(d, &self.ctx)))),
+                Some(Err(e)) => {
+                    tracing::warn!(destination = %self.ctx.destination, error = %crate::connection::redact(&e), "rabbit consumer lost its channel; resubscribing");
+                    self.lost();
+                }
+                None => {
+                    tracing::warn!(destination = %self.ctx.destination, queue = %c.queue, "rabbit consumer cancelled by the broker; resubscribing");
+                    self.lost();
+                }
+            }
+        }
     }
 
     async fn close(mut self: Box<Self>) {
-        // Deliveries still buffered go back to the queue before the channel closes.
-        self.rx.close();
-        while let Ok(item) = self.rx.try_recv() {
-            if let Ok(d) = item {
-                let _ = d.requeue().await;
-            }
+        match self.current.take() {
+            Some(c) => stop(&self.ctx, c).await,
+            None => self.ctx.dlq.close().await,
         }
-        self.cancel.cancel();
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for RabbitSubscription {
-    fn drop(&mut self) {
-        self.cancel.cancel();
     }
 }
 
