@@ -16,8 +16,9 @@
 //!   binding `transform` and a consumer binding `sink`, both with `concurrency: CONCURRENCY`
 //!   and `prefetch: PREFETCH`, `max-attempts: 1`.
 //!
-//! Prints msgs/s and p50/p99 latency for both, the process peak RSS (`VmHWM`) after the binder
-//! phase (which runs second), the ratio and one `RESULT` line.
+//! Runs `BENCH_ROUNDS` (default 3) alternating rounds, binder first; prints msgs/s and p50/p99
+//! latency of every phase, then of each side's median round, the process peak RSS (`VmHWM`)
+//! after the first binder phase (before any raw phase ran), the ratio and one `RESULT` line.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -414,9 +415,25 @@ fn message_count() -> usize {
     }
 }
 
+/// Rounds per side (`BENCH_ROUNDS`, default 3).
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|r: &usize| *r > 0)
+        .unwrap_or(3)
+}
+
+/// The round with the median throughput.
+fn median(mut results: Vec<PhaseResult>) -> PhaseResult {
+    results.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
+    let mid = results.len() / 2;
+    results.swap_remove(mid)
+}
+
 fn print_phase(name: &str, r: &PhaseResult) {
     println!(
-        "{name:<7} {:>10.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
+        "{name:<9} {:>10.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
         r.msgs_per_s,
         r.p50_ms,
         r.p99_ms,
@@ -446,15 +463,32 @@ async fn main() -> BoxResult<()> {
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
 
-    let raw = raw_phase(&uri, n, &tag).await?;
+    // Alternating rounds (binder first, so the peak RSS after the first binder phase is the
+    // binder's own); each side is reported by its median round, which keeps the comparison fair
+    // on a machine whose CPU is shared.
+    let rounds = rounds();
+    let (mut raws, mut binders, mut binder_rss) = (Vec::new(), Vec::new(), None);
+    for r in 0..rounds {
+        let b = binder_phase(&uri, n, &format!("{tag}{r}")).await?;
+        print_phase(&format!("binder#{}", r + 1), &b);
+        if r == 0 {
+            binder_rss = peak_rss_mb();
+        }
+        binders.push(b);
+        let a = raw_phase(&uri, n, &format!("{tag}{r}")).await?;
+        print_phase(&format!("raw#{}", r + 1), &a);
+        raws.push(a);
+    }
+    let raw = median(raws);
+    let binder = median(binders);
+    println!("median of {rounds} round(s):");
     print_phase("raw", &raw);
-    let raw_rss = peak_rss_mb();
-
-    let binder = binder_phase(&uri, n, &tag).await?;
     print_phase("binder", &binder);
-    let rss = peak_rss_mb();
-    if let (Some(a), Some(b)) = (raw_rss, rss) {
-        println!("peak RSS (VmHWM, whole process): {a:.1} MiB after raw, {b:.1} MiB after binder");
+    let rss = binder_rss;
+    if let (Some(b), Some(all)) = (binder_rss, peak_rss_mb()) {
+        println!(
+            "peak RSS (VmHWM): {b:.1} MiB after the first binder phase, {all:.1} MiB after all phases"
+        );
     }
     println!(
         "ratio {:.3} (binder/raw msgs/s), p99 delta {:+.3} ms",

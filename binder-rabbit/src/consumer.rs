@@ -198,6 +198,9 @@ impl Subscription for RabbitSubscription {
 /// One received message.
 pub struct RabbitDelivery {
     message: RawMessage,
+    /// The AMQP properties as received: the headers are rebuilt from them when the message
+    /// was taken and must be dead-lettered (so `take_message` needs no copy).
+    properties: lapin::BasicProperties,
     acker: Option<Acker>,
     redelivery_count: u32,
     ctx: Arc<ConsumerCtx>,
@@ -213,6 +216,7 @@ impl RabbitDelivery {
         let message = from_delivery(d.data, &d.properties);
         RabbitDelivery {
             message,
+            properties: d.properties,
             acker: Some(d.acker),
             redelivery_count,
             ctx: Arc::clone(ctx),
@@ -248,7 +252,10 @@ impl Delivery for RabbitDelivery {
     }
 
     fn take_message(&mut self) -> RawMessage {
-        self.message.clone()
+        // The payload stays shared (for dead-lettering); the headers are moved out and rebuilt
+        // from the AMQP properties if needed.
+        let payload = self.message.payload.clone();
+        std::mem::replace(&mut self.message, RawMessage::new(payload))
     }
 
     fn redelivery_count(&self) -> u32 {
@@ -280,7 +287,9 @@ impl Delivery for RabbitDelivery {
             // The broker dead-letters it through the queue's x-dead-letter-exchange.
             return nack(&acker, false).await;
         }
-        let mut m = std::mem::replace(&mut self.message, RawMessage::new(bytes::Bytes::new()));
+        let payload = std::mem::take(&mut self.message.payload);
+        let mut m = from_delivery(Vec::new(), &self.properties);
+        m.payload = payload;
         let h = &mut m.headers;
         h.insert(header::ORIGINAL_TOPIC, ctx.destination.as_str());
         if let Some(g) = &ctx.group {

@@ -1,9 +1,10 @@
 //! Message headers ↔ AMQP properties and header table.
 //!
-//! `content-type` travels as the AMQP `content_type` property (and `correlation-id` as
-//! `correlation_id`, `id` as `message_id`, kept in the table as well); every other header goes
-//! into the AMQP header table: text as a long string, bytes as a byte array. On receipt, table
-//! values of other AMQP types (numbers, booleans, `x-death` tables) become text.
+//! `content-type`, `correlation-id` and `id` travel as the AMQP properties `content_type`,
+//! `correlation_id` and `message_id` (a value that does not fit a short string goes into the
+//! table instead); every other header goes into the AMQP header table: text as a long string,
+//! bytes as a byte array. On receipt the properties become headers again, and table values of
+//! other AMQP types (numbers, booleans, `x-death` tables) become text.
 
 use bytes::Bytes;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -29,11 +30,13 @@ pub fn to_properties(message: &RawMessage, mode: DeliveryMode) -> BasicPropertie
         if k == header::CORRELATION_ID {
             if let Some(c) = v.as_str().filter(|c| c.len() < 256) {
                 props = props.with_correlation_id(ShortString::from(c));
+                continue;
             }
         }
         if k == header::ID {
             if let Some(c) = v.as_str().filter(|c| c.len() < 256) {
                 props = props.with_message_id(ShortString::from(c));
+                continue;
             }
         }
         if k.len() > 255 {
@@ -126,6 +129,13 @@ mod tests {
         let back = from_delivery(b"x".to_vec(), &p);
         assert_eq!(back.headers.get_str("content-type"), Some("text/plain"));
         assert_eq!(back.headers.get_str("correlation-id"), Some("c-1"));
+        assert_eq!(p.correlation_id().as_ref().map(|c| c.as_str()), Some("c-1"));
+        assert!(!p
+            .headers()
+            .as_ref()
+            .unwrap()
+            .inner()
+            .contains_key("correlation-id"));
         assert_eq!(back.headers.get_str("tenant"), Some("acme"));
         assert_eq!(back.headers.get("bin").unwrap().as_bytes(), &[0u8, 255]);
         assert_eq!(&back.payload[..], b"x");

@@ -27,7 +27,7 @@ pub struct Publisher {
     connector: Arc<Connector>,
     exchange: Option<(String, ExchangeProps)>,
     /// The current channel (read on every send).
-    current: RwLock<Option<Channel>>,
+    current: RwLock<Option<Arc<Channel>>>,
     /// Serialises opening a replacement channel.
     reopen: tokio::sync::Mutex<()>,
     retry_for: Duration,
@@ -52,13 +52,13 @@ impl Publisher {
         }
     }
 
-    fn current_open(&self) -> Option<Channel> {
+    fn current_open(&self) -> Option<Arc<Channel>> {
         let slot = self.current.read().unwrap_or_else(|e| e.into_inner());
         slot.as_ref().filter(|ch| ch.status().connected()).cloned()
     }
 
     /// The open confirm channel, opening one (single-flight) if needed.
-    pub async fn channel(&self) -> Result<Channel, String> {
+    pub async fn channel(&self) -> Result<Arc<Channel>, String> {
         if self.closed.load(Ordering::Acquire) {
             return Err("the producer is closed".into());
         }
@@ -82,7 +82,8 @@ impl Publisher {
                 .await
                 .map_err(|e| redact(&e))?;
         }
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(ch.clone());
+        let ch = Arc::new(ch);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&ch));
         Ok(ch)
     }
 
