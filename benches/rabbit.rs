@@ -98,6 +98,8 @@ impl Event {
 }
 
 struct PhaseResult {
+    /// Process CPU time (user + system) per message, in microseconds.
+    cpu_us_per_msg: f64,
     msgs_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -112,6 +114,7 @@ fn summarize(n: usize, elapsed: Duration, mut latencies_ns: Vec<u64>) -> PhaseRe
         latencies_ns[i] as f64 / 1e6
     };
     PhaseResult {
+        cpu_us_per_msg: 0.0,
         msgs_per_s: n as f64 / elapsed.as_secs_f64(),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
@@ -396,6 +399,19 @@ spring:
     Ok(summarize(n, elapsed, latencies))
 }
 
+/// CPU time (user + system) this process used so far, in microseconds.
+fn cpu_us() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 14th field overall.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) * 10_000.0
+}
+
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -433,11 +449,12 @@ fn median(mut results: Vec<PhaseResult>) -> PhaseResult {
 
 fn print_phase(name: &str, r: &PhaseResult) {
     println!(
-        "{name:<9} {:>10.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
+        "{name:<9} {:>10.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s, {:.0} us CPU/msg in this process)",
         r.msgs_per_s,
         r.p50_ms,
         r.p99_ms,
-        r.elapsed.as_secs_f64()
+        r.elapsed.as_secs_f64(),
+        r.cpu_us_per_msg
     );
 }
 
@@ -469,13 +486,17 @@ async fn main() -> BoxResult<()> {
     let rounds = rounds();
     let (mut raws, mut binders, mut binder_rss) = (Vec::new(), Vec::new(), None);
     for r in 0..rounds {
-        let b = binder_phase(&uri, n, &format!("{tag}{r}")).await?;
+        let c0 = cpu_us();
+        let mut b = binder_phase(&uri, n, &format!("{tag}{r}")).await?;
+        b.cpu_us_per_msg = (cpu_us() - c0) / n as f64;
         print_phase(&format!("binder#{}", r + 1), &b);
         if r == 0 {
             binder_rss = peak_rss_mb();
         }
         binders.push(b);
-        let a = raw_phase(&uri, n, &format!("{tag}{r}")).await?;
+        let c0 = cpu_us();
+        let mut a = raw_phase(&uri, n, &format!("{tag}{r}")).await?;
+        a.cpu_us_per_msg = (cpu_us() - c0) / n as f64;
         print_phase(&format!("raw#{}", r + 1), &a);
         raws.push(a);
     }
