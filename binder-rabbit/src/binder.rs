@@ -116,6 +116,15 @@ impl RabbitBinder {
     }
 }
 
+/// The partitions a producer's `required-groups` queues exist for (`None` = not partitioned).
+fn partitions_of(spec: &ProducerSpec) -> Vec<Option<u32>> {
+    if spec.partition_count > 1 {
+        (0..spec.partition_count).map(Some).collect()
+    } else {
+        vec![None]
+    }
+}
+
 fn partition_of(spec: &ConsumerSpec) -> Result<Option<u32>, BindError> {
     if !spec.partitioned {
         return Ok(None);
@@ -156,12 +165,7 @@ impl Binder for RabbitBinder {
         })?;
         declare_exchange(&ch, &exchange, &props.queue.exchange).await?;
         for g in &spec.required_groups {
-            let partitions: Vec<Option<u32>> = if spec.partition_count > 1 {
-                (0..spec.partition_count).map(Some).collect()
-            } else {
-                vec![None]
-            };
-            for p in partitions {
+            for p in partitions_of(spec) {
                 let plan = group_plan(destination, g, p, &props.queue);
                 declare_group_queue(&ch, &plan, &props.queue, false).await?;
             }
@@ -341,8 +345,10 @@ impl BinderFactory for RabbitBinderFactory {
             props.queue.exchange.kind.name()
         )];
         for g in &spec.required_groups {
-            let plan = group_plan(destination, g, None, &props.queue);
-            plan_resources(&plan, &mut resources);
+            for p in partitions_of(spec) {
+                let plan = group_plan(destination, g, p, &props.queue);
+                plan_resources(&plan, &mut resources);
+            }
         }
         ProvisionPlan {
             dlq: None,

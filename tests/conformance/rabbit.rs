@@ -384,3 +384,51 @@ async fn quorum_queue_with_dlq() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_required_groups_keep_messages_for_late_consumers() {
+    let Some(t) = target() else { return };
+    let dest = unique("parts");
+    let producer_yaml = format!(
+        "spring.cloud.stream.output-bindings: parts-out\nspring.cloud.stream.bindings:\n  parts-out:\n    destination: {dest}\n    producer: {{ partition-key-expression: \"headers['key']\", partition-count: 2, required-groups: [g] }}\n"
+    );
+    let producer = start_app(&t, &producer_yaml, |b| b).await;
+    let bridge = producer.bridge();
+    for i in 0..20u32 {
+        bridge
+            .send_message(
+                "parts-out",
+                cloud_stream::Message::new(i).header("key", format!("k{}", i % 5)),
+            )
+            .await
+            .expect("send");
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut consumers = Vec::new();
+    for index in 0..2 {
+        let s = seen.clone();
+        let yaml = format!(
+            "spring.cloud.function.definition: part\nspring.cloud.stream.bindings:\n  part-in-0: {{ destination: {dest}, group: g, consumer: {{ partitioned: true, instance-count: 2, instance-index: {index} }} }}\n"
+        );
+        consumers.push(
+            start_app(&t, &yaml, move |b| {
+                b.consumer("part", move |v: u32| {
+                    s.lock().unwrap().push((index, v));
+                    async { Ok::<_, HandlerError>(()) }
+                })
+            })
+            .await,
+        );
+    }
+    assert!(crate::target::eventually(WAIT, || seen.lock().unwrap().len() >= 20).await);
+    tokio::time::sleep(crate::target::QUIET).await;
+    let got = seen.lock().unwrap().clone();
+    let mut values: Vec<u32> = got.iter().map(|(_, v)| *v).collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..20).collect::<Vec<_>>(), "all kept, none twice");
+    assert!(got.iter().any(|(i, _)| *i == 0) && got.iter().any(|(i, _)| *i == 1));
+    for c in consumers {
+        c.shutdown().await;
+    }
+    producer.shutdown().await;
+}
