@@ -31,12 +31,21 @@ pub struct RabbitTarget {
 /// `Some` when the broker is reachable; otherwise a panic under `CI=true`, else a skip notice.
 pub fn target() -> Option<RabbitTarget> {
     let uri = uri();
-    let addr = uri
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("127.0.0.1:5672")
-        .to_owned();
+    // host:port of `scheme://[user:pass@]host[:port][/vhost]`.
+    let authority = uri
+        .split_once("://")
+        .map_or(uri.as_str(), |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let addr = if host_port.contains(':') {
+        host_port.to_owned()
+    } else if uri.starts_with("amqps://") {
+        format!("{host_port}:5671")
+    } else {
+        format!("{host_port}:5672")
+    };
     let reachable = std::net::ToSocketAddrs::to_socket_addrs(&addr)
         .ok()
         .and_then(|mut a| a.next())
