@@ -160,7 +160,7 @@ impl Binder for RabbitBinder {
         let exchange = props.queue.exchange_name(destination);
         let live = self.connector.live().await.map_err(|e| e.into_bind())?;
         let ch = live.channel().await.map_err(|e| BindError::Connect {
-            what: self.connector.display(),
+            what: format!("RabbitMQ at {}", self.connector.display()),
             source: boxed(&e),
         })?;
         declare_exchange(&ch, &exchange, &props.queue.exchange).await?;
@@ -177,7 +177,7 @@ impl Binder for RabbitBinder {
         );
         // Open the confirm channel now so the first send does not pay for it.
         publisher.channel().await.map_err(|e| BindError::Connect {
-            what: self.connector.display(),
+            what: format!("RabbitMQ at {}", self.connector.display()),
             source: e.into(),
         })?;
         tracing::debug!(destination, binding = %spec.binding, exchange = %exchange, partitions = spec.partition_count.max(1), required_groups = ?spec.required_groups, "rabbit producer bound");

@@ -52,8 +52,8 @@ impl ConnectError {
     /// As the SPI's bind error.
     pub fn into_bind(self) -> BindError {
         BindError::Connect {
-            what: self.what.clone(),
-            source: Box::new(self),
+            what: format!("RabbitMQ at {}", self.what),
+            source: self.message.into(),
         }
     }
 }

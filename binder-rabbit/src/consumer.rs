@@ -48,7 +48,7 @@ impl ConsumerCtx {
     async fn setup(&self) -> Result<Consuming, BindError> {
         let live = self.connector.live().await.map_err(|e| e.into_bind())?;
         let ch = live.channel().await.map_err(|e| BindError::Connect {
-            what: self.connector.display(),
+            what: format!("RabbitMQ at {}", self.connector.display()),
             source: boxed(&e),
         })?;
         declare_exchange(&ch, &self.plan.exchange, &self.props.queue.exchange).await?;

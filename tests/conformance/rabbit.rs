@@ -441,3 +441,24 @@ async fn partitioned_required_groups_keep_messages_for_late_consumers() {
     }
     producer.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_uri_attempts_tls_and_fails_cleanly_on_a_plain_port() {
+    let Some(_t) = target() else { return };
+    // 5672 speaks plain AMQP: the TLS handshake must fail with a typed, redacted error (no
+    // panic, e.g. for a missing crypto provider).
+    let e = RabbitBinderFactory::new()
+        .create(
+            "tls",
+            &BinderEnvironment::own(json!({"uri": "amqps://guest:tls-s3cret@127.0.0.1:5672/%2f"})),
+        )
+        .await
+        .err()
+        .expect("no TLS on the plain port");
+    assert!(
+        matches!(e, cloud_stream::binder::BindError::Connect { .. }),
+        "{e}"
+    );
+    assert!(!format!("{e} {e:?}").contains("tls-s3cret"), "{e:?}");
+    println!("amqps on a plain port: {e}");
+}
