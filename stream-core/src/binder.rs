@@ -276,10 +276,28 @@ pub trait BinderFactory: Send + Sync {
         environment: &BinderEnvironment,
     ) -> Result<Arc<dyn Binder>, BindError>;
 
+    /// The schema of this type's `spring.cloud.stream.<type>.*` section
+    /// ([`crate::config::Schema::binder_section`]); `None` leaves the section unchecked.
+    fn config_schema(&self) -> Option<crate::config::Schema> {
+        None
+    }
+
     /// What binding `destination`/`group` would provision, without connecting.
     fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
         let _ = (destination, group);
         ProvisionPlan::default()
+    }
+
+    /// Like [`BinderFactory::plan_consumer`], with the binding's consumer spec (binder-specific
+    /// properties such as a DLQ switch); defaults to `plan_consumer`.
+    fn plan_consumer_spec(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> ProvisionPlan {
+        let _ = spec;
+        self.plan_consumer(destination, group)
     }
 
     /// What an output to `destination` would provision, without connecting.
@@ -309,6 +327,14 @@ impl BinderRegistry {
     /// The factory for `binder_type`.
     pub fn get(&self, binder_type: &str) -> Option<&Arc<dyn BinderFactory>> {
         self.factories.get(binder_type)
+    }
+
+    /// The section schemas the registered factories declare, by type.
+    pub fn schemas(&self) -> Vec<(&'static str, crate::config::Schema)> {
+        self.factories
+            .iter()
+            .filter_map(|(t, f)| f.config_schema().map(|s| (*t, s)))
+            .collect()
     }
 
     /// The registered types, sorted.

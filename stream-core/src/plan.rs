@@ -388,7 +388,13 @@ fn fallback_provision(b: &EffectiveBinding, destination: &str) -> ProvisionPlan 
                 .unwrap_or_else(|| format!("error.{destination}.{g}")),
         ),
         (_, "kafka", _) => None,
-        (_, "rabbit", Some(g)) if enabled("auto-bind-dlq") => {
+        // The rabbit binder binds a DLQ for named groups unless `auto-bind-dlq: false`.
+        (_, "rabbit", Some(g))
+            if b.binder_properties
+                .get("auto-bind-dlq")
+                .and_then(|v| v.as_bool().or_else(|| v.as_str().map(|s| s == "true")))
+                .unwrap_or(true) =>
+        {
             Some(format!("{destination}.{g}.dlq"))
         }
         (_, "rabbit", _) => None,
@@ -415,7 +421,9 @@ pub fn build_plan(
         let mut resources = Vec::new();
         for d in &b.destinations {
             let p = match (registry.get(&b.binder_type), direction) {
-                (Some(f), Direction::Input) => f.plan_consumer(d, b.group.as_deref()),
+                (Some(f), Direction::Input) => {
+                    f.plan_consumer_spec(d, b.group.as_deref(), &b.consumer_spec())
+                }
                 (Some(f), Direction::Output) => f.plan_producer(d, &b.producer_spec()),
                 (None, _) => fallback_provision(&b, d),
             };

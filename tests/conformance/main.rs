@@ -8,6 +8,9 @@
 mod scenarios;
 mod target;
 
+#[cfg(feature = "rabbit")]
+mod rabbit;
+
 /// Stamps every scenario out as a test for one target.
 ///
 /// `paused` runs the memory binder in tokio's virtual time (back-off spacing is exact and

@@ -1,0 +1,338 @@
+//! The subscription: reads the queue's consumer (re-declaring and re-subscribing after
+//! connection loss); each delivery is acked, requeued or dead-lettered exactly once, and a
+//! delivery dropped unsettled is requeued.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Acker, Channel};
+use stream_core::binder::{
+    BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
+};
+use stream_core::message::{header, RawMessage};
+
+use crate::connection::{boxed, Backoff, Connector};
+use crate::headers::{delivery_count, from_delivery, to_properties};
+use crate::props::{ConsumerProps, DeliveryMode};
+use crate::provision::{declare_anonymous_queue, declare_exchange, declare_group_queue, QueuePlan};
+use crate::publisher::Publisher;
+
+/// What a subscription consumes and how it dead-letters.
+pub(crate) struct ConsumerCtx {
+    pub connector: Arc<Connector>,
+    pub destination: String,
+    pub group: Option<String>,
+    pub plan: QueuePlan,
+    pub props: ConsumerProps,
+    /// Queue name for anonymous subscriptions (`<anonymous-group-prefix><random>`).
+    pub anonymous_name: String,
+    /// Publishes dead letters (republish-to-dlq).
+    pub dlq: Publisher,
+}
+
+/// An established consumer.
+struct Consuming {
+    channel: Channel,
+    consumer: lapin::Consumer,
+    queue: String,
+}
+
+impl ConsumerCtx {
+    /// Connects (if needed), declares everything, sets the prefetch and starts consuming.
+    async fn setup(&self) -> Result<Consuming, BindError> {
+        let live = self.connector.live().await.map_err(|e| e.into_bind())?;
+        let ch = live.channel().await.map_err(|e| BindError::Connect {
+            what: format!("RabbitMQ at {}", self.connector.display()),
+            source: boxed(&e),
+        })?;
+        declare_exchange(&ch, &self.plan.exchange, &self.props.queue.exchange).await?;
+        let queue = match &self.group {
+            Some(_) => {
+                declare_group_queue(
+                    &ch,
+                    &self.plan,
+                    &self.props.queue,
+                    self.props.single_active_consumer,
+                )
+                .await?;
+                self.plan.queue.clone()
+            }
+            None => {
+                declare_anonymous_queue(&ch, &self.anonymous_name, &self.plan, &self.props.queue)
+                    .await?
+            }
+        };
+        let provision = |what: &str, e: lapin::Error| BindError::Provision {
+            resource: format!("{what} {queue}"),
+            source: boxed(&e),
+        };
+        ch.basic_qos(self.props.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| provision("prefetch on", e))?;
+        let consumer = ch
+            .basic_consume(
+                ShortString::from(queue.as_str()),
+                ShortString::from(""),
+                BasicConsumeOptions {
+                    exclusive: self.props.exclusive,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| provision("consumer on", e))?;
+        Ok(Consuming {
+            channel: ch,
+            consumer,
+            queue,
+        })
+    }
+}
+
+/// A bound input (see [`crate::RabbitBinder`]). `next()` reads the lapin consumer directly
+/// (no extra task hop) and, after the channel or connection was lost, re-declares and
+/// resubscribes with back-off before reading on.
+pub struct RabbitSubscription {
+    ctx: Arc<ConsumerCtx>,
+    current: Option<Consuming>,
+    backoff: Backoff,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+impl RabbitSubscription {
+    /// Sets up the consumer once (errors are returned to the caller).
+    pub(crate) async fn start(ctx: ConsumerCtx) -> Result<Self, BindError> {
+        let first = ctx.setup().await?;
+        tracing::debug!(destination = %ctx.destination, queue = %first.queue, prefetch = ctx.props.prefetch, "rabbit consumer bound");
+        Ok(RabbitSubscription {
+            ctx: Arc::new(ctx),
+            current: Some(first),
+            backoff: Backoff::default(),
+            retry_at: None,
+        })
+    }
+
+    fn lost(&mut self) {
+        self.current = None;
+        self.retry_at = Some(tokio::time::Instant::now() + self.backoff.next_delay());
+    }
+}
+
+async fn stop(ctx: &ConsumerCtx, c: Consuming) {
+    let Consuming {
+        channel,
+        consumer,
+        queue,
+    } = c;
+    if channel.status().connected() {
+        let _ = channel
+            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+            .await;
+        if ctx.group.is_none() {
+            let _ = channel
+                .queue_delete(
+                    ShortString::from(queue.as_str()),
+                    QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+        // Closing the channel requeues whatever is still unacked.
+        let _ = channel.close(200, "subscription closed".into()).await;
+    }
+    drop(consumer);
+    ctx.dlq.close().await;
+}
+
+#[async_trait]
+impl Subscription for RabbitSubscription {
+    // Cancel-safe: every await point either loses nothing (sleep, setup: a half-made channel
+    // is closed when dropped) or is the lapin consumer stream itself.
+    async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        loop {
+            let Some(c) = self.current.as_mut() else {
+                if let Some(at) = self.retry_at {
+                    tokio::time::sleep_until(at).await;
+                }
+                match self.ctx.setup().await {
+                    Ok(c) => {
+                        tracing::info!(destination = %self.ctx.destination, queue = %c.queue, "rabbit consumer resumed");
+                        self.current = Some(c);
+                        self.backoff = Backoff::default();
+                        self.retry_at = None;
+                    }
+                    Err(e) => {
+                        self.lost();
+                        tracing::warn!(destination = %self.ctx.destination, error = %e, "rabbit consumer cannot resubscribe yet");
+                    }
+                }
+                continue;
+            };
+            match c.consumer.next().await {
+                Some(Ok(d)) => return Some(Ok(Box::new(RabbitDelivery::new(d, &self.ctx)))),
+                Some(Err(e)) => {
+                    tracing::warn!(destination = %self.ctx.destination, error = %crate::connection::redact(&e), "rabbit consumer lost its channel; resubscribing");
+                    self.lost();
+                }
+                None => {
+                    tracing::warn!(destination = %self.ctx.destination, queue = %c.queue, "rabbit consumer cancelled by the broker; resubscribing");
+                    self.lost();
+                }
+            }
+        }
+    }
+
+    async fn close(mut self: Box<Self>) {
+        match self.current.take() {
+            Some(c) => stop(&self.ctx, c).await,
+            None => self.ctx.dlq.close().await,
+        }
+    }
+}
+
+/// One received message.
+pub struct RabbitDelivery {
+    message: RawMessage,
+    /// The AMQP properties as received: the headers are rebuilt from them when the message
+    /// was taken and must be dead-lettered (so `take_message` needs no copy).
+    properties: lapin::BasicProperties,
+    acker: Option<Acker>,
+    redelivery_count: u32,
+    ctx: Arc<ConsumerCtx>,
+}
+
+impl RabbitDelivery {
+    fn new(d: lapin::message::Delivery, ctx: &Arc<ConsumerCtx>) -> Self {
+        let redelivery_count = match delivery_count(&d.properties) {
+            Some(n) => n + 1,
+            None if d.redelivered => 2,
+            None => 1,
+        };
+        let message = from_delivery(d.data, &d.properties);
+        RabbitDelivery {
+            message,
+            properties: d.properties,
+            acker: Some(d.acker),
+            redelivery_count,
+            ctx: Arc::clone(ctx),
+        }
+    }
+
+    fn take_acker(&mut self) -> Result<Acker, SettleError> {
+        self.acker
+            .take()
+            .ok_or_else(|| SettleError::new("delivery already settled"))
+    }
+}
+
+fn settle_err(e: lapin::Error) -> SettleError {
+    SettleError { source: boxed(&e) }
+}
+
+async fn nack(acker: &Acker, requeue: bool) -> Result<(), SettleError> {
+    acker
+        .nack(BasicNackOptions {
+            requeue,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(settle_err)
+}
+
+#[async_trait]
+impl Delivery for RabbitDelivery {
+    fn message(&self) -> &RawMessage {
+        &self.message
+    }
+
+    fn take_message(&mut self) -> RawMessage {
+        // The payload stays shared (for dead-lettering); the headers are moved out and rebuilt
+        // from the AMQP properties if needed.
+        let payload = self.message.payload.clone();
+        std::mem::replace(&mut self.message, RawMessage::new(payload))
+    }
+
+    fn redelivery_count(&self) -> u32 {
+        self.redelivery_count
+    }
+
+    async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
+        let acker = self.take_acker()?;
+        acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(|_| ())
+            .map_err(settle_err)
+    }
+
+    async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
+        let acker = self.take_acker()?;
+        nack(&acker, true).await
+    }
+
+    async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
+        let acker = self.take_acker()?;
+        let ctx = Arc::clone(&self.ctx);
+        let Some(dl) = &ctx.plan.dead_letter else {
+            tracing::error!(destination = %ctx.destination, error = %reason.error_message, "no dead-letter queue (auto-bind-dlq: false); message rejected and dropped");
+            return nack(&acker, false).await;
+        };
+        if !ctx.props.republish_to_dlq {
+            // The broker dead-letters it through the queue's x-dead-letter-exchange.
+            return nack(&acker, false).await;
+        }
+        let payload = std::mem::take(&mut self.message.payload);
+        let mut m = from_delivery(Vec::new(), &self.properties);
+        m.payload = payload;
+        let h = &mut m.headers;
+        h.insert(header::ORIGINAL_TOPIC, ctx.destination.as_str());
+        if let Some(g) = &ctx.group {
+            h.insert(header::ORIGINAL_GROUP, g.as_str());
+        }
+        h.insert(header::EXCEPTION_MESSAGE, reason.error_message);
+        h.insert(header::EXCEPTION_KIND, reason.error_kind);
+        h.insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
+        match ctx
+            .dlq
+            .publish(
+                &dl.queue,
+                &dl.exchange,
+                &dl.routing_key,
+                false,
+                &m.payload,
+                || to_properties(&m, DeliveryMode::Persistent),
+            )
+            .await
+        {
+            Ok(()) => acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(settle_err),
+            Err(e) => {
+                // Not dead-lettered: hand it back so it is not lost.
+                let _ = nack(&acker, true).await;
+                Err(SettleError::new(e))
+            }
+        }
+    }
+}
+
+impl Drop for RabbitDelivery {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            // Unsettled (crash semantics): requeue now rather than when the channel closes.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = nack(&acker, true).await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Idempotent declaration of exchanges, group queues, anonymous queues and dead-letter queues.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::Channel;
+use stream_core::binder::BindError;
+
+use crate::connection::boxed;
+use crate::props::{ExchangeProps, QueueProps};
+
+/// What a consumer reads from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuePlan {
+    /// The destination exchange.
+    pub exchange: String,
+    /// The queue name.
+    pub queue: String,
+    /// Binding keys of the queue on the exchange.
+    pub routing_keys: Vec<String>,
+    /// Whether the queue is durable (named group) or exclusive/auto-delete (anonymous).
+    pub durable: bool,
+    /// The dead-letter exchange and routing key, when a DLQ is bound.
+    pub dead_letter: Option<DeadLetterPlan>,
+}
+
+/// Where dead letters of one queue go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetterPlan {
+    /// The dead-letter exchange (direct).
+    pub exchange: String,
+    /// The routing key the DLQ is bound with.
+    pub routing_key: String,
+    /// The DLQ name.
+    pub queue: String,
+}
+
+fn provision_err(resource: String, e: lapin::Error) -> BindError {
+    BindError::Provision {
+        resource,
+        source: boxed(&e),
+    }
+}
+
+/// Declares the destination exchange (unless `declare-exchange: false`).
+pub async fn declare_exchange(
+    ch: &Channel,
+    name: &str,
+    props: &ExchangeProps,
+) -> Result<(), BindError> {
+    if !props.declare {
+        return Ok(());
+    }
+    ch.exchange_declare(
+        ShortString::from(name),
+        props.kind.kind(),
+        ExchangeDeclareOptions {
+            durable: props.durable,
+            auto_delete: props.auto_delete,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|e| provision_err(format!("exchange {name} ({})", props.kind.name()), e))
+}
+
+/// The group queue plan for `destination`/`group` (partitioned consumers get
+/// `<queue>-<index>` bound with `<destination>-<index>`).
+pub fn group_plan(
+    destination: &str,
+    group: &str,
+    partition: Option<u32>,
+    props: &QueueProps,
+) -> QueuePlan {
+    let exchange = props.exchange_name(destination);
+    let mut queue = props.queue_name(destination, group);
+    let routing_keys = match partition {
+        Some(i) => {
+            queue = format!("{queue}-{i}");
+            vec![format!(
+                "{}-{i}",
+                props
+                    .binding_routing_key
+                    .clone()
+                    .unwrap_or_else(|| destination.to_owned())
+            )]
+        }
+        None => vec![props
+            .binding_routing_key
+            .clone()
+            .unwrap_or_else(|| "#".to_owned())],
+    };
+    let dead_letter = props.auto_bind_dlq.then(|| DeadLetterPlan {
+        exchange: props.dlx_name(),
+        routing_key: props
+            .dl_routing_key
+            .clone()
+            .unwrap_or_else(|| queue.clone()),
+        queue: props.dlq_name_of(&queue),
+    });
+    QueuePlan {
+        exchange,
+        queue,
+        routing_keys,
+        durable: true,
+        dead_letter,
+    }
+}
+
+fn queue_args(props: &QueueProps, dead_letter: Option<&DeadLetterPlan>) -> FieldTable {
+    let mut args = FieldTable::default();
+    let long = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes()));
+    let num = |n: u64| AMQPValue::LongLongInt(i64::try_from(n).unwrap_or(i64::MAX));
+    if let Some(dl) = dead_letter {
+        args.insert("x-dead-letter-exchange".into(), long(&dl.exchange));
+        args.insert("x-dead-letter-routing-key".into(), long(&dl.routing_key));
+    }
+    if let Some(n) = props.ttl {
+        args.insert("x-message-ttl".into(), num(n));
+    }
+    if let Some(n) = props.max_length {
+        args.insert("x-max-length".into(), num(n));
+    }
+    if let Some(n) = props.max_length_bytes {
+        args.insert("x-max-length-bytes".into(), num(n));
+    }
+    if let Some(n) = props.expires {
+        args.insert("x-expires".into(), num(n));
+    }
+    if props.quorum {
+        args.insert("x-queue-type".into(), long("quorum"));
+        if let Some(n) = props.delivery_limit {
+            args.insert("x-delivery-limit".into(), num(n));
+        }
+    }
+    args
+}
+
+/// Declares a durable group queue, its DLX and DLQ (when `auto-bind-dlq`), and binds it.
+pub async fn declare_group_queue(
+    ch: &Channel,
+    plan: &QueuePlan,
+    props: &QueueProps,
+    single_active_consumer: bool,
+) -> Result<(), BindError> {
+    if let Some(dl) = &plan.dead_letter {
+        ch.exchange_declare(
+            ShortString::from(dl.exchange.as_str()),
+            lapin::ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| provision_err(format!("dead-letter exchange {}", dl.exchange), e))?;
+        let mut dlq_args = FieldTable::default();
+        if props.quorum {
+            dlq_args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(LongString::from(&b"quorum"[..])),
+            );
+        }
+        ch.queue_declare(
+            ShortString::from(dl.queue.as_str()),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            dlq_args,
+        )
+        .await
+        .map_err(|e| provision_err(format!("queue {}", dl.queue), e))?;
+        ch.queue_bind(
+            ShortString::from(dl.queue.as_str()),
+            ShortString::from(dl.exchange.as_str()),
+            ShortString::from(dl.routing_key.as_str()),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| provision_err(format!("binding {} -> {}", dl.exchange, dl.queue), e))?;
+    }
+    let mut args = queue_args(props, plan.dead_letter.as_ref());
+    if single_active_consumer {
+        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    }
+    ch.queue_declare(
+        ShortString::from(plan.queue.as_str()),
+        QueueDeclareOptions {
+            durable: plan.durable,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .map_err(|e| provision_err(format!("queue {}", plan.queue), e))?;
+    bind(ch, plan).await
+}
+
+/// Declares an exclusive, auto-delete queue (server-named unless `name` is given) and binds it;
+/// returns its name.
+pub async fn declare_anonymous_queue(
+    ch: &Channel,
+    name: &str,
+    plan: &QueuePlan,
+    props: &QueueProps,
+) -> Result<String, BindError> {
+    // Exclusive queues cannot be quorum queues: keep only the classic arguments.
+    let mut args = FieldTable::default();
+    for (k, v) in queue_args(props, None).inner() {
+        if k.as_str() != "x-queue-type" && k.as_str() != "x-delivery-limit" {
+            args.insert(k.clone(), v.clone());
+        }
+    }
+    let q = ch
+        .queue_declare(
+            ShortString::from(name),
+            QueueDeclareOptions {
+                durable: false,
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .map_err(|e| provision_err(format!("anonymous queue {name}"), e))?;
+    let queue = q.name().as_str().to_owned();
+    let mut p = plan.clone();
+    p.queue = queue.clone();
+    bind(ch, &p).await?;
+    Ok(queue)
+}
+
+async fn bind(ch: &Channel, plan: &QueuePlan) -> Result<(), BindError> {
+    for key in &plan.routing_keys {
+        ch.queue_bind(
+            ShortString::from(plan.queue.as_str()),
+            ShortString::from(plan.exchange.as_str()),
+            ShortString::from(key.as_str()),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| {
+            provision_err(
+                format!("binding {} -> {} ({key})", plan.exchange, plan.queue),
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::props::ConsumerProps;
+    use stream_core::binder::ConsumerSpec;
+
+    #[test]
+    fn plans() {
+        let props = ConsumerProps::parse(&ConsumerSpec {
+            binding: "x".into(),
+            binder_properties: serde_json::json!({}),
+            ..Default::default()
+        })
+        .unwrap();
+        let p = group_plan("orders", "stock", None, &props.queue);
+        assert_eq!(p.queue, "orders.stock");
+        assert_eq!(p.routing_keys, vec!["#".to_owned()]);
+        let dl = p.dead_letter.unwrap();
+        assert_eq!(
+            (
+                dl.exchange.as_str(),
+                dl.queue.as_str(),
+                dl.routing_key.as_str()
+            ),
+            ("DLX", "orders.stock.dlq", "orders.stock")
+        );
+        let p = group_plan("orders", "stock", Some(1), &props.queue);
+        assert_eq!(p.queue, "orders.stock-1");
+        assert_eq!(p.routing_keys, vec!["orders-1".to_owned()]);
+    }
+}

@@ -1,0 +1,464 @@
+//! The RabbitMQ binder against the real broker (`scripts/brokers up rabbit`), plus
+//! rabbit-specific scenarios.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cloud_stream::binder::{
+    Binder, BinderEnvironment, BinderFactory, ConsumerSpec, ProducerSpec, Route, SendError,
+};
+use cloud_stream::binder_rabbit::{RabbitBinder, RabbitBinderFactory};
+use cloud_stream::{HandlerError, RawMessage};
+use serde_json::json;
+
+use crate::target::{json, start_app, try_start_app, unique, Probe, Target, WAIT};
+
+/// The broker URI (`CLOUD_STREAM_TEST_AMQP_URI`, default the local RabbitMQ).
+fn uri() -> String {
+    std::env::var("CLOUD_STREAM_TEST_AMQP_URI")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// The RabbitMQ binder on the local broker.
+pub struct RabbitTarget {
+    uri: String,
+    /// Dead letters already taken off each DLQ (reading a queue consumes it; scenarios expect
+    /// the dead-letter history to stay readable).
+    taken: std::sync::Mutex<std::collections::HashMap<String, Vec<RawMessage>>>,
+}
+
+/// `Some` when the broker is reachable; otherwise a panic under `CI=true`, else a skip notice.
+pub fn target() -> Option<RabbitTarget> {
+    let uri = uri();
+    // host:port of `scheme://[user:pass@]host[:port][/vhost]`.
+    let authority = uri
+        .split_once("://")
+        .map_or(uri.as_str(), |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let addr = if host_port.contains(':') {
+        host_port.to_owned()
+    } else if uri.starts_with("amqps://") {
+        format!("{host_port}:5671")
+    } else {
+        format!("{host_port}:5672")
+    };
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if reachable {
+        return Some(RabbitTarget {
+            uri,
+            taken: Default::default(),
+        });
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("rabbit broker not reachable at {addr}; run scripts/brokers up rabbit");
+    }
+    eprintln!("SKIPPED: rabbit broker not reachable at {addr}; run scripts/brokers up rabbit");
+    None
+}
+
+impl RabbitTarget {
+    fn env(&self) -> BinderEnvironment {
+        BinderEnvironment::own(json!({ "uri": self.uri }))
+    }
+
+    /// A concrete binder (for reading dead-letter queues).
+    pub async fn binder(&self) -> RabbitBinder {
+        RabbitBinder::connect("probe", &self.env())
+            .await
+            .expect("rabbit binder")
+    }
+}
+
+#[async_trait]
+impl Target for RabbitTarget {
+    fn binder_type(&self) -> &'static str {
+        "rabbit"
+    }
+    fn environment_yaml(&self) -> String {
+        format!("{{ uri: \"{}\" }}", self.uri)
+    }
+    fn factory(&self) -> Arc<dyn BinderFactory> {
+        Arc::new(RabbitBinderFactory::new())
+    }
+    async fn probe_binder(&self) -> Arc<dyn Binder> {
+        Arc::new(self.binder().await)
+    }
+    async fn dead_letters(
+        &self,
+        destination: &str,
+        group: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<RawMessage> {
+        let binder = self.binder().await;
+        let queue = format!("{destination}.{group}.dlq");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let fresh = match binder.take_from_queue(&queue, usize::MAX).await {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("reading {queue}: {e}");
+                    Vec::new()
+                }
+            };
+            let found = {
+                let mut taken = self.taken.lock().unwrap();
+                let all = taken.entry(queue.clone()).or_default();
+                all.extend(fresh);
+                all.clone()
+            };
+            if found.len() >= n || tokio::time::Instant::now() >= deadline {
+                binder.close().await;
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    fn virtual_time(&self) -> bool {
+        false
+    }
+}
+
+crate::conformance_suite!(crate::rabbit::target(), real);
+
+// ---- rabbit-specific scenarios ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_rabbit_binding_key_fails_build_with_suggestion() {
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: x\nspring.cloud.stream.bindings:\n  x-in-0: {{ destination: {input}, group: g }}\nspring.cloud.stream.rabbit.bindings.x-in-0.consumer.prefech: 5\n"
+    );
+    let result = try_start_app(&t, &yaml, |b| {
+        b.consumer("x", |_: u32| async { Ok::<_, HandlerError>(()) })
+    })
+    .await;
+    let err = match result {
+        Ok(_) => panic!("build must fail"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("prefech") && err.contains("prefetch"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_environment_key_and_bad_host_fail_with_typed_errors() {
+    let Some(_t) = target() else { return };
+    let f = RabbitBinderFactory::new();
+    let e = f
+        .create(
+            "r",
+            &BinderEnvironment::own(json!({"spring": {"rabbitmq": {"hots": "x"}}})),
+        )
+        .await
+        .err()
+        .expect("unknown key")
+        .to_string();
+    assert!(e.contains("spring.rabbitmq.host"), "{e}");
+    // Nothing listens on port 1: a connect error, with the password hidden.
+    let e = f
+        .create(
+            "r",
+            &BinderEnvironment::own(json!({"uri": "amqp://guest:s3cret@127.0.0.1:1/%2f"})),
+        )
+        .await
+        .err()
+        .expect("connect error");
+    assert!(
+        matches!(e, cloud_stream::binder::BindError::Connect { .. }),
+        "{e}"
+    );
+    assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mandatory_unroutable_send_is_an_error() {
+    let Some(t) = target() else { return };
+    let binder = t.binder().await;
+    let dest = unique("nowhere");
+    let producer = binder
+        .bind_producer(
+            &dest,
+            &ProducerSpec {
+                binding: "o".into(),
+                partition_count: 1,
+                binder_properties: json!({"mandatory": true}),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("producer");
+    let r = producer.send(json(json!(1)), Route::default()).await;
+    assert!(matches!(r, Err(SendError::Unroutable { .. })), "{r:?}");
+    // With a queue bound it goes through.
+    let _sub = binder
+        .bind_consumer(
+            &dest,
+            Some("g"),
+            &ConsumerSpec {
+                binding: "i".into(),
+                concurrency: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("consumer");
+    producer
+        .send(json(json!(2)), Route::default())
+        .await
+        .expect("routable now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republish_to_dlq_false_lets_the_broker_dead_letter() {
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: fail\nspring.cloud.stream.bindings:\n  fail-in-0: {{ destination: {input}, group: g, consumer: {{ max-attempts: 1 }} }}\nspring.cloud.stream.rabbit.bindings.fail-in-0.consumer.republish-to-dlq: false\n"
+    );
+    let app = start_app(&t, &yaml, |b| {
+        b.consumer("fail", |_: u32| async {
+            Err::<(), _>(HandlerError::new("nope"))
+        })
+    })
+    .await;
+    Probe::new(&t).await.send(&input, [json(json!(7))]).await;
+    let dead = t.dead_letters(&input, "g", 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(crate::target::value(&dead[0]), json!(7));
+    assert!(
+        dead[0].headers.contains("x-death"),
+        "broker dead-lettering adds x-death: {:?}",
+        dead[0].headers
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_key_expression_and_binding_routing_key() {
+    let Some(t) = target() else { return };
+    let dest = unique("rk");
+    let yaml = format!(
+        "spring.cloud.function.definition: only\nspring.cloud.stream.output-bindings: out\nspring.cloud.stream.bindings:\n  only-in-0: {{ destination: {dest}, group: g }}\n  out: {{ destination: {dest} }}\nspring.cloud.stream.rabbit.bindings:\n  only-in-0.consumer.binding-routing-key: red\n  out.producer.routing-key-expression: \"headers['color']\"\n"
+    );
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let app = start_app(&t, &yaml, move |b| {
+        b.consumer("only", move |v: u32| {
+            s.lock().unwrap().push(v);
+            async { Ok::<_, HandlerError>(()) }
+        })
+    })
+    .await;
+    let bridge = app.bridge();
+    for (i, color) in ["red", "blue", "red"].iter().enumerate() {
+        bridge
+            .send_message(
+                "out",
+                cloud_stream::Message::new(i as u32).header("color", *color),
+            )
+            .await
+            .expect("send");
+    }
+    assert!(crate::target::eventually(WAIT, || seen.lock().unwrap().len() >= 2).await);
+    tokio::time::sleep(crate::target::QUIET).await;
+    let mut got = seen.lock().unwrap().clone();
+    got.sort_unstable();
+    assert_eq!(got, vec![0, 2], "only red messages are routed to the queue");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_up_and_down_after_close() {
+    let Some(t) = target() else { return };
+    let binder = t.binder().await;
+    assert!(binder.health().await.is_up());
+    binder.close().await;
+    assert!(!binder.health().await.is_up());
+}
+
+/// Round trip through an app whose binder is configured by `binders_yaml` (no `uri`).
+async fn round_trip_with(binders_yaml: &str) {
+    let (input, output) = (unique("in"), unique("out"));
+    let yaml = format!(
+        "{binders_yaml}spring.cloud.function.definition: up\nspring.cloud.stream.default-binder: r\nspring.cloud.stream.bindings:\n  up-in-0: {{ destination: {input}, group: g }}\n  up-out-0: {{ destination: {output} }}\n"
+    );
+    let t = target().expect("checked by the caller");
+    let probe = Probe::new(&t).await;
+    let mut out = probe.observe(&output).await;
+    let app = cloud_stream::StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(&yaml)
+        .function("up", |s: String| async move {
+            Ok::<_, HandlerError>(s.to_uppercase())
+        })
+        .build()
+        .await
+        .expect("app starts");
+    probe.send(&input, [json(json!("hi"))]).await;
+    let got = out.next(WAIT).await.expect("output");
+    assert_eq!(crate::target::value(&got), json!("HI"));
+    app.shutdown().await;
+}
+
+/// Building an app with `binders_yaml` fails fast with a connection error that hides the
+/// password.
+async fn build_fails_without_secret(binders_yaml: &str, secret: &str) {
+    let yaml = format!(
+        "{binders_yaml}spring.cloud.stream.binding-retry-interval: 0\nspring.cloud.function.definition: up\nspring.cloud.stream.default-binder: r\nspring.cloud.stream.bindings.up-in-0: {{ destination: {}, group: g }}\n",
+        unique("in")
+    );
+    let result = cloud_stream::StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(&yaml)
+        .consumer("up", |_: u32| async { Ok::<_, HandlerError>(()) })
+        .build()
+        .await;
+    let err = match result {
+        Ok(_) => panic!("wrong credentials must not connect"),
+        Err(e) => format!("{e} {e:?}"),
+    };
+    assert!(!err.contains(secret), "{err}");
+    assert!(err.contains("cannot connect"), "a connection error: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spring_rabbitmq_keys_in_environment() {
+    if target().is_none() {
+        return;
+    }
+    build_fails_without_secret(
+        "spring.cloud.stream.binders.r:\n  type: rabbit\n  environment:\n    spring.rabbitmq: { host: 127.0.0.1, port: 5672, username: guest, password: Wr0ngPass }\n",
+        "Wr0ngPass",
+    )
+    .await;
+    round_trip_with(
+        "spring.cloud.stream.binders.r:\n  type: rabbit\n  environment:\n    spring.rabbitmq: { host: 127.0.0.1, port: 5672, username: guest, password: guest, virtual-host: / }\n",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spring_rabbitmq_keys_inherited_from_the_application() {
+    if target().is_none() {
+        return;
+    }
+    build_fails_without_secret(
+        "spring.rabbitmq: { host: 127.0.0.1, password: Wr0ngPass }\nspring.cloud.stream.binders.r: { type: rabbit }\n",
+        "Wr0ngPass",
+    )
+    .await;
+    round_trip_with(
+        "spring.rabbitmq: { addresses: \"127.0.0.1:5672\", username: guest, password: guest }\nspring.cloud.stream.binders.r: { type: rabbit }\n",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queue_with_dlq() {
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: fail\nspring.cloud.stream.bindings:\n  fail-in-0: {{ destination: {input}, group: g, consumer: {{ max-attempts: 2, back-off-initial-interval: 10 }} }}\nspring.cloud.stream.rabbit.bindings.fail-in-0.consumer: {{ quorum: {{ enabled: true }}, ttl: 60000, max-length: 1000 }}\n"
+    );
+    let app = start_app(&t, &yaml, |b| {
+        b.consumer("fail", |v: u32| async move {
+            if v == 13 {
+                Err(HandlerError::new("unlucky"))
+            } else {
+                Ok(())
+            }
+        })
+    })
+    .await;
+    Probe::new(&t)
+        .await
+        .send(&input, [json(json!(1)), json(json!(13))])
+        .await;
+    let dead = t.dead_letters(&input, "g", 1, WAIT).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(crate::target::value(&dead[0]), json!(13));
+    assert_eq!(
+        dead[0].headers.get_str("x-original-attempts"),
+        Some("2"),
+        "{:?}",
+        dead[0].headers
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_required_groups_keep_messages_for_late_consumers() {
+    let Some(t) = target() else { return };
+    let dest = unique("parts");
+    let producer_yaml = format!(
+        "spring.cloud.stream.output-bindings: parts-out\nspring.cloud.stream.bindings:\n  parts-out:\n    destination: {dest}\n    producer: {{ partition-key-expression: \"headers['key']\", partition-count: 2, required-groups: [g] }}\n"
+    );
+    let producer = start_app(&t, &producer_yaml, |b| b).await;
+    let bridge = producer.bridge();
+    for i in 0..20u32 {
+        bridge
+            .send_message(
+                "parts-out",
+                cloud_stream::Message::new(i).header("key", format!("k{}", i % 5)),
+            )
+            .await
+            .expect("send");
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut consumers = Vec::new();
+    for index in 0..2 {
+        let s = seen.clone();
+        let yaml = format!(
+            "spring.cloud.function.definition: part\nspring.cloud.stream.bindings:\n  part-in-0: {{ destination: {dest}, group: g, consumer: {{ partitioned: true, instance-count: 2, instance-index: {index} }} }}\n"
+        );
+        consumers.push(
+            start_app(&t, &yaml, move |b| {
+                b.consumer("part", move |v: u32| {
+                    s.lock().unwrap().push((index, v));
+                    async { Ok::<_, HandlerError>(()) }
+                })
+            })
+            .await,
+        );
+    }
+    assert!(crate::target::eventually(WAIT, || seen.lock().unwrap().len() >= 20).await);
+    tokio::time::sleep(crate::target::QUIET).await;
+    let got = seen.lock().unwrap().clone();
+    let mut values: Vec<u32> = got.iter().map(|(_, v)| *v).collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..20).collect::<Vec<_>>(), "all kept, none twice");
+    assert!(got.iter().any(|(i, _)| *i == 0) && got.iter().any(|(i, _)| *i == 1));
+    for c in consumers {
+        c.shutdown().await;
+    }
+    producer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_uri_attempts_tls_and_fails_cleanly_on_a_plain_port() {
+    let Some(_t) = target() else { return };
+    // 5672 speaks plain AMQP: the TLS handshake must fail with a typed, redacted error (no
+    // panic, e.g. for a missing crypto provider).
+    let e = RabbitBinderFactory::new()
+        .create(
+            "tls",
+            &BinderEnvironment::own(json!({"uri": "amqps://guest:tls-s3cret@127.0.0.1:5672/%2f"})),
+        )
+        .await
+        .err()
+        .expect("no TLS on the plain port");
+    assert!(
+        matches!(e, cloud_stream::binder::BindError::Connect { .. }),
+        "{e}"
+    );
+    assert!(!format!("{e} {e:?}").contains("tls-s3cret"), "{e:?}");
+    println!("amqps on a plain port: {e}");
+}
