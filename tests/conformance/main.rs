@@ -6,6 +6,8 @@
 //! and says so (it never silently passes).
 
 mod scenarios;
+#[cfg(feature = "sqs")]
+mod sqs;
 mod target;
 
 /// Stamps every scenario out as a test for one target.
