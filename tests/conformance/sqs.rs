@@ -1,7 +1,8 @@
 //! The SQS/SNS binder against a real SQS/SNS endpoint (moto's server locally:
 //! `scripts/brokers up sqs`; `CLOUD_STREAM_TEST_AWS_ENDPOINT`, default `http://127.0.0.1:4566`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,7 +39,10 @@ fn reachable(endpoint: &str) -> bool {
 pub fn target() -> Option<SqsTarget> {
     let endpoint = endpoint();
     if reachable(&endpoint) {
-        return Some(SqsTarget { endpoint });
+        return Some(SqsTarget {
+            endpoint,
+            dead: Default::default(),
+        });
     }
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("sqs endpoint not reachable at {endpoint}; run scripts/brokers up sqs");
@@ -50,6 +54,9 @@ pub fn target() -> Option<SqsTarget> {
 /// SQS/SNS on moto (or any endpoint), dummy static credentials, 1 s long polls.
 pub struct SqsTarget {
     endpoint: String,
+    /// Dead letters already taken from each `destination`/`group` DLQ: reading a DLQ deletes
+    /// what it returns, so the target remembers it (scenarios may ask twice).
+    dead: Mutex<HashMap<(String, String), Vec<RawMessage>>>,
 }
 
 impl SqsTarget {
@@ -99,25 +106,39 @@ impl Target for SqsTarget {
         timeout: Duration,
     ) -> Vec<RawMessage> {
         let binder = self.binder().await;
+        let key = (destination.to_owned(), group.to_owned());
+        let known = |this: &Self| this.dead.lock().unwrap().get(&key).map_or(0, Vec::len);
+        let mut store = |this: &Self, mut got: Vec<RawMessage>| {
+            this.dead
+                .lock()
+                .unwrap()
+                .entry(key.clone())
+                .or_default()
+                .append(&mut got);
+        };
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut found = Vec::new();
-        while found.len() < n && tokio::time::Instant::now() < deadline {
+        while known(self) < n && tokio::time::Instant::now() < deadline {
             match binder
                 .take_dead_letters(destination, Some(group), DestinationMode::Sns, false, 1)
                 .await
             {
-                Ok(mut got) => found.append(&mut got),
+                Ok(got) => store(self, got),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
-        // Anything beyond `n` arriving shortly after is reported too.
-        if let Ok(mut more) = binder
+        // Whatever else is already there is reported too.
+        if let Ok(got) = binder
             .take_dead_letters(destination, Some(group), DestinationMode::Sns, false, 0)
             .await
         {
-            found.append(&mut more);
+            store(self, got);
         }
-        found
+        self.dead
+            .lock()
+            .unwrap()
+            .get(&key)
+            .cloned()
+            .unwrap_or_default()
     }
     fn virtual_time(&self) -> bool {
         false
