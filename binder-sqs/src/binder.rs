@@ -104,7 +104,14 @@ impl SqsBinder {
             (DestinationMode::Sqs, _) => naming::direct_queue(prefix, destination, fifo),
         };
         let dlq = naming::dlq(&queue);
-        let url = match self.clients.sqs.get_queue_url().queue_name(&dlq).send().await {
+        let url = match self
+            .clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&dlq)
+            .send()
+            .await
+        {
             Ok(out) => out.queue_url().unwrap_or_default().to_owned(),
             Err(e) => return Err(describe(&e)),
         };
@@ -341,7 +348,10 @@ impl BinderFactory for SqsBinderFactory {
                 dlq: Some(naming::dlq(&topic)),
                 resources: vec![
                     format!("SNS topic {topic}"),
-                    format!("temporary SQS queue {}-anon-<id> (removed on close)", naming::sanitize(destination)),
+                    format!(
+                        "temporary SQS queue {}-anon-<id> (removed on close)",
+                        naming::sanitize(destination)
+                    ),
                 ],
             },
         }

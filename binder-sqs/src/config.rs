@@ -52,7 +52,10 @@ impl fmt::Debug for StaticCredentials {
         f.debug_struct("StaticCredentials")
             .field("access_key", &self.access_key)
             .field("secret_key", &"******")
-            .field("session_token", &self.session_token.as_ref().map(|_| "******"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "******"),
+            )
             .finish()
     }
 }
@@ -166,10 +169,7 @@ const PRODUCER_KEYS: &[&str] = &["destination-mode", "fifo"];
 fn consumer_node() -> SchemaNode {
     SchemaNode::object([
         ("destination-mode", SchemaNode::string()),
-        (
-            "wait-time-seconds",
-            SchemaNode::uint().at_least(0.0),
-        ),
+        ("wait-time-seconds", SchemaNode::uint().at_least(0.0)),
         ("visibility-timeout", SchemaNode::uint().at_least(1.0)),
         ("max-number-of-messages", SchemaNode::uint().at_least(1.0)),
         ("pollers", SchemaNode::uint().at_least(1.0)),
@@ -312,9 +312,7 @@ impl ConsumerSettings {
                     })?;
                 }
                 "wait-time-seconds" => self.wait_time_seconds = uint(&p, v, 0, 20)?,
-                "visibility-timeout" => {
-                    self.visibility_timeout_seconds = uint(&p, v, 1, 43_200)?
-                }
+                "visibility-timeout" => self.visibility_timeout_seconds = uint(&p, v, 1, 43_200)?,
                 "max-number-of-messages" => self.max_number_of_messages = uint(&p, v, 1, 10)?,
                 "pollers" => self.pollers = Some(uint(&p, v, 1, 64)?),
                 "prefetch" => self.prefetch = Some(uint(&p, v, 1, 10_000)?),
@@ -435,7 +433,11 @@ impl BinderSettings {
 
     /// The effective settings of a consumer binding (binder defaults, then the binding's own
     /// `spring.cloud.stream.sqs.bindings.<binding>.consumer` keys).
-    pub fn consumer_for(&self, binding: &str, props: &Value) -> Result<ConsumerSettings, BindError> {
+    pub fn consumer_for(
+        &self,
+        binding: &str,
+        props: &Value,
+    ) -> Result<ConsumerSettings, BindError> {
         let mut c = self.consumer.clone();
         c.apply(
             &format!("spring.cloud.stream.sqs.bindings.{binding}.consumer"),
@@ -445,7 +447,11 @@ impl BinderSettings {
     }
 
     /// The effective settings of a producer binding.
-    pub fn producer_for(&self, binding: &str, props: &Value) -> Result<ProducerSettings, BindError> {
+    pub fn producer_for(
+        &self,
+        binding: &str,
+        props: &Value,
+    ) -> Result<ProducerSettings, BindError> {
         let mut p = self.producer.clone();
         p.apply(
             &format!("spring.cloud.stream.sqs.bindings.{binding}.producer"),
@@ -478,8 +484,13 @@ mod tests {
     #[test]
     fn unknown_key_suggests() {
         let env = BinderEnvironment::own(json!({ "regoin": "x" }));
-        let e = BinderSettings::from_environment("aws", &env).unwrap_err().to_string();
-        assert!(e.contains("regoin") && e.contains("did you mean `region`"), "{e}");
+        let e = BinderSettings::from_environment("aws", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("regoin") && e.contains("did you mean `region`"),
+            "{e}"
+        );
         let s = BinderSettings::default();
         let e = s
             .consumer_for("b-in-0", &json!({ "wait-time-second": 3 }))
@@ -506,6 +517,8 @@ mod tests {
             .producer_for("o", &json!({ "destinationMode": "sqs" }))
             .unwrap();
         assert_eq!(p.mode, DestinationMode::Sqs);
-        assert!(s.producer_for("o", &json!({ "destination-mode": "kinesis" })).is_err());
+        assert!(s
+            .producer_for("o", &json!({ "destination-mode": "kinesis" }))
+            .is_err());
     }
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use stream_core::binder::{
-    ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
-};
+use stream_core::binder::{ConsumeError, DeadLetter, Delivery, SettleError, Subscription};
 use stream_core::message::{header, RawMessage};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -570,7 +568,7 @@ impl Delivery for SqsDelivery {
             .insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
         m.headers
             .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
-        let encoded = headers::encode(&m, &[]);
+        let encoded = headers::encode(&m, &[], true);
         let url = self
             .shared
             .dlq_url()
@@ -597,7 +595,10 @@ impl Delivery for SqsDelivery {
         );
         self.stop_heartbeat().await;
         let receipt = self.receipt.clone();
-        self.shared.delete(receipt).await.map_err(SettleError::new)?;
+        self.shared
+            .delete(receipt)
+            .await
+            .map_err(SettleError::new)?;
         self.settled = true;
         Ok(())
     }

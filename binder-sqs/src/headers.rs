@@ -103,10 +103,10 @@ pub fn valid_text(s: &str) -> bool {
     })
 }
 
-fn native(value: &HeaderValue) -> Option<Attr> {
+fn native(value: &HeaderValue, binary: bool) -> Option<Attr> {
     match value {
         HeaderValue::Text(s) if !s.is_empty() && valid_text(s) => Some(Attr::Text(s.clone())),
-        HeaderValue::Bytes(b) if !b.is_empty() => Some(Attr::Binary(b.clone())),
+        HeaderValue::Bytes(b) if binary && !b.is_empty() => Some(Attr::Binary(b.clone())),
         _ => None,
     }
 }
@@ -116,8 +116,10 @@ fn b64() -> base64::engine::GeneralPurpose {
 }
 
 /// Encodes a message; `extra` attributes (e.g. the partition for subscription filters) are
-/// added as native attributes before any header.
-pub fn encode(message: &RawMessage, extra: &[(String, String)]) -> Encoded {
+/// added as native attributes before any header. With `binary` false, binary header values
+/// are folded (base64) instead of becoming `Binary` attributes: used for SNS publishes, because
+/// moto silently drops SNS→SQS raw deliveries that carry a `Binary` attribute.
+pub fn encode(message: &RawMessage, extra: &[(String, String)], binary: bool) -> Encoded {
     let mut attributes: Vec<(String, Attr)> = extra
         .iter()
         .map(|(n, v)| (n.clone(), Attr::Text(v.clone())))
@@ -151,7 +153,7 @@ pub fn encode(message: &RawMessage, extra: &[(String, String)]) -> Encoded {
     let all_native = ordered.len() <= room
         && ordered
             .iter()
-            .all(|(n, v)| valid_name(n) && native(v).is_some());
+            .all(|(n, v)| valid_name(n) && native(v, binary).is_some());
     let native_budget = if all_native {
         room
     } else {
@@ -159,7 +161,11 @@ pub fn encode(message: &RawMessage, extra: &[(String, String)]) -> Encoded {
     };
     let mut folded = serde_json::Map::new();
     for (name, value) in ordered {
-        let attr = if valid_name(name) { native(value) } else { None };
+        let attr = if valid_name(name) {
+            native(value, binary)
+        } else {
+            None
+        };
         match attr {
             Some(a) if attributes.len() - (MAX_ATTRIBUTES - room) < native_budget => {
                 attributes.push((name.to_owned(), a));
@@ -244,7 +250,7 @@ mod tests {
     use super::*;
 
     fn round_trip(m: &RawMessage, extra: &[(String, String)]) -> RawMessage {
-        let e = encode(m, extra);
+        let e = encode(m, extra, true);
         assert!(e.attributes.len() <= MAX_ATTRIBUTES, "{:?}", e.attributes);
         let map: HashMap<String, Attr> = e.attributes.into_iter().collect();
         decode(&e.body, &map).unwrap()
@@ -255,7 +261,7 @@ mod tests {
         let m = RawMessage::new(Bytes::from_static(b"hi"))
             .header("content-type", "text/plain")
             .header("tenant", "acme");
-        let e = encode(&m, &[]);
+        let e = encode(&m, &[], true);
         assert_eq!(e.body, "hi");
         assert!(e.attributes.iter().all(|(n, _)| n != FOLDED));
         assert_eq!(round_trip(&m, &[]), m);
@@ -274,11 +280,20 @@ mod tests {
         for i in 0..15 {
             m = m.header(format!("h{i}"), format!("v{i}"));
         }
-        let e = encode(&m, &[]);
+        let e = encode(&m, &[], true);
         assert_eq!(e.attributes.len(), MAX_ATTRIBUTES);
         assert!(e.attributes.iter().any(|(n, _)| n == "content-type"));
         assert!(e.attributes.iter().any(|(n, _)| n == "traceparent"));
         assert_eq!(round_trip(&m, &[]), m);
+    }
+
+    #[test]
+    fn binary_headers_fold_when_asked() {
+        let m = RawMessage::new(Bytes::from_static(b"x")).header("bin", vec![1u8, 2]);
+        let e = encode(&m, &[], false);
+        assert!(e.attributes.iter().all(|(_, a)| matches!(a, Attr::Text(_))));
+        let map: HashMap<String, Attr> = e.attributes.into_iter().collect();
+        assert_eq!(decode(&e.body, &map).unwrap(), m);
     }
 
     #[test]

@@ -98,8 +98,14 @@ mod tests {
     fn names() {
         assert_eq!(topic("", "orders.created", false), "orders-created");
         assert_eq!(topic("dev-", "orders.fifo", true), "dev-orders.fifo");
-        assert_eq!(group_queue("", "orders", "stock", None, false), "orders-stock");
-        assert_eq!(group_queue("", "orders", "stock", Some(1), true), "orders-stock-1.fifo");
+        assert_eq!(
+            group_queue("", "orders", "stock", None, false),
+            "orders-stock"
+        );
+        assert_eq!(
+            group_queue("", "orders", "stock", Some(1), true),
+            "orders-stock-1.fifo"
+        );
         assert_eq!(dlq("orders-stock"), "orders-stock-dlq");
         assert_eq!(dlq("orders-stock.fifo"), "orders-stock-dlq.fifo");
         assert!(check_len(&"x".repeat(81)).is_err());

@@ -45,6 +45,7 @@ pub(crate) struct Outgoing {
 pub struct SqsProducer {
     destination: String,
     fifo: bool,
+    via_sns: bool,
     tx: mpsc::Sender<Outgoing>,
     closed: AtomicBool,
 }
@@ -61,9 +62,7 @@ impl fmt::Debug for SqsProducer {
 /// A value usable as a FIFO group or deduplication id (≤ 128 characters of
 /// alphanumerics and punctuation); anything else is replaced by a stable hash.
 pub(crate) fn fifo_id(raw: &str) -> String {
-    let ok = !raw.is_empty()
-        && raw.len() <= 128
-        && raw.chars().all(|c| c.is_ascii_graphic());
+    let ok = !raw.is_empty() && raw.len() <= 128 && raw.chars().all(|c| c.is_ascii_graphic());
     if ok {
         raw.to_owned()
     } else {
@@ -75,12 +74,19 @@ pub(crate) fn fifo_id(raw: &str) -> String {
 
 impl SqsProducer {
     /// A producer sending to `target` (spawns its sender task).
-    pub(crate) fn new(clients: Clients, destination: String, target: SendTarget, fifo: bool) -> Self {
+    pub(crate) fn new(
+        clients: Clients,
+        destination: String,
+        target: SendTarget,
+        fifo: bool,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(256);
+        let via_sns = matches!(target, SendTarget::Topic(_));
         tokio::spawn(sender_loop(clients, destination.clone(), target, fifo, rx));
         SqsProducer {
             destination,
             fifo,
+            via_sns,
             tx,
             closed: AtomicBool::new(false),
         }
@@ -97,7 +103,7 @@ impl Producer for SqsProducer {
         if let Some(p) = route.partition {
             extra.push((PARTITION_ATTRIBUTE.to_owned(), p.to_string()));
         }
-        let encoded = headers::encode(&message, &extra);
+        let encoded = headers::encode(&message, &extra, !self.via_sns);
         let size = encoded.size();
         if size > MAX_MESSAGE_BYTES {
             return Err(SendError::TooLarge {
@@ -109,7 +115,12 @@ impl Producer for SqsProducer {
             let key = route
                 .partition_key
                 .clone()
-                .or_else(|| message.headers.get_str(header::PARTITION_KEY).map(str::to_owned))
+                .or_else(|| {
+                    message
+                        .headers
+                        .get_str(header::PARTITION_KEY)
+                        .map(str::to_owned)
+                })
                 .unwrap_or_else(|| "default".to_owned());
             let id = message
                 .headers

@@ -186,12 +186,13 @@ impl Clients {
                 .send()
                 .await
                 .map_err(|e| bind_error(&self.endpoint(), format!("SNS topic {name}"), e))?;
-            return out.topic_arn().map(str::to_owned).ok_or_else(|| {
-                BindError::Provision {
+            return out
+                .topic_arn()
+                .map(str::to_owned)
+                .ok_or_else(|| BindError::Provision {
                     resource: format!("SNS topic {name}"),
                     source: "CreateTopic returned no ARN".into(),
-                }
-            });
+                });
         }
         let suffix = format!(":{name}");
         let mut token: Option<String> = None;
@@ -396,10 +397,13 @@ impl Clients {
                 let queue = self.queue(&name, fifo, false).await?;
                 let dlq_name = naming::dlq(&name);
                 let dlq = self.queue(&dlq_name, fifo, false).await?;
-                self.set_queue_attributes(&queue, vec![(
-                    QueueAttributeName::RedrivePolicy,
-                    redrive(&dlq, max_receive_count),
-                )])
+                self.set_queue_attributes(
+                    &queue,
+                    vec![(
+                        QueueAttributeName::RedrivePolicy,
+                        redrive(&dlq, max_receive_count),
+                    )],
+                )
                 .await?;
                 Ok(ConsumerResources {
                     queue,
