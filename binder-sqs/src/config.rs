@@ -357,35 +357,102 @@ impl BinderSettings {
     /// as fallbacks.
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
         let mut s = BinderSettings::default();
+        let own_path = format!("spring.cloud.stream.binders.{name}.environment");
+        // Spring Cloud AWS keys: from the inherited properties (lenient: foreign keys are not
+        // ours to validate), then from the binder's own environment (strict).
+        s.apply_spring_aws(&env.inherited, None)?;
+        let mut own = env.own.clone();
+        if let Value::Object(o) = &mut own {
+            if let Some(spring) = o.remove("spring") {
+                let mut wrapped = serde_json::Map::new();
+                wrapped.insert("spring".to_owned(), spring);
+                s.apply_spring_aws(&Value::Object(wrapped), Some(&own_path))?;
+            }
+        }
         let lookup = |path: &str| -> Option<&Value> {
             path.split('.')
                 .try_fold(&env.inherited, |node, part| node.get(part))
         };
-        // Spring Cloud AWS fallbacks (lenient: foreign keys are not ours to validate).
-        if let Some(Value::String(r)) = lookup("spring.cloud.aws.region.static") {
-            s.region = Some(r.clone());
-        }
-        if let Some(Value::String(e)) = lookup("spring.cloud.aws.endpoint") {
-            s.endpoint = Some(e.clone());
-        }
-        if let (Some(Value::String(a)), Some(Value::String(k))) = (
-            lookup("spring.cloud.aws.credentials.access-key"),
-            lookup("spring.cloud.aws.credentials.secret-key"),
-        ) {
-            s.credentials = Some(StaticCredentials {
-                access_key: a.clone(),
-                secret_key: k.clone(),
-                session_token: None,
-            });
-        }
         if let Some(section) = lookup("spring.cloud.stream.sqs.binder") {
             s.apply("spring.cloud.stream.sqs.binder", section)?;
         }
-        s.apply(
-            &format!("spring.cloud.stream.binders.{name}.environment"),
-            &env.own,
-        )?;
+        s.apply(&own_path, &own)?;
         Ok(s)
+    }
+
+    /// Reads `spring.cloud.aws.{region.static, endpoint, credentials.access-key,
+    /// credentials.secret-key}` from `root`. With `strict_path`, any other key below `spring`
+    /// is an error reported under that path.
+    fn apply_spring_aws(
+        &mut self,
+        root: &Value,
+        strict_path: Option<&str>,
+    ) -> Result<(), BindError> {
+        const KNOWN: &[&str] = &[
+            "spring.cloud.aws.region.static",
+            "spring.cloud.aws.endpoint",
+            "spring.cloud.aws.credentials.access-key",
+            "spring.cloud.aws.credentials.secret-key",
+        ];
+        fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+            match v {
+                Value::Object(o) => {
+                    for (k, child) in o {
+                        let p = if prefix.is_empty() {
+                            norm(k)
+                        } else {
+                            format!("{prefix}.{}", norm(k))
+                        };
+                        flatten(&p, child, out);
+                    }
+                }
+                other => out.push((prefix.to_owned(), other.clone())),
+            }
+        }
+        let mut flat = Vec::new();
+        match strict_path {
+            Some(_) => flatten("", root, &mut flat),
+            None => {
+                if let Some(aws) = ["spring", "cloud", "aws"]
+                    .iter()
+                    .try_fold(root, |node, part| node.get(part))
+                {
+                    flatten("spring.cloud.aws", aws, &mut flat);
+                }
+            }
+        }
+        let mut access = None;
+        let mut secret = None;
+        for (key, v) in flat {
+            let p = match strict_path {
+                Some(base) => format!("{base}.{key}"),
+                None => key.clone(),
+            };
+            match key.as_str() {
+                "spring.cloud.aws.region.static" => self.region = Some(string(&p, &v)?),
+                "spring.cloud.aws.endpoint" => self.endpoint = Some(string(&p, &v)?),
+                "spring.cloud.aws.credentials.access-key" => access = Some(string(&p, &v)?),
+                "spring.cloud.aws.credentials.secret-key" => secret = Some(string(&p, &v)?),
+                _ if strict_path.is_some() => {
+                    let hint = stream_core::config::suggest(&key, KNOWN.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    return Err(BindError::Config {
+                        key: p,
+                        message: format!("unknown key{hint}"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let (Some(a), Some(k)) = (access, secret) {
+            self.credentials = Some(StaticCredentials {
+                access_key: a,
+                secret_key: k,
+                session_token: None,
+            });
+        }
+        Ok(())
     }
 
     fn apply(&mut self, path: &str, section: &Value) -> Result<(), BindError> {
@@ -502,6 +569,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("0 to 20"), "{e}");
+    }
+
+    #[test]
+    fn spring_cloud_aws_keys_in_own_environment() {
+        let env = BinderEnvironment::own(json!({
+            "spring": { "cloud": { "aws": {
+                "region": { "static": "eu-central-1" },
+                "endpoint": "http://127.0.0.1:4566",
+                "credentials": { "access-key": "a", "secret-key": "b" }
+            } } }
+        }));
+        let s = BinderSettings::from_environment("aws", &env).unwrap();
+        assert_eq!(s.region.as_deref(), Some("eu-central-1"));
+        assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        assert!(s.credentials.is_some());
+        let env = BinderEnvironment::own(json!({
+            "spring": { "cloud": { "aws": { "endpoit": "x" } } }
+        }));
+        let e = BinderSettings::from_environment("aws", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spring.cloud.aws.endpoint"), "{e}");
     }
 
     #[test]
