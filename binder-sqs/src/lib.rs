@@ -35,3 +35,8 @@ pub use binder::{capabilities, SqsBinder, SqsBinderFactory, BINDER_TYPE};
 pub use config::{BinderSettings, ConsumerSettings, DestinationMode, ProducerSettings};
 pub use consumer::{SqsDelivery, SqsSubscription};
 pub use producer::{SqsProducer, MAX_MESSAGE_BYTES};
+
+/// The AWS SDK crates this binder uses (for callers that want raw access, e.g. benchmarks).
+pub use aws_sdk_sns;
+/// See [`aws_sdk_sns`].
+pub use aws_sdk_sqs;

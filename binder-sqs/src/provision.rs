@@ -475,7 +475,7 @@ impl Clients {
                         .protocol("sqs")
                         .endpoint(&queue.arn)
                         .return_subscription_arn(true)
-                        .attributes("RawMessageDelivery", "true")
+                        .set_attributes(Some(subscription_attributes(filter)))
                         .send()
                         .await
                         .map_err(|e| {
@@ -524,6 +524,15 @@ impl Clients {
             Err(_) => Err(format!("{} did not answer within 5 s", self.endpoint())),
         }
     }
+}
+
+fn subscription_attributes(filter: Option<String>) -> std::collections::HashMap<String, String> {
+    let mut attrs =
+        std::collections::HashMap::from([("RawMessageDelivery".to_owned(), "true".to_owned())]);
+    if let Some(f) = filter {
+        attrs.insert("FilterPolicy".to_owned(), f);
+    }
+    attrs
 }
 
 fn redrive(dlq: &Queue, max_receive_count: u32) -> String {
