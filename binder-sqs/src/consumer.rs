@@ -325,14 +325,24 @@ async fn poll_loop(
     }
 }
 
+/// DeleteMessage(Batch) calls in flight at once per subscription.
+const DELETES_IN_FLIGHT: usize = 4;
+
 /// Deletes acked messages in batches of up to 10 (whatever is waiting; no lingering).
 async fn deleter_loop(
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     mut rx: mpsc::Receiver<(String, oneshot::Sender<Result<(), String>>)>,
 ) {
-    let limit = Arc::new(Semaphore::new(8));
-    while let Some(first) = rx.recv().await {
+    // Deletes ready while all slots are busy go out together in the next batch.
+    let limit = Arc::new(Semaphore::new(DELETES_IN_FLIGHT));
+    loop {
+        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
         let mut batch = vec![first];
         while batch.len() < 10 {
             match rx.try_recv() {
@@ -340,9 +350,6 @@ async fn deleter_loop(
                 Err(_) => break,
             }
         }
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-            return;
-        };
         let sqs = sqs.clone();
         let url = queue_url.clone();
         tokio::spawn(async move {

@@ -21,8 +21,8 @@ pub const MAX_MESSAGE_BYTES: usize = 262_144;
 /// Entries per batch call.
 const MAX_BATCH: usize = 10;
 /// Batch calls in flight at once per producer (standard destinations; FIFO sends one at a
-/// time to keep order).
-const MAX_IN_FLIGHT: usize = 16;
+/// time to keep order). Messages that become ready while all are busy form the next batch.
+const MAX_IN_FLIGHT: usize = 4;
 
 /// Where a producer sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,39 +158,36 @@ async fn sender_loop(
 ) {
     let limit = Arc::new(Semaphore::new(if fifo { 1 } else { MAX_IN_FLIGHT }));
     let ctx = Arc::new((clients, destination, target));
-    while let Some(first) = rx.recv().await {
+    // A message that did not fit the previous batch (size limit) starts the next one.
+    let mut carry: Option<Outgoing> = None;
+    loop {
+        // Wait for a free call slot first: while calls are in flight, ready messages pile up
+        // in the channel and go out together (no lingering when the broker keeps up).
+        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+            return;
+        };
+        let first = match carry.take() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some(m) => m,
+                None => return,
+            },
+        };
         let mut size = first.encoded.size();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
+                Ok(m) if size + m.encoded.size() > MAX_MESSAGE_BYTES => {
+                    carry = Some(m);
+                    break;
+                }
                 Ok(m) => {
-                    if size + m.encoded.size() > MAX_MESSAGE_BYTES {
-                        // Goes first in the next batch.
-                        let ctx2 = Arc::clone(&ctx);
-                        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-                            return;
-                        };
-                        let full = std::mem::take(&mut batch);
-                        let task = async move {
-                            send_batch(&ctx2, full).await;
-                            drop(permit);
-                        };
-                        if fifo {
-                            task.await;
-                        } else {
-                            tokio::spawn(task);
-                        }
-                        size = 0;
-                    }
                     size += m.encoded.size();
                     batch.push(m);
                 }
                 Err(_) => break,
             }
         }
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-            return;
-        };
         let ctx2 = Arc::clone(&ctx);
         let task = async move {
             send_batch(&ctx2, batch).await;
