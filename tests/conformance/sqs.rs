@@ -151,8 +151,8 @@ mod specific {
 
     use bytes::Bytes;
     use cloud_stream::binder::{
-        BindError, Binder, BinderEnvironment, BinderFactory, ConsumerSpec, ProducerSpec, Route,
-        SendError, Subscription,
+        BindError, BinderEnvironment, BinderFactory, ConsumerSpec, ProducerSpec, Route, SendError,
+        Subscription,
     };
     use cloud_stream::binder_sqs::provision::Clients;
     use cloud_stream::binder_sqs::{BinderSettings, SqsBinderFactory};
