@@ -490,4 +490,91 @@ mod specific {
         .expect_err("unknown environment key");
         assert!(err.to_string().contains("region"), "{err}");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn provisioning_is_idempotent_with_policy_redrive_and_raw_delivery() {
+        use cloud_stream::binder_sqs::aws_sdk_sqs::types::QueueAttributeName;
+        let Some(t) = super::target() else { return };
+        let b = crate::target::Target::probe_binder(&t).await;
+        let clients = Clients::connect(
+            BinderSettings::from_environment("c", &BinderEnvironment::own(t.environment()))
+                .unwrap(),
+        )
+        .await;
+        let dest = unique("prov");
+        let mut s = spec("p-in-0", json!({}));
+        s.max_attempts = 4;
+        for _ in 0..2 {
+            let sub = b.bind_consumer(&dest, Some("g"), &s).await.unwrap();
+            sub.close().await;
+        }
+        let url = clients
+            .sqs
+            .get_queue_url()
+            .queue_name(format!("{dest}-g"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned();
+        let attrs = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let attrs = attrs.attributes().unwrap();
+        let redrive: serde_json::Value =
+            serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+        assert!(redrive["deadLetterTargetArn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{dest}-g-dlq")));
+        let max: u32 = redrive["maxReceiveCount"]
+            .to_string()
+            .trim_matches('"')
+            .parse()
+            .unwrap();
+        assert!(
+            max >= 50 && max > s.max_attempts,
+            "backstop above max-attempts: {max}"
+        );
+        let policy = &attrs[&QueueAttributeName::Policy];
+        assert!(
+            policy.contains("sns.amazonaws.com") && policy.contains(&dest),
+            "{policy}"
+        );
+        // CreateTopic is idempotent: it returns the existing topic's ARN.
+        let topic = clients.topic(&dest, false).await.unwrap();
+        let subs = clients
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&topic)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            subs.subscriptions().len(),
+            1,
+            "binding twice subscribes once"
+        );
+        let sub_arn = subs.subscriptions()[0].subscription_arn().unwrap();
+        let sa = clients
+            .sns
+            .get_subscription_attributes()
+            .subscription_arn(sub_arn)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            sa.attributes()
+                .unwrap()
+                .get("RawMessageDelivery")
+                .map(String::as_str),
+            Some("true")
+        );
+    }
 }
