@@ -50,7 +50,13 @@ pub struct StaticCredentials {
 impl fmt::Debug for StaticCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticCredentials")
-            .field("access_key", &self.access_key)
+            .field(
+                "access_key",
+                &format!(
+                    "{}******",
+                    self.access_key.chars().take(4).collect::<String>()
+                ),
+            )
             .field("secret_key", &"******")
             .field(
                 "session_token",
@@ -591,6 +597,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("spring.cloud.aws.endpoint"), "{e}");
+    }
+
+    #[test]
+    fn binder_section_of_the_application_is_read_and_own_environment_wins() {
+        let env = BinderEnvironment {
+            own: json!({ "name-prefix": "own-" }),
+            inherited: json!({ "spring": { "cloud": { "stream": { "sqs": { "binder": {
+                "region": "ap-south-1", "name-prefix": "app-",
+                "consumer": { "visibility-timeout": 90 }
+            } } } } } }),
+        };
+        let s = BinderSettings::from_environment("aws", &env).unwrap();
+        assert_eq!(s.region.as_deref(), Some("ap-south-1"));
+        assert_eq!(s.name_prefix, "own-");
+        assert_eq!(s.consumer.visibility_timeout_seconds, 90);
+        let c = s
+            .consumer_for("x-in-0", &json!({ "visibility-timeout": 5 }))
+            .unwrap();
+        assert_eq!(c.visibility_timeout_seconds, 5);
+        assert!(!format!(
+            "{:?}",
+            BinderSettings {
+                credentials: Some(StaticCredentials {
+                    access_key: "AKIAEXAMPLEKEY".into(),
+                    secret_key: "wJalrXUtnFEMI".into(),
+                    session_token: Some("tok".into()),
+                }),
+                ..Default::default()
+            }
+        )
+        .contains("EXAMPLEKEY"));
     }
 
     #[test]
