@@ -577,4 +577,44 @@ mod specific {
             Some("true")
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_auto_create_missing_resources_are_typed_errors() {
+        let Some(t) = super::target() else { return };
+        let mut env = t.environment();
+        env["auto-create"] = json!(false);
+        let strict = SqsBinderFactory::new()
+            .create("strict", &BinderEnvironment::own(env))
+            .await
+            .unwrap();
+        let dest = unique("nocreate");
+        match strict.bind_producer(&dest, &producer_spec(json!({}))).await {
+            Err(BindError::Provision { .. }) => {}
+            Err(e) => panic!("expected a Provision error, got {e}"),
+            Ok(_) => panic!("bound to a topic that does not exist"),
+        }
+        // Once provisioned (by a binder that may create), the strict binder finds everything.
+        let b = crate::target::Target::probe_binder(&t).await;
+        b.bind_consumer(&dest, Some("g"), &spec("n-in-0", json!({})))
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let mut sub = strict
+            .bind_consumer(&dest, Some("g"), &spec("n-in-0", json!({})))
+            .await
+            .expect("existing resources are found");
+        let p = strict
+            .bind_producer(&dest, &producer_spec(json!({})))
+            .await
+            .expect("existing topic is found");
+        p.send(RawMessage::new(Bytes::from_static(b"ok")), Route::default())
+            .await
+            .unwrap();
+        let d = next(&mut sub, Duration::from_secs(20))
+            .await
+            .expect("delivery");
+        d.ack().await.unwrap();
+        sub.close().await;
+    }
 }
