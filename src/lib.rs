@@ -32,6 +32,8 @@ use std::sync::Arc;
 pub use binder_memory;
 #[cfg(feature = "rabbit")]
 pub use binder_rabbit;
+#[cfg(feature = "sqs")]
+pub use binder_sqs;
 pub use stream_core;
 pub use stream_core::{
     app, binder, binding, bridge, config, convert, expr, function, message, observe, plan, runtime,
@@ -61,6 +63,8 @@ pub fn binder_factories() -> Vec<Arc<dyn stream_core::binder::BinderFactory>> {
         vec![Arc::new(binder_memory::MemoryBinderFactory::new())];
     #[cfg(feature = "rabbit")]
     factories.push(Arc::new(binder_rabbit::RabbitBinderFactory::new()));
+    #[cfg(feature = "sqs")]
+    factories.push(Arc::new(binder_sqs::SqsBinderFactory::new()));
     factories
 }
 

@@ -6,6 +6,8 @@
 //! and says so (it never silently passes).
 
 mod scenarios;
+#[cfg(feature = "sqs")]
+mod sqs;
 mod target;
 
 #[cfg(feature = "rabbit")]

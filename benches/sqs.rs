@@ -1,0 +1,446 @@
+//! SQS/SNS binder vs the raw aws-sdk (DESIGN §9), against the local endpoint (moto's server:
+//! `scripts/brokers up sqs`; `CLOUD_STREAM_TEST_AWS_ENDPOINT`, default `http://127.0.0.1:4566`).
+//!
+//! Run with `scripts/bench sqs [N]` (default N = 2000: moto answers a few hundred calls per
+//! second, so larger runs only take longer). One process, two phases over the same workload —
+//! N JSON events of 1 KiB carrying a send timestamp, through two hops, as a Function binding
+//! does:
+//!
+//! * **raw**: producer tasks `PublishBatch` (10) to topic `in` → queue `in-bench` (raw
+//!   delivery) → transform pollers (`ReceiveMessage` 10, long poll) `PublishBatch` the
+//!   transformed events to topic `out` then `DeleteMessageBatch` → queue `out-sink` → sink
+//!   pollers record the latency and `DeleteMessageBatch`. Sends are confirmed (the batch
+//!   response) before the deletes: at-least-once, like the binder.
+//! * **binder**: concurrent `StreamBridge::send("bench-in")` → Function binding `transform`
+//!   (`bench-in`, group `bench`) → `bench-out` → consumer binding `sink` (group `sink`);
+//!   `max-attempts: 1`, `concurrency: 32`, 4 pollers per binding.
+//!
+//! Prints msgs/s and p50/p99 end-to-end latency for both, the peak RSS (`VmHWM`, whole process,
+//! after the binder phase, which runs second), and one `RESULT` line.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cloud_stream::binder::BinderEnvironment;
+use cloud_stream::binder_sqs::aws_sdk_sns::types::PublishBatchRequestEntry;
+use cloud_stream::binder_sqs::aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use cloud_stream::binder_sqs::provision::Clients;
+use cloud_stream::binder_sqs::{naming, BinderSettings, DestinationMode};
+use cloud_stream::prelude::*;
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+/// Give up on a phase after this long.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Concurrent producers / pollers per stage in the raw phase.
+const RAW_PARALLEL: usize = 4;
+/// Concurrent sends in flight in the binder phase (the binder batches what is ready).
+const BINDER_IN_FLIGHT: usize = 64;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The benchmark event: 1 KiB of JSON.
+#[derive(Debug, Serialize, Deserialize)]
+struct Event {
+    id: u64,
+    sent_ns: u64,
+    kind: String,
+    body: String,
+}
+
+impl Event {
+    fn new(id: u64) -> Self {
+        let mut e = Event {
+            id,
+            sent_ns: now_ns(),
+            kind: "order.created".to_owned(),
+            body: String::new(),
+        };
+        let base = serde_json::to_vec(&e).map_or(80, |v| v.len());
+        e.body = "x".repeat(1024usize.saturating_sub(base));
+        e
+    }
+
+    fn transform(mut self) -> Self {
+        self.kind = self.kind.to_uppercase();
+        self
+    }
+}
+
+struct PhaseResult {
+    msgs_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    elapsed: Duration,
+}
+
+fn summarize(n: usize, elapsed: Duration, mut latencies_ns: Vec<u64>) -> PhaseResult {
+    assert!(latencies_ns.len() >= n, "every message must be recorded");
+    latencies_ns.truncate(n);
+    latencies_ns.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        latencies_ns[i] as f64 / 1e6
+    };
+    PhaseResult {
+        msgs_per_s: n as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        elapsed,
+    }
+}
+
+fn endpoint() -> String {
+    std::env::var("CLOUD_STREAM_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned())
+}
+
+fn environment() -> serde_json::Value {
+    serde_json::json!({
+        "endpoint": endpoint(), "region": "us-east-1", "access-key": "test", "secret-key": "test"
+    })
+}
+
+async fn clients() -> Clients {
+    let settings =
+        BinderSettings::from_environment("bench", &BinderEnvironment::own(environment()))
+            .expect("settings");
+    Clients::connect(settings).await
+}
+
+fn unique(base: &str) -> String {
+    format!(
+        "{base}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+async fn publish_batch(c: &Clients, topic_arn: &str, bodies: Vec<String>) {
+    let mut req = c.sns.publish_batch().topic_arn(topic_arn);
+    for (i, b) in bodies.into_iter().enumerate() {
+        let e = PublishBatchRequestEntry::builder()
+            .id(i.to_string())
+            .message(b)
+            .build()
+            .expect("entry");
+        req = req.publish_batch_request_entries(e);
+    }
+    let out = req.send().await.expect("PublishBatch");
+    assert!(
+        out.failed().is_empty(),
+        "publish failures: {:?}",
+        out.failed()
+    );
+}
+
+async fn delete_batch(c: &Clients, queue_url: &str, receipts: Vec<String>) {
+    if receipts.is_empty() {
+        return;
+    }
+    let mut req = c.sqs.delete_message_batch().queue_url(queue_url);
+    for (i, r) in receipts.into_iter().enumerate() {
+        let e = DeleteMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .receipt_handle(r)
+            .build()
+            .expect("entry");
+        req = req.entries(e);
+    }
+    let out = req.send().await.expect("DeleteMessageBatch");
+    assert!(
+        out.failed().is_empty(),
+        "delete failures: {:?}",
+        out.failed()
+    );
+}
+
+/// Receives up to 10 (long poll 1 s): (receipt, body) pairs.
+async fn receive(c: &Clients, queue_url: &str) -> Vec<(String, String)> {
+    let out = c
+        .sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("ReceiveMessage");
+    out.messages()
+        .iter()
+        .filter_map(|m| Some((m.receipt_handle()?.to_owned(), m.body()?.to_owned())))
+        .collect()
+}
+
+async fn raw_phase(n: usize) -> PhaseResult {
+    let c = clients().await;
+    let (input, output) = (unique("raw-in"), unique("raw-out"));
+    let in_res = c
+        .provision_consumer(&input, Some("bench"), DestinationMode::Sns, false, None, 50)
+        .await
+        .expect("provision in");
+    let out_res = c
+        .provision_consumer(&output, Some("sink"), DestinationMode::Sns, false, None, 50)
+        .await
+        .expect("provision out");
+    let in_topic = c
+        .topic(&naming::topic("", &input, false), false)
+        .await
+        .expect("topic");
+    let out_topic = c
+        .topic(&naming::topic("", &output, false), false)
+        .await
+        .expect("topic");
+
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let received = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Notify::new());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    // Transform pollers.
+    for _ in 0..RAW_PARALLEL {
+        let (c, url, topic, stop) = (
+            c.clone(),
+            in_res.queue.url.clone(),
+            out_topic.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                let got = receive(&c, &url).await;
+                if got.is_empty() {
+                    continue;
+                }
+                let mut bodies = Vec::with_capacity(got.len());
+                let mut receipts = Vec::with_capacity(got.len());
+                for (r, b) in got {
+                    let e: Event = serde_json::from_str(&b).expect("event");
+                    bodies.push(serde_json::to_string(&e.transform()).expect("json"));
+                    receipts.push(r);
+                }
+                publish_batch(&c, &topic, bodies).await;
+                delete_batch(&c, &url, receipts).await;
+            }
+        }));
+    }
+    // Sink pollers.
+    for _ in 0..RAW_PARALLEL {
+        let (c, url, stop) = (c.clone(), out_res.queue.url.clone(), stop.clone());
+        let (latencies, received, done) = (latencies.clone(), received.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                let got = receive(&c, &url).await;
+                let mut receipts = Vec::with_capacity(got.len());
+                for (r, b) in got {
+                    let e: Event = serde_json::from_str(&b).expect("event");
+                    latencies
+                        .lock()
+                        .expect("latencies")
+                        .push(now_ns().saturating_sub(e.sent_ns));
+                    receipts.push(r);
+                }
+                let k = receipts.len();
+                delete_batch(&c, &url, receipts).await;
+                if k > 0 && received.fetch_add(k, Ordering::AcqRel) + k >= n {
+                    done.notify_one();
+                }
+            }
+        }));
+    }
+    let start = Instant::now();
+    // Producers: batches of 10, RAW_PARALLEL at a time.
+    let producer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            futures::stream::iter(
+                (0..n as u64)
+                    .collect::<Vec<_>>()
+                    .chunks(10)
+                    .map(|ids| ids.to_vec())
+                    .collect::<Vec<_>>(),
+            )
+            .map(|ids| {
+                let c = c.clone();
+                let topic = in_topic.clone();
+                async move {
+                    let bodies = ids
+                        .into_iter()
+                        .map(|id| serde_json::to_string(&Event::new(id)).expect("json"))
+                        .collect();
+                    publish_batch(&c, &topic, bodies).await;
+                }
+            })
+            .buffer_unordered(RAW_PARALLEL)
+            .collect::<Vec<_>>()
+            .await;
+        })
+    };
+    tokio::time::timeout(PHASE_TIMEOUT, done.notified())
+        .await
+        .expect("raw phase timed out");
+    let elapsed = start.elapsed();
+    producer.await.expect("producer");
+    stop.store(true, Ordering::Release);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
+    summarize(n, elapsed, latencies)
+}
+
+async fn binder_phase(n: usize) -> Result<PhaseResult, cloud_stream::Error> {
+    let (input, output) = (unique("bench-in"), unique("bench-out"));
+    let yaml = format!(
+        r#"
+spring:
+  cloud:
+    function:
+      definition: transform;sink
+    stream:
+      default-binder: sqs
+      binders:
+        sqs:
+          type: sqs
+          environment: {env}
+      bindings:
+        transform-in-0:  {{ destination: {input}, group: bench, consumer: {{ max-attempts: 1, concurrency: 32 }} }}
+        transform-out-0: {{ destination: {output} }}
+        sink-in-0:       {{ destination: {output}, group: sink, consumer: {{ max-attempts: 1, concurrency: 32 }} }}
+        bench-in:        {{ destination: {input} }}
+      output-bindings: bench-in
+      sqs:
+        default:
+          consumer: {{ wait-time-seconds: 1, pollers: {RAW_PARALLEL} }}
+"#,
+        env = environment()
+    );
+    let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(n)));
+    let received = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Notify::new());
+    let app = {
+        let latencies = Arc::clone(&latencies);
+        let received = Arc::clone(&received);
+        let done = Arc::clone(&done);
+        StreamApp::builder()
+            .config_yaml(&yaml)
+            .function("transform", |e: Event| async move {
+                Ok::<_, HandlerError>(e.transform())
+            })
+            .consumer("sink", move |e: Event| {
+                let latency = now_ns().saturating_sub(e.sent_ns);
+                latencies.lock().expect("latencies").push(latency);
+                if received.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    done.notify_one();
+                }
+                async { Ok(()) }
+            })
+            .build()
+            .await?
+    };
+    let bridge = app.bridge();
+    let start = Instant::now();
+    let producer = tokio::spawn(async move {
+        futures::stream::iter(0..n as u64)
+            .map(|id| {
+                let bridge = bridge.clone();
+                async move {
+                    bridge
+                        .send("bench-in", &Event::new(id))
+                        .await
+                        .expect("bridge send");
+                }
+            })
+            .buffer_unordered(BINDER_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+    });
+    tokio::time::timeout(PHASE_TIMEOUT, done.notified())
+        .await
+        .expect("binder phase timed out");
+    let elapsed = start.elapsed();
+    producer.await.expect("producer task");
+    app.shutdown().await;
+    let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
+    Ok(summarize(n, elapsed, latencies))
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn message_count() -> usize {
+    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let raw = arg.or_else(|| std::env::var("BENCH_MESSAGES").ok());
+    match raw {
+        Some(s) => s.replace('_', "").parse().unwrap_or_else(|_| {
+            eprintln!("bench_sqs: not a message count: {s}");
+            std::process::exit(2)
+        }),
+        None => 2000,
+    }
+}
+
+fn print_phase(name: &str, r: &PhaseResult) {
+    println!(
+        "{name:<7} {:>12.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
+        r.msgs_per_s,
+        r.p50_ms,
+        r.p99_ms,
+        r.elapsed.as_secs_f64()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let n = message_count();
+    if n == 0 {
+        eprintln!("bench_sqs: N must be at least 1");
+        std::process::exit(2);
+    }
+    let c = clients().await;
+    if let Err(e) = c.ping().await {
+        eprintln!(
+            "bench_sqs: endpoint {} not reachable ({e}); run scripts/brokers up sqs",
+            endpoint()
+        );
+        std::process::exit(2);
+    }
+    let sample = serde_json::to_vec(&Event::new(0))?.len();
+    println!(
+        "sqs binder vs raw aws-sdk (SNS topic -> SQS queue, two hops) at {}: {n} messages of {sample} B JSON, {} worker threads",
+        endpoint(),
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
+    let raw = raw_phase(n).await;
+    print_phase("raw", &raw);
+    let raw_rss = peak_rss_mb();
+    let binder = binder_phase(n).await?;
+    print_phase("binder", &binder);
+    let rss = peak_rss_mb();
+    if let (Some(a), Some(b)) = (raw_rss, rss) {
+        println!("peak RSS (VmHWM, whole process): {a:.1} MiB after raw, {b:.1} MiB after binder");
+    }
+    println!(
+        "RESULT binder=sqs raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3}",
+        raw.msgs_per_s,
+        binder.msgs_per_s,
+        binder.msgs_per_s / raw.msgs_per_s,
+        raw.p99_ms,
+        binder.p99_ms,
+        rss.unwrap_or(0.0),
+    );
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! The SPI implementation: binder and factory, capability manifest, health, and the
+//! dead-letter queue reader used by tests and operators.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use stream_core::binder::{
+    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
+    OrderingScope, Producer, ProducerSpec, ProvisionPlan, Subscription,
+};
+use stream_core::config::schema::Schema;
+use stream_core::message::RawMessage;
+
+use crate::config::{BinderSettings, DestinationMode};
+use crate::consumer::SqsSubscription;
+use crate::headers::{self, Attr};
+use crate::naming;
+use crate::producer::{SendTarget, SqsProducer, MAX_MESSAGE_BYTES};
+use crate::provision::{describe, Clients, PartitionFilter, MAX_PARTITIONS};
+
+/// The binder type name.
+pub const BINDER_TYPE: &str = "sqs";
+
+/// The capability manifest of the SQS/SNS binder.
+///
+/// * Ordering: per message group on FIFO topics/queues (partitioned bindings, `fifo: true` or
+///   a `.fifo` destination); standard queues promise no order (one poller per binding keeps
+///   the queue's delivery order, which SQS itself calls best-effort).
+/// * Partitions are not native: a partitioned consumer instance gets a queue whose subscription
+///   filters on the `partition` attribute.
+/// * Payload: 256 KiB including attributes. Headers: 10 native attributes, the rest folded
+///   into one; binary values survive.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        binder_type: BINDER_TYPE,
+        ordering: OrderingScope::Partition,
+        native_partitions: false,
+        native_delay: false,
+        max_payload_bytes: Some(MAX_MESSAGE_BYTES),
+        max_headers: Some(headers::MAX_ATTRIBUTES),
+        binary_headers: true,
+        pause_resume: true,
+        transactions: false,
+        durable_groups: true,
+        anonymous_sees_only_new: true,
+    }
+}
+
+/// A connected SQS/SNS binder.
+pub struct SqsBinder {
+    clients: Clients,
+    capabilities: Capabilities,
+}
+
+impl fmt::Debug for SqsBinder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqsBinder")
+            .field("settings", &self.clients.settings)
+            .finish()
+    }
+}
+
+fn wants_fifo(destination: &str, configured: bool, partitioned: bool) -> bool {
+    configured || partitioned || naming::is_fifo_name(destination)
+}
+
+fn max_receive_count(spec: &ConsumerSpec, configured: Option<u32>) -> u32 {
+    configured.unwrap_or_else(|| (spec.max_attempts.max(1).saturating_mul(5)).max(50))
+}
+
+impl SqsBinder {
+    /// A binder over `clients`.
+    pub fn new(clients: Clients) -> Self {
+        SqsBinder {
+            clients,
+            capabilities: capabilities(),
+        }
+    }
+
+    /// The binder's settings.
+    pub fn settings(&self) -> &BinderSettings {
+        &self.clients.settings
+    }
+
+    /// Receives (and deletes) up to 10 messages waiting in the dead-letter queue of
+    /// `destination`/`group` (sns mode: `<destination>-<group>-dlq`; sqs mode:
+    /// `<destination>-dlq`), decoded like any delivery. Waits up to `wait_seconds` (0..=20).
+    pub async fn take_dead_letters(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        mode: DestinationMode,
+        fifo: bool,
+        wait_seconds: u32,
+    ) -> Result<Vec<RawMessage>, String> {
+        let prefix = &self.clients.settings.name_prefix;
+        let queue = match (mode, group) {
+            (DestinationMode::Sns, Some(g)) => {
+                naming::group_queue(prefix, destination, g, None, fifo)
+            }
+            (DestinationMode::Sns, None) => naming::topic(prefix, destination, fifo),
+            (DestinationMode::Sqs, _) => naming::direct_queue(prefix, destination, fifo),
+        };
+        let dlq = naming::dlq(&queue);
+        let url = match self
+            .clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&dlq)
+            .send()
+            .await
+        {
+            Ok(out) => out.queue_url().unwrap_or_default().to_owned(),
+            Err(e) => return Err(describe(&e)),
+        };
+        let out = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds.min(20) as i32)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let mut found = Vec::new();
+        for m in out.messages() {
+            let mut attrs = HashMap::new();
+            for (n, v) in m.message_attributes().into_iter().flatten() {
+                if let Some(b) = v.binary_value() {
+                    attrs.insert(n.clone(), Attr::Binary(b.as_ref().to_vec()));
+                } else if let Some(s) = v.string_value() {
+                    attrs.insert(n.clone(), Attr::Text(s.to_owned()));
+                }
+            }
+            let msg = headers::decode(m.body().unwrap_or(""), &attrs).map_err(|e| e.to_string())?;
+            if let Some(r) = m.receipt_handle() {
+                self.clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(r)
+                    .send()
+                    .await
+                    .map_err(|e| describe(&e))?;
+            }
+            found.push(msg);
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl Binder for SqsBinder {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn bind_producer(
+        &self,
+        destination: &str,
+        spec: &ProducerSpec,
+    ) -> Result<Box<dyn Producer>, BindError> {
+        let settings = self
+            .clients
+            .settings
+            .producer_for(&spec.binding, &spec.binder_properties)?;
+        if spec.partition_count > MAX_PARTITIONS {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.bindings.{}.producer.partition-count",
+                    spec.binding
+                ),
+                message: format!(
+                    "{} partitions exceed the sqs binder's limit of {MAX_PARTITIONS} (SNS filter policies)",
+                    spec.partition_count
+                ),
+            });
+        }
+        let fifo = wants_fifo(destination, settings.fifo, spec.partition_count > 1);
+        let prefix = self.clients.settings.name_prefix.as_str();
+        let target = match settings.mode {
+            DestinationMode::Sns => {
+                let topic = naming::topic(prefix, destination, fifo);
+                let arn = self.clients.topic(&topic, fifo).await?;
+                for g in &spec.required_groups {
+                    self.clients
+                        .provision_consumer(
+                            destination,
+                            Some(g),
+                            DestinationMode::Sns,
+                            fifo,
+                            None,
+                            50,
+                        )
+                        .await?;
+                }
+                SendTarget::Topic(arn)
+            }
+            DestinationMode::Sqs => {
+                let name = naming::direct_queue(prefix, destination, fifo);
+                let q = self.clients.queue(&name, fifo, false).await?;
+                SendTarget::Queue(q.url)
+            }
+        };
+        tracing::debug!(destination, binding = %spec.binding, fifo, target = ?target, "sqs producer bound");
+        Ok(Box::new(SqsProducer::new(
+            self.clients.clone(),
+            destination.to_owned(),
+            target,
+            fifo,
+        )))
+    }
+
+    async fn bind_consumer(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Result<Box<dyn Subscription>, BindError> {
+        let settings = self
+            .clients
+            .settings
+            .consumer_for(&spec.binding, &spec.binder_properties)?;
+        if let Some(g) = group {
+            if g.is_empty() {
+                return Err(BindError::Config {
+                    key: format!("spring.cloud.stream.bindings.{}.group", spec.binding),
+                    message: "the group name is empty".into(),
+                });
+            }
+        }
+        let filter = if spec.partitioned {
+            let count = spec.instance_count.max(1);
+            if spec.instance_index >= count {
+                return Err(BindError::Config {
+                    key: format!(
+                        "spring.cloud.stream.bindings.{}.consumer.instance-index",
+                        spec.binding
+                    ),
+                    message: format!(
+                        "instance-index {} must be less than instance-count {count}",
+                        spec.instance_index
+                    ),
+                });
+            }
+            match settings.mode {
+                DestinationMode::Sns => Some(PartitionFilter {
+                    index: spec.instance_index,
+                    count,
+                }),
+                DestinationMode::Sqs => {
+                    tracing::warn!(binding = %spec.binding, "partitioned consumer on an sqs-mode queue: instances compete for all message groups (FIFO order per key still holds)");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let fifo = wants_fifo(destination, settings.fifo, spec.partitioned);
+        let resources = self
+            .clients
+            .provision_consumer(
+                destination,
+                group,
+                settings.mode,
+                fifo,
+                filter,
+                max_receive_count(spec, settings.max_receive_count),
+            )
+            .await?;
+        Ok(Box::new(SqsSubscription::start(
+            self.clients.clone(),
+            destination,
+            group,
+            resources,
+            &settings,
+            spec.concurrency,
+        )))
+    }
+
+    async fn health(&self) -> Health {
+        match self.clients.ping().await {
+            Ok(()) => Health::Up,
+            Err(e) => Health::Down(e),
+        }
+    }
+}
+
+/// Creates SQS/SNS binders (type `sqs`).
+///
+/// Environment keys (also readable from `spring.cloud.stream.sqs.binder.*`): `region`,
+/// `endpoint`, `name-prefix`, `auto-create` (default true), `access-key`/`secret-key`/
+/// `session-token` (static credentials; otherwise the default AWS chain), and `consumer.*`/
+/// `producer.*` defaults for every binding (see [`crate::config`]).
+#[derive(Debug, Default)]
+pub struct SqsBinderFactory;
+
+impl SqsBinderFactory {
+    /// A factory.
+    pub fn new() -> Self {
+        SqsBinderFactory
+    }
+}
+
+#[async_trait]
+impl BinderFactory for SqsBinderFactory {
+    fn binder_type(&self) -> &'static str {
+        BINDER_TYPE
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    fn config_schema(&self) -> Option<Schema> {
+        Some(crate::config::schema())
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        environment: &BinderEnvironment,
+    ) -> Result<Arc<dyn Binder>, BindError> {
+        let settings = BinderSettings::from_environment(name, environment)?;
+        tracing::debug!(binder = name, settings = ?settings, "creating sqs binder");
+        Ok(Arc::new(SqsBinder::new(Clients::connect(settings).await)))
+    }
+
+    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
+        let topic = naming::topic("", destination, naming::is_fifo_name(destination));
+        let fifo = naming::is_fifo_name(destination);
+        match group {
+            Some(g) => {
+                let queue = naming::group_queue("", destination, g, None, fifo);
+                ProvisionPlan {
+                    dlq: Some(naming::dlq(&queue)),
+                    resources: vec![
+                        format!("SNS topic {topic}"),
+                        format!("SQS queue {queue} (subscribed, raw delivery; redrive to its DLQ)"),
+                    ],
+                }
+            }
+            None => ProvisionPlan {
+                dlq: Some(naming::dlq(&topic)),
+                resources: vec![
+                    format!("SNS topic {topic}"),
+                    format!(
+                        "temporary SQS queue {}-anon-<id> (removed on close)",
+                        naming::sanitize(destination)
+                    ),
+                ],
+            },
+        }
+    }
+
+    fn plan_producer(&self, destination: &str, spec: &ProducerSpec) -> ProvisionPlan {
+        let fifo = wants_fifo(destination, false, spec.partition_count > 1);
+        let topic = naming::topic("", destination, fifo);
+        let mut resources = vec![format!("SNS topic {topic}")];
+        for g in &spec.required_groups {
+            resources.push(format!(
+                "SQS queue {} (subscribed)",
+                naming::group_queue("", destination, g, None, fifo)
+            ));
+        }
+        ProvisionPlan {
+            dlq: None,
+            resources,
+        }
+    }
+}
