@@ -11,26 +11,24 @@
 //!   (`bench-in`, group `bench`) → `bench-out` → consumer binding `sink` (group `sink`) recording
 //!   the latency; `max-attempts: 1`.
 //!
-//! Prints msgs/s and p50/p99 latency for both, the process peak RSS (`VmHWM`) after the binder
-//! phase (which runs second, so the figure covers both phases), and one `RESULT` line.
+//! Runs `BENCH_ROUNDS` (default 3) alternating rounds and reports each side by its median round;
+//! prints msgs/s, p50/p99 latency and CPU per message for each, the peak RSS (`VmHWM`) after the
+//! first binder phase, and one `RESULT` line (see `common`).
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloud_stream::prelude::*;
+use common::{now_ns, summarize, BoxResult, PhaseResult};
 use tokio::sync::{mpsc, Notify};
 
 /// Capacity of each raw channel.
 const RAW_CAPACITY: usize = 1024;
 /// Give up on a phase after this long.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// The benchmark event: about 100 bytes of JSON.
 #[derive(Debug, Serialize, Deserialize)]
@@ -57,30 +55,7 @@ impl Event {
     }
 }
 
-/// Throughput and latency of one phase.
-struct PhaseResult {
-    msgs_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    elapsed: Duration,
-}
-
-fn summarize(n: usize, elapsed: Duration, mut latencies_ns: Vec<u64>) -> PhaseResult {
-    assert_eq!(latencies_ns.len(), n, "every message must be recorded");
-    latencies_ns.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        latencies_ns[i] as f64 / 1e6
-    };
-    PhaseResult {
-        msgs_per_s: n as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        elapsed,
-    }
-}
-
-async fn raw_phase(n: usize) -> PhaseResult {
+async fn raw_phase(n: usize) -> BoxResult<PhaseResult> {
     let (in_tx, mut in_rx) = mpsc::channel::<Vec<u8>>(RAW_CAPACITY);
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(RAW_CAPACITY);
     let start = Instant::now();
@@ -121,7 +96,7 @@ async fn raw_phase(n: usize) -> PhaseResult {
     let elapsed = start.elapsed();
     producer.await.expect("producer task");
     transform.await.expect("transform task");
-    summarize(n, elapsed, latencies)
+    Ok(summarize(n, elapsed, latencies))
 }
 
 const BINDER_CONFIG: &str = r#"
@@ -136,7 +111,7 @@ spring:
         sink-in-0:       { destination: bench-out, group: sink, consumer: { max-attempts: 1 } }
 "#;
 
-async fn binder_phase(n: usize) -> Result<PhaseResult, cloud_stream::Error> {
+async fn binder_phase(n: usize) -> BoxResult<PhaseResult> {
     let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(n)));
     let received = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(Notify::new());
@@ -182,75 +157,21 @@ async fn binder_phase(n: usize) -> Result<PhaseResult, cloud_stream::Error> {
     Ok(summarize(n, elapsed, latencies))
 }
 
-/// Peak resident set size of this process, in MiB (`VmHWM`), if the platform reports it.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn message_count() -> usize {
-    // `cargo bench` appends `--bench`; ignore flags.
-    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let raw = arg.or_else(|| std::env::var("BENCH_MESSAGES").ok());
-    match raw {
-        Some(s) => s.replace('_', "").parse().unwrap_or_else(|_| {
-            eprintln!("bench_memory: not a message count: {s}");
-            std::process::exit(2)
-        }),
-        None => 1_000_000,
-    }
-}
-
-fn print_phase(name: &str, r: &PhaseResult) {
-    println!(
-        "{name:<7} {:>12.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
-        r.msgs_per_s,
-        r.p50_ms,
-        r.p99_ms,
-        r.elapsed.as_secs_f64()
-    );
-}
-
 #[tokio::main(flavor = "multi_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let n = message_count();
-    if n == 0 {
-        eprintln!("bench_memory: N must be at least 1");
-        std::process::exit(2);
-    }
+async fn main() -> BoxResult<()> {
+    common::init_tracing();
+    let n = common::message_count("memory", 1_000_000);
     let sample = serde_json::to_vec(&Event::new(0))?.len();
     println!(
         "memory binder vs tokio mpsc + serde_json: {n} messages of ~{sample} B JSON, {} worker threads",
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
-
-    let raw = raw_phase(n).await;
-    print_phase("raw", &raw);
-    let raw_rss = peak_rss_mb();
-
-    let binder = binder_phase(n).await?;
-    print_phase("binder", &binder);
-    let rss = peak_rss_mb();
-    if let (Some(a), Some(b)) = (raw_rss, rss) {
-        println!("peak RSS (VmHWM, whole process): {a:.1} MiB after raw, {b:.1} MiB after binder");
-    }
-
-    println!(
-        "RESULT binder=memory raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3}",
-        raw.msgs_per_s,
-        binder.msgs_per_s,
-        binder.msgs_per_s / raw.msgs_per_s,
-        raw.p99_ms,
-        binder.p99_ms,
-        rss.unwrap_or(0.0),
-    );
-    Ok(())
+    common::compare(
+        "memory",
+        n,
+        common::rounds(3),
+        |_| binder_phase(n),
+        |_| raw_phase(n),
+    )
+    .await
 }

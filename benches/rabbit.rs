@@ -20,11 +20,14 @@
 //! latency of every phase, then of each side's median round, the process peak RSS (`VmHWM`)
 //! after the first binder phase (before any raw phase ran), the ratio and one `RESULT` line.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cloud_stream::prelude::*;
+use common::{now_ns, summarize, BoxResult, PhaseResult};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -45,12 +48,6 @@ const PREFETCH: u16 = 128;
 const CONCURRENCY: u32 = 128;
 /// Give up on a phase after this long.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// The benchmark event: 1 KiB of JSON.
 #[derive(Debug, Serialize, Deserialize)]
@@ -97,38 +94,11 @@ impl Event {
     }
 }
 
-struct PhaseResult {
-    /// Process CPU time (user + system) per message, in microseconds.
-    cpu_us_per_msg: f64,
-    msgs_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    elapsed: Duration,
-}
-
-fn summarize(n: usize, elapsed: Duration, mut latencies_ns: Vec<u64>) -> PhaseResult {
-    assert_eq!(latencies_ns.len(), n, "every message must be recorded");
-    latencies_ns.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        latencies_ns[i] as f64 / 1e6
-    };
-    PhaseResult {
-        cpu_us_per_msg: 0.0,
-        msgs_per_s: n as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        elapsed,
-    }
-}
-
 fn props() -> BasicProperties {
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())
 }
-
-type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     let conn = Arc::new(Connection::connect(uri, ConnectionProperties::default()).await?);
@@ -399,78 +369,10 @@ spring:
     Ok(summarize(n, elapsed, latencies))
 }
 
-/// CPU time (user + system) this process used so far, in microseconds.
-fn cpu_us() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses): utime is the 14th field overall.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // USER_HZ is 100 on Linux.
-    (ticks(11) + ticks(12)) * 10_000.0
-}
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn message_count() -> usize {
-    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let raw = arg.or_else(|| std::env::var("BENCH_MESSAGES").ok());
-    match raw {
-        Some(s) => s.replace('_', "").parse().unwrap_or_else(|_| {
-            eprintln!("bench_rabbit: not a message count: {s}");
-            std::process::exit(2)
-        }),
-        None => 20_000,
-    }
-}
-
-/// Rounds per side (`BENCH_ROUNDS`, default 3).
-fn rounds() -> usize {
-    std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|r: &usize| *r > 0)
-        .unwrap_or(3)
-}
-
-/// The round with the median throughput.
-fn median(mut results: Vec<PhaseResult>) -> PhaseResult {
-    results.sort_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
-    let mid = results.len() / 2;
-    results.swap_remove(mid)
-}
-
-fn print_phase(name: &str, r: &PhaseResult) {
-    println!(
-        "{name:<9} {:>10.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s, {:.0} us CPU/msg in this process)",
-        r.msgs_per_s,
-        r.p50_ms,
-        r.p99_ms,
-        r.elapsed.as_secs_f64(),
-        r.cpu_us_per_msg
-    );
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> BoxResult<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let n = message_count();
-    if n == 0 {
-        eprintln!("bench_rabbit: N must be at least 1");
-        std::process::exit(2);
-    }
+    common::init_tracing();
+    let n = common::message_count("rabbit", 20_000);
     let uri = std::env::var("CLOUD_STREAM_TEST_AMQP_URI")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
     let sample = serde_json::to_vec(&Event::new(0))?.len();
@@ -479,51 +381,13 @@ async fn main() -> BoxResult<()> {
         "rabbit: raw lapin vs cloud-stream Function binding: {n} messages of {sample} B JSON, confirms + manual acks, driver window {WINDOW}, prefetch {PREFETCH}, binder concurrency {CONCURRENCY}, {} worker threads",
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
-
-    // Alternating rounds (binder first, so the peak RSS after the first binder phase is the
-    // binder's own); each side is reported by its median round, which keeps the comparison fair
-    // on a machine whose CPU is shared.
-    let rounds = rounds();
-    let (mut raws, mut binders, mut binder_rss) = (Vec::new(), Vec::new(), None);
-    for r in 0..rounds {
-        let c0 = cpu_us();
-        let mut b = binder_phase(&uri, n, &format!("{tag}{r}")).await?;
-        b.cpu_us_per_msg = (cpu_us() - c0) / n as f64;
-        print_phase(&format!("binder#{}", r + 1), &b);
-        if r == 0 {
-            binder_rss = peak_rss_mb();
-        }
-        binders.push(b);
-        let c0 = cpu_us();
-        let mut a = raw_phase(&uri, n, &format!("{tag}{r}")).await?;
-        a.cpu_us_per_msg = (cpu_us() - c0) / n as f64;
-        print_phase(&format!("raw#{}", r + 1), &a);
-        raws.push(a);
-    }
-    let raw = median(raws);
-    let binder = median(binders);
-    println!("median of {rounds} round(s):");
-    print_phase("raw", &raw);
-    print_phase("binder", &binder);
-    let rss = binder_rss;
-    if let (Some(b), Some(all)) = (binder_rss, peak_rss_mb()) {
-        println!(
-            "peak RSS (VmHWM): {b:.1} MiB after the first binder phase, {all:.1} MiB after all phases"
-        );
-    }
-    println!(
-        "ratio {:.3} (binder/raw msgs/s), p99 delta {:+.3} ms",
-        binder.msgs_per_s / raw.msgs_per_s,
-        binder.p99_ms - raw.p99_ms
-    );
-    println!(
-        "RESULT binder=rabbit raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3}",
-        raw.msgs_per_s,
-        binder.msgs_per_s,
-        binder.msgs_per_s / raw.msgs_per_s,
-        raw.p99_ms,
-        binder.p99_ms,
-        rss.unwrap_or(0.0),
-    );
-    Ok(())
+    let (uri, tag) = (uri.as_str(), tag.as_str());
+    common::compare(
+        "rabbit",
+        n,
+        common::rounds(3),
+        |round| async move { binder_phase(uri, n, &format!("{tag}{round}")).await },
+        |round| async move { raw_phase(uri, n, &format!("{tag}{round}")).await },
+    )
+    .await
 }

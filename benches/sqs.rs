@@ -15,11 +15,14 @@
 //!   (`bench-in`, group `bench`) → `bench-out` → consumer binding `sink` (group `sink`);
 //!   `max-attempts: 1`, `concurrency: 32`, 4 pollers per binding.
 //!
-//! Prints msgs/s and p50/p99 end-to-end latency for both, the peak RSS (`VmHWM`, whole process,
-//! after the binder phase, which runs second), and one `RESULT` line.
+//! Runs `BENCH_ROUNDS` (default 1: moto is slow) alternating rounds and reports each side by its
+//! median round: msgs/s, p50/p99 end-to-end latency and CPU per message, the peak RSS (`VmHWM`)
+//! after the first binder phase, and one `RESULT` line (see `common`).
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloud_stream::binder::BinderEnvironment;
@@ -28,6 +31,7 @@ use cloud_stream::binder_sqs::aws_sdk_sqs::types::DeleteMessageBatchRequestEntry
 use cloud_stream::binder_sqs::provision::Clients;
 use cloud_stream::binder_sqs::{naming, BinderSettings, DestinationMode};
 use cloud_stream::prelude::*;
+use common::{now_ns, summarize, BoxResult, PhaseResult};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
@@ -37,12 +41,6 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
 const RAW_PARALLEL: usize = 4;
 /// Concurrent sends in flight in the binder phase (the binder batches what is ready).
 const BINDER_IN_FLIGHT: usize = 64;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// The benchmark event: 1 KiB of JSON.
 #[derive(Debug, Serialize, Deserialize)]
@@ -69,29 +67,6 @@ impl Event {
     fn transform(mut self) -> Self {
         self.kind = self.kind.to_uppercase();
         self
-    }
-}
-
-struct PhaseResult {
-    msgs_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    elapsed: Duration,
-}
-
-fn summarize(n: usize, elapsed: Duration, mut latencies_ns: Vec<u64>) -> PhaseResult {
-    assert!(latencies_ns.len() >= n, "every message must be recorded");
-    latencies_ns.truncate(n);
-    latencies_ns.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        latencies_ns[i] as f64 / 1e6
-    };
-    PhaseResult {
-        msgs_per_s: n as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        elapsed,
     }
 }
 
@@ -176,7 +151,7 @@ async fn receive(c: &Clients, queue_url: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn raw_phase(n: usize) -> PhaseResult {
+async fn raw_phase(n: usize) -> BoxResult<PhaseResult> {
     let c = clients().await;
     let (input, output) = (unique("raw-in"), unique("raw-out"));
     let in_res = c
@@ -289,10 +264,10 @@ async fn raw_phase(n: usize) -> PhaseResult {
         let _ = t.await;
     }
     let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
-    summarize(n, elapsed, latencies)
+    Ok(summarize(n, elapsed, latencies))
 }
 
-async fn binder_phase(n: usize) -> Result<PhaseResult, cloud_stream::Error> {
+async fn binder_phase(n: usize) -> BoxResult<PhaseResult> {
     let (input, output) = (unique("bench-in"), unique("bench-out"));
     let yaml = format!(
         r#"
@@ -368,52 +343,14 @@ spring:
     Ok(summarize(n, elapsed, latencies))
 }
 
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn message_count() -> usize {
-    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let raw = arg.or_else(|| std::env::var("BENCH_MESSAGES").ok());
-    match raw {
-        Some(s) => s.replace('_', "").parse().unwrap_or_else(|_| {
-            eprintln!("bench_sqs: not a message count: {s}");
-            std::process::exit(2)
-        }),
-        None => 2000,
-    }
-}
-
-fn print_phase(name: &str, r: &PhaseResult) {
-    println!(
-        "{name:<7} {:>12.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
-        r.msgs_per_s,
-        r.p50_ms,
-        r.p99_ms,
-        r.elapsed.as_secs_f64()
-    );
-}
-
 #[tokio::main(flavor = "multi_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let n = message_count();
-    if n == 0 {
-        eprintln!("bench_sqs: N must be at least 1");
-        std::process::exit(2);
-    }
+async fn main() -> BoxResult<()> {
+    common::init_tracing();
+    let n = common::message_count("sqs", 2000);
     let c = clients().await;
     if let Err(e) = c.ping().await {
         eprintln!(
-            "bench_sqs: endpoint {} not reachable ({e}); run scripts/brokers up sqs",
+            "bench sqs: endpoint {} not reachable ({e}); run scripts/brokers up sqs",
             endpoint()
         );
         std::process::exit(2);
@@ -424,23 +361,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         endpoint(),
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
-    let raw = raw_phase(n).await;
-    print_phase("raw", &raw);
-    let raw_rss = peak_rss_mb();
-    let binder = binder_phase(n).await?;
-    print_phase("binder", &binder);
-    let rss = peak_rss_mb();
-    if let (Some(a), Some(b)) = (raw_rss, rss) {
-        println!("peak RSS (VmHWM, whole process): {a:.1} MiB after raw, {b:.1} MiB after binder");
-    }
-    println!(
-        "RESULT binder=sqs raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3}",
-        raw.msgs_per_s,
-        binder.msgs_per_s,
-        binder.msgs_per_s / raw.msgs_per_s,
-        raw.p99_ms,
-        binder.p99_ms,
-        rss.unwrap_or(0.0),
-    );
-    Ok(())
+    common::compare(
+        "sqs",
+        n,
+        common::rounds(1),
+        |_| binder_phase(n),
+        |_| raw_phase(n),
+    )
+    .await
 }
