@@ -30,6 +30,8 @@
 use std::sync::Arc;
 
 pub use binder_memory;
+#[cfg(feature = "kafka")]
+pub use binder_kafka;
 pub use stream_core;
 pub use stream_core::{
     app, binder, binding, bridge, config, convert, expr, function, message, observe, plan, runtime,
@@ -54,7 +56,12 @@ impl StreamApp {
 
 /// The binder factories compiled into this build.
 pub fn binder_factories() -> Vec<Arc<dyn stream_core::binder::BinderFactory>> {
-    vec![Arc::new(binder_memory::MemoryBinderFactory::new())]
+    #[allow(unused_mut)]
+    let mut factories: Vec<Arc<dyn stream_core::binder::BinderFactory>> =
+        vec![Arc::new(binder_memory::MemoryBinderFactory::new())];
+    #[cfg(feature = "kafka")]
+    factories.push(Arc::new(binder_kafka::KafkaBinderFactory::new()));
+    factories
 }
 
 /// The registry of the binder factories compiled into this build.

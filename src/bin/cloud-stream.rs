@@ -56,7 +56,11 @@ const INVALID: u8 = 2;
 
 fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Vec<String>> {
     let registry = cloud_stream::binder_registry();
-    let loaded = ConfigLoader::new()
+    let mut loader = ConfigLoader::new();
+    for (t, schema) in registry.config_schemas() {
+        loader = loader.binder_schema(t, schema);
+    }
+    let loaded = loader
         .file(file)
         .profiles(profiles)
         .binder_types(registry.types())

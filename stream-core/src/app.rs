@@ -261,9 +261,11 @@ impl StreamAppBuilder {
     /// Validates the configuration, connects the binders, binds every function and starts
     /// consuming. Logs each binding's delivery plan.
     pub async fn build(self) -> Result<RunningApp, Error> {
-        let loaded = self
-            .loader
-            .clone()
+        let mut loader = self.loader.clone();
+        for (t, schema) in self.binders.config_schemas() {
+            loader = loader.binder_schema(t, schema);
+        }
+        let loaded = loader
             .binder_types(self.binders.types())
             .known_bindings(self.candidate_binding_names())
             .load()?;

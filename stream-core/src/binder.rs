@@ -276,6 +276,12 @@ pub trait BinderFactory: Send + Sync {
         environment: &BinderEnvironment,
     ) -> Result<Arc<dyn Binder>, BindError>;
 
+    /// The schema of this binder type's `spring.cloud.stream.<type>.*` section (see
+    /// [`crate::config::schema::Schema::binder_section`]); `None` leaves it unchecked.
+    fn config_schema(&self) -> Option<crate::config::schema::Schema> {
+        None
+    }
+
     /// What binding `destination`/`group` would provision, without connecting.
     fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
         let _ = (destination, group);
@@ -314,6 +320,14 @@ impl BinderRegistry {
     /// The registered types, sorted.
     pub fn types(&self) -> Vec<&'static str> {
         self.factories.keys().copied().collect()
+    }
+
+    /// The binder-section schemas the registered factories declare, by type.
+    pub fn config_schemas(&self) -> Vec<(&'static str, crate::config::schema::Schema)> {
+        self.factories
+            .iter()
+            .filter_map(|(t, f)| f.config_schema().map(|s| (*t, s)))
+            .collect()
     }
 }
 

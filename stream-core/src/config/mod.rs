@@ -42,6 +42,7 @@ pub use error::{ConfigError, ConfigIssue};
 pub use props::*;
 pub use redact::{is_secret_key, redact_value};
 pub use schema::{Kind, Leaf, Schema, SchemaNode};
+pub use suggest::suggest;
 pub use tree::deep_merge;
 
 use env::EnvMapper;
