@@ -398,6 +398,8 @@ impl Binder for KafkaBinder {
             commits: !anonymous,
             reset_to_latest: (props.reset_offsets && !anonymous)
                 .then_some(start == StartOffset::Latest),
+            prefetch: (spec.concurrency.max(1) as usize * crate::consumer::PREFETCH_PER_CONCURRENCY)
+                .max(crate::consumer::MIN_PREFETCH),
         })
         .await?;
         tracing::debug!(

@@ -2,7 +2,7 @@
 //! partitioned and anonymous bindings), deliveries that commit only the completed prefix, and
 //! dead-lettering to the DLQ topic.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +28,11 @@ use crate::tracker::{Tp, Tracker};
 /// How long binding a group-managed consumer waits for its first partition assignment (so a
 /// message sent right after binding is not missed and competing members share work).
 pub const ASSIGNMENT_WAIT: Duration = Duration::from_secs(30);
+/// Deliveries queued ahead of the runtime per unit of concurrency (at least
+/// [`MIN_PREFETCH`]); beyond that the consumer pauses its partitions.
+pub const PREFETCH_PER_CONCURRENCY: usize = 4;
+/// The smallest prefetch.
+pub const MIN_PREFETCH: usize = 16;
 /// Timeout of the blocking offset and watermark look-ups made while binding.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -147,16 +152,22 @@ pub struct SubscribeArgs {
     pub commits: bool,
     /// Reset the group's offsets to the start offset before subscribing.
     pub reset_to_latest: Option<bool>,
+    /// Deliveries queued ahead of the runtime before the partitions are paused.
+    pub prefetch: usize,
 }
 
-/// A bound input.
+/// A bound input. A background task polls the consumer continuously (so rebalances are served
+/// even while the runtime is busy) and queues deliveries; when `prefetch` deliveries are queued
+/// it pauses the assigned partitions until the runtime catches up.
 pub struct KafkaSubscription {
     consumer: Arc<KConsumer>,
     shared: Arc<Shared>,
     topic: String,
-    dlq: Option<Arc<DlqTarget>>,
     commits: bool,
-    buffered: Option<KafkaDelivery>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Result<KafkaDelivery, ConsumeError>>,
+    queued: Arc<AtomicUsize>,
+    stop: Arc<Notify>,
+    poller: Option<tokio::task::JoinHandle<()>>,
     closed: bool,
 }
 
@@ -204,21 +215,12 @@ impl KafkaSubscription {
             reset_offsets(&consumer, &topic, latest).await?;
         }
 
-        let mut sub = KafkaSubscription {
-            consumer: Arc::clone(&consumer),
-            shared: Arc::clone(&shared),
-            topic: topic.clone(),
-            dlq: args.dlq.map(Arc::new),
-            commits: args.commits,
-            buffered: None,
-            closed: false,
-        };
+        let group_managed = args.assignment == Assignment::Group;
         match args.assignment {
             Assignment::Group => {
                 consumer
                     .subscribe(&[topic.as_str()])
                     .map_err(|e| connect_error(&topic, e))?;
-                sub.wait_for_assignment().await?;
             }
             Assignment::Static {
                 partitions,
@@ -235,30 +237,121 @@ impl KafkaSubscription {
                 tracing::info!(topic = %topic, partitions = tpl.count(), "partitions assigned statically");
             }
         }
-        Ok(sub)
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(Notify::new());
+        let poller = Poller {
+            consumer: Arc::clone(&consumer),
+            shared: Arc::clone(&shared),
+            topic: topic.clone(),
+            dlq: args.dlq.map(Arc::new),
+            commits: args.commits,
+            queued: Arc::clone(&queued),
+            prefetch: args.prefetch.max(1),
+            tx,
+        };
+        let handle = {
+            let assigned = shared.assigned_notify.notified();
+            tokio::pin!(assigned);
+            assigned.as_mut().enable();
+            let handle = tokio::spawn(poller.run(Arc::clone(&stop)));
+            if group_managed
+                && !shared.assigned.load(Ordering::SeqCst)
+                && tokio::time::timeout(ASSIGNMENT_WAIT, assigned).await.is_err()
+            {
+                tracing::warn!(topic = %topic, "no partition assignment yet; continuing (the group may have more members than partitions)");
+            }
+            handle
+        };
+        Ok(KafkaSubscription {
+            consumer,
+            shared,
+            topic,
+            commits: args.commits,
+            rx,
+            queued,
+            stop,
+            poller: Some(handle),
+            closed: false,
+        })
     }
 
-    async fn wait_for_assignment(&mut self) -> Result<(), BindError> {
-        let deadline = tokio::time::Instant::now() + ASSIGNMENT_WAIT;
-        while !self.shared.assigned.load(Ordering::SeqCst) {
-            let notified = self.shared.assigned_notify.notified();
-            tokio::select! {
-                _ = notified => {}
-                r = self.consumer.recv() => match r {
-                    Ok(m) => {
-                        let d = self.delivery(&m);
-                        self.buffered = Some(d);
-                        return Ok(());
-                    }
-                    Err(e) => tracing::debug!(topic = %self.topic, error = %e, "consumer error while joining"),
-                },
-                _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(topic = %self.topic, "no partition assignment yet; continuing (the group may have more members than partitions)");
-                    return Ok(());
-                }
+    /// Commits the completed prefix of every partition synchronously.
+    async fn commit_now(&self) {
+        if !self.commits {
+            return;
+        }
+        let positions = lock(&self.shared.tracker).commit_positions();
+        if positions.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in positions {
+            if tpl.add_partition_offset(&t, p, Offset::Offset(o)).is_err() {
+                return;
             }
         }
-        Ok(())
+        let c = Arc::clone(&self.consumer);
+        if let Err(e) = blocking(&self.topic, move || c.commit(&tpl, CommitMode::Sync)).await {
+            tracing::warn!(topic = %self.topic, error = %e, "final commit failed; uncommitted records will be redelivered");
+        }
+    }
+}
+
+/// The background task that polls one consumer.
+struct Poller {
+    consumer: Arc<KConsumer>,
+    shared: Arc<Shared>,
+    topic: String,
+    dlq: Option<Arc<DlqTarget>>,
+    commits: bool,
+    queued: Arc<AtomicUsize>,
+    prefetch: usize,
+    tx: tokio::sync::mpsc::UnboundedSender<Result<KafkaDelivery, ConsumeError>>,
+}
+
+impl Poller {
+    async fn run(self, stop: Arc<Notify>) {
+        let mut paused: Option<TopicPartitionList> = None;
+        loop {
+            let queued = self.queued.load(Ordering::SeqCst);
+            match &paused {
+                None if queued >= self.prefetch => {
+                    if let Ok(tpl) = self.consumer.assignment() {
+                        if self.consumer.pause(&tpl).is_ok() {
+                            paused = Some(tpl);
+                        }
+                    }
+                }
+                Some(tpl) if queued < self.prefetch.div_ceil(2) => {
+                    if let Err(e) = self.consumer.resume(tpl) {
+                        tracing::debug!(topic = %self.topic, error = %e, "resume failed");
+                    }
+                    paused = None;
+                }
+                _ => {}
+            }
+            let stopped = stop.notified();
+            tokio::select! {
+                biased;
+                _ = stopped => break,
+                r = self.consumer.recv() => {
+                    let item = match r {
+                        Ok(m) => Ok(self.delivery(&m)),
+                        Err(e) => Err(ConsumeError {
+                            destination: self.topic.clone(),
+                            source: Box::new(e),
+                        }),
+                    };
+                    self.queued.fetch_add(1, Ordering::SeqCst);
+                    if self.tx.send(item).is_err() {
+                        break;
+                    }
+                }
+                // While paused, wake up to resume once the runtime caught up.
+                _ = tokio::time::sleep(Duration::from_millis(20)), if paused.is_some() => {}
+            }
+        }
     }
 
     fn delivery(&self, m: &BorrowedMessage<'_>) -> KafkaDelivery {
@@ -281,27 +374,6 @@ impl KafkaSubscription {
             dlq: self.dlq.clone(),
             commits: self.commits,
             settled: false,
-        }
-    }
-
-    /// Commits the completed prefix of every partition synchronously.
-    async fn commit_now(&self) {
-        if !self.commits {
-            return;
-        }
-        let positions = lock(&self.shared.tracker).commit_positions();
-        if positions.is_empty() {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), o) in positions {
-            if tpl.add_partition_offset(&t, p, Offset::Offset(o)).is_err() {
-                return;
-            }
-        }
-        let c = Arc::clone(&self.consumer);
-        if let Err(e) = blocking(&self.topic, move || c.commit(&tpl, CommitMode::Sync)).await {
-            tracing::warn!(topic = %self.topic, error = %e, "final commit failed; uncommitted records will be redelivered");
         }
     }
 }
@@ -373,25 +445,39 @@ async fn reset_offsets(consumer: &Arc<KConsumer>, topic: &str, latest: bool) -> 
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
-        if self.closed {
-            return None;
-        }
-        if let Some(d) = self.buffered.take() {
-            return Some(Ok(Box::new(d)));
-        }
-        match self.consumer.recv().await {
-            Ok(m) => Some(Ok(Box::new(self.delivery(&m)))),
-            Err(e) => Some(Err(ConsumeError {
-                destination: self.topic.clone(),
-                source: Box::new(e),
-            })),
+        loop {
+            if self.closed {
+                return None;
+            }
+            let item = self.rx.recv().await?;
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            match item {
+                Ok(mut d) => {
+                    // Queued before its partition was revoked: the new owner has it.
+                    if !lock(&self.shared.tracker).is_current(&d.tp, d.generation) {
+                        d.settled = true;
+                        continue;
+                    }
+                    return Some(Ok(Box::new(d)));
+                }
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 
     async fn close(mut self: Box<Self>) {
         self.closed = true;
-        // A buffered delivery was never handed out: dropping it seeks back (nothing lost).
-        self.buffered = None;
+        self.stop.notify_one();
+        if let Some(p) = self.poller.take() {
+            let _ = p.await;
+        }
+        // Queued deliveries were never handed out: dropping them commits nothing past them.
+        self.rx.close();
+        while let Ok(item) = self.rx.try_recv() {
+            if let Ok(mut d) = item {
+                d.settled = true;
+            }
+        }
         self.commit_now().await;
         self.consumer.unsubscribe();
         let topic = self.topic.clone();
@@ -399,8 +485,18 @@ impl Subscription for KafkaSubscription {
         // polls until closed): do it off the async threads.
         let consumer = Arc::clone(&self.consumer);
         drop(self);
+        let t0 = std::time::Instant::now();
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-        tracing::debug!(topic = %topic, "kafka consumer closed");
+        tracing::debug!(topic = %topic, took = ?t0.elapsed(), "kafka consumer closed");
+    }
+}
+
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(p) = self.poller.take() {
+            p.abort();
+        }
     }
 }
 

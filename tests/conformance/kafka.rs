@@ -5,13 +5,24 @@
 //! binder looks topics up instead of creating them (tansu covers admin provisioning, see
 //! `tests/kafka_broker.rs`). DLQs are enabled binder-wide through the binder's environment
 //! (`spring.cloud.stream.kafka.default.consumer.enable-dlq`), since the scenarios dead-letter.
+//!
+//! Two test-only adjustments, both about the broker, not the binder:
+//! * The scenarios name their groups `g`, `g1`, …: in Kafka a consumer group spans topics, so
+//!   scenarios running in parallel would share (and rebalance) one group. The Kafka scenarios
+//!   therefore run one at a time (a process-wide semaphore held by the target).
+//! * The mock's `group.initial.rebalance.delay.ms` (3 s, as Kafka's default) is set to 100 ms,
+//!   as Kafka test setups usually do, so each fresh group join does not cost 3 s.
+//! * Consumers use `session.timeout.ms: 2000` (`consumer-properties`): when the last member
+//!   leaves a group, the mock keeps it "joining" for the session timeout minus 1 s before it
+//!   becomes empty, so with the default 45 s the next scenario's member would wait 44 s.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cloud_stream::binder::{Binder, BinderEnvironment, BinderFactory, ConsumerSpec};
-use cloud_stream::binder_kafka::rdkafka::mocking::MockCluster;
+use cloud_stream::binder_kafka::rdkafka::producer::{BaseProducer, Producer as _};
+use cloud_stream::binder_kafka::rdkafka::ClientConfig;
 use cloud_stream::binder_kafka::KafkaBinderFactory;
 use cloud_stream::RawMessage;
 
@@ -26,8 +37,25 @@ fn bootstrap() -> &'static str {
         std::thread::Builder::new()
             .name("kafka-mock-cluster".into())
             .spawn(move || {
-                let cluster = MockCluster::new(1).expect("librdkafka mock cluster");
-                tx.send(cluster.bootstrap_servers()).expect("send bootstrap");
+                // The client owning the mock cluster lives on this thread forever.
+                let owner: BaseProducer = ClientConfig::new()
+                    .set("test.mock.num.brokers", "1")
+                    .create()
+                    .expect("librdkafka mock cluster");
+                let client = owner.client();
+                // SAFETY: the cluster pointer belongs to `owner`, which is never dropped.
+                #[allow(unsafe_code)]
+                unsafe {
+                    use cloud_stream::binder_kafka::rdkafka::bindings as sys;
+                    let mc = sys::rd_kafka_handle_mock_cluster(client.native_ptr());
+                    assert!(!mc.is_null(), "no mock cluster");
+                    sys::rd_kafka_mock_group_initial_rebalance_delay_ms(mc, 100);
+                }
+                let bootstrap = client
+                    .mock_cluster()
+                    .expect("mock cluster")
+                    .bootstrap_servers();
+                tx.send(bootstrap).expect("send bootstrap");
                 loop {
                     std::thread::park();
                 }
@@ -37,13 +65,40 @@ fn bootstrap() -> &'static str {
     })
 }
 
+/// One Kafka scenario at a time (see the module docs); released when the target is dropped.
+struct Turn;
+
+static BUSY: Mutex<bool> = Mutex::new(false);
+static FREED: Condvar = Condvar::new();
+
+impl Turn {
+    fn take() -> Self {
+        let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy {
+            busy = FREED.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy = true;
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *BUSY.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        FREED.notify_one();
+    }
+}
+
 pub struct KafkaTarget {
     brokers: String,
+    _turn: Turn,
 }
 
 pub fn target() -> Option<KafkaTarget> {
+    let brokers = bootstrap().to_owned();
     Some(KafkaTarget {
-        brokers: bootstrap().to_owned(),
+        brokers,
+        _turn: Turn::take(),
     })
 }
 
@@ -52,6 +107,7 @@ impl KafkaTarget {
         serde_json::json!({
             "brokers": self.brokers,
             "auto-create-topics": false,
+            "consumer-properties": {"session.timeout.ms": "2000", "heartbeat.interval.ms": "500"},
             "spring": {"cloud": {"stream": {"kafka": {"default": {"consumer": {"enable-dlq": true}}}}}}
         })
     }
