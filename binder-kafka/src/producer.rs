@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use stream_core::binder::{Producer, Route, SendError};
 use stream_core::expr::{EvalContext, Expression};
-use stream_core::message::RawMessage;
+use stream_core::message::{header, RawMessage};
 
 use crate::headers;
 
@@ -51,7 +51,12 @@ impl KafkaProducer {
         if let Some(k) = &route.partition_key {
             return Some(k.clone());
         }
-        let expr = self.key_expression.as_ref()?;
+        let Some(expr) = self.key_expression.as_ref() else {
+            return message
+                .headers
+                .get_str(header::PARTITION_KEY)
+                .map(str::to_owned);
+        };
         let payload = if expr.uses_payload() {
             serde_json::from_slice::<serde_json::Value>(&message.payload).ok()
         } else {

@@ -153,10 +153,21 @@ impl Target for KafkaTarget {
             )
             .await
             .expect("bind DLQ reader");
+        // The DLQ is a topic: read it from the beginning until `n` arrived (or `timeout`
+        // passed) and then nothing more came for a quiet second, so the result is the topic's
+        // whole content, not just its first `n` records.
         let deadline = tokio::time::Instant::now() + timeout;
+        let quiet = Duration::from_secs(1);
         let mut out = Vec::new();
-        while out.len() < n {
-            match tokio::time::timeout_at(deadline, sub.next()).await {
+        loop {
+            let wait = if out.len() < n {
+                deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .max(quiet)
+            } else {
+                quiet
+            };
+            match tokio::time::timeout(wait, sub.next()).await {
                 Ok(Some(Ok(mut d))) => {
                     out.push(d.take_message());
                     d.ack().await.expect("ack dead letter");
@@ -164,12 +175,6 @@ impl Target for KafkaTarget {
                 Ok(Some(Err(_))) => continue,
                 _ => break,
             }
-        }
-        // A little longer, so an extra dead letter would be seen.
-        if let Ok(Some(Ok(mut d))) =
-            tokio::time::timeout(Duration::from_millis(500), sub.next()).await
-        {
-            out.push(d.take_message());
         }
         sub.close().await;
         out
