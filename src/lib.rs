@@ -29,9 +29,9 @@
 
 use std::sync::Arc;
 
-pub use binder_memory;
 #[cfg(feature = "kafka")]
 pub use binder_kafka;
+pub use binder_memory;
 pub use stream_core;
 pub use stream_core::{
     app, binder, binding, bridge, config, convert, expr, function, message, observe, plan, runtime,

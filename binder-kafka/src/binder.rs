@@ -156,10 +156,13 @@ impl KafkaBinder {
             cfg,
             last_healthy: Mutex::new(Instant::now()),
         };
-        binder.reachable(METADATA_TIMEOUT).await.map_err(|e| BindError::Connect {
-            what: format!("kafka brokers {}", binder.cfg.brokers),
-            source: e.into(),
-        })?;
+        binder
+            .reachable(METADATA_TIMEOUT)
+            .await
+            .map_err(|e| BindError::Connect {
+                what: format!("kafka brokers {}", binder.cfg.brokers),
+                source: e.into(),
+            })?;
         tracing::info!(
             binder = name,
             brokers = %binder.cfg.brokers,
@@ -209,7 +212,10 @@ impl KafkaBinder {
     }
 
     /// A producer for these settings (shared between bindings with equal settings).
-    fn producer_for(&self, settings: BTreeMap<String, String>) -> Result<FutureProducer, BindError> {
+    fn producer_for(
+        &self,
+        settings: BTreeMap<String, String>,
+    ) -> Result<FutureProducer, BindError> {
         let mut cache = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&settings) {
             return Ok(p.clone());
@@ -274,7 +280,11 @@ impl Binder for KafkaBinder {
         let producer = self.producer_for(settings)?;
         let partitions = self
             .provisioner
-            .ensure(destination, spec.partition_count.max(1), spec.partition_count.max(1))
+            .ensure(
+                destination,
+                spec.partition_count.max(1),
+                spec.partition_count.max(1),
+            )
             .await?;
         tracing::debug!(binder = %self.name, destination, binding = %spec.binding, partitions, "kafka producer bound");
         Ok(Box::new(KafkaProducer::new(
@@ -378,8 +388,7 @@ impl Binder for KafkaBinder {
         let assignment = if static_assignment {
             let mine: Vec<i32> = (0..partitions as i32)
                 .filter(|p| {
-                    !spec.partitioned
-                        || (*p as u32) % instance_count == spec.instance_index
+                    !spec.partitioned || (*p as u32) % instance_count == spec.instance_index
                 })
                 .collect();
             Assignment::Static {
@@ -398,7 +407,8 @@ impl Binder for KafkaBinder {
             commits: !anonymous,
             reset_to_latest: (props.reset_offsets && !anonymous)
                 .then_some(start == StartOffset::Latest),
-            prefetch: (spec.concurrency.max(1) as usize * crate::consumer::PREFETCH_PER_CONCURRENCY)
+            prefetch: (spec.concurrency.max(1) as usize
+                * crate::consumer::PREFETCH_PER_CONCURRENCY)
                 .max(crate::consumer::MIN_PREFETCH),
         })
         .await?;

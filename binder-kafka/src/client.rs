@@ -9,7 +9,10 @@ use crate::config::{redacted, KafkaBinderConfig};
 
 /// A client configuration: `bootstrap.servers`, then the binder's `configuration`, then each
 /// of `layers` in order (later wins).
-pub fn client_config(cfg: &KafkaBinderConfig, layers: &[&BTreeMap<String, String>]) -> ClientConfig {
+pub fn client_config(
+    cfg: &KafkaBinderConfig,
+    layers: &[&BTreeMap<String, String>],
+) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers);
     for (k, v) in &cfg.configuration {

@@ -267,7 +267,11 @@ impl KafkaBinderConfig {
         check_keys(&own_top, &[BINDER_KEYS, &["spring"]].concat(), &env_prefix)?;
         if let Some(spring) = own.get("spring") {
             let spring = kebab_level(spring);
-            check_keys(&spring, &["cloud", "kafka"], &format!("{env_prefix}spring."))?;
+            check_keys(
+                &spring,
+                &["cloud", "kafka"],
+                &format!("{env_prefix}spring."),
+            )?;
             if let Some(k) = spring.get("kafka") {
                 check_keys(
                     &kebab_level(k),
@@ -326,9 +330,8 @@ impl KafkaBinderConfig {
             .or_else(|| lookup(&env.inherited, &[&binder_path[..], &["brokers"]].concat()))
             .or_else(|| lookup(&env.inherited, &["spring", "kafka", "bootstrap-servers"]));
         if let Some(b) = brokers {
-            cfg.brokers = broker_list(b, port).ok_or_else(|| {
-                config_error(key("brokers"), "expected a host[:port] list")
-            })?;
+            cfg.brokers = broker_list(b, port)
+                .ok_or_else(|| config_error(key("brokers"), "expected a host[:port] list"))?;
         } else if port != 9092 {
             cfg.brokers = format!("localhost:{port}");
         }
@@ -362,7 +365,10 @@ impl KafkaBinderConfig {
                 .filter(|n| *n == -1 || (1..=i64::from(i16::MAX)).contains(n))
                 .map(|n| n as i32)
                 .ok_or_else(|| {
-                    config_error(key("replication-factor"), "expected -1 or a positive integer")
+                    config_error(
+                        key("replication-factor"),
+                        "expected -1 or a positive integer",
+                    )
                 })?;
         }
         if let Some(v) = m.get("required-acks") {
@@ -376,8 +382,8 @@ impl KafkaBinderConfig {
             cfg.required_acks = acks;
         }
         if let Some(v) = m.get("health-timeout") {
-            let secs = as_u64(v)
-                .ok_or_else(|| config_error(key("health-timeout"), "expected seconds"))?;
+            let secs =
+                as_u64(v).ok_or_else(|| config_error(key("health-timeout"), "expected seconds"))?;
             cfg.health_timeout = Duration::from_secs(secs);
         }
         let defaults = ["spring", "cloud", "stream", "kafka", "default"];
@@ -407,7 +413,9 @@ fn broker_list(v: &Value, default_port: u64) -> Option<String> {
         .into_iter()
         .filter(|s| !s.is_empty())
         .map(|s| {
-            if s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            if s.rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
                 s
             } else {
                 format!("{s}:{default_port}")
@@ -553,7 +561,9 @@ impl ConsumerProps {
                 as_u64(v)
                     .filter(|n| (1..=i32::MAX as u64).contains(n))
                     .map(|n| n as u32)
-                    .ok_or_else(|| config_error(key("dlq-partitions"), "expected a positive integer"))?,
+                    .ok_or_else(|| {
+                        config_error(key("dlq-partitions"), "expected a positive integer")
+                    })?,
             ),
         };
         Ok(ConsumerProps {
@@ -621,9 +631,8 @@ impl ProducerProps {
             .map(scalar)
             .filter(|s| !s.trim().is_empty());
         if let Some(src) = &message_key_expression {
-            stream_core::expr::Expression::parse(src).map_err(|e| {
-                config_error(key("message-key-expression"), e.to_string())
-            })?;
+            stream_core::expr::Expression::parse(src)
+                .map_err(|e| config_error(key("message-key-expression"), e.to_string()))?;
         }
         Ok(ProducerProps {
             message_key_expression,
@@ -661,14 +670,15 @@ mod tests {
 
     #[test]
     fn spring_boot_bootstrap_servers_is_an_alias() {
-        let env = BinderEnvironment::own(
-            json!({"spring": {"kafka": {"bootstrap-servers": "h:19092"}}}),
-        );
+        let env =
+            BinderEnvironment::own(json!({"spring": {"kafka": {"bootstrap-servers": "h:19092"}}}));
         let c = KafkaBinderConfig::from_environment("k", &env).unwrap();
         assert_eq!(c.brokers, "h:19092");
         let env = BinderEnvironment::own(json!({}));
         assert_eq!(
-            KafkaBinderConfig::from_environment("k", &env).unwrap().brokers,
+            KafkaBinderConfig::from_environment("k", &env)
+                .unwrap()
+                .brokers,
             DEFAULT_BROKERS
         );
     }
@@ -676,8 +686,13 @@ mod tests {
     #[test]
     fn unknown_own_key_is_rejected_with_suggestion() {
         let env = BinderEnvironment::own(json!({"brokerz": "h"}));
-        let e = KafkaBinderConfig::from_environment("k", &env).unwrap_err().to_string();
-        assert!(e.contains("brokerz") && e.contains("did you mean `brokers`"), "{e}");
+        let e = KafkaBinderConfig::from_environment("k", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("brokerz") && e.contains("did you mean `brokers`"),
+            "{e}"
+        );
         let env = BinderEnvironment::own(json!({"spring": {"kafka": {"bootstrap-server": "h"}}}));
         assert!(KafkaBinderConfig::from_environment("k", &env).is_err());
     }

@@ -233,7 +233,9 @@ impl KafkaSubscription {
                     static_assignment(&c, &t, &partitions, start_latest, use_committed)
                 })
                 .await?;
-                consumer.assign(&tpl).map_err(|e| connect_error(&topic, e))?;
+                consumer
+                    .assign(&tpl)
+                    .map_err(|e| connect_error(&topic, e))?;
                 tracing::info!(topic = %topic, partitions = tpl.count(), "partitions assigned statically");
             }
         }
@@ -257,7 +259,9 @@ impl KafkaSubscription {
             let handle = tokio::spawn(poller.run(Arc::clone(&stop)));
             if group_managed
                 && !shared.assigned.load(Ordering::SeqCst)
-                && tokio::time::timeout(ASSIGNMENT_WAIT, assigned).await.is_err()
+                && tokio::time::timeout(ASSIGNMENT_WAIT, assigned)
+                    .await
+                    .is_err()
             {
                 tracing::warn!(topic = %topic, "no partition assignment yet; continuing (the group may have more members than partitions)");
             }
@@ -415,7 +419,11 @@ fn static_assignment(
 }
 
 /// `reset-offsets`: commits the start offset of every partition for the group before it joins.
-async fn reset_offsets(consumer: &Arc<KConsumer>, topic: &str, latest: bool) -> Result<(), BindError> {
+async fn reset_offsets(
+    consumer: &Arc<KConsumer>,
+    topic: &str,
+    latest: bool,
+) -> Result<(), BindError> {
     let c = Arc::clone(consumer);
     let t = topic.to_owned();
     let result = blocking(topic, move || {
@@ -424,7 +432,11 @@ async fn reset_offsets(consumer: &Arc<KConsumer>, topic: &str, latest: bool) -> 
         for mt in md.topics().iter().filter(|mt| mt.name() == t) {
             for p in mt.partitions() {
                 let (low, high) = c.fetch_watermarks(&t, p.id(), LOOKUP_TIMEOUT)?;
-                tpl.add_partition_offset(&t, p.id(), Offset::Offset(if latest { high } else { low }))?;
+                tpl.add_partition_offset(
+                    &t,
+                    p.id(),
+                    Offset::Offset(if latest { high } else { low }),
+                )?;
             }
         }
         c.commit(&tpl, CommitMode::Sync)
@@ -432,7 +444,11 @@ async fn reset_offsets(consumer: &Arc<KConsumer>, topic: &str, latest: bool) -> 
     .await;
     match result {
         Ok(()) => {
-            tracing::info!(topic, to = if latest { "latest" } else { "earliest" }, "reset the group's offsets");
+            tracing::info!(
+                topic,
+                to = if latest { "latest" } else { "earliest" },
+                "reset the group's offsets"
+            );
             Ok(())
         }
         Err(e) => {
@@ -598,10 +614,7 @@ impl Delivery for KafkaDelivery {
             );
             return self.complete();
         };
-        let mut m = self
-            .original
-            .take()
-            .unwrap_or_else(|| self.message.clone());
+        let mut m = self.original.take().unwrap_or_else(|| self.message.clone());
         m.headers.insert(header::ORIGINAL_TOPIC, self.tp.0.as_str());
         m.headers.insert(ORIGINAL_PARTITION, self.tp.1.to_string());
         m.headers.insert(ORIGINAL_OFFSET, self.offset.to_string());
@@ -615,7 +628,8 @@ impl Delivery for KafkaDelivery {
             .insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
         m.headers
             .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
-        let partition = (self.tp.1 >= 0 && (self.tp.1 as u32) < dlq.partitions).then_some(self.tp.1);
+        let partition =
+            (self.tp.1 >= 0 && (self.tp.1 as u32) < dlq.partitions).then_some(self.tp.1);
         match send_record(
             &dlq.producer,
             &dlq.topic,

@@ -31,8 +31,7 @@ mod provision;
 mod tracker;
 
 pub use binder::{
-    capabilities, dlq_name, KafkaBinder, KafkaBinderFactory, BINDER_TYPE,
-    DEFAULT_MAX_MESSAGE_BYTES,
+    capabilities, dlq_name, KafkaBinder, KafkaBinderFactory, BINDER_TYPE, DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use config::{ConsumerProps, KafkaBinderConfig, ProducerProps, StartOffset};
 pub use consumer::{

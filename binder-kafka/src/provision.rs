@@ -91,7 +91,10 @@ impl Provisioner {
         create_with: u32,
         required: u32,
     ) -> Result<u32, BindError> {
-        let wanted = create_with.max(required).max(self.cfg.min_partition_count).max(1);
+        let wanted = create_with
+            .max(required)
+            .max(self.cfg.min_partition_count)
+            .max(1);
         match self.partitions(topic).await? {
             Some(n) if n >= wanted => Ok(n),
             Some(n) => {

@@ -96,7 +96,9 @@ impl Tracker {
 
     /// Whether a record of `generation` still belongs to the current assignment of `tp`.
     pub fn is_current(&self, tp: &Tp, generation: u64) -> bool {
-        self.parts.get(tp).is_some_and(|s| s.generation == generation)
+        self.parts
+            .get(tp)
+            .is_some_and(|s| s.generation == generation)
     }
 
     /// Forgets `tp` (revoked): later settles of its records commit nothing.
