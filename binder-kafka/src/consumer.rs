@@ -575,9 +575,12 @@ impl KafkaDelivery {
 }
 
 impl Drop for KafkaDelivery {
+    /// Dropped unsettled (shutdown deadline, stopped binding): the record stays pending, so
+    /// nothing from it on is committed and the next owner of the partition redelivers it.
+    /// (No seek: that would also invalidate the commits of records other lanes are finishing.)
     fn drop(&mut self) {
         if !self.settled {
-            self.give_back();
+            tracing::debug!(topic = %self.tp.0, partition = self.tp.1, offset = self.offset, "delivery dropped unsettled; it will be redelivered");
         }
     }
 }
