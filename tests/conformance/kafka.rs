@@ -185,3 +185,22 @@ impl Target for KafkaTarget {
 }
 
 crate::conformance_suite!(crate::kafka::target(), real);
+
+/// Kafka-specific keys are validated through the binder's schema: a typo is an error naming the
+/// nearest valid key, before anything connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kafka_binding_key_is_rejected_with_suggestion() {
+    let Some(t) = target() else { return };
+    let yaml = "spring.cloud.function.definition: sink\nspring.cloud.stream.bindings.sink-in-0: { destination: x, group: g }\nspring.cloud.stream.kafka.bindings.sink-in-0.consumer.enable-dlx: true\n";
+    let err = crate::target::try_start_app(&t, yaml, |b| {
+        b.consumer("sink", |_: String| async { Ok(()) })
+    })
+    .await
+    .err()
+    .expect("a typo in a kafka binding key must fail the build");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("enable-dlx") && msg.contains("enable-dlq"),
+        "{msg}"
+    );
+}
