@@ -25,9 +25,9 @@ use crate::provision::{Provisioner, METADATA_TIMEOUT};
 /// The binder type name.
 pub const BINDER_TYPE: &str = "kafka";
 
-/// The producers' default `message.max.bytes` (librdkafka's own default is 1 000 000); the
-/// broker's `message.max.bytes` (Kafka: about 1 MiB) is the effective limit.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// The producers' default `message.max.bytes` (librdkafka's default, close to Kafka's 1 MiB
+/// broker limit); raise it with `producer-properties` where the broker allows more.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// The capability manifest of the Kafka binder.
 pub fn capabilities() -> Capabilities {
@@ -36,7 +36,7 @@ pub fn capabilities() -> Capabilities {
         ordering: OrderingScope::Partition,
         native_partitions: true,
         native_delay: false,
-        max_payload_bytes: None,
+        max_payload_bytes: Some(DEFAULT_MAX_MESSAGE_BYTES),
         max_headers: None,
         binary_headers: true,
         pause_resume: true,
@@ -195,10 +195,6 @@ impl KafkaBinder {
         base.insert("acks".to_owned(), self.cfg.required_acks.clone());
         base.insert("enable.idempotence".to_owned(), idempotent.to_string());
         base.insert("partitioner".to_owned(), "murmur2_random".to_owned());
-        base.insert(
-            "message.max.bytes".to_owned(),
-            DEFAULT_MAX_MESSAGE_BYTES.to_string(),
-        );
         base.insert("linger.ms".to_owned(), "5".to_owned());
         let mut out = BTreeMap::new();
         out.insert("bootstrap.servers".to_owned(), self.cfg.brokers.clone());

@@ -110,7 +110,7 @@ impl Provisioner {
                         ),
                     ))
                 } else {
-                    tracing::info!(topic, partitions = n, min = wanted, "topic has fewer partitions than min-partition-count; auto-add-partitions is off");
+                    tracing::info!(topic, partitions = n, min = wanted, "topic has fewer partitions than wanted (min-partition-count, or concurrency x instances); auto-add-partitions is off, using it as is");
                     Ok(n)
                 }
             }
