@@ -196,8 +196,7 @@ async fn unknown_kafka_binding_key_is_rejected_with_suggestion() {
         b.consumer("sink", |_: String| async { Ok(()) })
     })
     .await
-    .err()
-    .expect("a typo in a kafka binding key must fail the build");
+    .expect_err("a typo in a kafka binding key must fail the build");
     let msg = err.to_string();
     assert!(
         msg.contains("enable-dlx") && msg.contains("enable-dlq"),
