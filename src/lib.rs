@@ -29,6 +29,8 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "kafka")]
+pub use binder_kafka;
 pub use binder_memory;
 #[cfg(feature = "rabbit")]
 pub use binder_rabbit;
@@ -65,6 +67,8 @@ pub fn binder_factories() -> Vec<Arc<dyn stream_core::binder::BinderFactory>> {
     factories.push(Arc::new(binder_rabbit::RabbitBinderFactory::new()));
     #[cfg(feature = "sqs")]
     factories.push(Arc::new(binder_sqs::SqsBinderFactory::new()));
+    #[cfg(feature = "kafka")]
+    factories.push(Arc::new(binder_kafka::KafkaBinderFactory::new()));
     factories
 }
 

@@ -5,6 +5,8 @@
 //! A scenario that needs a capability the binder lacks checks the binder's capability manifest
 //! and says so (it never silently passes).
 
+#[cfg(feature = "kafka")]
+mod kafka;
 mod scenarios;
 #[cfg(feature = "sqs")]
 mod sqs;

@@ -1148,7 +1148,15 @@ pub async fn polled_supplier_emits(t: &dyn Target) {
         .filter_map(|m| value(m).as_u64())
         .collect();
     assert_eq!(got.len(), 3, "{got:?}");
-    assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    if t.capabilities().native_partitions && !t.virtual_time() {
+        // Unkeyed records keep their order per partition only, and a broker with native
+        // partitions may spread them over the destination's partitions (librdkafka's mock
+        // cluster auto-creates topics with 4).
+        let distinct: BTreeSet<u64> = got.iter().copied().collect();
+        assert_eq!(distinct.len(), 3, "{got:?}");
+    } else {
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+    }
     app.shutdown().await;
     out.close().await;
 }

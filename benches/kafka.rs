@@ -1,0 +1,362 @@
+//! Kafka: raw rdkafka vs a cloud-stream Function binding, same broker, same run (DESIGN §9).
+//!
+//! Run with `scripts/bench kafka [N]` (default 20 000) against the broker at
+//! `CLOUD_STREAM_TEST_KAFKA_BROKERS` (default `127.0.0.1:9092`, tansu from
+//! `scripts/brokers up kafka`). Both phases move N events of 1 KiB JSON through the same
+//! topology, on fresh topics (3 partitions each, created through the admin API):
+//!
+//! * **raw**: an idempotent `FutureProducer` (acks=all) sends to `in` with many sends in flight,
+//!   each awaiting its delivery report; a transform `StreamConsumer` (group, auto-commit of
+//!   stored offsets) deserializes, transforms, produces to `out` awaiting the delivery report
+//!   (up to 64 in flight), then stores the offset; a sink `StreamConsumer` records the
+//!   end-to-end latency.
+//! * **binder**: `StreamBridge::send` (bounded concurrency, each awaiting its confirm) →
+//!   Function binding `transform` (`concurrency: 64`, `max-attempts: 1`) → consumer binding
+//!   `sink` recording the latency; the binder commits only completed prefixes.
+//!
+//! Prints msgs/s and p50/p99 latency for both, peak RSS, and the `RESULT` line.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cloud_stream::binder_kafka::rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, TopicReplication,
+};
+use cloud_stream::binder_kafka::rdkafka::client::DefaultClientContext;
+use cloud_stream::binder_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use cloud_stream::binder_kafka::rdkafka::message::Message as _;
+use cloud_stream::binder_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use cloud_stream::binder_kafka::rdkafka::util::Timeout;
+use cloud_stream::binder_kafka::rdkafka::ClientConfig;
+use cloud_stream::prelude::*;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{Notify, Semaphore};
+
+const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
+const IN_FLIGHT: usize = 64;
+const PARTITIONS: i32 = 3;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The benchmark event: about 1 KiB of JSON.
+#[derive(Debug, Serialize, Deserialize)]
+struct Event {
+    id: u64,
+    sent_ns: u64,
+    kind: String,
+    body: String,
+}
+
+impl Event {
+    fn new(id: u64) -> Self {
+        Event {
+            id,
+            sent_ns: now_ns(),
+            kind: "order.created".to_owned(),
+            body: "widget for customer 42, ship express; ".repeat(26),
+        }
+    }
+
+    fn transform(mut self) -> Self {
+        self.kind = self.kind.to_uppercase();
+        self
+    }
+}
+
+struct PhaseResult {
+    msgs_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    elapsed: Duration,
+}
+
+fn summarize(n: usize, elapsed: Duration, mut latencies_ns: Vec<u64>) -> PhaseResult {
+    assert!(latencies_ns.len() >= n, "every message must be recorded");
+    latencies_ns.truncate(n);
+    latencies_ns.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        latencies_ns[i] as f64 / 1e6
+    };
+    PhaseResult {
+        msgs_per_s: n as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        elapsed,
+    }
+}
+
+fn unique(base: &str) -> String {
+    format!(
+        "{base}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+async fn create_topics(brokers: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .expect("create topics");
+}
+
+fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+fn consumer(brokers: &str, group: &str, topic: &str, auto_store: bool) -> StreamConsumer {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .set(
+            "enable.auto.offset.store",
+            if auto_store { "true" } else { "false" },
+        )
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    c
+}
+
+async fn raw_phase(brokers: &str, n: usize) -> PhaseResult {
+    let (tin, tout) = (unique("bench-raw-in"), unique("bench-raw-out"));
+    create_topics(brokers, &[&tin, &tout]).await;
+    let sink = consumer(brokers, &unique("raw-sink"), &tout, true);
+    let transform = Arc::new(consumer(brokers, &unique("raw-transform"), &tin, false));
+    let out_producer = producer(brokers);
+    // Let both groups settle (joins) before timing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let start = Instant::now();
+    let t_in = tin.clone();
+    let p = producer(brokers);
+    let produce = tokio::spawn(async move {
+        let mut pending = FuturesUnordered::new();
+        for id in 0..n as u64 {
+            let payload = serde_json::to_vec(&Event::new(id)).expect("serialize");
+            let p = p.clone();
+            let t = t_in.clone();
+            pending.push(async move {
+                p.send(
+                    FutureRecord::<(), _>::to(&t).payload(&payload),
+                    Timeout::Never,
+                )
+                .await
+                .expect("raw send");
+            });
+            if pending.len() >= 1024 {
+                pending.next().await;
+            }
+        }
+        while pending.next().await.is_some() {}
+    });
+    let tf = Arc::clone(&transform);
+    let transformer = tokio::spawn(async move {
+        let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+        let mut done = 0usize;
+        while done < n {
+            let m = tf.recv().await.expect("raw transform recv");
+            let event: Event = serde_json::from_slice(m.payload().unwrap_or(&[])).expect("json");
+            let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+            drop(m);
+            let permit = Arc::clone(&permits).acquire_owned().await.expect("permit");
+            let (p, t, tf2) = (out_producer.clone(), tout.clone(), Arc::clone(&tf));
+            tokio::spawn(async move {
+                let out = serde_json::to_vec(&event.transform()).expect("serialize");
+                p.send(FutureRecord::<(), _>::to(&t).payload(&out), Timeout::Never)
+                    .await
+                    .expect("raw transform send");
+                let _ = tf2.store_offset(&topic, partition, offset);
+                drop(permit);
+            });
+            done += 1;
+        }
+    });
+    let mut latencies = Vec::with_capacity(n);
+    let sink_all = async {
+        while latencies.len() < n {
+            let m = sink.recv().await.expect("raw sink recv");
+            let e: Event = serde_json::from_slice(m.payload().unwrap_or(&[])).expect("json");
+            latencies.push(now_ns().saturating_sub(e.sent_ns));
+        }
+    };
+    tokio::time::timeout(PHASE_TIMEOUT, sink_all)
+        .await
+        .expect("raw phase timed out");
+    let elapsed = start.elapsed();
+    produce.await.expect("producer");
+    transformer.await.expect("transformer");
+    summarize(n, elapsed, latencies)
+}
+
+async fn binder_phase(brokers: &str, n: usize) -> Result<PhaseResult, cloud_stream::Error> {
+    let (tin, tout) = (unique("bench-in"), unique("bench-out"));
+    create_topics(brokers, &[&tin, &tout]).await;
+    let yaml = format!(
+        r#"
+spring:
+  cloud:
+    function:
+      definition: transform;sink
+    stream:
+      default-binder: kafka
+      binders:
+        kafka: {{ type: kafka, environment: {{ brokers: "{brokers}" }} }}
+      bindings:
+        transform-in-0:  {{ destination: {tin}, group: {g1}, consumer: {{ max-attempts: 1, concurrency: {IN_FLIGHT} }} }}
+        transform-out-0: {{ destination: {tout} }}
+        sink-in-0:       {{ destination: {tout}, group: {g2}, consumer: {{ max-attempts: 1 }} }}
+"#,
+        g1 = unique("transform"),
+        g2 = unique("sink"),
+    );
+    let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(n)));
+    let received = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Notify::new());
+    let app = {
+        let latencies = Arc::clone(&latencies);
+        let received = Arc::clone(&received);
+        let done = Arc::clone(&done);
+        StreamApp::builder()
+            .env(Default::default())
+            .config_yaml(&yaml)
+            .function("transform", |e: Event| async move {
+                Ok::<_, HandlerError>(e.transform())
+            })
+            .consumer("sink", move |e: Event| {
+                let latency = now_ns().saturating_sub(e.sent_ns);
+                latencies.lock().expect("latencies").push(latency);
+                if received.fetch_add(1, Ordering::AcqRel) + 1 == n {
+                    done.notify_one();
+                }
+                async { Ok(()) }
+            })
+            .build()
+            .await?
+    };
+    let bridge = app.bridge();
+    // Resolve the bridge's producer binding once before timing (the raw phase also creates its
+    // producer up front); the warm-up event is not counted.
+    bridge
+        .send(&tin, &Event::new(u64::MAX))
+        .await
+        .expect("warm-up send");
+    while received.load(Ordering::Acquire) < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    received.store(0, Ordering::Release);
+    latencies.lock().expect("latencies").clear();
+    let start = Instant::now();
+    let t = tin.clone();
+    let producer = tokio::spawn(async move {
+        let mut pending = FuturesUnordered::new();
+        for id in 0..n as u64 {
+            let b = bridge.clone();
+            let t = t.clone();
+            pending.push(async move { b.send(&t, &Event::new(id)).await.expect("bridge send") });
+            if pending.len() >= 1024 {
+                pending.next().await;
+            }
+        }
+        while pending.next().await.is_some() {}
+    });
+    tokio::time::timeout(PHASE_TIMEOUT, done.notified())
+        .await
+        .expect("binder phase timed out");
+    let elapsed = start.elapsed();
+    producer.await.expect("producer task");
+    app.shutdown().await;
+    let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
+    Ok(summarize(n, elapsed, latencies))
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn message_count() -> usize {
+    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let raw = arg.or_else(|| std::env::var("BENCH_MESSAGES").ok());
+    match raw {
+        Some(s) => s.replace('_', "").parse().unwrap_or_else(|_| {
+            eprintln!("bench_kafka: not a message count: {s}");
+            std::process::exit(2)
+        }),
+        None => 20_000,
+    }
+}
+
+fn print_phase(name: &str, r: &PhaseResult) {
+    println!(
+        "{name:<7} {:>12.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
+        r.msgs_per_s,
+        r.p50_ms,
+        r.p99_ms,
+        r.elapsed.as_secs_f64()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let n = message_count();
+    if n == 0 {
+        eprintln!("bench_kafka: N must be at least 1");
+        std::process::exit(2);
+    }
+    let brokers = std::env::var("CLOUD_STREAM_TEST_KAFKA_BROKERS")
+        .unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let sample = serde_json::to_vec(&Event::new(0))?.len();
+    println!(
+        "kafka binder vs raw rdkafka at {brokers}: {n} messages of {sample} B JSON, in -> transform -> out -> sink, {} worker threads",
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
+    let raw = raw_phase(&brokers, n).await;
+    print_phase("raw", &raw);
+    let raw_rss = peak_rss_mb();
+    let binder = binder_phase(&brokers, n).await?;
+    print_phase("binder", &binder);
+    let rss = peak_rss_mb();
+    if let (Some(a), Some(b)) = (raw_rss, rss) {
+        println!("peak RSS (VmHWM, whole process): {a:.1} MiB after raw, {b:.1} MiB after binder");
+    }
+    println!(
+        "RESULT binder=kafka raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3}",
+        raw.msgs_per_s,
+        binder.msgs_per_s,
+        binder.msgs_per_s / raw.msgs_per_s,
+        raw.p99_ms,
+        binder.p99_ms,
+        rss.unwrap_or(0.0),
+    );
+    Ok(())
+}

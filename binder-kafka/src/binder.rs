@@ -1,0 +1,462 @@
+//! The factory and the binder: connects, provisions, and creates producers and subscriptions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::ClientConfig;
+use stream_core::binder::{
+    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
+    OrderingScope, Producer, ProducerSpec, ProvisionPlan, Subscription,
+};
+use stream_core::config::Schema;
+use stream_core::expr::Expression;
+
+use crate::client::{client_config, create_error};
+use crate::config::{ConsumerProps, KafkaBinderConfig, ProducerProps, StartOffset};
+use crate::consumer::{Assignment, DlqTarget, KafkaSubscription, SubscribeArgs};
+use crate::producer::KafkaProducer;
+use crate::provision::{Provisioner, METADATA_TIMEOUT};
+
+/// The binder type name.
+pub const BINDER_TYPE: &str = "kafka";
+
+/// The producers' default `message.max.bytes` (librdkafka's default, close to Kafka's 1 MiB
+/// broker limit); raise it with `producer-properties` where the broker allows more.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// The capability manifest of the Kafka binder.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        binder_type: BINDER_TYPE,
+        ordering: OrderingScope::Partition,
+        native_partitions: true,
+        native_delay: false,
+        max_payload_bytes: Some(DEFAULT_MAX_MESSAGE_BYTES),
+        max_headers: None,
+        binary_headers: true,
+        pause_resume: true,
+        transactions: false,
+        durable_groups: true,
+        anonymous_sees_only_new: true,
+    }
+}
+
+/// The dead-letter topic of a binding: `dlq-name`, else `error.<destination>.<group>`.
+pub fn dlq_name(destination: &str, group: &str, configured: Option<&str>) -> String {
+    configured
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("error.{destination}.{group}"))
+}
+
+/// Creates Kafka binders (type `kafka`).
+#[derive(Clone, Debug, Default)]
+pub struct KafkaBinderFactory;
+
+impl KafkaBinderFactory {
+    /// A factory.
+    pub fn new() -> Self {
+        KafkaBinderFactory
+    }
+}
+
+#[async_trait]
+impl BinderFactory for KafkaBinderFactory {
+    fn binder_type(&self) -> &'static str {
+        BINDER_TYPE
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    async fn create(
+        &self,
+        name: &str,
+        environment: &BinderEnvironment,
+    ) -> Result<Arc<dyn Binder>, BindError> {
+        let cfg = KafkaBinderConfig::from_environment(name, environment)?;
+        Ok(Arc::new(KafkaBinder::connect(name, cfg).await?))
+    }
+
+    fn config_schema(&self) -> Option<Schema> {
+        Some(crate::config::schema())
+    }
+
+    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
+        let mut resources = vec![format!("kafka topic {destination}")];
+        match group {
+            Some(g) => resources.push(format!("consumer group {g}")),
+            None => resources.push("anonymous consumer group (starts at latest)".into()),
+        }
+        ProvisionPlan {
+            dlq: None,
+            resources,
+        }
+    }
+
+    fn plan_producer(&self, destination: &str, spec: &ProducerSpec) -> ProvisionPlan {
+        ProvisionPlan {
+            dlq: None,
+            resources: vec![format!(
+                "kafka topic {destination} (>= {} partition(s))",
+                spec.partition_count.max(1)
+            )],
+        }
+    }
+}
+
+/// A connected Kafka binder.
+pub struct KafkaBinder {
+    name: String,
+    cfg: Arc<KafkaBinderConfig>,
+    capabilities: Capabilities,
+    provisioner: Provisioner,
+    /// Producers by effective configuration (bindings with equal settings share one).
+    producers: Mutex<HashMap<BTreeMap<String, String>, FutureProducer>>,
+    meta: FutureProducer,
+    last_healthy: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for KafkaBinder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBinder")
+            .field("name", &self.name)
+            .field("brokers", &self.cfg.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBinder {
+    /// Connects to the brokers of `cfg` (a metadata request must succeed).
+    pub async fn connect(name: &str, cfg: KafkaBinderConfig) -> Result<Self, BindError> {
+        let cfg = Arc::new(cfg);
+        let admin_cfg = client_config(&cfg, &[]);
+        let admin: AdminClient<DefaultClientContext> = admin_cfg
+            .create()
+            .map_err(|e| create_error("admin client", &admin_cfg, e))?;
+        let binder = KafkaBinder {
+            name: name.to_owned(),
+            capabilities: capabilities(),
+            producers: Mutex::new(HashMap::new()),
+            meta: admin_cfg
+                .create()
+                .map_err(|e| create_error("metadata client", &admin_cfg, e))?,
+            provisioner: Provisioner::new(
+                Arc::clone(&cfg),
+                Arc::new(admin),
+                admin_cfg
+                    .create()
+                    .map_err(|e| create_error("metadata client", &admin_cfg, e))?,
+            ),
+            cfg,
+            last_healthy: Mutex::new(Instant::now()),
+        };
+        binder
+            .reachable(METADATA_TIMEOUT)
+            .await
+            .map_err(|e| BindError::Connect {
+                what: format!("kafka brokers {}", binder.cfg.brokers),
+                source: e.into(),
+            })?;
+        tracing::info!(
+            binder = name,
+            brokers = %binder.cfg.brokers,
+            configuration = ?crate::config::redacted(&binder.cfg.configuration),
+            "kafka binder connected"
+        );
+        Ok(binder)
+    }
+
+    /// The effective binder configuration.
+    pub fn config(&self) -> &KafkaBinderConfig {
+        &self.cfg
+    }
+
+    async fn reachable(&self, timeout: Duration) -> Result<(), String> {
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || {
+            meta.client()
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    fn producer_settings(&self, layers: &[&BTreeMap<String, String>]) -> BTreeMap<String, String> {
+        let mut base = BTreeMap::new();
+        let idempotent = matches!(self.cfg.required_acks.as_str(), "all" | "-1");
+        base.insert("acks".to_owned(), self.cfg.required_acks.clone());
+        base.insert("enable.idempotence".to_owned(), idempotent.to_string());
+        base.insert("partitioner".to_owned(), "murmur2_random".to_owned());
+        base.insert("linger.ms".to_owned(), "5".to_owned());
+        let mut out = BTreeMap::new();
+        out.insert("bootstrap.servers".to_owned(), self.cfg.brokers.clone());
+        out.extend(self.cfg.configuration.clone());
+        out.extend(base);
+        out.extend(self.cfg.producer_properties.clone());
+        for l in layers {
+            out.extend((*l).clone());
+        }
+        out
+    }
+
+    /// A producer for these settings (shared between bindings with equal settings).
+    fn producer_for(
+        &self,
+        settings: BTreeMap<String, String>,
+    ) -> Result<FutureProducer, BindError> {
+        let mut cache = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&settings) {
+            return Ok(p.clone());
+        }
+        let mut c = ClientConfig::new();
+        for (k, v) in &settings {
+            c.set(k, v);
+        }
+        let p: FutureProducer = c.create().map_err(|e| create_error("producer", &c, e))?;
+        cache.insert(settings, p.clone());
+        Ok(p)
+    }
+
+    fn max_message_bytes(settings: &BTreeMap<String, String>) -> usize {
+        settings
+            .get("message.max.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+    }
+}
+
+#[async_trait]
+impl Binder for KafkaBinder {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn bind_producer(
+        &self,
+        destination: &str,
+        spec: &ProducerSpec,
+    ) -> Result<Box<dyn Producer>, BindError> {
+        let props = ProducerProps::parse(
+            &spec.binding,
+            &self.cfg.default_producer,
+            &spec.binder_properties,
+        )?;
+        let key_expression = props
+            .message_key_expression
+            .as_deref()
+            .map(Expression::parse)
+            .transpose()
+            .map_err(|e| BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.kafka.bindings.{}.producer.message-key-expression",
+                    spec.binding
+                ),
+                message: e.to_string(),
+            })?;
+        let mut derived = BTreeMap::new();
+        if let Some(c) = &props.compression {
+            derived.insert("compression.type".to_owned(), c.clone());
+        }
+        if let Some(b) = props.buffer_size {
+            derived.insert("batch.size".to_owned(), b.max(1).to_string());
+        }
+        if let Some(l) = props.batch_timeout_ms {
+            derived.insert("linger.ms".to_owned(), l.to_string());
+        }
+        let settings = self.producer_settings(&[&derived, &props.configuration]);
+        let max = Self::max_message_bytes(&settings);
+        let producer = self.producer_for(settings)?;
+        let partitions = self
+            .provisioner
+            .ensure(
+                destination,
+                spec.partition_count.max(1),
+                spec.partition_count.max(1),
+            )
+            .await?;
+        tracing::debug!(binder = %self.name, destination, binding = %spec.binding, partitions, "kafka producer bound");
+        Ok(Box::new(KafkaProducer::new(
+            producer,
+            destination,
+            key_expression,
+            props.close_timeout,
+            max,
+        )))
+    }
+
+    async fn bind_consumer(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Result<Box<dyn Subscription>, BindError> {
+        let props = ConsumerProps::parse(
+            &spec.binding,
+            &self.cfg.default_consumer,
+            &spec.binder_properties,
+        )?;
+        if let Some(g) = group {
+            if g.trim().is_empty() {
+                return Err(BindError::Config {
+                    key: format!("spring.cloud.stream.bindings.{}.group", spec.binding),
+                    message: "the group name is empty".into(),
+                });
+            }
+        }
+        let instance_count = spec.instance_count.max(1);
+        if spec.partitioned && spec.instance_index >= instance_count {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.bindings.{}.consumer.instance-index",
+                    spec.binding
+                ),
+                message: format!(
+                    "instance-index {} must be less than instance-count {instance_count}",
+                    spec.instance_index
+                ),
+            });
+        }
+        let create_with = instance_count.saturating_mul(spec.concurrency.max(1));
+        let partitions = self.provisioner.ensure(destination, create_with, 1).await?;
+
+        let anonymous = group.is_none();
+        let group_id = match group {
+            Some(g) => g.to_owned(),
+            None => format!("anonymous.{}", uuid::Uuid::new_v4().simple()),
+        };
+        let start = props.start_offset.unwrap_or(if anonymous {
+            StartOffset::Latest
+        } else {
+            StartOffset::Earliest
+        });
+
+        let dlq = match (props.enable_dlq, group) {
+            (true, Some(g)) => {
+                let topic = dlq_name(destination, g, props.dlq_name.as_deref());
+                let dlq_partitions = props.dlq_partitions.unwrap_or(partitions);
+                let dlq_partitions = self.provisioner.ensure(&topic, dlq_partitions, 1).await?;
+                let settings = self.producer_settings(&[&props.dlq_producer_properties]);
+                let max = Self::max_message_bytes(&settings);
+                Some(DlqTarget {
+                    producer: self.producer_for(settings)?,
+                    topic,
+                    partitions: dlq_partitions,
+                    group: g.to_owned(),
+                    max_message_bytes: max,
+                })
+            }
+            (true, None) => {
+                tracing::warn!(binding = %spec.binding, "enable-dlq needs a group; anonymous bindings have no DLQ");
+                None
+            }
+            _ => None,
+        };
+
+        let mut base = BTreeMap::new();
+        base.insert("group.id".to_owned(), group_id.clone());
+        base.insert("enable.auto.commit".to_owned(), (!anonymous).to_string());
+        base.insert("enable.auto.offset.store".to_owned(), "false".to_owned());
+        base.insert("auto.commit.interval.ms".to_owned(), "1000".to_owned());
+        base.insert("auto.offset.reset".to_owned(), start.as_reset().to_owned());
+        base.insert("enable.partition.eof".to_owned(), "false".to_owned());
+        let config = client_config(
+            &self.cfg,
+            &[&base, &self.cfg.consumer_properties, &props.configuration],
+        );
+        if config.get("group.id") != Some(group_id.as_str()) {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.kafka.bindings.{}.consumer.configuration.group.id",
+                    spec.binding
+                ),
+                message: "the group id comes from the binding's `group`".into(),
+            });
+        }
+        let static_assignment = anonymous || spec.partitioned || !props.auto_rebalance_enabled;
+        let assignment = if static_assignment {
+            let mine: Vec<i32> = (0..partitions as i32)
+                .filter(|p| {
+                    !spec.partitioned || (*p as u32) % instance_count == spec.instance_index
+                })
+                .collect();
+            Assignment::Static {
+                partitions: mine,
+                start_latest: start == StartOffset::Latest,
+                use_committed: !anonymous,
+            }
+        } else {
+            Assignment::Group
+        };
+        let sub = KafkaSubscription::open(SubscribeArgs {
+            config,
+            topic: destination.to_owned(),
+            assignment,
+            dlq,
+            commits: !anonymous,
+            reset_to_latest: (props.reset_offsets && !anonymous)
+                .then_some(start == StartOffset::Latest),
+            prefetch: (spec.concurrency.max(1) as usize
+                * crate::consumer::PREFETCH_PER_CONCURRENCY)
+                .max(crate::consumer::MIN_PREFETCH),
+        })
+        .await?;
+        tracing::debug!(
+            binder = %self.name, destination, group = %group_id, binding = %spec.binding,
+            partitions, static_assignment, "kafka consumer bound"
+        );
+        Ok(Box::new(sub))
+    }
+
+    async fn health(&self) -> Health {
+        let probe = self
+            .cfg
+            .health_timeout
+            .clamp(Duration::from_millis(200), Duration::from_secs(2));
+        match self.reachable(probe).await {
+            Ok(()) => {
+                *self.last_healthy.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                Health::Up
+            }
+            Err(e) => {
+                let since = self
+                    .last_healthy
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .elapsed();
+                if since >= self.cfg.health_timeout {
+                    Health::Down(format!(
+                        "kafka brokers {} unreachable for {} s: {e}",
+                        self.cfg.brokers,
+                        since.as_secs()
+                    ))
+                } else {
+                    Health::Up
+                }
+            }
+        }
+    }
+
+    async fn close(&self) {
+        let producers: Vec<FutureProducer> = self
+            .producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in producers {
+                let _ = p.flush(Duration::from_secs(10));
+            }
+        })
+        .await;
+    }
+}

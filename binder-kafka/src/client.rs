@@ -1,0 +1,45 @@
+//! Building librdkafka client configurations from the binder configuration.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use stream_core::binder::BindError;
+
+use crate::config::{redacted, KafkaBinderConfig};
+
+/// A client configuration: `bootstrap.servers`, then the binder's `configuration`, then each
+/// of `layers` in order (later wins).
+pub fn client_config(
+    cfg: &KafkaBinderConfig,
+    layers: &[&BTreeMap<String, String>],
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers);
+    for (k, v) in &cfg.configuration {
+        c.set(k, v);
+    }
+    for layer in layers {
+        for (k, v) in *layer {
+            c.set(k, v);
+        }
+    }
+    c
+}
+
+/// The configuration with secrets redacted, for logs and errors.
+pub fn describe(c: &ClientConfig) -> String {
+    let map: BTreeMap<String, String> = c
+        .config_map()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    format!("{:?}", redacted(&map))
+}
+
+/// A creation failure as a typed, redacted configuration error.
+pub fn create_error(what: &str, c: &ClientConfig, e: rdkafka::error::KafkaError) -> BindError {
+    BindError::Config {
+        key: "spring.cloud.stream.kafka.binder.configuration".into(),
+        message: format!("cannot create the {what} with {}: {e}", describe(c)),
+    }
+}
