@@ -29,10 +29,19 @@ use crate::tracker::{Tp, Tracker};
 /// message sent right after binding is not missed and competing members share work).
 pub const ASSIGNMENT_WAIT: Duration = Duration::from_secs(30);
 /// Deliveries queued ahead of the runtime per unit of concurrency (at least
-/// [`MIN_PREFETCH`]); beyond that the consumer pauses its partitions.
+/// [`MIN_PREFETCH`]); beyond that the poller stops taking records (see [`PAUSE_AFTER`]).
 pub const PREFETCH_PER_CONCURRENCY: usize = 4;
 /// The smallest prefetch.
 pub const MIN_PREFETCH: usize = 16;
+/// How long the poller holds off (stops taking records from librdkafka, whose own fetch queue
+/// keeps what it fetched) while `prefetch` deliveries are queued, before it pauses the
+/// partitions so that it can keep polling (rebalances, `max.poll.interval.ms`) without fetching.
+///
+/// Pausing is not used for ordinary back-pressure: librdkafka drops what it fetched ahead and
+/// re-fetches from the application's position on resume, usually from inside a record batch,
+/// and a broker that answers such a fetch with the *next* batch (tansu 0.6.0 does) then never
+/// delivers the rest of that batch.
+pub const PAUSE_AFTER: Duration = Duration::from_secs(5);
 /// Timeout of the blocking offset and watermark look-ups made while binding.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -156,9 +165,10 @@ pub struct SubscribeArgs {
     pub prefetch: usize,
 }
 
-/// A bound input. A background task polls the consumer continuously (so rebalances are served
-/// even while the runtime is busy) and queues deliveries; when `prefetch` deliveries are queued
-/// it pauses the assigned partitions until the runtime catches up.
+/// A bound input. A background task polls the consumer and queues deliveries; when `prefetch`
+/// deliveries are queued it stops taking records until the runtime catches up, and if that
+/// takes longer than [`PAUSE_AFTER`] it pauses the assigned partitions and keeps polling (so
+/// rebalances are served and the member stays in the group while the binding is stalled).
 pub struct KafkaSubscription {
     consumer: Arc<KConsumer>,
     shared: Arc<Shared>,
@@ -166,6 +176,8 @@ pub struct KafkaSubscription {
     commits: bool,
     rx: tokio::sync::mpsc::UnboundedReceiver<Result<KafkaDelivery, ConsumeError>>,
     queued: Arc<AtomicUsize>,
+    /// Signalled whenever the runtime takes a delivery (wakes a holding poller).
+    taken: Arc<Notify>,
     stop: Arc<Notify>,
     poller: Option<tokio::task::JoinHandle<()>>,
     closed: bool,
@@ -241,6 +253,7 @@ impl KafkaSubscription {
         }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let taken = Arc::new(Notify::new());
         let stop = Arc::new(Notify::new());
         let poller = Poller {
             consumer: Arc::clone(&consumer),
@@ -249,6 +262,7 @@ impl KafkaSubscription {
             dlq: args.dlq.map(Arc::new),
             commits: args.commits,
             queued: Arc::clone(&queued),
+            taken: Arc::clone(&taken),
             prefetch: args.prefetch.max(1),
             tx,
         };
@@ -274,6 +288,7 @@ impl KafkaSubscription {
             commits: args.commits,
             rx,
             queued,
+            taken,
             stop,
             poller: Some(handle),
             closed: false,
@@ -310,6 +325,7 @@ struct Poller {
     dlq: Option<Arc<DlqTarget>>,
     commits: bool,
     queued: Arc<AtomicUsize>,
+    taken: Arc<Notify>,
     prefetch: usize,
     tx: tokio::sync::mpsc::UnboundedSender<Result<KafkaDelivery, ConsumeError>>,
 }
@@ -317,29 +333,43 @@ struct Poller {
 impl Poller {
     async fn run(self, stop: Arc<Notify>) {
         let mut paused: Option<TopicPartitionList> = None;
+        // Since when `prefetch` deliveries are queued (the poller holds off meanwhile).
+        let mut full_since: Option<tokio::time::Instant> = None;
         loop {
             let queued = self.queued.load(Ordering::SeqCst);
-            match &paused {
-                None if queued >= self.prefetch => {
+            if queued >= self.prefetch {
+                let since = *full_since.get_or_insert_with(tokio::time::Instant::now);
+                if paused.is_none() && since.elapsed() >= PAUSE_AFTER {
                     if let Ok(tpl) = self.consumer.assignment() {
                         if self.consumer.pause(&tpl).is_ok() {
+                            tracing::debug!(topic = %self.topic, queued, "runtime saturated; partitions paused");
                             paused = Some(tpl);
                         }
                     }
                 }
-                Some(tpl) if queued < self.prefetch.div_ceil(2) => {
+            } else {
+                full_since = None;
+            }
+            if let Some(tpl) = &paused {
+                if queued < self.prefetch.div_ceil(2) {
                     if let Err(e) = self.consumer.resume(tpl) {
                         tracing::debug!(topic = %self.topic, error = %e, "resume failed");
                     }
                     paused = None;
                 }
-                _ => {}
             }
+            // Full and not paused: take nothing more until the runtime catches up (or it is
+            // time to pause).
+            let hold = paused.is_none() && full_since.is_some();
+            let pause_at = full_since.map_or_else(tokio::time::Instant::now, |t| t + PAUSE_AFTER);
             let stopped = stop.notified();
+            let taken = self.taken.notified();
             tokio::select! {
                 biased;
                 _ = stopped => break,
-                r = self.consumer.recv() => {
+                _ = taken, if hold => {}
+                _ = tokio::time::sleep_until(pause_at), if hold => {}
+                r = self.consumer.recv(), if !hold => {
                     let item = match r {
                         Ok(m) => Ok(self.delivery(&m)),
                         Err(e) => Err(ConsumeError {
@@ -467,6 +497,7 @@ impl Subscription for KafkaSubscription {
             }
             let item = self.rx.recv().await?;
             self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.taken.notify_one();
             match item {
                 Ok(mut d) => {
                     // Queued before its partition was revoked: the new owner has it.
