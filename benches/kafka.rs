@@ -14,10 +14,14 @@
 //!   Function binding `transform` (`concurrency: 64`, `max-attempts: 1`) → consumer binding
 //!   `sink` recording the latency; the binder commits only completed prefixes.
 //!
-//! Prints msgs/s and p50/p99 latency for both, peak RSS, and the `RESULT` line.
+//! Runs `BENCH_ROUNDS` (default 3) alternating rounds and reports each side by its median round:
+//! msgs/s, p50/p99 latency and CPU per message, the peak RSS after the first binder phase, and
+//! the `RESULT` line (see `common`).
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloud_stream::binder_kafka::rdkafka::admin::{
@@ -30,18 +34,13 @@ use cloud_stream::binder_kafka::rdkafka::producer::{FutureProducer, FutureRecord
 use cloud_stream::binder_kafka::rdkafka::util::Timeout;
 use cloud_stream::binder_kafka::rdkafka::ClientConfig;
 use cloud_stream::prelude::*;
+use common::{now_ns, summarize, BoxResult, PhaseResult};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{Notify, Semaphore};
 
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 const IN_FLIGHT: usize = 64;
 const PARTITIONS: i32 = 3;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// The benchmark event: about 1 KiB of JSON.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,29 +64,6 @@ impl Event {
     fn transform(mut self) -> Self {
         self.kind = self.kind.to_uppercase();
         self
-    }
-}
-
-struct PhaseResult {
-    msgs_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    elapsed: Duration,
-}
-
-fn summarize(n: usize, elapsed: Duration, mut latencies_ns: Vec<u64>) -> PhaseResult {
-    assert!(latencies_ns.len() >= n, "every message must be recorded");
-    latencies_ns.truncate(n);
-    latencies_ns.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        latencies_ns[i] as f64 / 1e6
-    };
-    PhaseResult {
-        msgs_per_s: n as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        elapsed,
     }
 }
 
@@ -139,7 +115,7 @@ fn consumer(brokers: &str, group: &str, topic: &str, auto_store: bool) -> Stream
     c
 }
 
-async fn raw_phase(brokers: &str, n: usize) -> PhaseResult {
+async fn raw_phase(brokers: &str, n: usize) -> BoxResult<PhaseResult> {
     let (tin, tout) = (unique("bench-raw-in"), unique("bench-raw-out"));
     create_topics(brokers, &[&tin, &tout]).await;
     let sink = consumer(brokers, &unique("raw-sink"), &tout, true);
@@ -207,10 +183,10 @@ async fn raw_phase(brokers: &str, n: usize) -> PhaseResult {
     let elapsed = start.elapsed();
     produce.await.expect("producer");
     transformer.await.expect("transformer");
-    summarize(n, elapsed, latencies)
+    Ok(summarize(n, elapsed, latencies))
 }
 
-async fn binder_phase(brokers: &str, n: usize) -> Result<PhaseResult, cloud_stream::Error> {
+async fn binder_phase(brokers: &str, n: usize) -> BoxResult<PhaseResult> {
     let (tin, tout) = (unique("bench-in"), unique("bench-out"));
     create_topics(brokers, &[&tin, &tout]).await;
     let yaml = format!(
@@ -291,48 +267,10 @@ spring:
     Ok(summarize(n, elapsed, latencies))
 }
 
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn message_count() -> usize {
-    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let raw = arg.or_else(|| std::env::var("BENCH_MESSAGES").ok());
-    match raw {
-        Some(s) => s.replace('_', "").parse().unwrap_or_else(|_| {
-            eprintln!("bench_kafka: not a message count: {s}");
-            std::process::exit(2)
-        }),
-        None => 20_000,
-    }
-}
-
-fn print_phase(name: &str, r: &PhaseResult) {
-    println!(
-        "{name:<7} {:>12.0} msgs/s   p50 {:>8.3} ms   p99 {:>8.3} ms   ({:.2} s)",
-        r.msgs_per_s,
-        r.p50_ms,
-        r.p99_ms,
-        r.elapsed.as_secs_f64()
-    );
-}
-
 #[tokio::main(flavor = "multi_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let n = message_count();
-    if n == 0 {
-        eprintln!("bench_kafka: N must be at least 1");
-        std::process::exit(2);
-    }
+async fn main() -> BoxResult<()> {
+    common::init_tracing();
+    let n = common::message_count("kafka", 20_000);
     let brokers = std::env::var("CLOUD_STREAM_TEST_KAFKA_BROKERS")
         .unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
     let sample = serde_json::to_vec(&Event::new(0))?.len();
@@ -340,23 +278,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kafka binder vs raw rdkafka at {brokers}: {n} messages of {sample} B JSON, in -> transform -> out -> sink, {} worker threads",
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
-    let raw = raw_phase(&brokers, n).await;
-    print_phase("raw", &raw);
-    let raw_rss = peak_rss_mb();
-    let binder = binder_phase(&brokers, n).await?;
-    print_phase("binder", &binder);
-    let rss = peak_rss_mb();
-    if let (Some(a), Some(b)) = (raw_rss, rss) {
-        println!("peak RSS (VmHWM, whole process): {a:.1} MiB after raw, {b:.1} MiB after binder");
-    }
-    println!(
-        "RESULT binder=kafka raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3}",
-        raw.msgs_per_s,
-        binder.msgs_per_s,
-        binder.msgs_per_s / raw.msgs_per_s,
-        raw.p99_ms,
-        binder.p99_ms,
-        rss.unwrap_or(0.0),
-    );
-    Ok(())
+    let brokers = brokers.as_str();
+    common::compare(
+        "kafka",
+        n,
+        common::rounds(3),
+        |_| binder_phase(brokers, n),
+        |_| raw_phase(brokers, n),
+    )
+    .await
 }
