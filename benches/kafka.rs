@@ -20,8 +20,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloud_stream::binder_kafka::rdkafka::admin::{
@@ -34,9 +33,9 @@ use cloud_stream::binder_kafka::rdkafka::producer::{FutureProducer, FutureRecord
 use cloud_stream::binder_kafka::rdkafka::util::Timeout;
 use cloud_stream::binder_kafka::rdkafka::ClientConfig;
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, PhaseResult};
+use common::{now_ns, summarize, BoxResult, LatencySink, PhaseResult};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 const IN_FLIGHT: usize = 64;
@@ -207,13 +206,9 @@ spring:
         g1 = unique("transform"),
         g2 = unique("sink"),
     );
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(n)));
-    let received = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(Notify::new());
+    let sink = LatencySink::new(n);
     let app = {
-        let latencies = Arc::clone(&latencies);
-        let received = Arc::clone(&received);
-        let done = Arc::clone(&done);
+        let sink = sink.clone();
         StreamApp::builder()
             .env(Default::default())
             .config_yaml(&yaml)
@@ -221,11 +216,7 @@ spring:
                 Ok::<_, HandlerError>(e.transform())
             })
             .consumer("sink", move |e: Event| {
-                let latency = now_ns().saturating_sub(e.sent_ns);
-                latencies.lock().expect("latencies").push(latency);
-                if received.fetch_add(1, Ordering::AcqRel) + 1 == n {
-                    done.notify_one();
-                }
+                sink.record(e.sent_ns);
                 async { Ok(()) }
             })
             .build()
@@ -238,11 +229,10 @@ spring:
         .send(&tin, &Event::new(u64::MAX))
         .await
         .expect("warm-up send");
-    while received.load(Ordering::Acquire) < 1 {
+    while sink.received() < 1 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    received.store(0, Ordering::Release);
-    latencies.lock().expect("latencies").clear();
+    sink.reset();
     let start = Instant::now();
     let t = tin.clone();
     let producer = tokio::spawn(async move {
@@ -257,14 +247,11 @@ spring:
         }
         while pending.next().await.is_some() {}
     });
-    tokio::time::timeout(PHASE_TIMEOUT, done.notified())
-        .await
-        .expect("binder phase timed out");
+    sink.wait(PHASE_TIMEOUT).await;
     let elapsed = start.elapsed();
     producer.await.expect("producer task");
     app.shutdown().await;
-    let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
-    Ok(summarize(n, elapsed, latencies))
+    Ok(summarize(n, elapsed, sink.take()))
 }
 
 #[tokio::main(flavor = "multi_thread")]

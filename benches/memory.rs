@@ -17,13 +17,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, PhaseResult};
-use tokio::sync::{mpsc, Notify};
+use common::{now_ns, summarize, BoxResult, LatencySink, PhaseResult};
+use tokio::sync::mpsc;
 
 /// Capacity of each raw channel.
 const RAW_CAPACITY: usize = 1024;
@@ -112,25 +110,17 @@ spring:
 "#;
 
 async fn binder_phase(n: usize) -> BoxResult<PhaseResult> {
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(n)));
-    let received = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(Notify::new());
+    let sink = LatencySink::new(n);
 
     let app = {
-        let latencies = Arc::clone(&latencies);
-        let received = Arc::clone(&received);
-        let done = Arc::clone(&done);
+        let sink = sink.clone();
         StreamApp::builder()
             .config_yaml(BINDER_CONFIG)
             .function("transform", |e: Event| async move {
                 Ok::<_, HandlerError>(e.transform())
             })
             .consumer("sink", move |e: Event| {
-                let latency = now_ns().saturating_sub(e.sent_ns);
-                latencies.lock().expect("latencies").push(latency);
-                if received.fetch_add(1, Ordering::AcqRel) + 1 == n {
-                    done.notify_one();
-                }
+                sink.record(e.sent_ns);
                 async { Ok(()) }
             })
             .build()
@@ -147,14 +137,11 @@ async fn binder_phase(n: usize) -> BoxResult<PhaseResult> {
                 .expect("bridge send");
         }
     });
-    tokio::time::timeout(PHASE_TIMEOUT, done.notified())
-        .await
-        .expect("binder phase timed out");
+    sink.wait(PHASE_TIMEOUT).await;
     let elapsed = start.elapsed();
     producer.await.expect("producer task");
     app.shutdown().await;
-    let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
-    Ok(summarize(n, elapsed, latencies))
+    Ok(summarize(n, elapsed, sink.take()))
 }
 
 #[tokio::main(flavor = "multi_thread")]

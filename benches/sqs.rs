@@ -31,7 +31,7 @@ use cloud_stream::binder_sqs::aws_sdk_sqs::types::DeleteMessageBatchRequestEntry
 use cloud_stream::binder_sqs::provision::Clients;
 use cloud_stream::binder_sqs::{naming, BinderSettings, DestinationMode};
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, PhaseResult};
+use common::{now_ns, summarize, BoxResult, LatencySink, PhaseResult};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
@@ -293,24 +293,16 @@ spring:
 "#,
         env = environment()
     );
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::with_capacity(n)));
-    let received = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(Notify::new());
+    let sink = LatencySink::new(n);
     let app = {
-        let latencies = Arc::clone(&latencies);
-        let received = Arc::clone(&received);
-        let done = Arc::clone(&done);
+        let sink = sink.clone();
         StreamApp::builder()
             .config_yaml(&yaml)
             .function("transform", |e: Event| async move {
                 Ok::<_, HandlerError>(e.transform())
             })
             .consumer("sink", move |e: Event| {
-                let latency = now_ns().saturating_sub(e.sent_ns);
-                latencies.lock().expect("latencies").push(latency);
-                if received.fetch_add(1, Ordering::AcqRel) + 1 == n {
-                    done.notify_one();
-                }
+                sink.record(e.sent_ns);
                 async { Ok(()) }
             })
             .build()
@@ -333,14 +325,11 @@ spring:
             .collect::<Vec<_>>()
             .await;
     });
-    tokio::time::timeout(PHASE_TIMEOUT, done.notified())
-        .await
-        .expect("binder phase timed out");
+    sink.wait(PHASE_TIMEOUT).await;
     let elapsed = start.elapsed();
     producer.await.expect("producer task");
     app.shutdown().await;
-    let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
-    Ok(summarize(n, elapsed, latencies))
+    Ok(summarize(n, elapsed, sink.take()))
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -7,8 +7,11 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 /// Errors a bench phase may end with.
 pub type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -18,6 +21,74 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// Nanoseconds since the first call in this process (events carry it as their send time).
 pub fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The end of a pipeline: records each event's end-to-end latency and signals when `n` arrived.
+/// Cheap to clone (shared), so a consumer handler can own one.
+#[derive(Clone)]
+pub struct LatencySink {
+    inner: Arc<SinkState>,
+}
+
+struct SinkState {
+    n: usize,
+    latencies: Mutex<Vec<u64>>,
+    received: AtomicUsize,
+    done: Notify,
+}
+
+impl LatencySink {
+    /// A sink expecting `n` events.
+    pub fn new(n: usize) -> Self {
+        LatencySink {
+            inner: Arc::new(SinkState {
+                n,
+                latencies: Mutex::new(Vec::with_capacity(n)),
+                received: AtomicUsize::new(0),
+                done: Notify::new(),
+            }),
+        }
+    }
+
+    /// Records an event sent at `sent_ns` (see [`now_ns`]).
+    pub fn record(&self, sent_ns: u64) {
+        let latency = now_ns().saturating_sub(sent_ns);
+        if let Ok(mut l) = self.inner.latencies.lock() {
+            l.push(latency);
+        }
+        if self.inner.received.fetch_add(1, Ordering::AcqRel) + 1 == self.inner.n {
+            self.inner.done.notify_one();
+        }
+    }
+
+    /// Events recorded so far.
+    pub fn received(&self) -> usize {
+        self.inner.received.load(Ordering::Acquire)
+    }
+
+    /// Forgets what was recorded (after a warm-up event).
+    pub fn reset(&self) {
+        self.inner.received.store(0, Ordering::Release);
+        if let Ok(mut l) = self.inner.latencies.lock() {
+            l.clear();
+        }
+    }
+
+    /// Waits until `n` events arrived; panics after `timeout` (the phase is broken then).
+    pub async fn wait(&self, timeout: Duration) {
+        tokio::time::timeout(timeout, self.inner.done.notified())
+            .await
+            .expect("phase timed out before every event arrived");
+    }
+
+    /// The recorded latencies, in nanoseconds.
+    pub fn take(&self) -> Vec<u64> {
+        self.inner
+            .latencies
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
 }
 
 /// Throughput and latency of one phase.
