@@ -33,38 +33,13 @@ use cloud_stream::binder_kafka::rdkafka::producer::{FutureProducer, FutureRecord
 use cloud_stream::binder_kafka::rdkafka::util::Timeout;
 use cloud_stream::binder_kafka::rdkafka::ClientConfig;
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, LatencySink, PhaseResult};
+use common::{now_ns, summarize, BoxResult, Event, LatencySink, PhaseResult};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::Semaphore;
 
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 const IN_FLIGHT: usize = 64;
 const PARTITIONS: i32 = 3;
-
-/// The benchmark event: about 1 KiB of JSON.
-#[derive(Debug, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-    sent_ns: u64,
-    kind: String,
-    body: String,
-}
-
-impl Event {
-    fn new(id: u64) -> Self {
-        Event {
-            id,
-            sent_ns: now_ns(),
-            kind: "order.created".to_owned(),
-            body: "widget for customer 42, ship express; ".repeat(26),
-        }
-    }
-
-    fn transform(mut self) -> Self {
-        self.kind = self.kind.to_uppercase();
-        self
-    }
-}
 
 fn unique(base: &str) -> String {
     format!(
@@ -129,7 +104,7 @@ async fn raw_phase(brokers: &str, n: usize) -> BoxResult<PhaseResult> {
     let produce = tokio::spawn(async move {
         let mut pending = FuturesUnordered::new();
         for id in 0..n as u64 {
-            let payload = serde_json::to_vec(&Event::new(id)).expect("serialize");
+            let payload = serde_json::to_vec(&Event::kib(id)).expect("serialize");
             let p = p.clone();
             let t = t_in.clone();
             pending.push(async move {
@@ -158,7 +133,7 @@ async fn raw_phase(brokers: &str, n: usize) -> BoxResult<PhaseResult> {
             let permit = Arc::clone(&permits).acquire_owned().await.expect("permit");
             let (p, t, tf2) = (out_producer.clone(), tout.clone(), Arc::clone(&tf));
             tokio::spawn(async move {
-                let out = serde_json::to_vec(&event.transform()).expect("serialize");
+                let out = serde_json::to_vec(&event.uppercase_kind()).expect("serialize");
                 p.send(FutureRecord::<(), _>::to(&t).payload(&out), Timeout::Never)
                     .await
                     .expect("raw transform send");
@@ -213,7 +188,7 @@ spring:
             .env(Default::default())
             .config_yaml(&yaml)
             .function("transform", |e: Event| async move {
-                Ok::<_, HandlerError>(e.transform())
+                Ok::<_, HandlerError>(e.uppercase_kind())
             })
             .consumer("sink", move |e: Event| {
                 sink.record(e.sent_ns);
@@ -226,7 +201,7 @@ spring:
     // Resolve the bridge's producer binding once before timing (the raw phase also creates its
     // producer up front); the warm-up event is not counted.
     bridge
-        .send(&tin, &Event::new(u64::MAX))
+        .send(&tin, &Event::kib(u64::MAX))
         .await
         .expect("warm-up send");
     while sink.received() < 1 {
@@ -240,7 +215,7 @@ spring:
         for id in 0..n as u64 {
             let b = bridge.clone();
             let t = t.clone();
-            pending.push(async move { b.send(&t, &Event::new(id)).await.expect("bridge send") });
+            pending.push(async move { b.send(&t, &Event::kib(id)).await.expect("bridge send") });
             if pending.len() >= 1024 {
                 pending.next().await;
             }
@@ -260,7 +235,7 @@ async fn main() -> BoxResult<()> {
     let n = common::message_count("kafka", 20_000);
     let brokers = std::env::var("CLOUD_STREAM_TEST_KAFKA_BROKERS")
         .unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
-    let sample = serde_json::to_vec(&Event::new(0))?.len();
+    let sample = serde_json::to_vec(&Event::kib(0))?.len();
     println!(
         "kafka binder vs raw rdkafka at {brokers}: {n} messages of {sample} B JSON, in -> transform -> out -> sink, {} worker threads",
         std::thread::available_parallelism().map_or(0, |p| p.get())

@@ -20,38 +20,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, LatencySink, PhaseResult};
+use common::{now_ns, summarize, BoxResult, Event, LatencySink, PhaseResult};
 use tokio::sync::mpsc;
 
 /// Capacity of each raw channel.
 const RAW_CAPACITY: usize = 1024;
 /// Give up on a phase after this long.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The benchmark event: about 100 bytes of JSON.
-#[derive(Debug, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-    sent_ns: u64,
-    kind: String,
-    body: String,
-}
-
-impl Event {
-    fn new(id: u64) -> Self {
-        Event {
-            id,
-            sent_ns: now_ns(),
-            kind: "order.created".to_owned(),
-            body: "2 x widget for customer 42, ship express".to_owned(),
-        }
-    }
-
-    fn transform(mut self) -> Self {
-        self.body = self.body.to_uppercase();
-        self
-    }
-}
 
 async fn raw_phase(n: usize) -> BoxResult<PhaseResult> {
     let (in_tx, mut in_rx) = mpsc::channel::<Vec<u8>>(RAW_CAPACITY);
@@ -60,7 +35,7 @@ async fn raw_phase(n: usize) -> BoxResult<PhaseResult> {
 
     let producer = tokio::spawn(async move {
         for id in 0..n as u64 {
-            let bytes = serde_json::to_vec(&Event::new(id)).expect("serialize");
+            let bytes = serde_json::to_vec(&Event::small(id)).expect("serialize");
             if in_tx.send(bytes).await.is_err() {
                 break;
             }
@@ -69,7 +44,7 @@ async fn raw_phase(n: usize) -> BoxResult<PhaseResult> {
     let transform = tokio::spawn(async move {
         while let Some(bytes) = in_rx.recv().await {
             let event: Event = serde_json::from_slice(&bytes).expect("deserialize");
-            let out = serde_json::to_vec(&event.transform()).expect("serialize");
+            let out = serde_json::to_vec(&event.uppercase_body()).expect("serialize");
             if out_tx.send(out).await.is_err() {
                 break;
             }
@@ -117,7 +92,7 @@ async fn binder_phase(n: usize) -> BoxResult<PhaseResult> {
         StreamApp::builder()
             .config_yaml(BINDER_CONFIG)
             .function("transform", |e: Event| async move {
-                Ok::<_, HandlerError>(e.transform())
+                Ok::<_, HandlerError>(e.uppercase_body())
             })
             .consumer("sink", move |e: Event| {
                 sink.record(e.sent_ns);
@@ -132,7 +107,7 @@ async fn binder_phase(n: usize) -> BoxResult<PhaseResult> {
     let producer = tokio::spawn(async move {
         for id in 0..n as u64 {
             bridge
-                .send("bench-in", &Event::new(id))
+                .send("bench-in", &Event::small(id))
                 .await
                 .expect("bridge send");
         }
@@ -148,7 +123,7 @@ async fn binder_phase(n: usize) -> BoxResult<PhaseResult> {
 async fn main() -> BoxResult<()> {
     common::init_tracing();
     let n = common::message_count("memory", 1_000_000);
-    let sample = serde_json::to_vec(&Event::new(0))?.len();
+    let sample = serde_json::to_vec(&Event::small(0))?.len();
     println!(
         "memory binder vs tokio mpsc + serde_json: {n} messages of ~{sample} B JSON, {} worker threads",
         std::thread::available_parallelism().map_or(0, |p| p.get())

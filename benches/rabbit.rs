@@ -23,11 +23,11 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, PhaseResult};
+use common::{now_ns, summarize, BoxResult, Event, PhaseResult};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -48,51 +48,6 @@ const PREFETCH: u16 = 128;
 const CONCURRENCY: u32 = 128;
 /// Give up on a phase after this long.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The benchmark event: 1 KiB of JSON.
-#[derive(Debug, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-    sent_ns: u64,
-    kind: String,
-    body: String,
-}
-
-fn body() -> &'static str {
-    static BODY: OnceLock<String> = OnceLock::new();
-    BODY.get_or_init(|| {
-        // Pads the event to 1024 bytes of JSON.
-        let probe = serde_json::to_vec(&Event {
-            id: 0,
-            sent_ns: 0,
-            kind: "order.created".into(),
-            body: String::new(),
-        })
-        .map(|v| v.len())
-        .unwrap_or(64);
-        "widget for customer 42, ship express; "
-            .chars()
-            .cycle()
-            .take(1024 - probe - 13)
-            .collect()
-    })
-}
-
-impl Event {
-    fn new(id: u64) -> Self {
-        Event {
-            id,
-            sent_ns: now_ns(),
-            kind: "order.created".to_owned(),
-            body: body().to_owned(),
-        }
-    }
-
-    fn transform(mut self) -> Self {
-        self.kind = self.kind.to_uppercase();
-        self
-    }
-}
 
 fn props() -> BasicProperties {
     BasicProperties::default()
@@ -204,7 +159,7 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
             let (out_ch, ex) = (out_ch.clone(), ex_out_t.clone());
             acks.push(tokio::spawn(async move {
                 let e: Event = serde_json::from_slice(&d.data).expect("decode");
-                let out = serde_json::to_vec(&e.transform()).expect("encode");
+                let out = serde_json::to_vec(&e.uppercase_kind()).expect("encode");
                 let c = out_ch
                     .basic_publish(
                         ex.as_str().into(),
@@ -237,7 +192,7 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
         drivers.push(tokio::spawn(async move {
             for id in (k..n).step_by(WINDOW) {
                 w.acquire().await.expect("window").forget();
-                let bytes = serde_json::to_vec(&Event::new(id as u64)).expect("encode");
+                let bytes = serde_json::to_vec(&Event::kib(id as u64)).expect("encode");
                 let c = drv
                     .basic_publish(
                         ex_in.as_str().into(),
@@ -314,7 +269,7 @@ spring:
             .env(Default::default())
             .config_yaml(&config)
             .function("transform", |e: Event| async move {
-                Ok::<_, HandlerError>(e.transform())
+                Ok::<_, HandlerError>(e.uppercase_kind())
             })
             .consumer("sink", move |e: Event| {
                 let latency = now_ns().saturating_sub(e.sent_ns);
@@ -336,7 +291,7 @@ spring:
             for id in (k..n).step_by(WINDOW) {
                 w.acquire().await.expect("window").forget();
                 bridge
-                    .send("load", &Event::new(id as u64))
+                    .send("load", &Event::kib(id as u64))
                     .await
                     .expect("bridge send");
             }
@@ -375,7 +330,7 @@ async fn main() -> BoxResult<()> {
     let n = common::message_count("rabbit", 20_000);
     let uri = std::env::var("CLOUD_STREAM_TEST_AMQP_URI")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-    let sample = serde_json::to_vec(&Event::new(0))?.len();
+    let sample = serde_json::to_vec(&Event::kib(0))?.len();
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     println!(
         "rabbit: raw lapin vs cloud-stream Function binding: {n} messages of {sample} B JSON, confirms + manual acks, driver window {WINDOW}, prefetch {PREFETCH}, binder concurrency {CONCURRENCY}, {} worker threads",

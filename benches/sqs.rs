@@ -31,7 +31,7 @@ use cloud_stream::binder_sqs::aws_sdk_sqs::types::DeleteMessageBatchRequestEntry
 use cloud_stream::binder_sqs::provision::Clients;
 use cloud_stream::binder_sqs::{naming, BinderSettings, DestinationMode};
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, LatencySink, PhaseResult};
+use common::{now_ns, summarize, BoxResult, Event, LatencySink, PhaseResult};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
@@ -41,34 +41,6 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
 const RAW_PARALLEL: usize = 4;
 /// Concurrent sends in flight in the binder phase (the binder batches what is ready).
 const BINDER_IN_FLIGHT: usize = 64;
-
-/// The benchmark event: 1 KiB of JSON.
-#[derive(Debug, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-    sent_ns: u64,
-    kind: String,
-    body: String,
-}
-
-impl Event {
-    fn new(id: u64) -> Self {
-        let mut e = Event {
-            id,
-            sent_ns: now_ns(),
-            kind: "order.created".to_owned(),
-            body: String::new(),
-        };
-        let base = serde_json::to_vec(&e).map_or(80, |v| v.len());
-        e.body = "x".repeat(1024usize.saturating_sub(base));
-        e
-    }
-
-    fn transform(mut self) -> Self {
-        self.kind = self.kind.to_uppercase();
-        self
-    }
-}
 
 fn endpoint() -> String {
     std::env::var("CLOUD_STREAM_TEST_AWS_ENDPOINT")
@@ -194,7 +166,7 @@ async fn raw_phase(n: usize) -> BoxResult<PhaseResult> {
                 let mut receipts = Vec::with_capacity(got.len());
                 for (r, b) in got {
                     let e: Event = serde_json::from_str(&b).expect("event");
-                    bodies.push(serde_json::to_string(&e.transform()).expect("json"));
+                    bodies.push(serde_json::to_string(&e.uppercase_kind()).expect("json"));
                     receipts.push(r);
                 }
                 publish_batch(&c, &topic, bodies).await;
@@ -244,7 +216,7 @@ async fn raw_phase(n: usize) -> BoxResult<PhaseResult> {
                 async move {
                     let bodies = ids
                         .into_iter()
-                        .map(|id| serde_json::to_string(&Event::new(id)).expect("json"))
+                        .map(|id| serde_json::to_string(&Event::kib(id)).expect("json"))
                         .collect();
                     publish_batch(&c, &topic, bodies).await;
                 }
@@ -299,7 +271,7 @@ spring:
         StreamApp::builder()
             .config_yaml(&yaml)
             .function("transform", |e: Event| async move {
-                Ok::<_, HandlerError>(e.transform())
+                Ok::<_, HandlerError>(e.uppercase_kind())
             })
             .consumer("sink", move |e: Event| {
                 sink.record(e.sent_ns);
@@ -316,7 +288,7 @@ spring:
                 let bridge = bridge.clone();
                 async move {
                     bridge
-                        .send("bench-in", &Event::new(id))
+                        .send("bench-in", &Event::kib(id))
                         .await
                         .expect("bridge send");
                 }
@@ -344,7 +316,7 @@ async fn main() -> BoxResult<()> {
         );
         std::process::exit(2);
     }
-    let sample = serde_json::to_vec(&Event::new(0))?.len();
+    let sample = serde_json::to_vec(&Event::kib(0))?.len();
     println!(
         "sqs binder vs raw aws-sdk (SNS topic -> SQS queue, two hops) at {}: {n} messages of {sample} B JSON, {} worker threads",
         endpoint(),

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 /// Errors a bench phase may end with.
@@ -21,6 +22,59 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 /// Nanoseconds since the first call in this process (events carry it as their send time).
 pub fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The benchmark event: it carries its send time, so the end of the pipeline can measure the
+/// end-to-end latency.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Event {
+    /// Sequence number.
+    pub id: u64,
+    /// When it was sent ([`now_ns`]).
+    pub sent_ns: u64,
+    /// An event type, uppercased by the broker benches' transform.
+    pub kind: String,
+    /// Payload text (padding for the 1 KiB events).
+    pub body: String,
+}
+
+impl Event {
+    /// About 100 bytes of JSON (the in-process bench).
+    pub fn small(id: u64) -> Self {
+        Event::with_body(id, "2 x widget for customer 42, ship express".to_owned())
+    }
+
+    /// 1 KiB of JSON (for id 0; larger ids add a few digits): the broker benches' workload.
+    pub fn kib(id: u64) -> Self {
+        static BODY: OnceLock<String> = OnceLock::new();
+        let body = BODY.get_or_init(|| {
+            let base =
+                serde_json::to_vec(&Event::with_body(0, String::new())).map_or(64, |v| v.len());
+            "x".repeat(1024usize.saturating_sub(base))
+        });
+        Event::with_body(id, body.clone())
+    }
+
+    fn with_body(id: u64, body: String) -> Self {
+        Event {
+            id,
+            sent_ns: now_ns(),
+            kind: "order.created".to_owned(),
+            body,
+        }
+    }
+
+    /// The broker benches' transform: cheap, so the broker path dominates.
+    pub fn uppercase_kind(mut self) -> Self {
+        self.kind = self.kind.to_uppercase();
+        self
+    }
+
+    /// The in-process bench's transform.
+    pub fn uppercase_body(mut self) -> Self {
+        self.body = self.body.to_uppercase();
+        self
+    }
 }
 
 /// The end of a pipeline: records each event's end-to-end latency and signals when `n` arrived.
