@@ -198,3 +198,27 @@ fn plan_text_shows_the_delivery_plan() {
         "{text}"
     );
 }
+
+/// The plan reads the Kafka binding properties: `enable-dlq` (also from `kafka.default`) and
+/// `dlq-name` decide the DLQ topic.
+#[cfg(feature = "kafka")]
+#[test]
+fn plan_shows_the_kafka_dead_letter_topic() {
+    let f = fixture("kafka/application.yaml");
+    let out = cli(&["plan", f.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dlq_of = |name: &str| {
+        plan["bindings"]
+            .as_array()
+            .and_then(|b| b.iter().find(|b| b["name"] == name))
+            .map(|b| b["dlq"].clone())
+            .unwrap_or_else(|| panic!("binding {name} in {plan}"))
+    };
+    assert_eq!(dlq_of("audit-in-0"), "payments.audit.dead", "dlq-name");
+    assert_eq!(
+        dlq_of("ledger-in-0"),
+        "error.payments.ledger",
+        "Spring's default name"
+    );
+}

@@ -9,6 +9,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::ClientConfig;
+use serde_json::Value;
 use stream_core::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
     OrderingScope, Producer, ProducerSpec, ProvisionPlan, Subscription,
@@ -88,15 +89,38 @@ impl BinderFactory for KafkaBinderFactory {
     }
 
     fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
+        self.plan_consumer_spec(destination, group, &ConsumerSpec::default())
+    }
+
+    fn plan_consumer_spec(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> ProvisionPlan {
+        // The plan sees the binding's kafka properties (with `kafka.default.consumer` merged
+        // in by the core); a binder's own `environment` defaults are applied only at bind time.
+        let Ok(props) = ConsumerProps::parse(&spec.binding, &Value::Null, &spec.binder_properties)
+        else {
+            return ProvisionPlan::default();
+        };
         let mut resources = vec![format!("kafka topic {destination}")];
-        match group {
-            Some(g) => resources.push(format!("consumer group {g}")),
-            None => resources.push("anonymous consumer group (starts at latest)".into()),
+        let dlq = match group {
+            Some(g) => {
+                resources.push(format!("consumer group {g}"));
+                props
+                    .enable_dlq
+                    .then(|| dlq_name(destination, g, props.dlq_name.as_deref()))
+            }
+            None => {
+                resources.push("anonymous consumer group (starts at latest)".into());
+                None
+            }
+        };
+        if let Some(topic) = &dlq {
+            resources.push(format!("kafka topic {topic} (dead letters)"));
         }
-        ProvisionPlan {
-            dlq: None,
-            resources,
-        }
+        ProvisionPlan { dlq, resources }
     }
 
     fn plan_producer(&self, destination: &str, spec: &ProducerSpec) -> ProvisionPlan {
