@@ -124,3 +124,25 @@ async fn broker_down_at_start_retries_with_backoff_then_fails_clearly() {
         "{msg}"
     );
 }
+
+/// `output-bindings` are bound when the application starts, as in Spring: the destination and
+/// the producer's `required-groups` exist before the first `StreamBridge` send.
+#[tokio::test]
+async fn declared_output_bindings_are_provisioned_at_start() {
+    let broker = cloud_stream::binder_memory::MemoryBroker::new();
+    let yaml = "spring.cloud.stream.output-bindings: audit\nspring.cloud.stream.bindings.audit:\n  destination: audit-log\n  producer: { required-groups: archive }\n";
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(
+            cloud_stream::binder_memory::MemoryBinderFactory::with_broker(broker.clone()),
+        ))
+        .config_yaml(yaml)
+        .build()
+        .await
+        .expect("build");
+    assert_eq!(broker.groups("audit-log"), vec!["archive".to_owned()]);
+    app.bridge().send("audit", "first").await.expect("send");
+    assert_eq!(broker.queue_depth("audit-log", "archive"), Some(1));
+    assert_eq!(app.bridge().cached().await, 0, "not in the dynamic cache");
+    app.shutdown().await;
+}

@@ -349,14 +349,10 @@ impl StreamAppBuilder {
                 all.push((o.clone(), Direction::Output));
             }
         }
-        let declared_outputs: BTreeSet<String> = config
-            .stream
-            .output_bindings
-            .iter()
-            .chain(config.stream.input_bindings.iter())
-            .flat_map(|l| l.split(';').map(|s| s.trim().to_owned()))
-            .filter(|s| !s.is_empty())
-            .collect();
+        let declared_outputs: BTreeSet<String> =
+            declared_names(config.stream.output_bindings.as_deref())
+                .chain(declared_names(config.stream.input_bindings.as_deref()))
+                .collect();
         let known: BTreeSet<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
         for name in config.stream.bindings.keys() {
             if known.contains(name.as_str()) || declared_outputs.contains(name) {
@@ -395,10 +391,18 @@ impl StreamAppBuilder {
             needed.insert(b.name.clone(), b.binder_type.clone());
         }
         let binders = Arc::new(connect_all(&config, &loaded.root, &self.binders, &needed).await?);
+        // `output-bindings` are bound now, as Spring does: their destinations are provisioned
+        // before anything runs and a bad one fails the start, not the first send.
+        let mut declared = BTreeMap::new();
+        for name in declared_names(config.stream.output_bindings.as_deref()) {
+            let eff = resolve_binding(&config, &name, Direction::Output)?;
+            declared.insert(name, bind_output(&eff, &binders).await?);
+        }
         let bridge = StreamBridge::new(
             Arc::clone(&config),
             Arc::clone(&binders),
             self.codecs.clone(),
+            declared,
         );
 
         let shutdown = CancellationToken::new();
@@ -612,6 +616,15 @@ fn binder_of(
             binder_type: eff.binder_type.clone(),
             available: binders.keys().cloned().collect::<Vec<_>>().join(", "),
         })
+}
+
+/// The binding names of an `input-bindings`/`output-bindings` list (`a;b`).
+fn declared_names(list: Option<&str>) -> impl Iterator<Item = String> + '_ {
+    list.into_iter()
+        .flat_map(|l| l.split(';'))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 async fn bind_output(

@@ -2,7 +2,10 @@
 //!
 //! `send("name", ..)` uses the output binding `name` when it is configured (its destination,
 //! binder, content type and partitioning), and otherwise treats `name` as a destination with
-//! `spring.cloud.stream.default` properties. Producer bindings are cached, at most
+//! `spring.cloud.stream.default` properties. The bindings listed in
+//! `spring.cloud.stream.output-bindings` are bound when the application starts (their topics,
+//! exchanges or queues are provisioned then, as in Spring) and live as long as the application.
+//! Other producer bindings are bound on first use and cached, at most
 //! `dynamic-destination-cache-size` of them (default 10); the least recently used is closed when
 //! the cache is full.
 
@@ -65,6 +68,8 @@ struct Inner {
     config: Arc<StreamConfig>,
     binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
     codecs: CodecRegistry,
+    /// The `output-bindings`, bound at start; never evicted.
+    declared: BTreeMap<String, SharedOutput>,
     cache: Mutex<Option<LruCache<(String, String), SharedOutput>>>,
 }
 
@@ -85,6 +90,7 @@ impl StreamBridge {
         config: Arc<StreamConfig>,
         binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
         codecs: CodecRegistry,
+        declared: BTreeMap<String, SharedOutput>,
     ) -> Self {
         let size = NonZeroUsize::new(config.stream.dynamic_destination_cache_size)
             .unwrap_or(NonZeroUsize::MIN);
@@ -93,6 +99,7 @@ impl StreamBridge {
                 config,
                 binders,
                 codecs,
+                declared,
                 cache: Mutex::new(Some(LruCache::new(size))),
             }),
         }
@@ -179,6 +186,11 @@ impl StreamBridge {
 
     /// The cached output for `destination`, binding it on first use.
     async fn output(&self, binder: Option<&str>, name: &str) -> Result<SharedOutput, BridgeError> {
+        if binder.is_none() {
+            if let Some(o) = self.inner.declared.get(name) {
+                return Ok(Arc::clone(o));
+            }
+        }
         let config = &self.inner.config;
         let configured = config.stream.bindings.contains_key(name);
         if !configured
@@ -258,16 +270,15 @@ impl StreamBridge {
             .unwrap_or(0)
     }
 
-    /// Flushes and closes every cached producer; later sends fail with [`BridgeError::Closed`].
+    /// Flushes and closes every producer; later sends fail with [`BridgeError::Closed`].
     pub(crate) async fn close(&self) {
         let cache = self.inner.cache.lock().await.take();
-        if let Some(cache) = cache {
-            for (_, o) in cache {
-                if let Err(e) = o.flush().await {
-                    tracing::warn!(destination = %o.destination, error = %e, "flush failed at shutdown");
-                }
-                o.close().await;
+        let cached = cache.into_iter().flatten().map(|(_, o)| o);
+        for o in cached.chain(self.inner.declared.values().cloned()) {
+            if let Err(e) = o.flush().await {
+                tracing::warn!(destination = %o.destination, error = %e, "flush failed at shutdown");
             }
+            o.close().await;
         }
     }
 }
