@@ -43,3 +43,33 @@ pub fn create_error(what: &str, c: &ClientConfig, e: rdkafka::error::KafkaError)
         message: format!("cannot create the {what} with {}: {e}", describe(c)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::producer::BaseProducer;
+
+    use super::*;
+    use crate::config::KafkaBinderConfig;
+
+    /// librdkafka is built with SSL, SASL (PLAIN/SCRAM) and zstd: a client with those settings
+    /// is created (creation checks the configuration; nothing connects).
+    #[test]
+    fn security_and_compression_settings_are_supported_by_the_build() {
+        let cfg = KafkaBinderConfig::default();
+        let mut layer = BTreeMap::new();
+        for (k, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "app"),
+            ("sasl.password", "s3cret"),
+            ("compression.type", "zstd"),
+        ] {
+            layer.insert(k.to_owned(), v.to_owned());
+        }
+        let c = client_config(&cfg, &[&layer]);
+        if let Err(e) = c.create::<BaseProducer>() {
+            panic!("{}", create_error("producer", &c, e));
+        }
+        assert!(!describe(&c).contains("s3cret"), "{}", describe(&c));
+    }
+}
