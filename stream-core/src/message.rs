@@ -4,7 +4,6 @@
 //! the payload is raw bytes: [`RawMessage`]. Header names the framework itself reads or writes are
 //! constants in [`header`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -45,11 +44,19 @@ pub mod header {
     pub const SENDTO_DESTINATION: &str = "spring.cloud.stream.sendto.destination";
 }
 
+/// Text of a header name or value: a [`SmolStr`], so short text (up to 23 bytes, e.g. every
+/// well-known header name, `application/json`, a timestamp) is stored inline without an
+/// allocation, and longer text (an id, a `traceparent`) is shared: cloning never copies it.
+pub use smol_str::SmolStr;
+
 /// A header value: text, or opaque bytes for brokers that carry binary headers.
+///
+/// Text is a [`SmolStr`] (cheap to clone, see there); make one with `.into()` from a `&str` or
+/// a `String`, and read it with [`HeaderValue::as_str`] or through `Deref<Target = str>`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum HeaderValue {
     /// A UTF-8 value; most headers are this.
-    Text(String),
+    Text(SmolStr),
     /// A binary value (e.g. a Kafka record header that is not UTF-8).
     Bytes(Vec<u8>),
 }
@@ -75,7 +82,7 @@ impl HeaderValue {
 impl fmt::Debug for HeaderValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HeaderValue::Text(s) => fmt::Debug::fmt(s, f),
+            HeaderValue::Text(s) => fmt::Debug::fmt(s.as_str(), f),
             HeaderValue::Bytes(b) => write!(f, "<{} bytes>", b.len()),
         }
     }
@@ -83,12 +90,24 @@ impl fmt::Debug for HeaderValue {
 
 impl From<&str> for HeaderValue {
     fn from(s: &str) -> Self {
-        HeaderValue::Text(s.to_owned())
+        HeaderValue::Text(SmolStr::new(s))
+    }
+}
+
+impl From<&String> for HeaderValue {
+    fn from(s: &String) -> Self {
+        HeaderValue::Text(SmolStr::new(s))
     }
 }
 
 impl From<String> for HeaderValue {
     fn from(s: String) -> Self {
+        HeaderValue::Text(SmolStr::from(s))
+    }
+}
+
+impl From<SmolStr> for HeaderValue {
+    fn from(s: SmolStr) -> Self {
         HeaderValue::Text(s)
     }
 }
@@ -99,15 +118,20 @@ impl From<Vec<u8>> for HeaderValue {
     }
 }
 
-/// Message headers: string keys (case-sensitive, as Spring's `MessageHeaders`), ordered for
-/// stable output.
+/// One header: name and value.
+type Entry = (SmolStr, HeaderValue);
+
+/// Message headers: string keys (case-sensitive, as Spring's `MessageHeaders`), ordered by name
+/// for stable output.
 ///
-/// Cloning is cheap: the map is shared and copied only when a clone is changed
-/// (copy-on-write), because a message's headers are cloned on every hop (redelivery copies,
-/// retry attempts, outputs derived from an input) but rarely changed.
+/// Stored as a small vector sorted by name (messages carry a handful of headers, for which a
+/// scan beats a tree), names and text values as [`SmolStr`]. Cloning is cheap: the vector is
+/// shared and copied only when a clone is changed (copy-on-write), because a message's headers
+/// are cloned on every hop (redelivery copies, retry attempts, outputs derived from an input)
+/// but rarely changed; a copy clones no text either.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Arc<BTreeMap<String, HeaderValue>>,
+    entries: Arc<Vec<Entry>>,
 }
 
 impl Headers {
@@ -116,42 +140,68 @@ impl Headers {
         Self::default()
     }
 
+    /// Empty headers with room for `n` entries before they reallocate.
+    pub fn with_capacity(n: usize) -> Self {
+        Headers {
+            entries: Arc::new(Vec::with_capacity(n)),
+        }
+    }
+
+    /// Where `name` is. A scan comparing lengths first: with a handful of headers this beats
+    /// a binary search's ordered comparisons.
+    fn find(&self, name: &str) -> Option<usize> {
+        let bytes = name.as_bytes();
+        self.entries
+            .iter()
+            .position(|(k, _)| k.len() == bytes.len() && k.as_bytes() == bytes)
+    }
+
     /// Sets `name` to `value`, returning the previous value.
     pub fn insert(
         &mut self,
-        name: impl Into<String>,
+        name: impl Into<SmolStr>,
         value: impl Into<HeaderValue>,
     ) -> Option<HeaderValue> {
-        Arc::make_mut(&mut self.entries).insert(name.into(), value.into())
+        let name = name.into();
+        let value = value.into();
+        match self.find(&name) {
+            Some(i) => Some(std::mem::replace(
+                &mut Arc::make_mut(&mut self.entries)[i].1,
+                value,
+            )),
+            None => {
+                let i = self.entries.partition_point(|(k, _)| *k < name);
+                Arc::make_mut(&mut self.entries).insert(i, (name, value));
+                None
+            }
+        }
     }
 
     /// Builder form of [`Headers::insert`].
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
+    pub fn with(mut self, name: impl Into<SmolStr>, value: impl Into<HeaderValue>) -> Self {
         self.insert(name, value);
         self
     }
 
     /// The raw value of `name`.
     pub fn get(&self, name: &str) -> Option<&HeaderValue> {
-        self.entries.get(name)
+        self.find(name).map(|i| &self.entries[i].1)
     }
 
     /// The value of `name` as text (see [`HeaderValue::as_str`]).
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.entries.get(name).and_then(HeaderValue::as_str)
+        self.get(name).and_then(HeaderValue::as_str)
     }
 
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<HeaderValue> {
-        if !self.entries.contains_key(name) {
-            return None;
-        }
-        Arc::make_mut(&mut self.entries).remove(name)
+        let i = self.find(name)?;
+        Some(Arc::make_mut(&mut self.entries).remove(i).1)
     }
 
     /// Whether `name` is set.
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.find(name).is_some()
     }
 
     /// Number of headers.
@@ -175,39 +225,93 @@ impl Headers {
             self.entries = Arc::clone(&other.entries);
             return;
         }
-        if other.iter().all(|(k, _)| self.entries.contains_key(k)) {
+        if other.iter().all(|(k, _)| self.contains(k)) {
             return;
         }
+        self.merge_missing(&other.entries);
+    }
+
+    /// Builds the headers of a message derived from `base` (e.g. an output from its input):
+    /// every header of `own`, plus every header of `base` that `own` does not set and `keep`
+    /// accepts. Makes one new vector and clones no text.
+    pub fn derive(own: &Headers, base: &Headers, keep: impl Fn(&str) -> bool) -> Headers {
+        if !base.entries.iter().any(|(k, _)| keep(k)) {
+            return own.clone();
+        }
+        let mut out = Vec::with_capacity(own.len() + base.len());
+        let (mut a, mut b) = (
+            own.entries.iter().peekable(),
+            base.entries.iter().peekable(),
+        );
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some((ka, _)), Some((kb, _))) => match ka.as_str().cmp(kb.as_str()) {
+                    std::cmp::Ordering::Less => out.extend(a.next().cloned()),
+                    std::cmp::Ordering::Equal => {
+                        out.extend(a.next().cloned());
+                        b.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        if let Some(e) = b.next().filter(|(k, _)| keep(k)) {
+                            out.push(e.clone());
+                        }
+                    }
+                },
+                (Some(_), None) => out.extend(a.next().cloned()),
+                (None, Some(_)) => {
+                    if let Some(e) = b.next().filter(|(k, _)| keep(k)) {
+                        out.push(e.clone());
+                    }
+                }
+                (None, None) => break,
+            }
+        }
+        Headers {
+            entries: Arc::new(out),
+        }
+    }
+
+    /// Inserts every entry of `from` whose name is not set here.
+    fn merge_missing(&mut self, from: &[Entry]) {
         let entries = Arc::make_mut(&mut self.entries);
-        for (k, v) in other.entries.iter() {
-            entries.entry(k.clone()).or_insert_with(|| v.clone());
+        for (k, v) in from {
+            if let Err(i) = entries.binary_search_by(|(e, _)| e.as_str().cmp(k.as_str())) {
+                entries.insert(i, (k.clone(), v.clone()));
+            }
         }
     }
 }
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.entries.iter()).finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<K: Into<String>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
+impl<K: Into<SmolStr>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Headers {
-            entries: Arc::new(
-                iter.into_iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-            ),
+        let mut headers = Headers::new();
+        for (k, v) in iter {
+            headers.insert(k, v);
         }
+        headers
     }
 }
+
+/// Iterator over `(name, value)` of [`Headers`], in name order.
+pub type HeadersIter<'a> =
+    std::iter::Map<std::slice::Iter<'a, Entry>, fn(&'a Entry) -> (&'a str, &'a HeaderValue)>;
 
 impl<'a> IntoIterator for &'a Headers {
-    type Item = (&'a String, &'a HeaderValue);
-    type IntoIter = std::collections::btree_map::Iter<'a, String, HeaderValue>;
+    type Item = (&'a str, &'a HeaderValue);
+    type IntoIter = HeadersIter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter()
+        fn pair(e: &Entry) -> (&str, &HeaderValue) {
+            (e.0.as_str(), &e.1)
+        }
+        self.entries
+            .iter()
+            .map(pair as fn(&'a Entry) -> (&'a str, &'a HeaderValue))
     }
 }
 
@@ -235,7 +339,7 @@ impl<T> Message<T> {
     }
 
     /// Builder: sets one header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
+    pub fn header(mut self, name: impl Into<SmolStr>, value: impl Into<HeaderValue>) -> Self {
         self.headers.insert(name, value);
         self
     }
