@@ -20,7 +20,7 @@ use crate::binding::Direction;
 use crate::config::StreamConfig;
 use crate::convert::{CodecRegistry, ConvertError};
 use crate::function::HandlerError;
-use crate::message::{header, Message, RawMessage};
+use crate::message::{header, Message, RawMessage, SmolStr};
 use crate::plan::{binder_for, resolve_binding, PlanError};
 use crate::runtime::output::{OutputSender, Partitioning, SharedOutput};
 
@@ -65,7 +65,17 @@ struct Inner {
     config: Arc<StreamConfig>,
     binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
     codecs: CodecRegistry,
-    cache: Mutex<Option<LruCache<(String, String), SharedOutput>>>,
+    cache: Mutex<Option<Cache>>,
+}
+
+/// The producer cache.
+struct Cache {
+    /// Outputs by `(binder name, destination name)`, least recently used first out.
+    lru: LruCache<(String, String), SharedOutput>,
+    /// The output of the last send, by the `(binder, name)` arguments it was asked for: a send
+    /// to the same output as the one before skips building the key and the LRU lookup. Its
+    /// entry is the most recently used already, so the LRU order stays right.
+    last: Option<(Option<String>, String, SharedOutput)>,
 }
 
 /// Sends to destinations chosen at runtime. Cheap to clone.
@@ -93,7 +103,10 @@ impl StreamBridge {
                 config,
                 binders,
                 codecs,
-                cache: Mutex::new(Some(LruCache::new(size))),
+                cache: Mutex::new(Some(Cache {
+                    lru: LruCache::new(size),
+                    last: None,
+                })),
             }),
         }
     }
@@ -141,11 +154,12 @@ impl StreamBridge {
             .bindings
             .get(destination)
             .unwrap_or(&self.inner.config.stream.default);
-        let content_type = message
-            .headers
-            .get_str(header::CONTENT_TYPE)
-            .unwrap_or(&props.content_type)
-            .to_owned();
+        let content_type = SmolStr::new(
+            message
+                .headers
+                .get_str(header::CONTENT_TYPE)
+                .unwrap_or(&props.content_type),
+        );
         let payload = self.inner.codecs.encode(&message.payload, &content_type)?;
         let mut headers = message.headers;
         headers.insert(header::CONTENT_TYPE, content_type);
@@ -187,6 +201,13 @@ impl StreamBridge {
         {
             return Err(BridgeError::NotAllowed(name.to_owned()));
         }
+        let mut guard = self.inner.cache.lock().await;
+        let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
+        if let Some((b, n, o)) = &cache.last {
+            if b.as_deref() == binder && n == name {
+                return Ok(Arc::clone(o));
+            }
+        }
         // Only the binder name is needed for the cache key; the full resolution (property
         // merging) runs on a cache miss, not on every send.
         let binder_name = match binder {
@@ -201,14 +222,14 @@ impl StreamBridge {
             }
         };
         let key = (binder_name, name.to_owned());
-        let mut guard = self.inner.cache.lock().await;
-        let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
-        if let Some(o) = cache.get(&key) {
-            return Ok(Arc::clone(o));
+        if let Some(o) = cache.lru.get(&key) {
+            let o = Arc::clone(o);
+            cache.last = Some((binder.map(str::to_owned), name.to_owned(), Arc::clone(&o)));
+            return Ok(o);
         }
         let mut effective = resolve_binding(config, name, Direction::Output)?;
         effective.binder = key.0.clone();
-        let binder = self
+        let target = self
             .inner
             .binders
             .get(&effective.binder)
@@ -218,7 +239,7 @@ impl StreamBridge {
             .first()
             .cloned()
             .unwrap_or_else(|| name.to_owned());
-        let producer = binder
+        let producer = target
             .bind_producer(&destination, &effective.producer_spec())
             .await
             .map_err(|source| BridgeError::Bind {
@@ -235,7 +256,12 @@ impl StreamBridge {
             producer,
             partitioning,
         ));
-        if let Some((_, evicted)) = cache.push(key, Arc::clone(&output)) {
+        cache.last = Some((
+            binder.map(str::to_owned),
+            name.to_owned(),
+            Arc::clone(&output),
+        ));
+        if let Some((_, evicted)) = cache.lru.push(key, Arc::clone(&output)) {
             if !Arc::ptr_eq(&evicted, &output) {
                 tracing::debug!(destination = %evicted.destination, "StreamBridge cache full; closing least recently used producer");
                 tokio::spawn(async move {
@@ -254,7 +280,7 @@ impl StreamBridge {
             .lock()
             .await
             .as_ref()
-            .map(LruCache::len)
+            .map(|c| c.lru.len())
             .unwrap_or(0)
     }
 
@@ -262,7 +288,7 @@ impl StreamBridge {
     pub(crate) async fn close(&self) {
         let cache = self.inner.cache.lock().await.take();
         if let Some(cache) = cache {
-            for (_, o) in cache {
+            for (_, o) in cache.lru {
                 if let Err(e) = o.flush().await {
                     tracing::warn!(destination = %o.destination, error = %e, "flush failed at shutdown");
                 }

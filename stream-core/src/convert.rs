@@ -83,6 +83,10 @@ impl fmt::Debug for CodecRegistry {
 /// The MIME type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
 /// `application/json`.
 pub fn mime_essence(content_type: &str) -> Cow<'_, str> {
+    if content_type == APPLICATION_JSON {
+        // The default and by far the most common: nothing to strip or fold.
+        return Cow::Borrowed(content_type);
+    }
     let essence = content_type
         .split(';')
         .next()

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use smol_str::SmolStr;
 
 thread_local! {
     /// Span and trace ids need to be unique, not unpredictable: a fast per-thread generator,
@@ -181,15 +182,38 @@ impl TraceContext {
 
     /// The `traceparent` header value.
     pub fn to_header(&self) -> String {
-        // Hot path (every output): one allocation, no formatting machinery.
-        let mut out = String::with_capacity(55);
-        out.push_str("00-");
-        push_hex(&mut out, &self.trace_id);
-        out.push('-');
-        push_hex(&mut out, &self.span_id);
-        out.push('-');
-        push_hex(&mut out, &[self.flags]);
-        out
+        self.with_header(str::to_owned)
+    }
+
+    /// The `traceparent` header value as header text (one allocation: it is too long to be
+    /// stored inline).
+    pub fn to_header_value(&self) -> SmolStr {
+        self.with_header(|s| SmolStr::new(s))
+    }
+
+    /// Formats the `traceparent` value on the stack and hands it to `f` (hot path: every
+    /// output; no formatting machinery).
+    fn with_header<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 55];
+        buf[..3].copy_from_slice(b"00-");
+        let mut at = 3;
+        let mut hex = |bytes: &[u8], at: &mut usize| {
+            for b in bytes {
+                buf[*at] = DIGITS[usize::from(b >> 4)];
+                buf[*at + 1] = DIGITS[usize::from(b & 0x0f)];
+                *at += 2;
+            }
+        };
+        hex(&self.trace_id, &mut at);
+        at += 1;
+        hex(&self.span_id, &mut at);
+        at += 1;
+        hex(&[self.flags], &mut at);
+        buf[35] = b'-';
+        buf[52] = b'-';
+        // Only ASCII digits, letters and dashes were written.
+        f(std::str::from_utf8(&buf).unwrap_or_default())
     }
 }
 

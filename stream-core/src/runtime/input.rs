@@ -41,7 +41,7 @@ impl InputProcessor {
     /// Handles `delivery` to the end: success and ack, or dead-letter after the last attempt.
     async fn process(&self, destination: &str, mut delivery: Box<dyn Delivery>) {
         let message = delivery.take_message();
-        let binding = self.binding.name.clone();
+        let binding = self.binding.name.as_str();
         self.metrics.consumed.increment(1);
         let trace = TraceContext::continue_or_start(message.headers.get_str(header::TRACEPARENT));
         let group = self.binding.group.as_deref().unwrap_or("");

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::binder::{Producer, Route, SendError};
 use crate::expr::{EvalContext, Expression};
 use crate::function::{HandlerError, Retry};
-use crate::message::{header, RawMessage};
+use crate::message::{header, RawMessage, SmolStr};
 use crate::observe::{TraceContext, METRIC_PRODUCED};
 
 /// How an output chooses partitions (`partition-key-expression` + `partition-count`).
@@ -110,10 +110,10 @@ impl std::fmt::Debug for OutputSender {
     }
 }
 
-fn now_millis() -> u128 {
+fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
@@ -152,15 +152,21 @@ impl OutputSender {
     ) -> Result<(), HandlerError> {
         let h = &mut message.headers;
         if !h.contains(header::ID) {
-            h.insert(header::ID, uuid::Uuid::new_v4().to_string());
+            let mut buf = uuid::Uuid::encode_buffer();
+            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            h.insert(header::ID, SmolStr::new(&*id));
         }
         if !h.contains(header::TIMESTAMP) {
-            h.insert(header::TIMESTAMP, now_millis().to_string());
+            // Fits inline: no allocation.
+            h.insert(
+                header::TIMESTAMP,
+                SmolStr::new(itoa::Buffer::new().format(now_millis())),
+            );
         }
         let trace = trace
             .map(TraceContext::child)
             .unwrap_or_else(|| TraceContext::continue_or_start(h.get_str(header::TRACEPARENT)));
-        h.insert(header::TRACEPARENT, trace.to_header());
+        h.insert(header::TRACEPARENT, trace.to_header_value());
         h.remove(header::SENDTO_DESTINATION);
         let route = match &self.partitioning {
             Some(p) => {
