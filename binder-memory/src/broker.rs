@@ -375,8 +375,10 @@ impl MemoryBroker {
             return d.clone();
         }
         tracing::debug!(destination = name, "memory destination created");
+        let capacity = self.inner.config.capacity;
         let d = Arc::new(Destination {
             name: name.to_owned(),
+            resume_at: capacity - (capacity / 4).max(1).min(capacity),
             state: Mutex::new(DestState {
                 partitions: 1,
                 queues: BTreeMap::new(),
@@ -399,6 +401,12 @@ pub(crate) struct Destination {
     pub(crate) room: Notify,
     /// Publishers waiting on `room`; taking a message wakes them only when there are some.
     pub(crate) waiting_publishers: AtomicUsize,
+    /// Taking a message wakes waiting publishers once its queue is down to this many (a
+    /// quarter of the capacity below full), so a producer that outruns its consumers is woken
+    /// once per batch of free slots, not once per slot. A member that finds nothing it may
+    /// take wakes them at any length, so a publisher never sleeps while there is room and no
+    /// member is taking.
+    pub(crate) resume_at: usize,
     /// Woken when a message is recorded and on shutdown.
     pub(crate) recorded: Notify,
 }
@@ -502,6 +510,8 @@ impl Destination {
             return Take::Gone;
         };
         if m.in_flight >= m.prefetch || q.len == 0 {
+            drop(st);
+            self.member_idle();
             return Take::Wait;
         }
         let n = q.parts.len();
@@ -515,8 +525,9 @@ impl Destination {
                 m.in_flight += 1;
                 q.len -= 1;
                 entry.deliveries += 1;
+                let resume = q.len <= self.resume_at;
                 drop(st);
-                if self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+                if resume && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
                     self.room.notify_waiters();
                 }
                 return Take::Got {
@@ -526,7 +537,17 @@ impl Destination {
                 };
             }
         }
+        drop(st);
+        self.member_idle();
         Take::Wait
+    }
+
+    /// A member found nothing it may take: whatever room its queue has will not grow until it
+    /// takes again, so waiting publishers must not wait for [`Destination::resume_at`].
+    fn member_idle(&self) {
+        if self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
     }
 
     /// Settles a delivery of `member` from queue `key`: frees its prefetch slot and, with
