@@ -90,25 +90,40 @@ pub struct TraceContext {
     pub flags: u8,
 }
 
-/// The value of one lower-case hex digit (W3C trace context forbids upper case).
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// The value of each byte as a lower-case hex digit, or `INVALID` (W3C trace context forbids
+/// upper case).
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+const INVALID: u8 = 0xff;
 
-fn hex_to<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let bytes = s.as_bytes();
+/// Decodes `2 * N` lower-case hex digits.
+fn hex_to<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
     if bytes.len() != N * 2 {
         return None;
     }
     let mut out = [0u8; N];
+    let mut bad = 0u8;
     for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *slot = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        bad |= (hi | lo) & 0xf0;
+        *slot = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad == 0).then_some(out)
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
@@ -129,14 +144,20 @@ impl TraceContext {
     /// Parses a `traceparent` header; `None` when malformed (then a new trace is started).
     pub fn parse(traceparent: &str) -> Option<Self> {
         // Version 00 has a fixed layout: `00-<32 hex>-<16 hex>-<2 hex>`, 55 characters.
-        let tp = traceparent.trim_matches(|c: char| c.is_ascii_whitespace());
-        let b = tp.as_bytes();
-        if b.len() != 55 || !tp.starts_with("00-") || b[35] != b'-' || b[52] != b'-' {
+        let b = traceparent.as_bytes();
+        let b = if b.len() == 55 {
+            b
+        } else {
+            traceparent
+                .trim_matches(|c: char| c.is_ascii_whitespace())
+                .as_bytes()
+        };
+        if b.len() != 55 || !b.starts_with(b"00-") || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
-        let trace_id = hex_to::<16>(tp.get(3..35)?)?;
-        let span_id = hex_to::<8>(tp.get(36..52)?)?;
-        let flags = hex_to::<1>(tp.get(53..55)?)?[0];
+        let trace_id = hex_to::<16>(&b[3..35])?;
+        let span_id = hex_to::<8>(&b[36..52])?;
+        let flags = hex_to::<1>(&b[53..55])?[0];
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
