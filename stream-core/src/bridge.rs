@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use lru::LruCache;
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -167,7 +166,7 @@ impl StreamBridge {
             binder,
             destination,
             Message {
-                payload: Bytes::from(payload),
+                payload: crate::convert::payload_bytes(payload),
                 headers,
             },
         )

@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 /// Well-known header names (DESIGN §3). Binders map these to their broker's native fields where
 /// one exists (e.g. `content-type` to the AMQP content-type property) and carry the rest as is.
@@ -121,17 +122,21 @@ impl From<Vec<u8>> for HeaderValue {
 /// One header: name and value.
 type Entry = (SmolStr, HeaderValue);
 
+/// Headers stored in the shared block itself (more spill to a second allocation).
+const INLINE_HEADERS: usize = 4;
+
 /// Message headers: string keys (case-sensitive, as Spring's `MessageHeaders`), ordered by name
 /// for stable output.
 ///
 /// Stored as a small vector sorted by name (messages carry a handful of headers, for which a
-/// scan beats a tree), names and text values as [`SmolStr`]. Cloning is cheap: the vector is
-/// shared and copied only when a clone is changed (copy-on-write), because a message's headers
-/// are cloned on every hop (redelivery copies, retry attempts, outputs derived from an input)
-/// but rarely changed; a copy clones no text either.
+/// scan beats a tree), names and text values as [`SmolStr`], in one shared allocation for up to
+/// four headers. Cloning is cheap: the block is shared and copied only when a clone is changed
+/// (copy-on-write), because a message's headers are cloned on every hop (redelivery copies,
+/// retry attempts, outputs derived from an input) but rarely changed; a copy clones no text
+/// either (short text is inline, long text shared).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Arc<Vec<Entry>>,
+    entries: Arc<SmallVec<[Entry; INLINE_HEADERS]>>,
 }
 
 impl Headers {
@@ -143,7 +148,7 @@ impl Headers {
     /// Empty headers with room for `n` entries before they reallocate.
     pub fn with_capacity(n: usize) -> Self {
         Headers {
-            entries: Arc::new(Vec::with_capacity(n)),
+            entries: Arc::new(SmallVec::with_capacity(n)),
         }
     }
 
@@ -238,7 +243,7 @@ impl Headers {
         if !base.entries.iter().any(|(k, _)| keep(k)) {
             return own.clone();
         }
-        let mut out = Vec::with_capacity(own.len() + base.len());
+        let mut out = SmallVec::new();
         let (mut a, mut b) = (
             own.entries.iter().peekable(),
             base.entries.iter().peekable(),
