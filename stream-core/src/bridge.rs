@@ -166,7 +166,7 @@ impl StreamBridge {
             binder,
             destination,
             Message {
-                payload: crate::convert::payload_bytes(payload),
+                payload: bytes::Bytes::from(payload),
                 headers,
             },
         )

@@ -80,14 +80,6 @@ impl fmt::Debug for CodecRegistry {
     }
 }
 
-/// Turns an encoded payload into [`bytes::Bytes`] without a second allocation: `Bytes` takes
-/// over a vector whose length is its capacity as it is, but needs a separate shared header
-/// for any other, so the spare capacity is given back first (in place).
-pub fn payload_bytes(mut encoded: Vec<u8>) -> bytes::Bytes {
-    encoded.shrink_to_fit();
-    bytes::Bytes::from(encoded)
-}
-
 /// The MIME type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
 /// `application/json`.
 pub fn mime_essence(content_type: &str) -> Cow<'_, str> {

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::HandlerError;
-use crate::convert::{mime_essence, payload_bytes, CodecRegistry, ConvertError, APPLICATION_JSON};
+use crate::convert::{mime_essence, CodecRegistry, ConvertError, APPLICATION_JSON};
 use crate::message::{header, Headers, Message, RawMessage};
 
 tokio::task_local! {
@@ -135,7 +135,7 @@ fn encode_value<T: Serialize>(
     if essence == APPLICATION_JSON {
         // Fast path: one serialization, null detected on the bytes.
         let bytes = codecs.encode(value, content_type)?;
-        return Ok((bytes.as_slice() != b"null").then(|| payload_bytes(bytes)));
+        return Ok((bytes.as_slice() != b"null").then(|| Bytes::from(bytes)));
     }
     let json = serde_json::to_value(value).map_err(|e| ConvertError::Encode {
         content_type: essence.into_owned(),
@@ -144,7 +144,7 @@ fn encode_value<T: Serialize>(
     if json.is_null() {
         return Ok(None);
     }
-    Ok(Some(payload_bytes(codecs.encode(&json, content_type)?)))
+    Ok(Some(Bytes::from(codecs.encode(&json, content_type)?)))
 }
 
 impl<T: Serialize + Send + 'static> IntoOutput<Plain> for T {
