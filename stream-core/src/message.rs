@@ -169,17 +169,21 @@ impl Headers {
     ) -> Option<HeaderValue> {
         let name = name.into();
         let value = value.into();
-        match self.find(&name) {
-            Some(i) => Some(std::mem::replace(
-                &mut Arc::make_mut(&mut self.entries)[i].1,
-                value,
-            )),
-            None => {
-                let i = self.entries.partition_point(|(k, _)| *k < name);
-                Arc::make_mut(&mut self.entries).insert(i, (name, value));
-                None
+        // One pass finds the name or where it goes (the entries are sorted by name).
+        let entries = Arc::make_mut(&mut self.entries);
+        let mut at = entries.len();
+        for (i, (k, v)) in entries.iter_mut().enumerate() {
+            match k.as_str().cmp(name.as_str()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Some(std::mem::replace(v, value)),
+                std::cmp::Ordering::Greater => {
+                    at = i;
+                    break;
+                }
             }
         }
+        entries.insert(at, (name, value));
+        None
     }
 
     /// Builder form of [`Headers::insert`].
