@@ -279,6 +279,24 @@ impl Producer for MemoryProducer {
             .await
     }
 
+    fn try_send(
+        &self,
+        message: RawMessage,
+        route: Route,
+    ) -> Result<Result<(), SendError>, (RawMessage, Route)> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(Err(SendError::Closed));
+        }
+        match self
+            .broker
+            .try_publish_to(&self.dest, &message, route.partition.unwrap_or(0))
+        {
+            Ok(true) => Ok(Ok(())),
+            Ok(false) => Err((message, route)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
     async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
     }
@@ -391,6 +409,17 @@ impl Subscription for MemorySubscription {
             .map(|d| Ok(Box::new(d) as Box<dyn Delivery>))
     }
 
+    fn try_next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        match self.try_take() {
+            Take::Got {
+                partition,
+                partitions,
+                entry,
+            } => Some(Ok(Box::new(self.delivery(partition, partitions, entry)))),
+            Take::Gone | Take::Wait => None,
+        }
+    }
+
     async fn close(mut self: Box<Self>) {
         self.leave();
     }
@@ -487,9 +516,15 @@ impl Delivery for MemoryDelivery {
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
-        self.settled = true;
-        self.dest.settle(&self.key, self.member_id, None);
-        Ok(())
+        self.try_ack().unwrap_or(Ok(()))
+    }
+
+    fn try_ack(&mut self) -> Option<Result<(), SettleError>> {
+        if !self.settled {
+            self.settled = true;
+            self.dest.settle(&self.key, self.member_id, None);
+        }
+        Some(Ok(()))
     }
 
     async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {

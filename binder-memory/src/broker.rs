@@ -190,15 +190,8 @@ impl MemoryBroker {
         message: RawMessage,
         partition: u32,
     ) -> Result<(), SendError> {
-        if partition >= MAX_PARTITIONS {
-            return Err(SendError::Broker {
-                destination: dest.name.clone(),
-                source: format!("partition {partition} exceeds the limit of {MAX_PARTITIONS}")
-                    .into(),
-            });
-        }
-        // Fast path: room now. Only a full destination registers for a wake-up.
-        if self.try_append(dest, &message, partition)? {
+        // Fast path (which also checks the partition): room now. Only a full destination registers for a wake-up.
+        if self.try_publish_to(dest, &message, partition)? {
             return Ok(());
         }
         dest.waiting_publishers.fetch_add(1, Ordering::SeqCst);
@@ -214,6 +207,23 @@ impl MemoryBroker {
         };
         dest.waiting_publishers.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+
+    /// Publishes without waiting: `Ok(false)` when a queue is full (nothing was appended).
+    pub(crate) fn try_publish_to(
+        &self,
+        dest: &Destination,
+        message: &RawMessage,
+        partition: u32,
+    ) -> Result<bool, SendError> {
+        if partition >= MAX_PARTITIONS {
+            return Err(SendError::Broker {
+                destination: dest.name.clone(),
+                source: format!("partition {partition} exceeds the limit of {MAX_PARTITIONS}")
+                    .into(),
+            });
+        }
+        self.try_append(dest, message, partition)
     }
 
     /// Appends `message` to every queue of `dest` if all have room; `Ok(false)` when one is full.
@@ -438,7 +448,7 @@ impl DestState {
             parts: (0..n).map(|_| VecDeque::new()).collect(),
             len: 0,
             notify: Arc::new(Notify::new()),
-            members: HashMap::new(),
+            members: BTreeMap::new(),
         })
     }
 }
@@ -464,7 +474,8 @@ pub(crate) struct Queue {
     /// Woken when a message is queued or requeued, a member's delivery is settled, and on
     /// shutdown; members waiting in `next()` wait on it.
     pub(crate) notify: Arc<Notify>,
-    pub(crate) members: HashMap<u64, Member>,
+    /// Members by id (a few per queue: an ordered map looks them up without hashing).
+    pub(crate) members: BTreeMap<u64, Member>,
 }
 
 pub(crate) struct Member {

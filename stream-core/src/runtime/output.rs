@@ -187,10 +187,11 @@ impl OutputSender {
                 partition: None,
             },
         };
-        self.producer
-            .send(message, route)
-            .await
-            .map_err(send_error)?;
+        match self.producer.try_send(message, route) {
+            Ok(confirmed) => confirmed,
+            Err((message, route)) => self.producer.send(message, route).await,
+        }
+        .map_err(send_error)?;
         self.produced.increment(1);
         Ok(())
     }
