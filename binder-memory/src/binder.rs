@@ -14,7 +14,8 @@ use stream_core::binder::{
 use stream_core::message::{header, Message, RawMessage};
 
 use crate::broker::{
-    Destination, Entry, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Take, MAX_PARTITIONS,
+    Destination, Entry, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Signal, Take,
+    MAX_PARTITIONS,
 };
 
 /// The binder type name.
@@ -314,7 +315,7 @@ pub struct MemorySubscription {
     key: QueueKey,
     group: Option<Arc<str>>,
     member_id: u64,
-    notify: Arc<tokio::sync::Notify>,
+    notify: Arc<Signal>,
     closed: bool,
 }
 
@@ -343,9 +344,10 @@ impl MemorySubscription {
                 } => return Some(self.delivery(partition, partitions, entry)),
                 Take::Wait => {}
             }
-            let notified = self.notify.notified();
+            let notified = self.notify.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let _waiting = self.notify.waiting();
             match self.try_take() {
                 Take::Gone => return None,
                 Take::Got {

@@ -249,7 +249,7 @@ impl MemoryBroker {
                 deliveries: 0,
             });
             q.len += 1;
-            q.notify.notify_waiters();
+            q.notify.wake();
         }
         if self.inner.config.recording {
             st.records.push_back(message.clone());
@@ -447,9 +447,44 @@ impl DestState {
         self.queues.entry(key.clone()).or_insert_with(|| Queue {
             parts: (0..n).map(|_| VecDeque::new()).collect(),
             len: 0,
-            notify: Arc::new(Notify::new()),
+            notify: Arc::new(Signal::default()),
             members: BTreeMap::new(),
         })
+    }
+}
+
+/// Wakes the members waiting on a queue, knowing whether there are any: with every member busy
+/// (the common case under load) a publish or a settle costs an atomic load instead of the
+/// `Notify`'s lock.
+#[derive(Default)]
+pub(crate) struct Signal {
+    pub(crate) notify: Notify,
+    waiting: AtomicUsize,
+}
+
+impl Signal {
+    /// Wakes the waiting members, if any. Called with the destination locked, after the change
+    /// a member may wait for: a member counts itself waiting before it looks (under the same
+    /// lock), so it either sees the change or is counted here.
+    pub(crate) fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Counts the caller as waiting until the guard is dropped (register the `Notified` first).
+    pub(crate) fn waiting(&self) -> WaitingGuard<'_> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        WaitingGuard(&self.waiting)
+    }
+}
+
+/// See [`Signal::waiting`].
+pub(crate) struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -473,7 +508,7 @@ pub(crate) struct Queue {
     pub(crate) len: usize,
     /// Woken when a message is queued or requeued, a member's delivery is settled, and on
     /// shutdown; members waiting in `next()` wait on it.
-    pub(crate) notify: Arc<Notify>,
+    pub(crate) notify: Arc<Signal>,
     /// Members by id (a few per queue: an ordered map looks them up without hashing).
     pub(crate) members: BTreeMap<u64, Member>,
 }
@@ -581,7 +616,7 @@ impl Destination {
             q.parts[p as usize].push_front(entry);
             q.len += 1;
         }
-        q.notify.notify_waiters();
+        q.notify.wake();
     }
 
     /// Removes `member` from queue `key`; with `remove_queue`, removes the whole queue.
@@ -592,7 +627,7 @@ impl Destination {
         } else if let Some(q) = st.queues.get_mut(key) {
             q.members.remove(&member);
             // Other members may now take what this one could not (e.g. prefetch accounting).
-            q.notify.notify_waiters();
+            q.notify.notify.notify_waiters();
         }
         drop(st);
         // A removed queue may have been what a waiting producer was blocked on.
@@ -609,7 +644,7 @@ impl Destination {
         self.recorded.notify_waiters();
         let st = lock(&self.state);
         for q in st.queues.values() {
-            q.notify.notify_waiters();
+            q.notify.notify.notify_waiters();
         }
     }
 }
