@@ -186,6 +186,28 @@ impl Headers {
         None
     }
 
+    /// Sets `name` to `value()` unless `name` is set already (one pass, and `value` is made
+    /// only when needed); returns whether it was set.
+    pub fn insert_if_absent<V: Into<HeaderValue>>(
+        &mut self,
+        name: &str,
+        value: impl FnOnce() -> V,
+    ) -> bool {
+        let mut at = self.entries.len();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            match k.as_str().cmp(name) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return false,
+                std::cmp::Ordering::Greater => {
+                    at = i;
+                    break;
+                }
+            }
+        }
+        Arc::make_mut(&mut self.entries).insert(at, (SmolStr::new(name), value().into()));
+        true
+    }
+
     /// Builder form of [`Headers::insert`].
     pub fn with(mut self, name: impl Into<SmolStr>, value: impl Into<HeaderValue>) -> Self {
         self.insert(name, value);
@@ -241,43 +263,20 @@ impl Headers {
     }
 
     /// Builds the headers of a message derived from `base` (e.g. an output from its input):
-    /// every header of `own`, plus every header of `base` that `own` does not set and `keep`
-    /// accepts. Makes one new vector and clones no text.
-    pub fn derive(own: &Headers, base: &Headers, keep: impl Fn(&str) -> bool) -> Headers {
-        if !base.entries.iter().any(|(k, _)| keep(k)) {
-            return own.clone();
+    /// `own`, plus every header of `base` that `own` does not set and `keep` accepts. Edits
+    /// `own` in place (no new allocation when nobody else holds it) and clones no text.
+    pub fn derive(own: Headers, base: &Headers, keep: impl Fn(&str) -> bool) -> Headers {
+        let mut out = own;
+        if !base.iter().any(|(k, _)| keep(k) && !out.contains(k)) {
+            return out;
         }
-        let mut out = SmallVec::new();
-        let (mut a, mut b) = (
-            own.entries.iter().peekable(),
-            base.entries.iter().peekable(),
-        );
-        loop {
-            match (a.peek(), b.peek()) {
-                (Some((ka, _)), Some((kb, _))) => match ka.as_str().cmp(kb.as_str()) {
-                    std::cmp::Ordering::Less => out.extend(a.next().cloned()),
-                    std::cmp::Ordering::Equal => {
-                        out.extend(a.next().cloned());
-                        b.next();
-                    }
-                    std::cmp::Ordering::Greater => {
-                        if let Some(e) = b.next().filter(|(k, _)| keep(k)) {
-                            out.push(e.clone());
-                        }
-                    }
-                },
-                (Some(_), None) => out.extend(a.next().cloned()),
-                (None, Some(_)) => {
-                    if let Some(e) = b.next().filter(|(k, _)| keep(k)) {
-                        out.push(e.clone());
-                    }
-                }
-                (None, None) => break,
+        let entries = Arc::make_mut(&mut out.entries);
+        for (k, v) in base.entries.iter().filter(|(k, _)| keep(k)) {
+            if let Err(at) = entries.binary_search_by(|(e, _)| e.as_str().cmp(k.as_str())) {
+                entries.insert(at, (k.clone(), v.clone()));
             }
         }
-        Headers {
-            entries: Arc::new(out),
-        }
+        out
     }
 
     /// Inserts every entry of `from` whose name is not set here.

@@ -201,9 +201,9 @@ const NOT_PROPAGATED: &[&str] = &[
 /// Builds the output message: handler headers win, input headers are propagated (as Spring
 /// Cloud Function does) except per-message ones.
 ///
-/// Makes one new header vector (no text is copied: names and values are shared).
+/// Adds to the handler's headers in place (no text is copied: names and values are shared).
 pub(crate) fn finish_output(encoded: Encoded, input_headers: Headers) -> RawMessage {
-    let headers = Headers::derive(&encoded.headers, &input_headers, |name| {
+    let headers = Headers::derive(encoded.headers, &input_headers, |name| {
         !NOT_PROPAGATED.contains(&name)
     });
     Message {

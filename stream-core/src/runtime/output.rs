@@ -151,18 +151,14 @@ impl OutputSender {
         trace: Option<&TraceContext>,
     ) -> Result<(), HandlerError> {
         let h = &mut message.headers;
-        if !h.contains(header::ID) {
+        h.insert_if_absent(header::ID, || {
             let mut buf = uuid::Uuid::encode_buffer();
-            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-            h.insert(header::ID, SmolStr::new(&*id));
-        }
-        if !h.contains(header::TIMESTAMP) {
-            // Fits inline: no allocation.
-            h.insert(
-                header::TIMESTAMP,
-                SmolStr::new(itoa::Buffer::new().format(now_millis())),
-            );
-        }
+            SmolStr::new(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
+        });
+        // Fits inline: no allocation.
+        h.insert_if_absent(header::TIMESTAMP, || {
+            SmolStr::new(itoa::Buffer::new().format(now_millis()))
+        });
         let trace = trace
             .map(TraceContext::child)
             .unwrap_or_else(|| TraceContext::continue_or_start(h.get_str(header::TRACEPARENT)));
