@@ -65,16 +65,20 @@ struct Inner {
     binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
     codecs: CodecRegistry,
     cache: Mutex<Option<Cache>>,
+    /// The output of the last send, by the `(binder, name)` arguments it was asked for: a send
+    /// to the same output as the one before skips the cache's lock, building the key and the
+    /// LRU lookup. Its entry is the most recently used already, so the LRU order stays right.
+    /// Set with the cache locked; cleared when the bridge closes.
+    last: std::sync::Mutex<Option<LastOutput>>,
 }
+
+/// See `Inner::last`.
+type LastOutput = (Option<String>, String, SharedOutput);
 
 /// The producer cache.
 struct Cache {
     /// Outputs by `(binder name, destination name)`, least recently used first out.
     lru: LruCache<(String, String), SharedOutput>,
-    /// The output of the last send, by the `(binder, name)` arguments it was asked for: a send
-    /// to the same output as the one before skips building the key and the LRU lookup. Its
-    /// entry is the most recently used already, so the LRU order stays right.
-    last: Option<(Option<String>, String, SharedOutput)>,
 }
 
 /// Sends to destinations chosen at runtime. Cheap to clone.
@@ -104,8 +108,8 @@ impl StreamBridge {
                 codecs,
                 cache: Mutex::new(Some(Cache {
                     lru: LruCache::new(size),
-                    last: None,
                 })),
+                last: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -200,13 +204,13 @@ impl StreamBridge {
         {
             return Err(BridgeError::NotAllowed(name.to_owned()));
         }
-        let mut guard = self.inner.cache.lock().await;
-        let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
-        if let Some((b, n, o)) = &cache.last {
+        if let Some((b, n, o)) = &*self.last() {
             if b.as_deref() == binder && n == name {
                 return Ok(Arc::clone(o));
             }
         }
+        let mut guard = self.inner.cache.lock().await;
+        let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
         // Only the binder name is needed for the cache key; the full resolution (property
         // merging) runs on a cache miss, not on every send.
         let binder_name = match binder {
@@ -223,7 +227,7 @@ impl StreamBridge {
         let key = (binder_name, name.to_owned());
         if let Some(o) = cache.lru.get(&key) {
             let o = Arc::clone(o);
-            cache.last = Some((binder.map(str::to_owned), name.to_owned(), Arc::clone(&o)));
+            *self.last() = Some((binder.map(str::to_owned), name.to_owned(), Arc::clone(&o)));
             return Ok(o);
         }
         let mut effective = resolve_binding(config, name, Direction::Output)?;
@@ -255,7 +259,7 @@ impl StreamBridge {
             producer,
             partitioning,
         ));
-        cache.last = Some((
+        *self.last() = Some((
             binder.map(str::to_owned),
             name.to_owned(),
             Arc::clone(&output),
@@ -272,6 +276,10 @@ impl StreamBridge {
         Ok(output)
     }
 
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<LastOutput>> {
+        self.inner.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Number of cached producer bindings.
     pub async fn cached(&self) -> usize {
         self.inner
@@ -286,6 +294,7 @@ impl StreamBridge {
     /// Flushes and closes every cached producer; later sends fail with [`BridgeError::Closed`].
     pub(crate) async fn close(&self) {
         let cache = self.inner.cache.lock().await.take();
+        self.last().take();
         if let Some(cache) = cache {
             for (_, o) in cache.lru {
                 if let Err(e) = o.flush().await {
