@@ -290,10 +290,10 @@ impl Producer for MemoryProducer {
         }
         match self
             .broker
-            .try_publish_to(&self.dest, &message, route.partition.unwrap_or(0))
+            .try_publish_to(&self.dest, message, route.partition.unwrap_or(0))
         {
-            Ok(true) => Ok(Ok(())),
-            Ok(false) => Err((message, route)),
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(message)) => Err((message, route)),
             Err(e) => Ok(Err(e)),
         }
     }

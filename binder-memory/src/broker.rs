@@ -190,18 +190,22 @@ impl MemoryBroker {
         message: RawMessage,
         partition: u32,
     ) -> Result<(), SendError> {
-        // Fast path (which also checks the partition): room now. Only a full destination registers for a wake-up.
-        if self.try_publish_to(dest, &message, partition)? {
-            return Ok(());
-        }
+        // Fast path (which also checks the partition): room now.
+        let mut message = match self.try_publish_to(dest, message, partition)? {
+            Ok(()) => return Ok(()),
+            Err(message) => message,
+        };
         dest.waiting_publishers.fetch_add(1, Ordering::SeqCst);
         let result = loop {
             let room = dest.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.try_append(dest, &message, partition) {
-                Ok(true) => break Ok(()),
-                Ok(false) => room.await,
+            match self.try_append(dest, message, partition) {
+                Ok(Ok(())) => break Ok(()),
+                Ok(Err(back)) => {
+                    message = back;
+                    room.await
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -209,13 +213,14 @@ impl MemoryBroker {
         result
     }
 
-    /// Publishes without waiting: `Ok(false)` when a queue is full (nothing was appended).
+    /// Publishes without waiting: `Ok(Err(message))` hands the message back when a queue is
+    /// full (nothing was appended).
     pub(crate) fn try_publish_to(
         &self,
         dest: &Destination,
-        message: &RawMessage,
+        message: RawMessage,
         partition: u32,
-    ) -> Result<bool, SendError> {
+    ) -> Result<Result<(), RawMessage>, SendError> {
         if partition >= MAX_PARTITIONS {
             return Err(SendError::Broker {
                 destination: dest.name.clone(),
@@ -226,36 +231,47 @@ impl MemoryBroker {
         self.try_append(dest, message, partition)
     }
 
-    /// Appends `message` to every queue of `dest` if all have room; `Ok(false)` when one is full.
+    /// Appends `message` to every queue of `dest` if all have room, else hands it back. The
+    /// last queue gets the message itself, the others (and the record) clones: with one queue
+    /// the payload is not shared until a consumer shares it.
     fn try_append(
         &self,
         dest: &Destination,
-        message: &RawMessage,
+        message: RawMessage,
         partition: u32,
-    ) -> Result<bool, SendError> {
+    ) -> Result<Result<(), RawMessage>, SendError> {
         if self.is_shut_down() {
             return Err(SendError::Closed);
         }
         let capacity = self.inner.config.capacity;
         let mut st = lock(&dest.state);
         if !st.queues.values().all(|q| q.len < capacity) {
-            return Ok(false);
+            return Ok(Err(message));
         }
         st.grow(partition + 1);
-        let p = partition as usize;
-        for q in st.queues.values_mut() {
-            q.parts[p].push_back(Entry {
-                message: message.clone(),
-                deliveries: 0,
-            });
-            q.len += 1;
-            q.notify.wake();
-        }
         if self.inner.config.recording {
             st.records.push_back(message.clone());
             dest.recorded.notify_waiters();
         }
-        Ok(true)
+        let p = partition as usize;
+        let last = st.queues.len().saturating_sub(1);
+        let mut message = Some(message);
+        for (i, q) in st.queues.values_mut().enumerate() {
+            let copy = if i == last {
+                message.take()
+            } else {
+                message.clone()
+            };
+            if let Some(m) = copy {
+                q.parts[p].push_back(Entry {
+                    message: m,
+                    deliveries: 0,
+                });
+                q.len += 1;
+                q.notify.wake();
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// The names of all destinations created so far, sorted.
