@@ -18,6 +18,14 @@ thread_local! {
     static ID_RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
 }
 
+/// A new random (version 4) UUID from the fast per-thread generator: message ids must be
+/// unique, not unpredictable.
+pub(crate) fn fast_uuid() -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    random_id(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// Fills `out` with random bytes, never all zero (an all-zero id is invalid in W3C).
 fn random_id(out: &mut [u8]) {
     ID_RNG.with(|rng| {

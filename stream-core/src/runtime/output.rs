@@ -8,7 +8,7 @@ use crate::binder::{Producer, Route, SendError};
 use crate::expr::{EvalContext, Expression};
 use crate::function::{HandlerError, Retry};
 use crate::message::{header, RawMessage, SmolStr};
-use crate::observe::{TraceContext, METRIC_PRODUCED};
+use crate::observe::{fast_uuid, TraceContext, METRIC_PRODUCED};
 
 /// How an output chooses partitions (`partition-key-expression` + `partition-count`).
 #[derive(Clone, Debug)]
@@ -153,7 +153,7 @@ impl OutputSender {
         let h = &mut message.headers;
         h.insert_if_absent(header::ID, || {
             let mut buf = uuid::Uuid::encode_buffer();
-            SmolStr::new(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
+            SmolStr::new(fast_uuid().hyphenated().encode_lower(&mut buf))
         });
         // Fits inline: no allocation.
         h.insert_if_absent(header::TIMESTAMP, || {
