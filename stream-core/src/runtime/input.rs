@@ -40,14 +40,21 @@ pub(crate) struct InputProcessor {
 impl InputProcessor {
     /// Handles `delivery` to the end: success and ack, or dead-letter after the last attempt.
     async fn process(&self, destination: &str, mut delivery: Box<dyn Delivery>) {
-        let message = delivery.take_message();
+        let mut message = Some(delivery.take_message());
         let binding = self.binding.name.as_str();
         self.metrics.consumed.increment(1);
         // The trace context is worked out when first needed (an output, or an enabled span):
         // a consumer without outputs and spans off never parses the inbound `traceparent`.
-        let inbound = message.headers.get_str(header::TRACEPARENT);
+        let inbound = message
+            .as_ref()
+            .and_then(|m| m.headers.get(header::TRACEPARENT))
+            .cloned();
         let trace = std::sync::OnceLock::new();
-        let trace_of = || *trace.get_or_init(|| TraceContext::continue_or_start(inbound));
+        let trace_of = || {
+            *trace.get_or_init(|| {
+                TraceContext::continue_or_start(inbound.as_ref().and_then(|v| v.as_str()))
+            })
+        };
         let group = self.binding.group.as_deref().unwrap_or("");
         let mut attempt = 1u32;
         let error = loop {
@@ -60,8 +67,18 @@ impl InputProcessor {
                 trace_id = %trace_of().trace_id_hex(),
             );
             let started = Instant::now();
+            // The last attempt gets the message itself, earlier ones a copy.
+            let input = if attempt >= self.policy.max_attempts {
+                message.take()
+            } else {
+                message.clone()
+            };
+            let Some(input) = input else {
+                // Unreachable: no attempt follows the last one.
+                break HandlerError::permanent("no message left to retry");
+            };
             let result = self
-                .attempt(message.clone(), attempt, &trace_of)
+                .attempt(input, attempt, &trace_of)
                 .instrument(span.clone())
                 .await;
             self.metrics
