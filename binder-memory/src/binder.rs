@@ -14,7 +14,7 @@ use stream_core::binder::{
 use stream_core::message::{header, Message, RawMessage};
 
 use crate::broker::{
-    Destination, Entry, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Signal, Take,
+    Destination, Entry, InFlight, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Signal, Take,
     MAX_PARTITIONS,
 };
 
@@ -221,19 +221,20 @@ pub(crate) fn subscribe(
         Some(g) => QueueKey::Group(Arc::from(g)),
         None => QueueKey::Anonymous(member_id),
     };
-    let notify = {
+    let (notify, in_flight) = {
         let mut st = dest.state.lock().unwrap_or_else(|e| e.into_inner());
         let q = st.queue_mut(&key);
+        let in_flight = Arc::new(InFlight::new(Arc::clone(&q.notify)));
         q.members.insert(
             member_id,
             Member {
-                in_flight: 0,
+                in_flight: Arc::clone(&in_flight),
                 prefetch,
                 filter,
                 cursor: 0,
             },
         );
-        q.notify.clone()
+        (q.notify.clone(), in_flight)
     };
     tracing::debug!(
         destination,
@@ -249,6 +250,7 @@ pub(crate) fn subscribe(
         group: group.map(Arc::from),
         member_id,
         notify,
+        in_flight,
         closed: false,
     })
 }
@@ -316,6 +318,7 @@ pub struct MemorySubscription {
     group: Option<Arc<str>>,
     member_id: u64,
     notify: Arc<Signal>,
+    in_flight: Arc<InFlight>,
     closed: bool,
 }
 
@@ -373,7 +376,7 @@ impl MemorySubscription {
             broker: self.broker.clone(),
             key: self.key.clone(),
             group: self.group.clone(),
-            member_id: self.member_id,
+            in_flight: Arc::clone(&self.in_flight),
             partition,
             partitioned: partitions > 1,
             message: entry.message,
@@ -433,7 +436,8 @@ pub struct MemoryDelivery {
     broker: MemoryBroker,
     key: QueueKey,
     group: Option<Arc<str>>,
-    member_id: u64,
+    /// The member's prefetch slots; settling frees one.
+    in_flight: Arc<InFlight>,
     partition: u32,
     partitioned: bool,
     message: RawMessage,
@@ -474,17 +478,15 @@ impl MemoryDelivery {
         }
         self.settled = true;
         let message = std::mem::replace(&mut self.message, Message::new(Default::default()));
-        self.dest.settle(
+        self.dest.requeue(
             &self.key,
-            self.member_id,
-            Some((
-                self.partition,
-                Entry {
-                    message,
-                    deliveries: self.deliveries,
-                },
-            )),
+            self.partition,
+            Entry {
+                message,
+                deliveries: self.deliveries,
+            },
         );
+        self.in_flight.release();
     }
 }
 
@@ -524,7 +526,7 @@ impl Delivery for MemoryDelivery {
     fn try_ack(&mut self) -> Option<Result<(), SettleError>> {
         if !self.settled {
             self.settled = true;
-            self.dest.settle(&self.key, self.member_id, None);
+            self.in_flight.release();
         }
         Some(Ok(()))
     }
@@ -563,7 +565,7 @@ impl Delivery for MemoryDelivery {
             "memory delivery dead-lettered"
         );
         self.settled = true;
-        self.dest.settle(&self.key, self.member_id, None);
+        self.in_flight.release();
         Ok(())
     }
 }

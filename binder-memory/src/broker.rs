@@ -334,7 +334,7 @@ impl MemoryBroker {
         let st = lock(&d.state);
         st.queues
             .get(&QueueKey::Group(Arc::from(group)))
-            .map(|q| q.members.values().map(|m| m.in_flight).sum())
+            .map(|q| q.members.values().map(|m| m.in_flight.get()).sum())
     }
 
     /// Messages waiting in all anonymous queues of `destination` together.
@@ -529,8 +529,40 @@ pub(crate) struct Queue {
     pub(crate) members: BTreeMap<u64, Member>,
 }
 
+/// A member's delivered, unsettled messages. Shared with its deliveries, so an ack frees the
+/// slot with an atomic decrement instead of locking the destination.
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    /// The queue's signal: a freed slot may be what a waiting member waits for.
+    signal: Arc<Signal>,
+}
+
+impl InFlight {
+    pub(crate) fn new(signal: Arc<Signal>) -> Self {
+        InFlight {
+            count: AtomicUsize::new(0),
+            signal,
+        }
+    }
+
+    /// Messages delivered and not settled yet.
+    pub(crate) fn get(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Frees one slot and wakes waiting members. (A member counts itself waiting before it
+    /// reads the count, and both sides use sequentially consistent operations, so it either
+    /// sees the freed slot or is woken.)
+    pub(crate) fn release(&self) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        self.signal.wake();
+    }
+}
+
 pub(crate) struct Member {
-    pub(crate) in_flight: usize,
+    pub(crate) in_flight: Arc<InFlight>,
     pub(crate) prefetch: usize,
     /// `(instance_index, instance_count)` of a partitioned consumer.
     pub(crate) filter: Option<(u32, u32)>,
@@ -571,7 +603,7 @@ impl Destination {
         let Some(m) = q.members.get_mut(&member) else {
             return Take::Gone;
         };
-        if m.in_flight >= m.prefetch || q.len == 0 {
+        if m.in_flight.get() >= m.prefetch || q.len == 0 {
             drop(st);
             self.member_idle();
             return Take::Wait;
@@ -584,7 +616,7 @@ impl Destination {
             }
             if let Some(mut entry) = q.parts[p].pop_front() {
                 m.cursor = (p + 1) % n;
-                m.in_flight += 1;
+                m.in_flight.count.fetch_add(1, Ordering::SeqCst);
                 q.len -= 1;
                 entry.deliveries += 1;
                 let resume = q.len <= self.resume_at;
@@ -612,27 +644,20 @@ impl Destination {
         }
     }
 
-    /// Settles a delivery of `member` from queue `key`: frees its prefetch slot and, with
-    /// `requeue`, puts the entry back at the front of its partition.
-    pub(crate) fn settle(&self, key: &QueueKey, member: u64, requeue: Option<(u32, Entry)>) {
+    /// Puts a delivered entry back at the front of its partition of queue `key` (the
+    /// delivery then frees its slot: [`InFlight::release`]).
+    pub(crate) fn requeue(&self, key: &QueueKey, partition: u32, entry: Entry) {
         let mut st = lock(&self.state);
-        if let Some((p, _)) = &requeue {
-            if st.queues.contains_key(key) {
-                st.grow(p + 1);
-            }
-        }
-        let Some(q) = st.queues.get_mut(key) else {
+        if !st.queues.contains_key(key) {
             // Anonymous queue already removed: the message goes with it.
             return;
-        };
-        if let Some(m) = q.members.get_mut(&member) {
-            m.in_flight = m.in_flight.saturating_sub(1);
         }
-        if let Some((p, entry)) = requeue {
-            q.parts[p as usize].push_front(entry);
+        st.grow(partition + 1);
+        if let Some(q) = st.queues.get_mut(key) {
+            q.parts[partition as usize].push_front(entry);
             q.len += 1;
+            q.notify.wake();
         }
-        q.notify.wake();
     }
 
     /// Removes `member` from queue `key`; with `remove_queue`, removes the whole queue.
