@@ -363,3 +363,92 @@ impl<T> Message<T> {
 
 /// A message as binders carry it: encoded payload bytes plus headers.
 pub type RawMessage = Message<Bytes>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(h: &Headers) -> Vec<&str> {
+        h.iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn insert_keeps_name_order_and_replaces() {
+        let mut h = Headers::new();
+        for name in [
+            "traceparent",
+            "id",
+            "x-custom-header-longer-than-23",
+            "content-type",
+        ] {
+            assert_eq!(h.insert(name, "v"), None);
+        }
+        assert_eq!(
+            names(&h),
+            [
+                "content-type",
+                "id",
+                "traceparent",
+                "x-custom-header-longer-than-23"
+            ]
+        );
+        assert_eq!(h.insert("id", "w"), Some(HeaderValue::from("v")));
+        assert_eq!(h.get_str("id"), Some("w"));
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.remove("id"), Some(HeaderValue::from("w")));
+        assert!(!h.contains("id"));
+        assert_eq!(h.remove("id"), None);
+    }
+
+    #[test]
+    fn clones_are_independent() {
+        let a = Headers::new().with("k", "1");
+        let mut b = a.clone();
+        b.insert("k", "2");
+        b.insert("other", vec![0xffu8]);
+        assert_eq!(a.get_str("k"), Some("1"));
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.get_str("k"), Some("2"));
+        assert_eq!(b.get_str("other"), None);
+        assert_eq!(
+            b.get("other").map(HeaderValue::as_bytes),
+            Some(&[0xffu8][..])
+        );
+    }
+
+    #[test]
+    fn insert_if_absent_only_fills_gaps() {
+        let mut h = Headers::new().with("id", "given");
+        assert!(!h.insert_if_absent("id", || -> HeaderValue { unreachable!() }));
+        assert!(h.insert_if_absent("timestamp", || "1"));
+        assert_eq!(h.get_str("id"), Some("given"));
+        assert_eq!(names(&h), ["id", "timestamp"]);
+    }
+
+    #[test]
+    fn derive_keeps_own_and_adds_accepted_base_headers() {
+        let own = Headers::new()
+            .with("content-type", "text/plain")
+            .with("k", "own");
+        let base = Headers::new()
+            .with("k", "base")
+            .with("id", "drop-me")
+            .with("a", "1")
+            .with("z", "2");
+        let out = Headers::derive(own, &base, |name| name != "id");
+        assert_eq!(names(&out), ["a", "content-type", "k", "z"]);
+        assert_eq!(out.get_str("k"), Some("own"));
+        assert_eq!(base.len(), 4);
+    }
+
+    #[test]
+    fn many_headers_spill_and_fill_from() {
+        let mut h: Headers = (0..10).map(|i| (format!("h{i}"), i.to_string())).collect();
+        assert_eq!(h.len(), 10);
+        let other = Headers::new().with("h3", "x").with("new", "y");
+        h.fill_from(&other);
+        assert_eq!(h.get_str("h3"), Some("3"));
+        assert_eq!(h.get_str("new"), Some("y"));
+        assert_eq!(h.len(), 11);
+    }
+}

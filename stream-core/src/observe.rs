@@ -261,6 +261,18 @@ mod tests {
     }
 
     #[test]
+    fn header_forms_agree_and_ids_are_v4() {
+        let ctx = TraceContext::new_root();
+        assert_eq!(ctx.to_header_value().as_str(), ctx.to_header());
+        assert_eq!(TraceContext::parse(&ctx.to_header()), Some(ctx));
+        let padded = format!("  {}\t", ctx.to_header());
+        assert_eq!(TraceContext::parse(&padded), Some(ctx));
+        let (a, b) = (fast_uuid(), fast_uuid());
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 4);
+    }
+
+    #[test]
     fn malformed_starts_a_new_trace() {
         for bad in [
             "",
