@@ -243,14 +243,21 @@ pub(crate) fn subscribe(
         prefetch,
         "memory consumer bound"
     );
+    let group: Option<Arc<str>> = group.map(Arc::from);
     Ok(MemorySubscription {
+        membership: Arc::new(Membership {
+            broker: broker.clone(),
+            dest: Arc::clone(&dest),
+            key: key.clone(),
+            group: group.clone(),
+            in_flight,
+        }),
         broker: broker.clone(),
         dest,
         key,
-        group: group.map(Arc::from),
+        group,
         member_id,
         notify,
-        in_flight,
         closed: false,
     })
 }
@@ -318,8 +325,20 @@ pub struct MemorySubscription {
     group: Option<Arc<str>>,
     member_id: u64,
     notify: Arc<Signal>,
-    in_flight: Arc<InFlight>,
+    membership: Arc<Membership>,
     closed: bool,
+}
+
+/// What the deliveries of one subscription share, in one allocation of the subscription's own
+/// (cloning it per delivery touches no cache line the producing thread writes, unlike the
+/// destination's or the broker's reference counts).
+struct Membership {
+    broker: MemoryBroker,
+    dest: Arc<Destination>,
+    key: QueueKey,
+    group: Option<Arc<str>>,
+    /// The member's prefetch slots; settling a delivery frees one.
+    in_flight: Arc<InFlight>,
 }
 
 impl fmt::Debug for MemorySubscription {
@@ -372,11 +391,7 @@ impl MemorySubscription {
 
     fn delivery(&self, partition: u32, partitions: u32, entry: Entry) -> MemoryDelivery {
         MemoryDelivery {
-            dest: self.dest.clone(),
-            broker: self.broker.clone(),
-            key: self.key.clone(),
-            group: self.group.clone(),
-            in_flight: Arc::clone(&self.in_flight),
+            from: Arc::clone(&self.membership),
             partition,
             partitioned: partitions > 1,
             message: entry.message,
@@ -432,12 +447,8 @@ impl Subscription for MemorySubscription {
 
 /// One delivered message. Dropping it unsettled requeues it at the front of its partition.
 pub struct MemoryDelivery {
-    dest: Arc<Destination>,
-    broker: MemoryBroker,
-    key: QueueKey,
-    group: Option<Arc<str>>,
-    /// The member's prefetch slots; settling frees one.
-    in_flight: Arc<InFlight>,
+    /// Where it came from (shared by the subscription's deliveries).
+    from: Arc<Membership>,
     partition: u32,
     partitioned: bool,
     message: RawMessage,
@@ -448,8 +459,8 @@ pub struct MemoryDelivery {
 impl fmt::Debug for MemoryDelivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryDelivery")
-            .field("destination", &self.dest.name)
-            .field("group", &self.group)
+            .field("destination", &self.from.dest.name)
+            .field("group", &self.from.group)
             .field("partition", &self.partition)
             .field("deliveries", &self.deliveries)
             .finish()
@@ -464,12 +475,12 @@ impl MemoryDelivery {
 
     /// The destination it was consumed from.
     pub fn destination(&self) -> &str {
-        &self.dest.name
+        &self.from.dest.name
     }
 
     /// The group it was consumed in (`None` for an anonymous subscription).
     pub fn group(&self) -> Option<&str> {
-        self.group.as_deref()
+        self.from.group.as_deref()
     }
 
     fn requeue_now(&mut self) {
@@ -478,22 +489,22 @@ impl MemoryDelivery {
         }
         self.settled = true;
         let message = std::mem::replace(&mut self.message, Message::new(Default::default()));
-        self.dest.requeue(
-            &self.key,
+        self.from.dest.requeue(
+            &self.from.key,
             self.partition,
             Entry {
                 message,
                 deliveries: self.deliveries,
             },
         );
-        self.in_flight.release();
+        self.from.in_flight.release();
     }
 }
 
 impl Drop for MemoryDelivery {
     fn drop(&mut self) {
         if !self.settled {
-            tracing::debug!(destination = %self.dest.name, "unsettled memory delivery dropped: requeued");
+            tracing::debug!(destination = %self.from.dest.name, "unsettled memory delivery dropped: requeued");
             self.requeue_now();
         }
     }
@@ -526,7 +537,7 @@ impl Delivery for MemoryDelivery {
     fn try_ack(&mut self) -> Option<Result<(), SettleError>> {
         if !self.settled {
             self.settled = true;
-            self.in_flight.release();
+            self.from.in_flight.release();
         }
         Some(Ok(()))
     }
@@ -537,11 +548,11 @@ impl Delivery for MemoryDelivery {
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
-        let dlq = dlq_name(&self.dest.name, self.group.as_deref());
+        let dlq = dlq_name(&self.from.dest.name, self.from.group.as_deref());
         let mut m = self.message.clone();
         m.headers
-            .insert(header::ORIGINAL_TOPIC, self.dest.name.as_str());
-        if let Some(g) = &self.group {
+            .insert(header::ORIGINAL_TOPIC, self.from.dest.name.as_str());
+        if let Some(g) = &self.from.group {
             m.headers.insert(header::ORIGINAL_GROUP, &**g);
         }
         m.headers
@@ -551,21 +562,23 @@ impl Delivery for MemoryDelivery {
         m.headers
             .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
         // On failure `self` is dropped unsettled, which requeues the original.
-        self.broker
+        self.from
+            .broker
             .publish(&dlq, m.clone(), 0)
             .await
             .map_err(SettleError::new)?;
-        self.broker
-            .record_dead_letter(&self.dest.name, self.group.as_deref(), m);
+        self.from
+            .broker
+            .record_dead_letter(&self.from.dest.name, self.from.group.as_deref(), m);
         tracing::debug!(
-            destination = %self.dest.name,
-            group = self.group.as_deref().unwrap_or("<anonymous>"),
+            destination = %self.from.dest.name,
+            group = self.from.group.as_deref().unwrap_or("<anonymous>"),
             dlq = %dlq,
             kind = %reason.error_kind,
             "memory delivery dead-lettered"
         );
         self.settled = true;
-        self.in_flight.release();
+        self.from.in_flight.release();
         Ok(())
     }
 }
