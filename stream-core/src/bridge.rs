@@ -19,7 +19,7 @@ use crate::binding::Direction;
 use crate::config::StreamConfig;
 use crate::convert::{CodecRegistry, ConvertError};
 use crate::function::HandlerError;
-use crate::message::{header, Message, RawMessage, SmolStr};
+use crate::message::{header, HeaderText, Message, RawMessage};
 use crate::plan::{binder_for, resolve_binding, PlanError};
 use crate::runtime::output::{OutputSender, Partitioning, SharedOutput};
 
@@ -157,7 +157,7 @@ impl StreamBridge {
             .bindings
             .get(destination)
             .unwrap_or(&self.inner.config.stream.default);
-        let content_type = SmolStr::new(
+        let content_type = HeaderText::new(
             message
                 .headers
                 .get_str(header::CONTENT_TYPE)

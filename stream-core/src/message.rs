@@ -7,6 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrayvec::ArrayString;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
@@ -45,19 +46,158 @@ pub mod header {
     pub const SENDTO_DESTINATION: &str = "spring.cloud.stream.sendto.destination";
 }
 
-/// Text of a header name or value: a [`SmolStr`], so short text (up to 23 bytes, e.g. every
-/// well-known header name, `application/json`, a timestamp) is stored inline without an
-/// allocation, and longer text (an id, a `traceparent`) is shared: cloning never copies it.
+/// Text of a header name: a [`SmolStr`], so a name of up to 23 bytes (every well-known one) is
+/// stored inline without an allocation, and a longer one is shared: cloning never copies it.
 pub use smol_str::SmolStr;
+
+/// Bytes of text a [`HeaderText`] holds inline: enough for a UUID (36) and a W3C
+/// `traceparent` (55).
+pub const HEADER_TEXT_INLINE: usize = 56;
+
+/// Text of a header value: up to [`HEADER_TEXT_INLINE`] bytes are stored inline (ids,
+/// `traceparent`, timestamps, content types: no allocation, which matters because messages
+/// are made on one thread and dropped on another), longer text is shared (`Arc<str>`: cloning
+/// never copies it). Derefs to `str`; make one with `.into()` from a `&str`, a `String` or a
+/// [`SmolStr`].
+#[derive(Clone)]
+pub struct HeaderText(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    Inline(ArrayString<HEADER_TEXT_INLINE>),
+    Shared(Arc<str>),
+}
+
+impl HeaderText {
+    /// `text`, inline when it fits.
+    pub fn new(text: &str) -> Self {
+        match ArrayString::from(text) {
+            Ok(inline) => HeaderText(TextRepr::Inline(inline)),
+            Err(_) => HeaderText(TextRepr::Shared(Arc::from(text))),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            TextRepr::Inline(s) => s,
+            TextRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl Default for HeaderText {
+    fn default() -> Self {
+        HeaderText(TextRepr::Inline(ArrayString::new()))
+    }
+}
+
+impl std::ops::Deref for HeaderText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for HeaderText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for HeaderText {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for HeaderText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for HeaderText {}
+
+impl PartialEq<str> for HeaderText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for HeaderText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialOrd for HeaderText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HeaderText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for HeaderText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for HeaderText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for HeaderText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for HeaderText {
+    fn from(s: &str) -> Self {
+        HeaderText::new(s)
+    }
+}
+
+impl From<&String> for HeaderText {
+    fn from(s: &String) -> Self {
+        HeaderText::new(s)
+    }
+}
+
+impl From<String> for HeaderText {
+    fn from(s: String) -> Self {
+        if s.len() <= HEADER_TEXT_INLINE {
+            HeaderText::new(&s)
+        } else {
+            HeaderText(TextRepr::Shared(Arc::from(s)))
+        }
+    }
+}
+
+impl From<SmolStr> for HeaderText {
+    fn from(s: SmolStr) -> Self {
+        HeaderText::new(&s)
+    }
+}
 
 /// A header value: text, or opaque bytes for brokers that carry binary headers.
 ///
-/// Text is a [`SmolStr`] (cheap to clone, see there); make one with `.into()` from a `&str` or
-/// a `String`, and read it with [`HeaderValue::as_str`] or through `Deref<Target = str>`.
+/// Text is a [`HeaderText`] (short text inline, long text shared, see there); make one with
+/// `.into()` from a `&str` or a `String`, and read it with [`HeaderValue::as_str`] or through
+/// `Deref<Target = str>`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum HeaderValue {
     /// A UTF-8 value; most headers are this.
-    Text(SmolStr),
+    Text(HeaderText),
     /// A binary value (e.g. a Kafka record header that is not UTF-8).
     Bytes(Vec<u8>),
 }
@@ -91,24 +231,30 @@ impl fmt::Debug for HeaderValue {
 
 impl From<&str> for HeaderValue {
     fn from(s: &str) -> Self {
-        HeaderValue::Text(SmolStr::new(s))
+        HeaderValue::Text(HeaderText::new(s))
     }
 }
 
 impl From<&String> for HeaderValue {
     fn from(s: &String) -> Self {
-        HeaderValue::Text(SmolStr::new(s))
+        HeaderValue::Text(HeaderText::new(s))
     }
 }
 
 impl From<String> for HeaderValue {
     fn from(s: String) -> Self {
-        HeaderValue::Text(SmolStr::from(s))
+        HeaderValue::Text(HeaderText::from(s))
     }
 }
 
 impl From<SmolStr> for HeaderValue {
     fn from(s: SmolStr) -> Self {
+        HeaderValue::Text(HeaderText::from(s))
+    }
+}
+
+impl From<HeaderText> for HeaderValue {
+    fn from(s: HeaderText) -> Self {
         HeaderValue::Text(s)
     }
 }
@@ -129,7 +275,8 @@ const INLINE_HEADERS: usize = 4;
 /// for stable output.
 ///
 /// Stored as a small vector sorted by name (messages carry a handful of headers, for which a
-/// scan beats a tree), names and text values as [`SmolStr`], in one shared allocation for up to
+/// scan beats a tree), names as [`SmolStr`] and text values as [`HeaderText`], in one shared
+/// allocation for up to
 /// four headers. Cloning is cheap: the block is shared and copied only when a clone is changed
 /// (copy-on-write), because a message's headers are cloned on every hop (redelivery copies,
 /// retry attempts, outputs derived from an input) but rarely changed; a copy clones no text

@@ -8,9 +8,9 @@
 
 use std::cell::RefCell;
 
+use crate::message::HeaderText;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
-use smol_str::SmolStr;
 
 thread_local! {
     /// Span and trace ids need to be unique, not unpredictable: a fast per-thread generator,
@@ -214,10 +214,9 @@ impl TraceContext {
         self.with_header(str::to_owned)
     }
 
-    /// The `traceparent` header value as header text (one allocation: it is too long to be
-    /// stored inline).
-    pub fn to_header_value(&self) -> SmolStr {
-        self.with_header(|s| SmolStr::new(s))
+    /// The `traceparent` header value as header text (stored inline: no allocation).
+    pub fn to_header_value(&self) -> HeaderText {
+        self.with_header(HeaderText::new)
     }
 
     /// Formats the `traceparent` value on the stack and hands it to `f` (hot path: every

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::binder::{Producer, Route, SendError};
 use crate::expr::{EvalContext, Expression};
 use crate::function::{HandlerError, Retry};
-use crate::message::{header, RawMessage, SmolStr};
+use crate::message::{header, HeaderText, RawMessage};
 use crate::observe::{fast_uuid, TraceContext, METRIC_PRODUCED};
 
 /// How an output chooses partitions (`partition-key-expression` + `partition-count`).
@@ -153,11 +153,11 @@ impl OutputSender {
         let h = &mut message.headers;
         h.insert_if_absent(header::ID, || {
             let mut buf = uuid::Uuid::encode_buffer();
-            SmolStr::new(fast_uuid().hyphenated().encode_lower(&mut buf))
+            HeaderText::new(fast_uuid().hyphenated().encode_lower(&mut buf))
         });
         // Fits inline: no allocation.
         h.insert_if_absent(header::TIMESTAMP, || {
-            SmolStr::new(itoa::Buffer::new().format(now_millis()))
+            HeaderText::new(itoa::Buffer::new().format(now_millis()))
         });
         let trace = trace
             .map(TraceContext::child)
