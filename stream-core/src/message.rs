@@ -355,6 +355,56 @@ impl Headers {
         true
     }
 
+    /// Completes the headers of an outgoing message in one pass (the output hot path): sets
+    /// `id` and `timestamp` unless set, sets `traceparent` to what `traceparent` makes of the
+    /// current value, removes the send-to header, and returns the `partition-key` value.
+    pub(crate) fn stamp_output(
+        &mut self,
+        id: impl FnOnce() -> HeaderText,
+        timestamp: impl FnOnce() -> HeaderText,
+        traceparent: impl FnOnce(Option<&str>) -> HeaderText,
+    ) -> Option<String> {
+        let (mut has_id, mut has_timestamp) = (false, false);
+        let (mut trace_at, mut send_to_at, mut key_at) = (None, None, None);
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            match k.as_str() {
+                header::ID => has_id = true,
+                header::TIMESTAMP => has_timestamp = true,
+                header::TRACEPARENT => trace_at = Some(i),
+                header::SENDTO_DESTINATION => send_to_at = Some(i),
+                header::PARTITION_KEY => key_at = Some(i),
+                _ => {}
+            }
+        }
+        let key = key_at.and_then(|i| self.entries[i].1.as_str().map(str::to_owned));
+        let trace = traceparent(trace_at.and_then(|i| self.entries[i].1.as_str()));
+        let entries = Arc::make_mut(&mut self.entries);
+        let mut trace = Some(trace);
+        if let Some(i) = trace_at {
+            if let Some(t) = trace.take() {
+                entries[i].1 = HeaderValue::Text(t);
+            }
+        }
+        // No index is used after this removal.
+        if let Some(i) = send_to_at {
+            entries.remove(i);
+        }
+        let mut add = |name: &'static str, value: HeaderText| {
+            let at = entries.partition_point(|(k, _)| k.as_str() < name);
+            entries.insert(at, (SmolStr::new_static(name), HeaderValue::Text(value)));
+        };
+        if let Some(t) = trace {
+            add(header::TRACEPARENT, t);
+        }
+        if !has_id {
+            add(header::ID, id());
+        }
+        if !has_timestamp {
+            add(header::TIMESTAMP, timestamp());
+        }
+        key
+    }
+
     /// Builder form of [`Headers::insert`].
     pub fn with(mut self, name: impl Into<SmolStr>, value: impl Into<HeaderValue>) -> Self {
         self.insert(name, value);
@@ -586,6 +636,45 @@ mod tests {
         assert_eq!(names(&out), ["a", "content-type", "k", "z"]);
         assert_eq!(out.get_str("k"), Some("own"));
         assert_eq!(base.len(), 4);
+    }
+
+    #[test]
+    fn stamp_output_completes_in_one_pass() {
+        let mut h = Headers::new()
+            .with(header::SENDTO_DESTINATION, "elsewhere")
+            .with(header::PARTITION_KEY, "k1")
+            .with(header::TRACEPARENT, "old")
+            .with("custom", "c");
+        let key = h.stamp_output(
+            || "new-id".into(),
+            || "42".into(),
+            |current| {
+                assert_eq!(current, Some("old"));
+                "new-trace".into()
+            },
+        );
+        assert_eq!(key.as_deref(), Some("k1"));
+        assert_eq!(
+            names(&h),
+            ["custom", "id", "partition-key", "timestamp", "traceparent"]
+        );
+        assert_eq!(h.get_str(header::TRACEPARENT), Some("new-trace"));
+        assert_eq!(h.get_str(header::ID), Some("new-id"));
+
+        let mut given = Headers::new()
+            .with(header::ID, "mine")
+            .with(header::TIMESTAMP, "1");
+        let key = given.stamp_output(
+            || unreachable!(),
+            || unreachable!(),
+            |current| {
+                assert_eq!(current, None);
+                "t".into()
+            },
+        );
+        assert_eq!(key, None);
+        assert_eq!(given.get_str(header::ID), Some("mine"));
+        assert_eq!(names(&given), ["id", "timestamp", "traceparent"]);
     }
 
     #[test]

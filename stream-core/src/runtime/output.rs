@@ -150,20 +150,20 @@ impl OutputSender {
         mut message: RawMessage,
         trace: Option<&TraceContext>,
     ) -> Result<(), HandlerError> {
-        let h = &mut message.headers;
-        h.insert_if_absent(header::ID, || {
-            let mut buf = uuid::Uuid::encode_buffer();
-            HeaderText::new(fast_uuid().hyphenated().encode_lower(&mut buf))
-        });
-        // Fits inline: no allocation.
-        h.insert_if_absent(header::TIMESTAMP, || {
-            HeaderText::new(itoa::Buffer::new().format(now_millis()))
-        });
-        let trace = trace
-            .map(TraceContext::child)
-            .unwrap_or_else(|| TraceContext::continue_or_start(h.get_str(header::TRACEPARENT)));
-        h.insert(header::TRACEPARENT, trace.to_header_value());
-        h.remove(header::SENDTO_DESTINATION);
+        let partition_key = message.headers.stamp_output(
+            || {
+                let mut buf = uuid::Uuid::encode_buffer();
+                HeaderText::new(fast_uuid().hyphenated().encode_lower(&mut buf))
+            },
+            // Fits inline: no allocation.
+            || HeaderText::new(itoa::Buffer::new().format(now_millis())),
+            |current| {
+                trace
+                    .map(TraceContext::child)
+                    .unwrap_or_else(|| TraceContext::continue_or_start(current))
+                    .to_header_value()
+            },
+        );
         let route = match &self.partitioning {
             Some(p) => {
                 let route = p.route(&message)?;
@@ -176,10 +176,7 @@ impl OutputSender {
                 route
             }
             None => Route {
-                partition_key: message
-                    .headers
-                    .get_str(header::PARTITION_KEY)
-                    .map(str::to_owned),
+                partition_key,
                 partition: None,
             },
         };
