@@ -23,9 +23,9 @@ pub fn from_record<H: rdkafka::message::Headers + ?Sized>(record: Option<&H>) ->
         for i in 0..h.count() {
             let Some(header) = h.try_get(i) else { continue };
             let value = match header.value {
-                None => HeaderValue::Text(String::new()),
+                None => HeaderValue::from(""),
                 Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(s) => HeaderValue::Text(s.to_owned()),
+                    Ok(s) => HeaderValue::Text(s.into()),
                     Err(_) => HeaderValue::Bytes(bytes.to_vec()),
                 },
             };

@@ -14,7 +14,8 @@ use stream_core::binder::{
 use stream_core::message::{header, Message, RawMessage};
 
 use crate::broker::{
-    Destination, Entry, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Take, MAX_PARTITIONS,
+    Destination, Entry, InFlight, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Signal, Take,
+    MAX_PARTITIONS,
 };
 
 /// The binder type name.
@@ -220,19 +221,20 @@ pub(crate) fn subscribe(
         Some(g) => QueueKey::Group(Arc::from(g)),
         None => QueueKey::Anonymous(member_id),
     };
-    let notify = {
+    let (notify, in_flight) = {
         let mut st = dest.state.lock().unwrap_or_else(|e| e.into_inner());
         let q = st.queue_mut(&key);
+        let in_flight = Arc::new(InFlight::new(Arc::clone(&q.notify)));
         q.members.insert(
             member_id,
             Member {
-                in_flight: 0,
+                in_flight: Arc::clone(&in_flight),
                 prefetch,
                 filter,
                 cursor: 0,
             },
         );
-        q.notify.clone()
+        (q.notify.clone(), in_flight)
     };
     tracing::debug!(
         destination,
@@ -241,11 +243,19 @@ pub(crate) fn subscribe(
         prefetch,
         "memory consumer bound"
     );
+    let group: Option<Arc<str>> = group.map(Arc::from);
     Ok(MemorySubscription {
+        membership: Arc::new(Membership {
+            broker: broker.clone(),
+            dest: Arc::clone(&dest),
+            key: key.clone(),
+            group: group.clone(),
+            in_flight,
+        }),
         broker: broker.clone(),
         dest,
         key,
-        group: group.map(Arc::from),
+        group,
         member_id,
         notify,
         closed: false,
@@ -279,6 +289,24 @@ impl Producer for MemoryProducer {
             .await
     }
 
+    fn try_send(
+        &self,
+        message: RawMessage,
+        route: Route,
+    ) -> Result<Result<(), SendError>, (RawMessage, Route)> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(Err(SendError::Closed));
+        }
+        match self
+            .broker
+            .try_publish_to(&self.dest, message, route.partition.unwrap_or(0))
+        {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(message)) => Err((message, route)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
     async fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
     }
@@ -296,8 +324,21 @@ pub struct MemorySubscription {
     key: QueueKey,
     group: Option<Arc<str>>,
     member_id: u64,
-    notify: Arc<tokio::sync::Notify>,
+    notify: Arc<Signal>,
+    membership: Arc<Membership>,
     closed: bool,
+}
+
+/// What the deliveries of one subscription share, in one allocation of the subscription's own
+/// (cloning it per delivery touches no cache line the producing thread writes, unlike the
+/// destination's or the broker's reference counts).
+struct Membership {
+    broker: MemoryBroker,
+    dest: Arc<Destination>,
+    key: QueueKey,
+    group: Option<Arc<str>>,
+    /// The member's prefetch slots; settling a delivery frees one.
+    in_flight: Arc<InFlight>,
 }
 
 impl fmt::Debug for MemorySubscription {
@@ -325,9 +366,10 @@ impl MemorySubscription {
                 } => return Some(self.delivery(partition, partitions, entry)),
                 Take::Wait => {}
             }
-            let notified = self.notify.notified();
+            let notified = self.notify.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let _waiting = self.notify.waiting();
             match self.try_take() {
                 Take::Gone => return None,
                 Take::Got {
@@ -349,11 +391,7 @@ impl MemorySubscription {
 
     fn delivery(&self, partition: u32, partitions: u32, entry: Entry) -> MemoryDelivery {
         MemoryDelivery {
-            dest: self.dest.clone(),
-            broker: self.broker.clone(),
-            key: self.key.clone(),
-            group: self.group.clone(),
-            member_id: self.member_id,
+            from: Arc::clone(&self.membership),
             partition,
             partitioned: partitions > 1,
             message: entry.message,
@@ -391,6 +429,17 @@ impl Subscription for MemorySubscription {
             .map(|d| Ok(Box::new(d) as Box<dyn Delivery>))
     }
 
+    fn try_next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        match self.try_take() {
+            Take::Got {
+                partition,
+                partitions,
+                entry,
+            } => Some(Ok(Box::new(self.delivery(partition, partitions, entry)))),
+            Take::Gone | Take::Wait => None,
+        }
+    }
+
     async fn close(mut self: Box<Self>) {
         self.leave();
     }
@@ -398,11 +447,8 @@ impl Subscription for MemorySubscription {
 
 /// One delivered message. Dropping it unsettled requeues it at the front of its partition.
 pub struct MemoryDelivery {
-    dest: Arc<Destination>,
-    broker: MemoryBroker,
-    key: QueueKey,
-    group: Option<Arc<str>>,
-    member_id: u64,
+    /// Where it came from (shared by the subscription's deliveries).
+    from: Arc<Membership>,
     partition: u32,
     partitioned: bool,
     message: RawMessage,
@@ -413,8 +459,8 @@ pub struct MemoryDelivery {
 impl fmt::Debug for MemoryDelivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryDelivery")
-            .field("destination", &self.dest.name)
-            .field("group", &self.group)
+            .field("destination", &self.from.dest.name)
+            .field("group", &self.from.group)
             .field("partition", &self.partition)
             .field("deliveries", &self.deliveries)
             .finish()
@@ -429,12 +475,12 @@ impl MemoryDelivery {
 
     /// The destination it was consumed from.
     pub fn destination(&self) -> &str {
-        &self.dest.name
+        &self.from.dest.name
     }
 
     /// The group it was consumed in (`None` for an anonymous subscription).
     pub fn group(&self) -> Option<&str> {
-        self.group.as_deref()
+        self.from.group.as_deref()
     }
 
     fn requeue_now(&mut self) {
@@ -443,24 +489,22 @@ impl MemoryDelivery {
         }
         self.settled = true;
         let message = std::mem::replace(&mut self.message, Message::new(Default::default()));
-        self.dest.settle(
-            &self.key,
-            self.member_id,
-            Some((
-                self.partition,
-                Entry {
-                    message,
-                    deliveries: self.deliveries,
-                },
-            )),
+        self.from.dest.requeue(
+            &self.from.key,
+            self.partition,
+            Entry {
+                message,
+                deliveries: self.deliveries,
+            },
         );
+        self.from.in_flight.release();
     }
 }
 
 impl Drop for MemoryDelivery {
     fn drop(&mut self) {
         if !self.settled {
-            tracing::debug!(destination = %self.dest.name, "unsettled memory delivery dropped: requeued");
+            tracing::debug!(destination = %self.from.dest.name, "unsettled memory delivery dropped: requeued");
             self.requeue_now();
         }
     }
@@ -487,9 +531,15 @@ impl Delivery for MemoryDelivery {
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
-        self.settled = true;
-        self.dest.settle(&self.key, self.member_id, None);
-        Ok(())
+        self.try_ack().unwrap_or(Ok(()))
+    }
+
+    fn try_ack(&mut self) -> Option<Result<(), SettleError>> {
+        if !self.settled {
+            self.settled = true;
+            self.from.in_flight.release();
+        }
+        Some(Ok(()))
     }
 
     async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
@@ -498,11 +548,11 @@ impl Delivery for MemoryDelivery {
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
-        let dlq = dlq_name(&self.dest.name, self.group.as_deref());
+        let dlq = dlq_name(&self.from.dest.name, self.from.group.as_deref());
         let mut m = self.message.clone();
         m.headers
-            .insert(header::ORIGINAL_TOPIC, self.dest.name.as_str());
-        if let Some(g) = &self.group {
+            .insert(header::ORIGINAL_TOPIC, self.from.dest.name.as_str());
+        if let Some(g) = &self.from.group {
             m.headers.insert(header::ORIGINAL_GROUP, &**g);
         }
         m.headers
@@ -512,21 +562,23 @@ impl Delivery for MemoryDelivery {
         m.headers
             .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
         // On failure `self` is dropped unsettled, which requeues the original.
-        self.broker
+        self.from
+            .broker
             .publish(&dlq, m.clone(), 0)
             .await
             .map_err(SettleError::new)?;
-        self.broker
-            .record_dead_letter(&self.dest.name, self.group.as_deref(), m);
+        self.from
+            .broker
+            .record_dead_letter(&self.from.dest.name, self.from.group.as_deref(), m);
         tracing::debug!(
-            destination = %self.dest.name,
-            group = self.group.as_deref().unwrap_or("<anonymous>"),
+            destination = %self.from.dest.name,
+            group = self.from.group.as_deref().unwrap_or("<anonymous>"),
             dlq = %dlq,
             kind = %reason.error_kind,
             "memory delivery dead-lettered"
         );
         self.settled = true;
-        self.dest.settle(&self.key, self.member_id, None);
+        self.from.in_flight.release();
         Ok(())
     }
 }

@@ -190,25 +190,22 @@ impl MemoryBroker {
         message: RawMessage,
         partition: u32,
     ) -> Result<(), SendError> {
-        if partition >= MAX_PARTITIONS {
-            return Err(SendError::Broker {
-                destination: dest.name.clone(),
-                source: format!("partition {partition} exceeds the limit of {MAX_PARTITIONS}")
-                    .into(),
-            });
-        }
-        // Fast path: room now. Only a full destination registers for a wake-up.
-        if self.try_append(dest, &message, partition)? {
-            return Ok(());
-        }
+        // Fast path (which also checks the partition): room now.
+        let mut message = match self.try_publish_to(dest, message, partition)? {
+            Ok(()) => return Ok(()),
+            Err(message) => message,
+        };
         dest.waiting_publishers.fetch_add(1, Ordering::SeqCst);
         let result = loop {
             let room = dest.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            match self.try_append(dest, &message, partition) {
-                Ok(true) => break Ok(()),
-                Ok(false) => room.await,
+            match self.try_append(dest, message, partition) {
+                Ok(Ok(())) => break Ok(()),
+                Ok(Err(back)) => {
+                    message = back;
+                    room.await
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -216,36 +213,65 @@ impl MemoryBroker {
         result
     }
 
-    /// Appends `message` to every queue of `dest` if all have room; `Ok(false)` when one is full.
+    /// Publishes without waiting: `Ok(Err(message))` hands the message back when a queue is
+    /// full (nothing was appended).
+    pub(crate) fn try_publish_to(
+        &self,
+        dest: &Destination,
+        message: RawMessage,
+        partition: u32,
+    ) -> Result<Result<(), RawMessage>, SendError> {
+        if partition >= MAX_PARTITIONS {
+            return Err(SendError::Broker {
+                destination: dest.name.clone(),
+                source: format!("partition {partition} exceeds the limit of {MAX_PARTITIONS}")
+                    .into(),
+            });
+        }
+        self.try_append(dest, message, partition)
+    }
+
+    /// Appends `message` to every queue of `dest` if all have room, else hands it back. The
+    /// last queue gets the message itself, the others (and the record) clones: with one queue
+    /// the payload is not shared until a consumer shares it.
     fn try_append(
         &self,
         dest: &Destination,
-        message: &RawMessage,
+        message: RawMessage,
         partition: u32,
-    ) -> Result<bool, SendError> {
+    ) -> Result<Result<(), RawMessage>, SendError> {
         if self.is_shut_down() {
             return Err(SendError::Closed);
         }
         let capacity = self.inner.config.capacity;
         let mut st = lock(&dest.state);
         if !st.queues.values().all(|q| q.len < capacity) {
-            return Ok(false);
+            return Ok(Err(message));
         }
         st.grow(partition + 1);
-        let p = partition as usize;
-        for q in st.queues.values_mut() {
-            q.parts[p].push_back(Entry {
-                message: message.clone(),
-                deliveries: 0,
-            });
-            q.len += 1;
-            q.notify.notify_waiters();
-        }
         if self.inner.config.recording {
             st.records.push_back(message.clone());
             dest.recorded.notify_waiters();
         }
-        Ok(true)
+        let p = partition as usize;
+        let last = st.queues.len().saturating_sub(1);
+        let mut message = Some(message);
+        for (i, q) in st.queues.values_mut().enumerate() {
+            let copy = if i == last {
+                message.take()
+            } else {
+                message.clone()
+            };
+            if let Some(m) = copy {
+                q.parts[p].push_back(Entry {
+                    message: m,
+                    deliveries: 0,
+                });
+                q.len += 1;
+                q.notify.wake();
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// The names of all destinations created so far, sorted.
@@ -308,7 +334,7 @@ impl MemoryBroker {
         let st = lock(&d.state);
         st.queues
             .get(&QueueKey::Group(Arc::from(group)))
-            .map(|q| q.members.values().map(|m| m.in_flight).sum())
+            .map(|q| q.members.values().map(|m| m.in_flight.get()).sum())
     }
 
     /// Messages waiting in all anonymous queues of `destination` together.
@@ -375,8 +401,10 @@ impl MemoryBroker {
             return d.clone();
         }
         tracing::debug!(destination = name, "memory destination created");
+        let capacity = self.inner.config.capacity;
         let d = Arc::new(Destination {
             name: name.to_owned(),
+            resume_at: capacity - (capacity / 4).max(1).min(capacity),
             state: Mutex::new(DestState {
                 partitions: 1,
                 queues: BTreeMap::new(),
@@ -399,6 +427,12 @@ pub(crate) struct Destination {
     pub(crate) room: Notify,
     /// Publishers waiting on `room`; taking a message wakes them only when there are some.
     pub(crate) waiting_publishers: AtomicUsize,
+    /// Taking a message wakes waiting publishers once its queue is down to this many (a
+    /// quarter of the capacity below full), so a producer that outruns its consumers is woken
+    /// once per batch of free slots, not once per slot. A member that finds nothing it may
+    /// take wakes them at any length, so a publisher never sleeps while there is room and no
+    /// member is taking.
+    pub(crate) resume_at: usize,
     /// Woken when a message is recorded and on shutdown.
     pub(crate) recorded: Notify,
 }
@@ -429,9 +463,44 @@ impl DestState {
         self.queues.entry(key.clone()).or_insert_with(|| Queue {
             parts: (0..n).map(|_| VecDeque::new()).collect(),
             len: 0,
-            notify: Arc::new(Notify::new()),
-            members: HashMap::new(),
+            notify: Arc::new(Signal::default()),
+            members: BTreeMap::new(),
         })
+    }
+}
+
+/// Wakes the members waiting on a queue, knowing whether there are any: with every member busy
+/// (the common case under load) a publish or a settle costs an atomic load instead of the
+/// `Notify`'s lock.
+#[derive(Default)]
+pub(crate) struct Signal {
+    pub(crate) notify: Notify,
+    waiting: AtomicUsize,
+}
+
+impl Signal {
+    /// Wakes the waiting members, if any. Called with the destination locked, after the change
+    /// a member may wait for: a member counts itself waiting before it looks (under the same
+    /// lock), so it either sees the change or is counted here.
+    pub(crate) fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Counts the caller as waiting until the guard is dropped (register the `Notified` first).
+    pub(crate) fn waiting(&self) -> WaitingGuard<'_> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        WaitingGuard(&self.waiting)
+    }
+}
+
+/// See [`Signal::waiting`].
+pub(crate) struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -455,12 +524,45 @@ pub(crate) struct Queue {
     pub(crate) len: usize,
     /// Woken when a message is queued or requeued, a member's delivery is settled, and on
     /// shutdown; members waiting in `next()` wait on it.
-    pub(crate) notify: Arc<Notify>,
-    pub(crate) members: HashMap<u64, Member>,
+    pub(crate) notify: Arc<Signal>,
+    /// Members by id (a few per queue: an ordered map looks them up without hashing).
+    pub(crate) members: BTreeMap<u64, Member>,
+}
+
+/// A member's delivered, unsettled messages. Shared with its deliveries, so an ack frees the
+/// slot with an atomic decrement instead of locking the destination.
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    /// The queue's signal: a freed slot may be what a waiting member waits for.
+    signal: Arc<Signal>,
+}
+
+impl InFlight {
+    pub(crate) fn new(signal: Arc<Signal>) -> Self {
+        InFlight {
+            count: AtomicUsize::new(0),
+            signal,
+        }
+    }
+
+    /// Messages delivered and not settled yet.
+    pub(crate) fn get(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Frees one slot and wakes waiting members. (A member counts itself waiting before it
+    /// reads the count, and both sides use sequentially consistent operations, so it either
+    /// sees the freed slot or is woken.)
+    pub(crate) fn release(&self) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        self.signal.wake();
+    }
 }
 
 pub(crate) struct Member {
-    pub(crate) in_flight: usize,
+    pub(crate) in_flight: Arc<InFlight>,
     pub(crate) prefetch: usize,
     /// `(instance_index, instance_count)` of a partitioned consumer.
     pub(crate) filter: Option<(u32, u32)>,
@@ -501,7 +603,9 @@ impl Destination {
         let Some(m) = q.members.get_mut(&member) else {
             return Take::Gone;
         };
-        if m.in_flight >= m.prefetch || q.len == 0 {
+        if m.in_flight.get() >= m.prefetch || q.len == 0 {
+            drop(st);
+            self.member_idle();
             return Take::Wait;
         }
         let n = q.parts.len();
@@ -512,11 +616,12 @@ impl Destination {
             }
             if let Some(mut entry) = q.parts[p].pop_front() {
                 m.cursor = (p + 1) % n;
-                m.in_flight += 1;
+                m.in_flight.count.fetch_add(1, Ordering::SeqCst);
                 q.len -= 1;
                 entry.deliveries += 1;
+                let resume = q.len <= self.resume_at;
                 drop(st);
-                if self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+                if resume && self.waiting_publishers.load(Ordering::SeqCst) > 0 {
                     self.room.notify_waiters();
                 }
                 return Take::Got {
@@ -526,30 +631,33 @@ impl Destination {
                 };
             }
         }
+        drop(st);
+        self.member_idle();
         Take::Wait
     }
 
-    /// Settles a delivery of `member` from queue `key`: frees its prefetch slot and, with
-    /// `requeue`, puts the entry back at the front of its partition.
-    pub(crate) fn settle(&self, key: &QueueKey, member: u64, requeue: Option<(u32, Entry)>) {
-        let mut st = lock(&self.state);
-        if let Some((p, _)) = &requeue {
-            if st.queues.contains_key(key) {
-                st.grow(p + 1);
-            }
+    /// A member found nothing it may take: whatever room its queue has will not grow until it
+    /// takes again, so waiting publishers must not wait for [`Destination::resume_at`].
+    fn member_idle(&self) {
+        if self.waiting_publishers.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
         }
-        let Some(q) = st.queues.get_mut(key) else {
+    }
+
+    /// Puts a delivered entry back at the front of its partition of queue `key` (the
+    /// delivery then frees its slot: [`InFlight::release`]).
+    pub(crate) fn requeue(&self, key: &QueueKey, partition: u32, entry: Entry) {
+        let mut st = lock(&self.state);
+        if !st.queues.contains_key(key) {
             // Anonymous queue already removed: the message goes with it.
             return;
-        };
-        if let Some(m) = q.members.get_mut(&member) {
-            m.in_flight = m.in_flight.saturating_sub(1);
         }
-        if let Some((p, entry)) = requeue {
-            q.parts[p as usize].push_front(entry);
+        st.grow(partition + 1);
+        if let Some(q) = st.queues.get_mut(key) {
+            q.parts[partition as usize].push_front(entry);
             q.len += 1;
+            q.notify.wake();
         }
-        q.notify.notify_waiters();
     }
 
     /// Removes `member` from queue `key`; with `remove_queue`, removes the whole queue.
@@ -560,7 +668,7 @@ impl Destination {
         } else if let Some(q) = st.queues.get_mut(key) {
             q.members.remove(&member);
             // Other members may now take what this one could not (e.g. prefetch accounting).
-            q.notify.notify_waiters();
+            q.notify.notify.notify_waiters();
         }
         drop(st);
         // A removed queue may have been what a waiting producer was blocked on.
@@ -577,7 +685,7 @@ impl Destination {
         self.recorded.notify_waiters();
         let st = lock(&self.state);
         for q in st.queues.values() {
-            q.notify.notify_waiters();
+            q.notify.notify.notify_waiters();
         }
     }
 }

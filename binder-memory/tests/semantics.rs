@@ -733,3 +733,58 @@ async fn partitioned_consumer_with_bad_index_is_refused() {
         Err(BindError::Config { .. })
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn waiting_publisher_is_woken_when_members_stop_taking() {
+    // Capacity 16: taking wakes publishers only at 12 queued, but a member that may take no
+    // more (prefetch 2) wakes them at once, so room is never left unused.
+    let broker = MemoryBroker::with_capacity(16);
+    let b = MemoryBinder::new(broker.clone());
+    let mut sub = b
+        .bind_consumer("orders", Some("g"), &consumer(1))
+        .await
+        .unwrap();
+    let p = producer(&b, "orders").await;
+    for i in 0..16 {
+        send(&*p, &i.to_string()).await;
+    }
+    let waiting = tokio::spawn(async move {
+        p.send(msg("16"), Route::default()).await.unwrap();
+        p
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished(), "the queue is full");
+    let (d1, d2) = (next(&mut sub).await, next(&mut sub).await);
+    assert!(nothing_next(&mut sub).await, "prefetch is full");
+    let _p = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("the idle member woke the publisher")
+        .unwrap();
+    assert_eq!(broker.queue_depth("orders", "g"), Some(15));
+    d1.ack().await.unwrap();
+    d2.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn non_waiting_fast_paths() {
+    let broker = MemoryBroker::with_capacity(1);
+    let b = MemoryBinder::new(broker.clone());
+    let mut sub = b
+        .bind_consumer("orders", Some("g"), &consumer(1))
+        .await
+        .unwrap();
+    let p = producer(&b, "orders").await;
+    assert!(sub.try_next().is_none(), "nothing queued");
+    assert!(matches!(p.try_send(msg("a"), Route::default()), Ok(Ok(()))));
+    let (back, _) = p
+        .try_send(msg("b"), Route::default())
+        .expect_err("full: the message is handed back");
+    assert_eq!(text(&back), "b");
+    let mut d = sub.try_next().expect("ready").unwrap();
+    assert_eq!(text(d.message()), "a");
+    assert_eq!(broker.in_flight("orders", "g"), Some(1));
+    assert!(matches!(d.try_ack(), Some(Ok(()))));
+    drop(d); // settled: dropping does not requeue
+    assert_eq!(broker.in_flight("orders", "g"), Some(0));
+    assert_eq!(broker.queue_depth("orders", "g"), Some(0));
+}

@@ -56,23 +56,23 @@ pub fn to_properties(message: &RawMessage, mode: DeliveryMode) -> BasicPropertie
 fn value_to_header(v: &AMQPValue) -> HeaderValue {
     match v {
         AMQPValue::LongString(s) => match std::str::from_utf8(s.as_bytes()) {
-            Ok(t) => HeaderValue::Text(t.to_owned()),
+            Ok(t) => HeaderValue::Text(t.into()),
             Err(_) => HeaderValue::Bytes(s.as_bytes().to_vec()),
         },
-        AMQPValue::ShortString(s) => HeaderValue::Text(s.as_str().to_owned()),
+        AMQPValue::ShortString(s) => HeaderValue::Text(s.as_str().into()),
         AMQPValue::ByteArray(b) => HeaderValue::Bytes(b.as_slice().to_vec()),
-        AMQPValue::Boolean(b) => HeaderValue::Text(b.to_string()),
-        AMQPValue::ShortShortInt(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::ShortShortUInt(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::ShortInt(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::ShortUInt(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::LongInt(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::LongUInt(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::LongLongInt(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::Float(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::Double(n) => HeaderValue::Text(n.to_string()),
-        AMQPValue::Timestamp(n) => HeaderValue::Text(n.to_string()),
-        other => HeaderValue::Text(format!("{other:?}")),
+        AMQPValue::Boolean(b) => HeaderValue::Text(b.to_string().into()),
+        AMQPValue::ShortShortInt(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::ShortShortUInt(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::ShortInt(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::ShortUInt(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::LongInt(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::LongUInt(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::LongLongInt(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::Float(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::Double(n) => HeaderValue::Text(n.to_string().into()),
+        AMQPValue::Timestamp(n) => HeaderValue::Text(n.to_string().into()),
+        other => HeaderValue::Text(format!("{other:?}").into()),
     }
 }
 

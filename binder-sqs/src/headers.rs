@@ -105,7 +105,7 @@ pub fn valid_text(s: &str) -> bool {
 
 fn native(value: &HeaderValue, binary: bool) -> Option<Attr> {
     match value {
-        HeaderValue::Text(s) if !s.is_empty() && valid_text(s) => Some(Attr::Text(s.clone())),
+        HeaderValue::Text(s) if !s.is_empty() && valid_text(s) => Some(Attr::Text(s.to_string())),
         HeaderValue::Bytes(b) if binary && !b.is_empty() => Some(Attr::Binary(b.clone())),
         _ => None,
     }
@@ -172,7 +172,7 @@ pub fn encode(message: &RawMessage, extra: &[(String, String)], binary: bool) ->
             }
             _ => {
                 let v = match value {
-                    HeaderValue::Text(s) => serde_json::Value::String(s.clone()),
+                    HeaderValue::Text(s) => serde_json::Value::String(s.to_string()),
                     HeaderValue::Bytes(b) => serde_json::json!({ "base64": b64().encode(b) }),
                 };
                 folded.insert(name.to_owned(), v);

@@ -599,6 +599,11 @@ impl ErasedFunction for PipelineFunction {
         input: RawMessage,
         ctx: Arc<CallContext>,
     ) -> crate::function::handler::BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
+        // One step (no composition): call it directly, without the intermediate vectors and
+        // a second boxed future per message.
+        if let [only] = self.0.steps.as_slice() {
+            return only.call(input, ctx);
+        }
         let pipeline = Arc::clone(&self.0);
         Box::pin(async move { pipeline.apply(input, &ctx).await })
     }

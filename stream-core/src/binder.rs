@@ -124,6 +124,19 @@ pub trait Producer: Send + Sync {
     /// Sends one message. Resolves only once the broker confirmed it (DESIGN §5).
     async fn send(&self, message: RawMessage, route: Route) -> Result<(), SendError>;
 
+    /// Sends one message if the broker confirms it at once, without waiting (e.g. an
+    /// in-process broker with room): `Ok(result)` is the confirmed (or failed) send, `Err`
+    /// hands the message back and the caller awaits [`Producer::send`] instead. The default
+    /// always hands it back; a binder implements it only where it saves the per-send future.
+    #[allow(clippy::result_large_err)]
+    fn try_send(
+        &self,
+        message: RawMessage,
+        route: Route,
+    ) -> Result<Result<(), SendError>, (RawMessage, Route)> {
+        Err((message, route))
+    }
+
     /// Waits until everything sent so far is confirmed. Called at shutdown.
     async fn flush(&self) -> Result<(), SendError> {
         Ok(())
@@ -169,6 +182,13 @@ pub trait Delivery: Send {
     /// Success: the broker may forget the message.
     async fn ack(self: Box<Self>) -> Result<(), SettleError>;
 
+    /// Acknowledges at once if the binder can without waiting (e.g. an in-process broker):
+    /// `Some(result)` means the delivery is settled and only has to be dropped; `None` (the
+    /// default) means the caller awaits [`Delivery::ack`].
+    fn try_ack(&mut self) -> Option<Result<(), SettleError>> {
+        None
+    }
+
     /// Hands the message back for redelivery (used for crash recovery and shutdown, never for
     /// in-process retries).
     async fn requeue(self: Box<Self>) -> Result<(), SettleError>;
@@ -183,6 +203,13 @@ pub trait Delivery: Send {
 pub trait Subscription: Send {
     /// The next delivery; `None` once the subscription is closed.
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>>;
+
+    /// The next delivery if one is ready now, without waiting; `None` when none is (or the
+    /// binder does not say, the default), and then the caller awaits [`Subscription::next`],
+    /// which also reports a closed subscription.
+    fn try_next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        None
+    }
 
     /// Stops receiving and releases broker resources (anonymous queues are removed).
     async fn close(self: Box<Self>);

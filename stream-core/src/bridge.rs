@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use lru::LruCache;
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -23,7 +22,7 @@ use crate::binding::Direction;
 use crate::config::StreamConfig;
 use crate::convert::{CodecRegistry, ConvertError};
 use crate::function::HandlerError;
-use crate::message::{header, Message, RawMessage};
+use crate::message::{header, HeaderText, Message, RawMessage};
 use crate::plan::{binder_for, resolve_binding, PlanError};
 use crate::runtime::output::{OutputSender, Partitioning, SharedOutput};
 
@@ -70,7 +69,23 @@ struct Inner {
     codecs: CodecRegistry,
     /// The `output-bindings`, bound at start; never evicted.
     declared: BTreeMap<String, SharedOutput>,
-    cache: Mutex<Option<LruCache<(String, String), SharedOutput>>>,
+    /// Set by `close`: the declared outputs are closed too.
+    closed: std::sync::atomic::AtomicBool,
+    cache: Mutex<Option<Cache>>,
+    /// The output of the last send, by the `(binder, name)` arguments it was asked for: a send
+    /// to the same output as the one before skips the cache's lock, building the key and the
+    /// LRU lookup. Its entry is the most recently used already, so the LRU order stays right.
+    /// Set with the cache locked; cleared when the bridge closes.
+    last: std::sync::Mutex<Option<LastOutput>>,
+}
+
+/// See `Inner::last`.
+type LastOutput = (Option<String>, String, SharedOutput);
+
+/// The producer cache.
+struct Cache {
+    /// Outputs by `(binder name, destination name)`, least recently used first out.
+    lru: LruCache<(String, String), SharedOutput>,
 }
 
 /// Sends to destinations chosen at runtime. Cheap to clone.
@@ -100,7 +115,11 @@ impl StreamBridge {
                 binders,
                 codecs,
                 declared,
-                cache: Mutex::new(Some(LruCache::new(size))),
+                closed: std::sync::atomic::AtomicBool::new(false),
+                cache: Mutex::new(Some(Cache {
+                    lru: LruCache::new(size),
+                })),
+                last: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -148,11 +167,12 @@ impl StreamBridge {
             .bindings
             .get(destination)
             .unwrap_or(&self.inner.config.stream.default);
-        let content_type = message
-            .headers
-            .get_str(header::CONTENT_TYPE)
-            .unwrap_or(&props.content_type)
-            .to_owned();
+        let content_type = HeaderText::new(
+            message
+                .headers
+                .get_str(header::CONTENT_TYPE)
+                .unwrap_or(&props.content_type),
+        );
         let payload = self.inner.codecs.encode(&message.payload, &content_type)?;
         let mut headers = message.headers;
         headers.insert(header::CONTENT_TYPE, content_type);
@@ -160,7 +180,7 @@ impl StreamBridge {
             binder,
             destination,
             Message {
-                payload: Bytes::from(payload),
+                payload: bytes::Bytes::from(payload),
                 headers,
             },
         )
@@ -188,6 +208,9 @@ impl StreamBridge {
     async fn output(&self, binder: Option<&str>, name: &str) -> Result<SharedOutput, BridgeError> {
         if binder.is_none() {
             if let Some(o) = self.inner.declared.get(name) {
+                if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
+                    return Err(BridgeError::Closed);
+                }
                 return Ok(Arc::clone(o));
             }
         }
@@ -199,6 +222,13 @@ impl StreamBridge {
         {
             return Err(BridgeError::NotAllowed(name.to_owned()));
         }
+        if let Some((b, n, o)) = &*self.last() {
+            if b.as_deref() == binder && n == name {
+                return Ok(Arc::clone(o));
+            }
+        }
+        let mut guard = self.inner.cache.lock().await;
+        let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
         // Only the binder name is needed for the cache key; the full resolution (property
         // merging) runs on a cache miss, not on every send.
         let binder_name = match binder {
@@ -213,14 +243,14 @@ impl StreamBridge {
             }
         };
         let key = (binder_name, name.to_owned());
-        let mut guard = self.inner.cache.lock().await;
-        let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
-        if let Some(o) = cache.get(&key) {
-            return Ok(Arc::clone(o));
+        if let Some(o) = cache.lru.get(&key) {
+            let o = Arc::clone(o);
+            *self.last() = Some((binder.map(str::to_owned), name.to_owned(), Arc::clone(&o)));
+            return Ok(o);
         }
         let mut effective = resolve_binding(config, name, Direction::Output)?;
         effective.binder = key.0.clone();
-        let binder = self
+        let target = self
             .inner
             .binders
             .get(&effective.binder)
@@ -230,7 +260,7 @@ impl StreamBridge {
             .first()
             .cloned()
             .unwrap_or_else(|| name.to_owned());
-        let producer = binder
+        let producer = target
             .bind_producer(&destination, &effective.producer_spec())
             .await
             .map_err(|source| BridgeError::Bind {
@@ -247,7 +277,12 @@ impl StreamBridge {
             producer,
             partitioning,
         ));
-        if let Some((_, evicted)) = cache.push(key, Arc::clone(&output)) {
+        *self.last() = Some((
+            binder.map(str::to_owned),
+            name.to_owned(),
+            Arc::clone(&output),
+        ));
+        if let Some((_, evicted)) = cache.lru.push(key, Arc::clone(&output)) {
             if !Arc::ptr_eq(&evicted, &output) {
                 tracing::debug!(destination = %evicted.destination, "StreamBridge cache full; closing least recently used producer");
                 tokio::spawn(async move {
@@ -259,6 +294,10 @@ impl StreamBridge {
         Ok(output)
     }
 
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<LastOutput>> {
+        self.inner.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Number of cached producer bindings.
     pub async fn cached(&self) -> usize {
         self.inner
@@ -266,14 +305,18 @@ impl StreamBridge {
             .lock()
             .await
             .as_ref()
-            .map(LruCache::len)
+            .map(|c| c.lru.len())
             .unwrap_or(0)
     }
 
     /// Flushes and closes every producer; later sends fail with [`BridgeError::Closed`].
     pub(crate) async fn close(&self) {
         let cache = self.inner.cache.lock().await.take();
-        let cached = cache.into_iter().flatten().map(|(_, o)| o);
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.last().take();
+        let cached = cache.into_iter().flat_map(|c| c.lru).map(|(_, o)| o);
         for o in cached.chain(self.inner.declared.values().cloned()) {
             if let Err(e) = o.flush().await {
                 tracing::warn!(destination = %o.destination, error = %e, "flush failed at shutdown");

@@ -80,9 +80,42 @@ impl fmt::Debug for CodecRegistry {
     }
 }
 
+thread_local! {
+    /// Per-thread buffer JSON is written into before it is copied out at its exact size.
+    static JSON_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest scratch buffer kept between calls (a larger one is let go after use).
+const JSON_SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Serializes `value` as JSON into a reused per-thread buffer and returns an exactly sized
+/// copy: one allocation whatever the size (no growing), and a vector whose length is its
+/// capacity, which [`bytes::Bytes`] takes over without allocating a shared header. That
+/// matters because payloads are made on one thread and freed on another, where every
+/// allocation costs a malloc arena lock.
+fn json_to_vec<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    JSON_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let written = serde_json::to_writer(&mut *buf, value);
+            let out = written.map(|()| buf.to_vec());
+            if buf.capacity() > JSON_SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            out
+        }
+        // Re-entered from inside a `Serialize` impl: no scratch to spare.
+        Err(_) => serde_json::to_vec(value),
+    })
+}
+
 /// The MIME type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
 /// `application/json`.
 pub fn mime_essence(content_type: &str) -> Cow<'_, str> {
+    if content_type == APPLICATION_JSON {
+        // The default and by far the most common: nothing to strip or fold.
+        return Cow::Borrowed(content_type);
+    }
     let essence = content_type
         .split(';')
         .next()
@@ -178,7 +211,7 @@ impl CodecRegistry {
             message,
         };
         if is_json(&essence) {
-            return serde_json::to_vec(value).map_err(|e| encode_err(e.to_string()));
+            return json_to_vec(value).map_err(|e| encode_err(e.to_string()));
         }
         if essence == TEXT_PLAIN {
             // Strings are written as they are; anything else as its JSON text.

@@ -4,11 +4,12 @@
 //! the payload is raw bytes: [`RawMessage`]. Header names the framework itself reads or writes are
 //! constants in [`header`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use arrayvec::ArrayString;
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 /// Well-known header names (DESIGN §3). Binders map these to their broker's native fields where
 /// one exists (e.g. `content-type` to the AMQP content-type property) and carry the rest as is.
@@ -45,11 +46,158 @@ pub mod header {
     pub const SENDTO_DESTINATION: &str = "spring.cloud.stream.sendto.destination";
 }
 
+/// Text of a header name: a [`SmolStr`], so a name of up to 23 bytes (every well-known one) is
+/// stored inline without an allocation, and a longer one is shared: cloning never copies it.
+pub use smol_str::SmolStr;
+
+/// Bytes of text a [`HeaderText`] holds inline: enough for a UUID (36) and a W3C
+/// `traceparent` (55).
+pub const HEADER_TEXT_INLINE: usize = 56;
+
+/// Text of a header value: up to [`HEADER_TEXT_INLINE`] bytes are stored inline (ids,
+/// `traceparent`, timestamps, content types: no allocation, which matters because messages
+/// are made on one thread and dropped on another), longer text is shared (`Arc<str>`: cloning
+/// never copies it). Derefs to `str`; make one with `.into()` from a `&str`, a `String` or a
+/// [`SmolStr`].
+#[derive(Clone)]
+pub struct HeaderText(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    Inline(ArrayString<HEADER_TEXT_INLINE>),
+    Shared(Arc<str>),
+}
+
+impl HeaderText {
+    /// `text`, inline when it fits.
+    pub fn new(text: &str) -> Self {
+        match ArrayString::from(text) {
+            Ok(inline) => HeaderText(TextRepr::Inline(inline)),
+            Err(_) => HeaderText(TextRepr::Shared(Arc::from(text))),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            TextRepr::Inline(s) => s,
+            TextRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl Default for HeaderText {
+    fn default() -> Self {
+        HeaderText(TextRepr::Inline(ArrayString::new()))
+    }
+}
+
+impl std::ops::Deref for HeaderText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for HeaderText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for HeaderText {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for HeaderText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for HeaderText {}
+
+impl PartialEq<str> for HeaderText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for HeaderText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialOrd for HeaderText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HeaderText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for HeaderText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for HeaderText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for HeaderText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for HeaderText {
+    fn from(s: &str) -> Self {
+        HeaderText::new(s)
+    }
+}
+
+impl From<&String> for HeaderText {
+    fn from(s: &String) -> Self {
+        HeaderText::new(s)
+    }
+}
+
+impl From<String> for HeaderText {
+    fn from(s: String) -> Self {
+        if s.len() <= HEADER_TEXT_INLINE {
+            HeaderText::new(&s)
+        } else {
+            HeaderText(TextRepr::Shared(Arc::from(s)))
+        }
+    }
+}
+
+impl From<SmolStr> for HeaderText {
+    fn from(s: SmolStr) -> Self {
+        HeaderText::new(&s)
+    }
+}
+
 /// A header value: text, or opaque bytes for brokers that carry binary headers.
+///
+/// Text is a [`HeaderText`] (short text inline, long text shared, see there); make one with
+/// `.into()` from a `&str` or a `String`, and read it with [`HeaderValue::as_str`] or through
+/// `Deref<Target = str>`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum HeaderValue {
     /// A UTF-8 value; most headers are this.
-    Text(String),
+    Text(HeaderText),
     /// A binary value (e.g. a Kafka record header that is not UTF-8).
     Bytes(Vec<u8>),
 }
@@ -75,7 +223,7 @@ impl HeaderValue {
 impl fmt::Debug for HeaderValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HeaderValue::Text(s) => fmt::Debug::fmt(s, f),
+            HeaderValue::Text(s) => fmt::Debug::fmt(s.as_str(), f),
             HeaderValue::Bytes(b) => write!(f, "<{} bytes>", b.len()),
         }
     }
@@ -83,12 +231,30 @@ impl fmt::Debug for HeaderValue {
 
 impl From<&str> for HeaderValue {
     fn from(s: &str) -> Self {
-        HeaderValue::Text(s.to_owned())
+        HeaderValue::Text(HeaderText::new(s))
+    }
+}
+
+impl From<&String> for HeaderValue {
+    fn from(s: &String) -> Self {
+        HeaderValue::Text(HeaderText::new(s))
     }
 }
 
 impl From<String> for HeaderValue {
     fn from(s: String) -> Self {
+        HeaderValue::Text(HeaderText::from(s))
+    }
+}
+
+impl From<SmolStr> for HeaderValue {
+    fn from(s: SmolStr) -> Self {
+        HeaderValue::Text(HeaderText::from(s))
+    }
+}
+
+impl From<HeaderText> for HeaderValue {
+    fn from(s: HeaderText) -> Self {
         HeaderValue::Text(s)
     }
 }
@@ -99,15 +265,25 @@ impl From<Vec<u8>> for HeaderValue {
     }
 }
 
-/// Message headers: string keys (case-sensitive, as Spring's `MessageHeaders`), ordered for
-/// stable output.
+/// One header: name and value.
+type Entry = (SmolStr, HeaderValue);
+
+/// Headers stored in the shared block itself (more spill to a second allocation).
+const INLINE_HEADERS: usize = 4;
+
+/// Message headers: string keys (case-sensitive, as Spring's `MessageHeaders`), ordered by name
+/// for stable output.
 ///
-/// Cloning is cheap: the map is shared and copied only when a clone is changed
+/// Stored as a small vector sorted by name (messages carry a handful of headers, for which a
+/// scan beats a tree), names as [`SmolStr`] and text values as [`HeaderText`], in one shared
+/// allocation for up to
+/// four headers. Cloning is cheap: the block is shared and copied only when a clone is changed
 /// (copy-on-write), because a message's headers are cloned on every hop (redelivery copies,
-/// retry attempts, outputs derived from an input) but rarely changed.
+/// retry attempts, outputs derived from an input) but rarely changed; a copy clones no text
+/// either (short text is inline, long text shared).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Arc<BTreeMap<String, HeaderValue>>,
+    entries: Arc<SmallVec<[Entry; INLINE_HEADERS]>>,
 }
 
 impl Headers {
@@ -116,42 +292,144 @@ impl Headers {
         Self::default()
     }
 
+    /// Empty headers with room for `n` entries before they reallocate.
+    pub fn with_capacity(n: usize) -> Self {
+        Headers {
+            entries: Arc::new(SmallVec::with_capacity(n)),
+        }
+    }
+
+    /// Where `name` is. A scan comparing lengths first: with a handful of headers this beats
+    /// a binary search's ordered comparisons.
+    fn find(&self, name: &str) -> Option<usize> {
+        let bytes = name.as_bytes();
+        self.entries
+            .iter()
+            .position(|(k, _)| k.len() == bytes.len() && k.as_bytes() == bytes)
+    }
+
     /// Sets `name` to `value`, returning the previous value.
     pub fn insert(
         &mut self,
-        name: impl Into<String>,
+        name: impl Into<SmolStr>,
         value: impl Into<HeaderValue>,
     ) -> Option<HeaderValue> {
-        Arc::make_mut(&mut self.entries).insert(name.into(), value.into())
+        let name = name.into();
+        let value = value.into();
+        // One pass finds the name or where it goes (the entries are sorted by name).
+        let entries = Arc::make_mut(&mut self.entries);
+        let mut at = entries.len();
+        for (i, (k, v)) in entries.iter_mut().enumerate() {
+            match k.as_str().cmp(name.as_str()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Some(std::mem::replace(v, value)),
+                std::cmp::Ordering::Greater => {
+                    at = i;
+                    break;
+                }
+            }
+        }
+        entries.insert(at, (name, value));
+        None
+    }
+
+    /// Sets `name` to `value()` unless `name` is set already (one pass, and `value` is made
+    /// only when needed); returns whether it was set.
+    pub fn insert_if_absent<V: Into<HeaderValue>>(
+        &mut self,
+        name: &str,
+        value: impl FnOnce() -> V,
+    ) -> bool {
+        let mut at = self.entries.len();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            match k.as_str().cmp(name) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return false,
+                std::cmp::Ordering::Greater => {
+                    at = i;
+                    break;
+                }
+            }
+        }
+        Arc::make_mut(&mut self.entries).insert(at, (SmolStr::new(name), value().into()));
+        true
+    }
+
+    /// Completes the headers of an outgoing message in one pass (the output hot path): sets
+    /// `id` and `timestamp` unless set, sets `traceparent` to what `traceparent` makes of the
+    /// current value, removes the send-to header, and returns the `partition-key` value.
+    pub(crate) fn stamp_output(
+        &mut self,
+        id: impl FnOnce() -> HeaderText,
+        timestamp: impl FnOnce() -> HeaderText,
+        traceparent: impl FnOnce(Option<&str>) -> HeaderText,
+    ) -> Option<String> {
+        let (mut has_id, mut has_timestamp) = (false, false);
+        let (mut trace_at, mut send_to_at, mut key_at) = (None, None, None);
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            match k.as_str() {
+                header::ID => has_id = true,
+                header::TIMESTAMP => has_timestamp = true,
+                header::TRACEPARENT => trace_at = Some(i),
+                header::SENDTO_DESTINATION => send_to_at = Some(i),
+                header::PARTITION_KEY => key_at = Some(i),
+                _ => {}
+            }
+        }
+        let key = key_at.and_then(|i| self.entries[i].1.as_str().map(str::to_owned));
+        let trace = traceparent(trace_at.and_then(|i| self.entries[i].1.as_str()));
+        let entries = Arc::make_mut(&mut self.entries);
+        let mut trace = Some(trace);
+        if let Some(i) = trace_at {
+            if let Some(t) = trace.take() {
+                entries[i].1 = HeaderValue::Text(t);
+            }
+        }
+        // No index is used after this removal.
+        if let Some(i) = send_to_at {
+            entries.remove(i);
+        }
+        let mut add = |name: &'static str, value: HeaderText| {
+            let at = entries.partition_point(|(k, _)| k.as_str() < name);
+            entries.insert(at, (SmolStr::new_static(name), HeaderValue::Text(value)));
+        };
+        if let Some(t) = trace {
+            add(header::TRACEPARENT, t);
+        }
+        if !has_id {
+            add(header::ID, id());
+        }
+        if !has_timestamp {
+            add(header::TIMESTAMP, timestamp());
+        }
+        key
     }
 
     /// Builder form of [`Headers::insert`].
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
+    pub fn with(mut self, name: impl Into<SmolStr>, value: impl Into<HeaderValue>) -> Self {
         self.insert(name, value);
         self
     }
 
     /// The raw value of `name`.
     pub fn get(&self, name: &str) -> Option<&HeaderValue> {
-        self.entries.get(name)
+        self.find(name).map(|i| &self.entries[i].1)
     }
 
     /// The value of `name` as text (see [`HeaderValue::as_str`]).
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.entries.get(name).and_then(HeaderValue::as_str)
+        self.get(name).and_then(HeaderValue::as_str)
     }
 
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<HeaderValue> {
-        if !self.entries.contains_key(name) {
-            return None;
-        }
-        Arc::make_mut(&mut self.entries).remove(name)
+        let i = self.find(name)?;
+        Some(Arc::make_mut(&mut self.entries).remove(i).1)
     }
 
     /// Whether `name` is set.
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.find(name).is_some()
     }
 
     /// Number of headers.
@@ -175,39 +453,70 @@ impl Headers {
             self.entries = Arc::clone(&other.entries);
             return;
         }
-        if other.iter().all(|(k, _)| self.entries.contains_key(k)) {
+        if other.iter().all(|(k, _)| self.contains(k)) {
             return;
         }
+        self.merge_missing(&other.entries);
+    }
+
+    /// Builds the headers of a message derived from `base` (e.g. an output from its input):
+    /// `own`, plus every header of `base` that `own` does not set and `keep` accepts. Edits
+    /// `own` in place (no new allocation when nobody else holds it) and clones no text.
+    pub fn derive(own: Headers, base: &Headers, keep: impl Fn(&str) -> bool) -> Headers {
+        let mut out = own;
+        if !base.iter().any(|(k, _)| keep(k) && !out.contains(k)) {
+            return out;
+        }
+        let entries = Arc::make_mut(&mut out.entries);
+        for (k, v) in base.entries.iter().filter(|(k, _)| keep(k)) {
+            if let Err(at) = entries.binary_search_by(|(e, _)| e.as_str().cmp(k.as_str())) {
+                entries.insert(at, (k.clone(), v.clone()));
+            }
+        }
+        out
+    }
+
+    /// Inserts every entry of `from` whose name is not set here.
+    fn merge_missing(&mut self, from: &[Entry]) {
         let entries = Arc::make_mut(&mut self.entries);
-        for (k, v) in other.entries.iter() {
-            entries.entry(k.clone()).or_insert_with(|| v.clone());
+        for (k, v) in from {
+            if let Err(i) = entries.binary_search_by(|(e, _)| e.as_str().cmp(k.as_str())) {
+                entries.insert(i, (k.clone(), v.clone()));
+            }
         }
     }
 }
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.entries.iter()).finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<K: Into<String>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
+impl<K: Into<SmolStr>, V: Into<HeaderValue>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Headers {
-            entries: Arc::new(
-                iter.into_iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-            ),
+        let mut headers = Headers::new();
+        for (k, v) in iter {
+            headers.insert(k, v);
         }
+        headers
     }
 }
+
+/// Iterator over `(name, value)` of [`Headers`], in name order.
+pub type HeadersIter<'a> =
+    std::iter::Map<std::slice::Iter<'a, Entry>, fn(&'a Entry) -> (&'a str, &'a HeaderValue)>;
 
 impl<'a> IntoIterator for &'a Headers {
-    type Item = (&'a String, &'a HeaderValue);
-    type IntoIter = std::collections::btree_map::Iter<'a, String, HeaderValue>;
+    type Item = (&'a str, &'a HeaderValue);
+    type IntoIter = HeadersIter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter()
+        fn pair(e: &Entry) -> (&str, &HeaderValue) {
+            (e.0.as_str(), &e.1)
+        }
+        self.entries
+            .iter()
+            .map(pair as fn(&'a Entry) -> (&'a str, &'a HeaderValue))
     }
 }
 
@@ -235,7 +544,7 @@ impl<T> Message<T> {
     }
 
     /// Builder: sets one header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
+    pub fn header(mut self, name: impl Into<SmolStr>, value: impl Into<HeaderValue>) -> Self {
         self.headers.insert(name, value);
         self
     }
@@ -251,3 +560,131 @@ impl<T> Message<T> {
 
 /// A message as binders carry it: encoded payload bytes plus headers.
 pub type RawMessage = Message<Bytes>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(h: &Headers) -> Vec<&str> {
+        h.iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn insert_keeps_name_order_and_replaces() {
+        let mut h = Headers::new();
+        for name in [
+            "traceparent",
+            "id",
+            "x-custom-header-longer-than-23",
+            "content-type",
+        ] {
+            assert_eq!(h.insert(name, "v"), None);
+        }
+        assert_eq!(
+            names(&h),
+            [
+                "content-type",
+                "id",
+                "traceparent",
+                "x-custom-header-longer-than-23"
+            ]
+        );
+        assert_eq!(h.insert("id", "w"), Some(HeaderValue::from("v")));
+        assert_eq!(h.get_str("id"), Some("w"));
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.remove("id"), Some(HeaderValue::from("w")));
+        assert!(!h.contains("id"));
+        assert_eq!(h.remove("id"), None);
+    }
+
+    #[test]
+    fn clones_are_independent() {
+        let a = Headers::new().with("k", "1");
+        let mut b = a.clone();
+        b.insert("k", "2");
+        b.insert("other", vec![0xffu8]);
+        assert_eq!(a.get_str("k"), Some("1"));
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.get_str("k"), Some("2"));
+        assert_eq!(b.get_str("other"), None);
+        assert_eq!(
+            b.get("other").map(HeaderValue::as_bytes),
+            Some(&[0xffu8][..])
+        );
+    }
+
+    #[test]
+    fn insert_if_absent_only_fills_gaps() {
+        let mut h = Headers::new().with("id", "given");
+        assert!(!h.insert_if_absent("id", || -> HeaderValue { unreachable!() }));
+        assert!(h.insert_if_absent("timestamp", || "1"));
+        assert_eq!(h.get_str("id"), Some("given"));
+        assert_eq!(names(&h), ["id", "timestamp"]);
+    }
+
+    #[test]
+    fn derive_keeps_own_and_adds_accepted_base_headers() {
+        let own = Headers::new()
+            .with("content-type", "text/plain")
+            .with("k", "own");
+        let base = Headers::new()
+            .with("k", "base")
+            .with("id", "drop-me")
+            .with("a", "1")
+            .with("z", "2");
+        let out = Headers::derive(own, &base, |name| name != "id");
+        assert_eq!(names(&out), ["a", "content-type", "k", "z"]);
+        assert_eq!(out.get_str("k"), Some("own"));
+        assert_eq!(base.len(), 4);
+    }
+
+    #[test]
+    fn stamp_output_completes_in_one_pass() {
+        let mut h = Headers::new()
+            .with(header::SENDTO_DESTINATION, "elsewhere")
+            .with(header::PARTITION_KEY, "k1")
+            .with(header::TRACEPARENT, "old")
+            .with("custom", "c");
+        let key = h.stamp_output(
+            || "new-id".into(),
+            || "42".into(),
+            |current| {
+                assert_eq!(current, Some("old"));
+                "new-trace".into()
+            },
+        );
+        assert_eq!(key.as_deref(), Some("k1"));
+        assert_eq!(
+            names(&h),
+            ["custom", "id", "partition-key", "timestamp", "traceparent"]
+        );
+        assert_eq!(h.get_str(header::TRACEPARENT), Some("new-trace"));
+        assert_eq!(h.get_str(header::ID), Some("new-id"));
+
+        let mut given = Headers::new()
+            .with(header::ID, "mine")
+            .with(header::TIMESTAMP, "1");
+        let key = given.stamp_output(
+            || unreachable!(),
+            || unreachable!(),
+            |current| {
+                assert_eq!(current, None);
+                "t".into()
+            },
+        );
+        assert_eq!(key, None);
+        assert_eq!(given.get_str(header::ID), Some("mine"));
+        assert_eq!(names(&given), ["id", "timestamp", "traceparent"]);
+    }
+
+    #[test]
+    fn many_headers_spill_and_fill_from() {
+        let mut h: Headers = (0..10).map(|i| (format!("h{i}"), i.to_string())).collect();
+        assert_eq!(h.len(), 10);
+        let other = Headers::new().with("h3", "x").with("new", "y");
+        h.fill_from(&other);
+        assert_eq!(h.get_str("h3"), Some("3"));
+        assert_eq!(h.get_str("new"), Some("y"));
+        assert_eq!(h.len(), 11);
+    }
+}

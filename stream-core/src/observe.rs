@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 
+use crate::message::HeaderText;
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
@@ -15,6 +16,14 @@ thread_local! {
     /// Span and trace ids need to be unique, not unpredictable: a fast per-thread generator,
     /// seeded from the OS, instead of the cryptographic thread RNG (ids are made per message).
     static ID_RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
+}
+
+/// A new random (version 4) UUID from the fast per-thread generator: message ids must be
+/// unique, not unpredictable.
+pub(crate) fn fast_uuid() -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    random_id(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 /// Fills `out` with random bytes, never all zero (an all-zero id is invalid in W3C).
@@ -89,25 +98,40 @@ pub struct TraceContext {
     pub flags: u8,
 }
 
-/// The value of one lower-case hex digit (W3C trace context forbids upper case).
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// The value of each byte as a lower-case hex digit, or `INVALID` (W3C trace context forbids
+/// upper case).
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+const INVALID: u8 = 0xff;
 
-fn hex_to<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let bytes = s.as_bytes();
+/// Decodes `2 * N` lower-case hex digits.
+fn hex_to<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
     if bytes.len() != N * 2 {
         return None;
     }
     let mut out = [0u8; N];
+    let mut bad = 0u8;
     for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *slot = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        bad |= (hi | lo) & 0xf0;
+        *slot = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad == 0).then_some(out)
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
@@ -128,14 +152,20 @@ impl TraceContext {
     /// Parses a `traceparent` header; `None` when malformed (then a new trace is started).
     pub fn parse(traceparent: &str) -> Option<Self> {
         // Version 00 has a fixed layout: `00-<32 hex>-<16 hex>-<2 hex>`, 55 characters.
-        let tp = traceparent.trim_matches(|c: char| c.is_ascii_whitespace());
-        let b = tp.as_bytes();
-        if b.len() != 55 || !tp.starts_with("00-") || b[35] != b'-' || b[52] != b'-' {
+        let b = traceparent.as_bytes();
+        let b = if b.len() == 55 {
+            b
+        } else {
+            traceparent
+                .trim_matches(|c: char| c.is_ascii_whitespace())
+                .as_bytes()
+        };
+        if b.len() != 55 || !b.starts_with(b"00-") || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
-        let trace_id = hex_to::<16>(tp.get(3..35)?)?;
-        let span_id = hex_to::<8>(tp.get(36..52)?)?;
-        let flags = hex_to::<1>(tp.get(53..55)?)?[0];
+        let trace_id = hex_to::<16>(&b[3..35])?;
+        let span_id = hex_to::<8>(&b[36..52])?;
+        let flags = hex_to::<1>(&b[53..55])?[0];
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
@@ -181,15 +211,37 @@ impl TraceContext {
 
     /// The `traceparent` header value.
     pub fn to_header(&self) -> String {
-        // Hot path (every output): one allocation, no formatting machinery.
-        let mut out = String::with_capacity(55);
-        out.push_str("00-");
-        push_hex(&mut out, &self.trace_id);
-        out.push('-');
-        push_hex(&mut out, &self.span_id);
-        out.push('-');
-        push_hex(&mut out, &[self.flags]);
-        out
+        self.with_header(str::to_owned)
+    }
+
+    /// The `traceparent` header value as header text (stored inline: no allocation).
+    pub fn to_header_value(&self) -> HeaderText {
+        self.with_header(HeaderText::new)
+    }
+
+    /// Formats the `traceparent` value on the stack and hands it to `f` (hot path: every
+    /// output; no formatting machinery).
+    fn with_header<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 55];
+        buf[..3].copy_from_slice(b"00-");
+        let mut at = 3;
+        let mut hex = |bytes: &[u8], at: &mut usize| {
+            for b in bytes {
+                buf[*at] = DIGITS[usize::from(b >> 4)];
+                buf[*at + 1] = DIGITS[usize::from(b & 0x0f)];
+                *at += 2;
+            }
+        };
+        hex(&self.trace_id, &mut at);
+        at += 1;
+        hex(&self.span_id, &mut at);
+        at += 1;
+        hex(&[self.flags], &mut at);
+        buf[35] = b'-';
+        buf[52] = b'-';
+        // Only ASCII digits, letters and dashes were written.
+        f(std::str::from_utf8(&buf).unwrap_or_default())
     }
 }
 
@@ -205,6 +257,18 @@ mod tests {
         let next = TraceContext::continue_or_start(Some(tp));
         assert_eq!(next.trace_id, ctx.trace_id);
         assert_ne!(next.span_id, ctx.span_id);
+    }
+
+    #[test]
+    fn header_forms_agree_and_ids_are_v4() {
+        let ctx = TraceContext::new_root();
+        assert_eq!(ctx.to_header_value().as_str(), ctx.to_header());
+        assert_eq!(TraceContext::parse(&ctx.to_header()), Some(ctx));
+        let padded = format!("  {}\t", ctx.to_header());
+        assert_eq!(TraceContext::parse(&padded), Some(ctx));
+        let (a, b) = (fast_uuid(), fast_uuid());
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 4);
     }
 
     #[test]

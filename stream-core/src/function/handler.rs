@@ -152,7 +152,7 @@ impl<T: Serialize + Send + 'static> IntoOutput<Plain> for T {
         Ok(
             encode_value(&self, &ctx.output_content_type, &ctx.codecs)?.map(|payload| Encoded {
                 payload,
-                headers: Headers::new()
+                headers: Headers::with_capacity(4)
                     .with(header::CONTENT_TYPE, ctx.output_content_type.as_str()),
             }),
         )
@@ -201,20 +201,11 @@ const NOT_PROPAGATED: &[&str] = &[
 /// Builds the output message: handler headers win, input headers are propagated (as Spring
 /// Cloud Function does) except per-message ones.
 ///
-/// Takes the input headers by value and edits them in place: usually nobody else holds them
-/// any more, so no copy of the map is made.
+/// Adds to the handler's headers in place (no text is copied: names and values are shared).
 pub(crate) fn finish_output(encoded: Encoded, input_headers: Headers) -> RawMessage {
-    let mut headers = input_headers;
-    for name in NOT_PROPAGATED {
-        headers.remove(name);
-    }
-    if headers.is_empty() {
-        headers = encoded.headers;
-    } else {
-        for (k, v) in encoded.headers.iter() {
-            headers.insert(k, v.clone());
-        }
-    }
+    let headers = Headers::derive(encoded.headers, &input_headers, |name| {
+        !NOT_PROPAGATED.contains(&name)
+    });
     Message {
         payload: encoded.payload,
         headers,

@@ -40,10 +40,21 @@ pub(crate) struct InputProcessor {
 impl InputProcessor {
     /// Handles `delivery` to the end: success and ack, or dead-letter after the last attempt.
     async fn process(&self, destination: &str, mut delivery: Box<dyn Delivery>) {
-        let message = delivery.take_message();
-        let binding = self.binding.name.clone();
+        let mut message = Some(delivery.take_message());
+        let binding = self.binding.name.as_str();
         self.metrics.consumed.increment(1);
-        let trace = TraceContext::continue_or_start(message.headers.get_str(header::TRACEPARENT));
+        // The trace context is worked out when first needed (an output, or an enabled span):
+        // a consumer without outputs and spans off never parses the inbound `traceparent`.
+        let inbound = message
+            .as_ref()
+            .and_then(|m| m.headers.get(header::TRACEPARENT))
+            .cloned();
+        let trace = std::sync::OnceLock::new();
+        let trace_of = || {
+            *trace.get_or_init(|| {
+                TraceContext::continue_or_start(inbound.as_ref().and_then(|v| v.as_str()))
+            })
+        };
         let group = self.binding.group.as_deref().unwrap_or("");
         let mut attempt = 1u32;
         let error = loop {
@@ -53,11 +64,21 @@ impl InputProcessor {
                 destination = %destination,
                 group = %group,
                 attempt,
-                trace_id = %trace.trace_id_hex(),
+                trace_id = %trace_of().trace_id_hex(),
             );
             let started = Instant::now();
+            // The last attempt gets the message itself, earlier ones a copy.
+            let input = if attempt >= self.policy.max_attempts {
+                message.take()
+            } else {
+                message.clone()
+            };
+            let Some(input) = input else {
+                // Unreachable: no attempt follows the last one.
+                break HandlerError::permanent("no message left to retry");
+            };
             let result = self
-                .attempt(message.clone(), attempt, &trace)
+                .attempt(input, attempt, &trace_of)
                 .instrument(span.clone())
                 .await;
             self.metrics
@@ -65,7 +86,11 @@ impl InputProcessor {
                 .record(started.elapsed().as_secs_f64());
             let error = match result {
                 Ok(()) => {
-                    if let Err(e) = delivery.ack().await {
+                    let acked = match delivery.try_ack() {
+                        Some(result) => result,
+                        None => delivery.ack().await,
+                    };
+                    if let Err(e) = acked {
                         span.in_scope(
                             || tracing::warn!(error = %e, "ack failed; the broker will redeliver"),
                         );
@@ -103,7 +128,7 @@ impl InputProcessor {
         &self,
         message: RawMessage,
         attempt: u32,
-        trace: &TraceContext,
+        trace: &(dyn Fn() -> TraceContext + Sync),
     ) -> Result<(), HandlerError> {
         let call = self.handler.call(message, Arc::clone(&self.ctx));
         let outputs = with_delivery_attempt(attempt, call).await?;
@@ -117,7 +142,7 @@ impl InputProcessor {
                 continue;
             }
             match &self.output {
-                Some(o) => o.send(out, Some(trace)).await?,
+                Some(o) => o.send(out, Some(&trace())).await?,
                 None => {
                     tracing::debug!(binding = %self.binding.name, "output dropped: the binding has no output")
                 }
@@ -333,56 +358,75 @@ impl InputRun {
             let shutdown = self.shutdown.clone();
             let cancelled = shutdown.cancelled();
             tokio::pin!(cancelled);
+            // A second receiver at the same version tells whether the state changed without
+            // polling `changed` (which holds the first).
+            let state = self.state.clone();
             let changed = self.state.changed();
             tokio::pin!(changed);
             loop {
-                tokio::select! {
-                    biased;
-                    _ = &mut cancelled => break 'bound Exit::Shutdown,
-                    result = &mut changed => {
-                        if result.is_err() {
-                            break 'bound Exit::Shutdown;
-                        }
-                        continue 'bound;
+                // Fast path: a delivery is ready and neither shutdown nor a state change is
+                // pending (those go through the select below, which sees them first), so no
+                // future is polled or boxed to get it. The budget keeps this loop from
+                // hogging its worker while deliveries keep coming.
+                let ready = if shutdown.is_cancelled() || state.has_changed().unwrap_or(true) {
+                    None
+                } else {
+                    sub.try_next()
+                };
+                let next = match ready {
+                    Some(next) => {
+                        tokio::task::coop::consume_budget().await;
+                        Some(next)
                     }
-                    next = sub.next() => match next {
-                        Some(Ok(delivery)) => match lanes.as_mut() {
-                            Some(lanes) => {
-                                tokio::select! {
-                                    biased;
-                                    // Shutdown while every lane is busy: the delivery is dropped
-                                    // unsettled, so the broker redelivers it.
-                                    _ = &mut cancelled => break 'bound Exit::Shutdown,
-                                    _ = lanes.dispatch(delivery) => {}
-                                }
+                    None => tokio::select! {
+                        biased;
+                        _ = &mut cancelled => break 'bound Exit::Shutdown,
+                        result = &mut changed => {
+                            if result.is_err() {
+                                break 'bound Exit::Shutdown;
                             }
-                            None => {
-                                let processing = self.processor.process(&self.destination, delivery);
-                                tokio::pin!(processing);
-                                tokio::select! {
-                                    biased;
-                                    _ = &mut processing => {}
-                                    _ = &mut cancelled => {
-                                        // Shutdown mid-delivery: finish it within the drain
-                                        // deadline; abandoned, it is redelivered by the broker.
-                                        let deadline = drain_deadline(&self.deadline);
-                                        if tokio::time::timeout_at(deadline, processing).await.is_err() {
-                                            tracing::warn!("shutdown deadline reached; abandoning the in-flight delivery (it will be redelivered)");
-                                        }
-                                        break 'bound Exit::Shutdown;
-                                    }
-                                }
-                            }
-                        },
-                        Some(Err(e)) => {
-                            tracing::warn!(binding = %self.processor.binding.name, error = %e, "receive failed");
+                            continue 'bound;
+                        }
+                        next = sub.next() => next,
+                    },
+                };
+                match next {
+                    Some(Ok(delivery)) => match lanes.as_mut() {
+                        Some(lanes) => {
                             tokio::select! {
+                                biased;
+                                // Shutdown while every lane is busy: the delivery is dropped
+                                // unsettled, so the broker redelivers it.
                                 _ = &mut cancelled => break 'bound Exit::Shutdown,
-                                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                                _ = lanes.dispatch(delivery) => {}
                             }
                         }
-                        None => break 'bound Exit::Closed,
+                        None => {
+                            let processing = self.processor.process(&self.destination, delivery);
+                            tokio::pin!(processing);
+                            tokio::select! {
+                                biased;
+                                _ = &mut processing => {}
+                                _ = &mut cancelled => {
+                                    // Shutdown mid-delivery: finish it within the drain
+                                    // deadline; abandoned, it is redelivered by the broker.
+                                    let deadline = drain_deadline(&self.deadline);
+                                    if tokio::time::timeout_at(deadline, processing).await.is_err() {
+                                        tracing::warn!("shutdown deadline reached; abandoning the in-flight delivery (it will be redelivered)");
+                                    }
+                                    break 'bound Exit::Shutdown;
+                                }
+                            }
+                        }
                     },
+                    Some(Err(e)) => {
+                        tracing::warn!(binding = %self.processor.binding.name, error = %e, "receive failed");
+                        tokio::select! {
+                            _ = &mut cancelled => break 'bound Exit::Shutdown,
+                            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                        }
+                    }
+                    None => break 'bound Exit::Closed,
                 }
             }
         };

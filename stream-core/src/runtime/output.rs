@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::binder::{Producer, Route, SendError};
 use crate::expr::{EvalContext, Expression};
 use crate::function::{HandlerError, Retry};
-use crate::message::{header, RawMessage};
-use crate::observe::{TraceContext, METRIC_PRODUCED};
+use crate::message::{header, HeaderText, RawMessage};
+use crate::observe::{fast_uuid, TraceContext, METRIC_PRODUCED};
 
 /// How an output chooses partitions (`partition-key-expression` + `partition-count`).
 #[derive(Clone, Debug)]
@@ -110,10 +110,10 @@ impl std::fmt::Debug for OutputSender {
     }
 }
 
-fn now_millis() -> u128 {
+fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
@@ -150,18 +150,20 @@ impl OutputSender {
         mut message: RawMessage,
         trace: Option<&TraceContext>,
     ) -> Result<(), HandlerError> {
-        let h = &mut message.headers;
-        if !h.contains(header::ID) {
-            h.insert(header::ID, uuid::Uuid::new_v4().to_string());
-        }
-        if !h.contains(header::TIMESTAMP) {
-            h.insert(header::TIMESTAMP, now_millis().to_string());
-        }
-        let trace = trace
-            .map(TraceContext::child)
-            .unwrap_or_else(|| TraceContext::continue_or_start(h.get_str(header::TRACEPARENT)));
-        h.insert(header::TRACEPARENT, trace.to_header());
-        h.remove(header::SENDTO_DESTINATION);
+        let partition_key = message.headers.stamp_output(
+            || {
+                let mut buf = uuid::Uuid::encode_buffer();
+                HeaderText::new(fast_uuid().hyphenated().encode_lower(&mut buf))
+            },
+            // Fits inline: no allocation.
+            || HeaderText::new(itoa::Buffer::new().format(now_millis())),
+            |current| {
+                trace
+                    .map(TraceContext::child)
+                    .unwrap_or_else(|| TraceContext::continue_or_start(current))
+                    .to_header_value()
+            },
+        );
         let route = match &self.partitioning {
             Some(p) => {
                 let route = p.route(&message)?;
@@ -174,17 +176,15 @@ impl OutputSender {
                 route
             }
             None => Route {
-                partition_key: message
-                    .headers
-                    .get_str(header::PARTITION_KEY)
-                    .map(str::to_owned),
+                partition_key,
                 partition: None,
             },
         };
-        self.producer
-            .send(message, route)
-            .await
-            .map_err(send_error)?;
+        match self.producer.try_send(message, route) {
+            Ok(confirmed) => confirmed,
+            Err((message, route)) => self.producer.send(message, route).await,
+        }
+        .map_err(send_error)?;
         self.produced.increment(1);
         Ok(())
     }
