@@ -49,7 +49,15 @@ impl InputProcessor {
             .as_ref()
             .and_then(|m| m.headers.get(header::TRACEPARENT))
             .cloned();
-        let trace = std::sync::OnceLock::new();
+        // With an output the context is needed anyway: made now, it costs no lazy
+        // initialisation (a `Once` call) per delivery.
+        let trace = if self.output.is_some() {
+            std::sync::OnceLock::from(TraceContext::continue_or_start(
+                inbound.as_ref().and_then(|v| v.as_str()),
+            ))
+        } else {
+            std::sync::OnceLock::new()
+        };
         let trace_of = || {
             *trace.get_or_init(|| {
                 TraceContext::continue_or_start(inbound.as_ref().and_then(|v| v.as_str()))
@@ -77,10 +85,14 @@ impl InputProcessor {
                 // Unreachable: no attempt follows the last one.
                 break HandlerError::permanent("no message left to retry");
             };
-            let result = self
-                .attempt(input, attempt, &trace_of)
-                .instrument(span.clone())
-                .await;
+            // A disabled span (the usual case: no subscriber wants `info` spans) is not
+            // entered around every poll.
+            let attempt_fut = self.attempt(input, attempt, &trace_of);
+            let result = if span.is_disabled() {
+                attempt_fut.await
+            } else {
+                attempt_fut.instrument(span.clone()).await
+            };
             self.metrics
                 .handler_seconds
                 .record(started.elapsed().as_secs_f64());
