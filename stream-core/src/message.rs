@@ -366,14 +366,33 @@ impl Headers {
     ) -> Option<String> {
         let (mut has_id, mut has_timestamp) = (false, false);
         let (mut trace_at, mut send_to_at, mut key_at) = (None, None, None);
+        // Where each added name goes: the number of entries whose names sort before it
+        // ("id" < "timestamp" < "traceparent"), counted in the same pass instead of a search
+        // per insertion. A name starting below 'i' sorts before all three, one starting
+        // above 't' after all three: most names are decided by their first byte.
+        let (mut before_id, mut before_ts, mut before_tp) = (0usize, 0usize, 0usize);
         for (i, (k, _)) in self.entries.iter().enumerate() {
-            match k.as_str() {
+            let k = k.as_str();
+            match k {
                 header::ID => has_id = true,
                 header::TIMESTAMP => has_timestamp = true,
                 header::TRACEPARENT => trace_at = Some(i),
                 header::SENDTO_DESTINATION => send_to_at = Some(i),
                 header::PARTITION_KEY => key_at = Some(i),
                 _ => {}
+            }
+            match k.as_bytes().first().copied().unwrap_or(0) {
+                b if b < b'i' => {
+                    before_id += 1;
+                    before_ts += 1;
+                    before_tp += 1;
+                }
+                b if b > b't' => {}
+                _ => {
+                    before_id += usize::from(k < header::ID);
+                    before_ts += usize::from(k < header::TIMESTAMP);
+                    before_tp += usize::from(k < header::TRACEPARENT);
+                }
             }
         }
         let key = key_at.and_then(|i| self.entries[i].1.as_str().map(str::to_owned));
@@ -385,22 +404,31 @@ impl Headers {
                 entries[i].1 = HeaderValue::Text(t);
             }
         }
-        // No index is used after this removal.
+        // No index is used after this removal; the counts lose the removed name.
         if let Some(i) = send_to_at {
             entries.remove(i);
+            let sendto = header::SENDTO_DESTINATION;
+            before_id -= usize::from(sendto < header::ID);
+            before_ts -= usize::from(sendto < header::TIMESTAMP);
+            before_tp -= usize::from(sendto < header::TRACEPARENT);
         }
-        let mut add = |name: &'static str, value: HeaderText| {
-            let at = entries.partition_point(|(k, _)| k.as_str() < name);
-            entries.insert(at, (SmolStr::new_static(name), HeaderValue::Text(value)));
+        // Inserted in name order, so each insertion shifts only the later positions.
+        let mut added = 0;
+        let mut add = |at: usize, name: &'static str, value: HeaderText| {
+            entries.insert(
+                at + added,
+                (SmolStr::new_static(name), HeaderValue::Text(value)),
+            );
+            added += 1;
         };
-        if let Some(t) = trace {
-            add(header::TRACEPARENT, t);
-        }
         if !has_id {
-            add(header::ID, id());
+            add(before_id, header::ID, id());
         }
         if !has_timestamp {
-            add(header::TIMESTAMP, timestamp());
+            add(before_ts, header::TIMESTAMP, timestamp());
+        }
+        if let Some(t) = trace {
+            add(before_tp, header::TRACEPARENT, t);
         }
         key
     }
@@ -675,6 +703,52 @@ mod tests {
         assert_eq!(key, None);
         assert_eq!(given.get_str(header::ID), Some("mine"));
         assert_eq!(names(&given), ["id", "timestamp", "traceparent"]);
+    }
+
+    #[test]
+    fn stamp_output_places_added_names_in_order() {
+        // Names around and between "id", "timestamp" and "traceparent", decided by their
+        // first byte or by a full comparison, with and without the send-to header.
+        let all = [
+            "",
+            "a",
+            "i",
+            "ia",
+            "idx",
+            "j",
+            "s",
+            "t",
+            "ti",
+            "timestamp0",
+            "tracestate",
+            "trac",
+            "tz",
+            "u",
+            "~",
+        ];
+        for with_send_to in [false, true] {
+            for skip in 0..all.len() {
+                let mut h: Headers = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip)
+                    .map(|(_, n)| (*n, "v"))
+                    .collect();
+                if with_send_to {
+                    h.insert(header::SENDTO_DESTINATION, "x");
+                }
+                h.stamp_output(|| "i".into(), || "1".into(), |_| "t".into());
+                let got = names(&h);
+                let mut want = got.clone();
+                want.sort_unstable();
+                assert_eq!(got, want);
+                assert_eq!(h.len(), all.len() - 1 + 3);
+                assert!(!h.contains(header::SENDTO_DESTINATION));
+                assert_eq!(h.get_str(header::ID), Some("i"));
+                assert_eq!(h.get_str(header::TIMESTAMP), Some("1"));
+                assert_eq!(h.get_str(header::TRACEPARENT), Some("t"));
+            }
+        }
     }
 
     #[test]
