@@ -206,6 +206,14 @@ impl StreamBridge {
 
     /// The cached output for `destination`, binding it on first use.
     async fn output(&self, binder: Option<&str>, name: &str) -> Result<SharedOutput, BridgeError> {
+        // The last-used output first: a loop sending to one destination pays no lookups.
+        // (Only a name that passed the checks below is ever remembered, never a declared
+        // one, and closing forgets it.)
+        if let Some((b, n, o)) = &*self.last() {
+            if b.as_deref() == binder && n == name {
+                return Ok(Arc::clone(o));
+            }
+        }
         if binder.is_none() {
             if let Some(o) = self.inner.declared.get(name) {
                 if self.inner.closed.load(std::sync::atomic::Ordering::Acquire) {
@@ -221,11 +229,6 @@ impl StreamBridge {
             && !config.stream.dynamic_destinations.iter().any(|d| d == name)
         {
             return Err(BridgeError::NotAllowed(name.to_owned()));
-        }
-        if let Some((b, n, o)) = &*self.last() {
-            if b.as_deref() == binder && n == name {
-                return Ok(Arc::clone(o));
-            }
         }
         let mut guard = self.inner.cache.lock().await;
         let cache = guard.as_mut().ok_or(BridgeError::Closed)?;
