@@ -299,6 +299,16 @@ impl Headers {
         }
     }
 
+    /// Headers holding just `name` (a well-known name) with `value`, with room for the
+    /// few the runtime adds to an output without reallocating.
+    pub(crate) fn single(name: &'static str, value: HeaderValue) -> Self {
+        let mut entries = SmallVec::new();
+        entries.push((SmolStr::new_static(name), value));
+        Headers {
+            entries: Arc::new(entries),
+        }
+    }
+
     /// Where `name` is. A scan comparing lengths first: with a handful of headers this beats
     /// a binary search's ordered comparisons.
     fn find(&self, name: &str) -> Option<usize> {
