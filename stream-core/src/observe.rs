@@ -134,6 +134,25 @@ fn hex_to<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
     (bad == 0).then_some(out)
 }
 
+/// The two lower-case hex digits of every byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
+        i += 1;
+    }
+    t
+};
+
+/// Writes `bytes` as lower-case hex into `out` (two digits a byte; `out` is exactly as long).
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    }
+}
+
 fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
@@ -222,24 +241,13 @@ impl TraceContext {
     /// Formats the `traceparent` value on the stack and hands it to `f` (hot path: every
     /// output; no formatting machinery).
     fn with_header<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [0u8; 55];
         buf[..3].copy_from_slice(b"00-");
-        let mut at = 3;
-        let mut hex = |bytes: &[u8], at: &mut usize| {
-            for b in bytes {
-                buf[*at] = DIGITS[usize::from(b >> 4)];
-                buf[*at + 1] = DIGITS[usize::from(b & 0x0f)];
-                *at += 2;
-            }
-        };
-        hex(&self.trace_id, &mut at);
-        at += 1;
-        hex(&self.span_id, &mut at);
-        at += 1;
-        hex(&[self.flags], &mut at);
+        write_hex(&mut buf[3..35], &self.trace_id);
         buf[35] = b'-';
+        write_hex(&mut buf[36..52], &self.span_id);
         buf[52] = b'-';
+        write_hex(&mut buf[53..55], &[self.flags]);
         // Only ASCII digits, letters and dashes were written.
         f(std::str::from_utf8(&buf).unwrap_or_default())
     }
