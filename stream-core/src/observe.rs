@@ -116,22 +116,44 @@ const HEX_VALUE: [u8; 256] = {
 };
 const INVALID: u8 = 0xff;
 
-/// Decodes `2 * N` lower-case hex digits.
-fn hex_to<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
-    if bytes.len() != N * 2 {
-        return None;
-    }
+/// Every byte of a `u64` set to `b`.
+const fn lanes(b: u8) -> u64 {
+    u64::from_le_bytes([b; 8])
+}
+
+/// Decodes the eight lower-case hex digits of `src` from `at` into four bytes, all eight
+/// digits at once in a `u64` (SWAR: no table, no loop). Any byte that is not `0-9a-f` sets a
+/// high bit in `bad`.
+#[inline(always)]
+fn hex_chunk(src: &[u8; 55], at: usize, bad: &mut u64) -> [u8; 4] {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&src[at..at + 8]);
+    let v = u64::from_le_bytes(word);
+    const HIGH: u64 = lanes(0x80);
+    // For bytes below 0x80, `v + (0x80 - lo)` sets a byte's high bit exactly when that byte
+    // is >= lo, and never carries into the next byte.
+    let ge = |lo: u8| (v & !HIGH).wrapping_add(lanes(0x80 - lo)) & HIGH;
+    let digit = ge(b'0') & !ge(b'9' + 1);
+    let letter = ge(b'a') & !ge(b'f' + 1);
+    *bad |= (v & HIGH) | ((digit | letter) ^ HIGH);
+    // '0'..'9' -> 0..9 (low nibble), 'a'..'f' -> 1..6 + 9.
+    let nibbles = (v & lanes(0x0f)) + (letter >> 7) * 9;
+    // Byte 2i is the high nibble, byte 2i+1 the low one: one value per 16-bit lane.
+    let pairs = ((nibbles & 0x000f_000f_000f_000f) << 4) | ((nibbles >> 8) & 0x000f_000f_000f_000f);
+    let packed = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    let packed = (packed | (packed >> 16)) & 0xffff_ffff;
+    let [b0, b1, b2, b3, ..] = packed.to_le_bytes();
+    [b0, b1, b2, b3]
+}
+
+/// Decodes the `2 * N` (a multiple of 16) lower-case hex digits of `src` from `at`.
+#[inline(always)]
+fn hex_at<const N: usize>(src: &[u8; 55], at: usize, bad: &mut u64) -> [u8; N] {
     let mut out = [0u8; N];
-    let mut bad = 0u8;
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let (hi, lo) = (
-            HEX_VALUE[usize::from(pair[0])],
-            HEX_VALUE[usize::from(pair[1])],
-        );
-        bad |= (hi | lo) & 0xf0;
-        *slot = (hi << 4) | (lo & 0x0f);
+    for (i, chunk) in out.chunks_exact_mut(4).enumerate() {
+        chunk.copy_from_slice(&hex_chunk(src, at + 8 * i, bad));
     }
-    (bad == 0).then_some(out)
+    out
 }
 
 /// The two lower-case hex digits of every byte value.
@@ -179,12 +201,18 @@ impl TraceContext {
                 .trim_matches(|c: char| c.is_ascii_whitespace())
                 .as_bytes()
         };
-        if b.len() != 55 || !b.starts_with(b"00-") || b[35] != b'-' || b[52] != b'-' {
+        let b: &[u8; 55] = b.try_into().ok()?;
+        if b[0] != b'0' || b[1] != b'0' || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
-        let trace_id = hex_to::<16>(&b[3..35])?;
-        let span_id = hex_to::<8>(&b[36..52])?;
-        let flags = hex_to::<1>(&b[53..55])?[0];
+        let mut bad = 0u64;
+        let trace_id = hex_at::<16>(b, 3, &mut bad);
+        let span_id = hex_at::<8>(b, 36, &mut bad);
+        let (hi, lo) = (HEX_VALUE[usize::from(b[53])], HEX_VALUE[usize::from(b[54])]);
+        if bad != 0 || (hi | lo) & 0xf0 != 0 {
+            return None;
+        }
+        let flags = (hi << 4) | lo;
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
@@ -277,6 +305,34 @@ mod tests {
         let (a, b) = (fast_uuid(), fast_uuid());
         assert_ne!(a, b);
         assert_eq!(a.get_version_num(), 4);
+    }
+
+    #[test]
+    fn every_digit_decodes_and_every_non_digit_is_rejected() {
+        for _ in 0..200 {
+            let ctx = TraceContext::new_root().child();
+            let tp = ctx.to_header();
+            assert_eq!(TraceContext::parse(&tp), Some(ctx));
+            for i in (3..55).filter(|i| *i != 35 && *i != 52) {
+                for bad in [b'g', b'A', b'F', b'/', b':', b'`', b'-', b' ', b'\x7f', 0] {
+                    let mut b = tp.clone().into_bytes();
+                    b[i] = bad;
+                    let s = String::from_utf8(b).unwrap();
+                    assert!(TraceContext::parse(&s).is_none(), "{s}");
+                }
+            }
+        }
+        let all = "00-0123456789abcdef0123456789abcdef-fedcba9876543210-ff";
+        let ctx = TraceContext::parse(all).unwrap();
+        assert_eq!(ctx.to_header(), all);
+        assert_eq!(ctx.flags, 0xff);
+        let non_ascii = all.replacen("01", "\u{e9}", 1);
+        assert_eq!(non_ascii.len(), 55);
+        assert!(TraceContext::parse(&non_ascii).is_none());
+        assert_eq!(
+            ctx.span_id,
+            [0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10]
+        );
     }
 
     #[test]
