@@ -21,22 +21,33 @@ thread_local! {
 /// A new random (version 4) UUID from the fast per-thread generator: message ids must be
 /// unique, not unpredictable.
 pub(crate) fn fast_uuid() -> uuid::Uuid {
-    let mut bytes = [0u8; 16];
-    random_id(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
+    let [a, b] = random_words::<2>();
+    uuid::Builder::from_random_bytes(u128_bytes(a, b)).into_uuid()
 }
 
-/// Fills `out` with random bytes, never all zero (an all-zero id is invalid in W3C).
-fn random_id(out: &mut [u8]) {
+/// `N` random words, not all zero (an all-zero id is invalid in W3C), drawn whole from the
+/// generator (no byte-filling loop).
+fn random_words<const N: usize>() -> [u64; N] {
     ID_RNG.with(|rng| {
         let mut rng = rng.borrow_mut();
         loop {
-            rng.fill_bytes(out);
-            if out.iter().any(|b| *b != 0) {
-                return;
+            let words = [(); N].map(|()| rng.next_u64());
+            if words.iter().any(|w| *w != 0) {
+                return words;
             }
         }
-    });
+    })
+}
+
+/// The 16 bytes of two words.
+fn u128_bytes(a: u64, b: u64) -> [u8; 16] {
+    (u128::from(a) << 64 | u128::from(b)).to_le_bytes()
+}
+
+/// A random span id (8 bytes, not all zero).
+fn random_span_id() -> [u8; 8] {
+    let [w] = random_words::<1>();
+    w.to_le_bytes()
 }
 
 /// Counter: messages handed to a handler (first attempts only).
@@ -225,22 +236,20 @@ impl TraceContext {
 
     /// A new sampled trace with a random id.
     pub fn new_root() -> Self {
-        let mut trace_id = [0u8; 16];
-        let mut span_id = [0u8; 8];
-        random_id(&mut trace_id);
-        random_id(&mut span_id);
+        let [a, b] = random_words::<2>();
         TraceContext {
-            trace_id,
-            span_id,
+            trace_id: u128_bytes(a, b),
+            span_id: random_span_id(),
             flags: 1,
         }
     }
 
     /// The same trace with a new span id (the hop this process adds).
     pub fn child(&self) -> Self {
-        let mut span_id = [0u8; 8];
-        random_id(&mut span_id);
-        TraceContext { span_id, ..*self }
+        TraceContext {
+            span_id: random_span_id(),
+            ..*self
+        }
     }
 
     /// Continues `inbound` (a `traceparent` value) or starts a new trace.
@@ -249,6 +258,13 @@ impl TraceContext {
             .and_then(Self::parse)
             .map(|c| c.child())
             .unwrap_or_else(Self::new_root)
+    }
+
+    /// The context a delivery works in: `inbound` (a `traceparent` value) as it is, or a new
+    /// trace. No span id is drawn for the delivery itself: nothing reads it, and every output
+    /// takes a [`child`](Self::child) of this context (same trace and flags, new span id).
+    pub(crate) fn inbound_or_root(inbound: Option<&str>) -> Self {
+        inbound.and_then(Self::parse).unwrap_or_else(Self::new_root)
     }
 
     /// The trace id as 32 hex digits.

@@ -52,7 +52,7 @@ impl InputProcessor {
         // With an output the context is needed anyway: made now, it costs no lazy
         // initialisation (a `Once` call) per delivery.
         let trace = if self.output.is_some() {
-            std::sync::OnceLock::from(TraceContext::continue_or_start(
+            std::sync::OnceLock::from(TraceContext::inbound_or_root(
                 inbound.as_ref().and_then(|v| v.as_str()),
             ))
         } else {
@@ -60,7 +60,7 @@ impl InputProcessor {
         };
         let trace_of = || {
             *trace.get_or_init(|| {
-                TraceContext::continue_or_start(inbound.as_ref().and_then(|v| v.as_str()))
+                TraceContext::inbound_or_root(inbound.as_ref().and_then(|v| v.as_str()))
             })
         };
         let group = self.binding.group.as_deref().unwrap_or("");
