@@ -110,6 +110,26 @@ impl std::fmt::Debug for OutputSender {
     }
 }
 
+thread_local! {
+    /// The `timestamp` text of the current millisecond on this thread: the messages sent
+    /// within one millisecond share it instead of formatting the number each time.
+    static TIMESTAMP: std::cell::RefCell<(u64, HeaderText)> =
+        std::cell::RefCell::new((u64::MAX, HeaderText::default()));
+}
+
+/// The `timestamp` header value: milliseconds since the Unix epoch, as decimal text.
+fn timestamp_text() -> HeaderText {
+    let now = now_millis();
+    TIMESTAMP.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != now {
+            // Fits inline: no allocation.
+            *cached = (now, HeaderText::new(itoa::Buffer::new().format(now)));
+        }
+        cached.1.clone()
+    })
+}
+
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -155,8 +175,7 @@ impl OutputSender {
                 let mut buf = uuid::Uuid::encode_buffer();
                 HeaderText::new(fast_uuid().hyphenated().encode_lower(&mut buf))
             },
-            // Fits inline: no allocation.
-            || HeaderText::new(itoa::Buffer::new().format(now_millis())),
+            timestamp_text,
             |current| {
                 trace
                     .map(TraceContext::child)
