@@ -50,17 +50,17 @@ impl InputProcessor {
             .and_then(|m| m.headers.get(header::TRACEPARENT))
             .cloned();
         // With an output the context is needed anyway: made now, it costs no lazy
-        // initialisation (a `Once` call) per delivery.
-        let trace = if self.output.is_some() {
-            std::sync::OnceLock::from(TraceContext::inbound_or_root(
-                inbound.as_ref().and_then(|v| v.as_str()),
-            ))
-        } else {
-            std::sync::OnceLock::new()
-        };
+        // initialisation (a `Once` call; `OnceLock::from` makes one too) per delivery.
+        let eager = self
+            .output
+            .is_some()
+            .then(|| TraceContext::inbound_or_root(inbound.as_ref().and_then(|v| v.as_str())));
+        let lazy = std::sync::OnceLock::new();
         let trace_of = || {
-            *trace.get_or_init(|| {
-                TraceContext::inbound_or_root(inbound.as_ref().and_then(|v| v.as_str()))
+            eager.unwrap_or_else(|| {
+                *lazy.get_or_init(|| {
+                    TraceContext::inbound_or_root(inbound.as_ref().and_then(|v| v.as_str()))
+                })
             })
         };
         let group = self.binding.group.as_deref().unwrap_or("");
