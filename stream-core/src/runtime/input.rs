@@ -87,11 +87,13 @@ impl InputProcessor {
             };
             // A disabled span (the usual case: no subscriber wants `info` spans) is not
             // entered around every poll.
-            let attempt_fut = self.attempt(input, attempt, &trace_of);
+            // Each branch makes its future in place (no move of a future built before).
             let result = if span.is_disabled() {
-                attempt_fut.await
+                self.attempt(input, attempt, &trace_of).await
             } else {
-                attempt_fut.instrument(span.clone()).await
+                self.attempt(input, attempt, &trace_of)
+                    .instrument(span.clone())
+                    .await
             };
             self.metrics
                 .handler_seconds
