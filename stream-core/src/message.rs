@@ -502,13 +502,14 @@ impl Headers {
     /// `own` in place (no new allocation when nobody else holds it) and clones no text.
     pub fn derive(own: Headers, base: &Headers, keep: impl Fn(&str) -> bool) -> Headers {
         let mut out = own;
-        if !base.iter().any(|(k, _)| keep(k) && !out.contains(k)) {
-            return out;
-        }
-        let entries = Arc::make_mut(&mut out.entries);
+        // One pass: each base name is tested once, and the block is made unique only when
+        // something is added (`make_mut` on a block already unique copies nothing).
         for (k, v) in base.entries.iter().filter(|(k, _)| keep(k)) {
-            if let Err(at) = entries.binary_search_by(|(e, _)| e.as_str().cmp(k.as_str())) {
-                entries.insert(at, (k.clone(), v.clone()));
+            if let Err(at) = out
+                .entries
+                .binary_search_by(|(e, _)| e.as_str().cmp(k.as_str()))
+            {
+                Arc::make_mut(&mut out.entries).insert(at, (k.clone(), v.clone()));
             }
         }
         out
