@@ -29,7 +29,7 @@ use crate::binder::{Binder, BinderFactory, BinderRegistry};
 use crate::binding::{
     apply_alias, binding_name, parse_definition, Direction, FunctionDefinition, ROUTER_FUNCTION,
 };
-use crate::bridge::{partitioning_of, StreamBridge};
+use crate::bridge::{bind_output_sender, OutputBindError, StreamBridge};
 use crate::config::{ConfigLoader, StreamConfig};
 use crate::convert::{Codec, CodecRegistry};
 use crate::error::Error;
@@ -44,7 +44,7 @@ use crate::plan::{build_plan, resolve_binding, EffectiveBinding, Plan};
 use crate::runtime::binders::connect_all;
 use crate::runtime::control::{BindingEntry, BindingState, BindingsHandle};
 use crate::runtime::input::{InputProcessor, InputRun};
-use crate::runtime::output::{OutputSender, SharedOutput};
+use crate::runtime::output::SharedOutput;
 use crate::runtime::retry::RetryPolicy;
 use crate::runtime::supplier::SupplierRun;
 
@@ -637,31 +637,21 @@ async fn bind_output(
     binders: &BTreeMap<String, Arc<dyn Binder>>,
 ) -> Result<SharedOutput, Error> {
     let binder = binder_of(binders, eff)?;
-    let destination = eff
-        .destinations
-        .first()
-        .cloned()
-        .unwrap_or_else(|| eff.name.clone());
-    let partitioning = partitioning_of(eff).map_err(|source| Error::Expression {
-        key: format!(
-            "spring.cloud.stream.bindings.{}.producer.partition-key-expression",
-            eff.name
-        ),
-        source,
-    })?;
-    let producer = binder
-        .bind_producer(&destination, &eff.producer_spec())
+    bind_output_sender(binder.as_ref(), eff)
         .await
-        .map_err(|source| Error::Bind {
-            binding: eff.name.clone(),
-            source,
-        })?;
-    Ok(Arc::new(OutputSender::new(
-        eff.name.clone(),
-        destination,
-        producer,
-        partitioning,
-    )))
+        .map_err(|e| match e {
+            OutputBindError::Expression { source, .. } => Error::Expression {
+                key: format!(
+                    "spring.cloud.stream.bindings.{}.producer.partition-key-expression",
+                    eff.name
+                ),
+                source,
+            },
+            OutputBindError::Bind { source, .. } => Error::Bind {
+                binding: eff.name.clone(),
+                source,
+            },
+        })
 }
 
 /// A running application.

@@ -71,7 +71,8 @@ struct Inner {
     declared: BTreeMap<String, SharedOutput>,
     /// Set by `close`: the declared outputs are closed too.
     closed: std::sync::atomic::AtomicBool,
-    cache: Mutex<Option<Cache>>,
+    /// Outputs by `(binder name, destination name)`, least recently used first out.
+    cache: Mutex<Option<LruCache<(String, String), SharedOutput>>>,
     /// The output of the last send, by the `(binder, name)` arguments it was asked for: a send
     /// to the same output as the one before skips the cache's lock, building the key and the
     /// LRU lookup. Its entry is the most recently used already, so the LRU order stays right.
@@ -81,12 +82,6 @@ struct Inner {
 
 /// See `Inner::last`.
 type LastOutput = (Option<String>, String, SharedOutput);
-
-/// The producer cache.
-struct Cache {
-    /// Outputs by `(binder name, destination name)`, least recently used first out.
-    lru: LruCache<(String, String), SharedOutput>,
-}
 
 /// Sends to destinations chosen at runtime. Cheap to clone.
 #[derive(Clone)]
@@ -116,9 +111,7 @@ impl StreamBridge {
                 codecs,
                 declared,
                 closed: std::sync::atomic::AtomicBool::new(false),
-                cache: Mutex::new(Some(Cache {
-                    lru: LruCache::new(size),
-                })),
+                cache: Mutex::new(Some(LruCache::new(size))),
                 last: std::sync::Mutex::new(None),
             }),
         }
@@ -246,7 +239,7 @@ impl StreamBridge {
             }
         };
         let key = (binder_name, name.to_owned());
-        if let Some(o) = cache.lru.get(&key) {
+        if let Some(o) = cache.get(&key) {
             let o = Arc::clone(o);
             *self.last() = Some((binder.map(str::to_owned), name.to_owned(), Arc::clone(&o)));
             return Ok(o);
@@ -258,34 +251,30 @@ impl StreamBridge {
             .binders
             .get(&effective.binder)
             .ok_or_else(|| BridgeError::UnknownBinder(effective.binder.clone()))?;
-        let destination = effective
-            .destinations
-            .first()
-            .cloned()
-            .unwrap_or_else(|| name.to_owned());
-        let producer = target
-            .bind_producer(&destination, &effective.producer_spec())
+        let output = bind_output_sender(target.as_ref(), &effective)
             .await
-            .map_err(|source| BridgeError::Bind {
-                destination: destination.clone(),
-                source,
+            .map_err(|e| match e {
+                OutputBindError::Expression {
+                    destination,
+                    source,
+                } => BridgeError::Send {
+                    destination,
+                    error: source.to_string(),
+                },
+                OutputBindError::Bind {
+                    destination,
+                    source,
+                } => BridgeError::Bind {
+                    destination,
+                    source,
+                },
             })?;
-        let partitioning = partitioning_of(&effective).map_err(|e| BridgeError::Send {
-            destination: destination.clone(),
-            error: e.to_string(),
-        })?;
-        let output = Arc::new(OutputSender::new(
-            name.to_owned(),
-            destination,
-            producer,
-            partitioning,
-        ));
         *self.last() = Some((
             binder.map(str::to_owned),
             name.to_owned(),
             Arc::clone(&output),
         ));
-        if let Some((_, evicted)) = cache.lru.push(key, Arc::clone(&output)) {
+        if let Some((_, evicted)) = cache.push(key, Arc::clone(&output)) {
             if !Arc::ptr_eq(&evicted, &output) {
                 tracing::debug!(destination = %evicted.destination, "StreamBridge cache full; closing least recently used producer");
                 tokio::spawn(async move {
@@ -308,7 +297,7 @@ impl StreamBridge {
             .lock()
             .await
             .as_ref()
-            .map(|c| c.lru.len())
+            .map(LruCache::len)
             .unwrap_or(0)
     }
 
@@ -319,7 +308,7 @@ impl StreamBridge {
             .closed
             .store(true, std::sync::atomic::Ordering::Release);
         self.last().take();
-        let cached = cache.into_iter().flat_map(|c| c.lru).map(|(_, o)| o);
+        let cached = cache.into_iter().flatten().map(|(_, o)| o);
         for o in cached.chain(self.inner.declared.values().cloned()) {
             if let Err(e) = o.flush().await {
                 tracing::warn!(destination = %o.destination, error = %e, "flush failed at shutdown");
@@ -329,8 +318,67 @@ impl StreamBridge {
     }
 }
 
+/// Why an output binding could not be bound (see [`bind_output_sender`]).
+pub(crate) enum OutputBindError {
+    /// `partition-key-expression` or `partition-selector-expression` does not parse.
+    Expression {
+        /// The binding's destination.
+        destination: String,
+        /// The parse error.
+        source: crate::expr::ExprError,
+    },
+    /// The binder refused the producer.
+    Bind {
+        /// The binding's destination.
+        destination: String,
+        /// The cause.
+        source: BindError,
+    },
+}
+
+/// Binds the producer of an output binding (function outputs, `output-bindings` and the
+/// bridge's dynamic destinations alike): its first destination, with its partitioning. The
+/// expressions are parsed before the producer is bound, so a bad one binds nothing.
+pub(crate) async fn bind_output_sender(
+    binder: &dyn Binder,
+    eff: &crate::plan::EffectiveBinding,
+) -> Result<SharedOutput, OutputBindError> {
+    let destination = eff
+        .destinations
+        .first()
+        .cloned()
+        .unwrap_or_else(|| eff.name.clone());
+    let partitioning = match partitioning_of(eff) {
+        Ok(p) => p,
+        Err(source) => {
+            return Err(OutputBindError::Expression {
+                destination,
+                source,
+            })
+        }
+    };
+    let producer = match binder
+        .bind_producer(&destination, &eff.producer_spec())
+        .await
+    {
+        Ok(p) => p,
+        Err(source) => {
+            return Err(OutputBindError::Bind {
+                destination,
+                source,
+            })
+        }
+    };
+    Ok(Arc::new(OutputSender::new(
+        eff.name.clone(),
+        destination,
+        producer,
+        partitioning,
+    )))
+}
+
 /// The partitioning of an output binding, if `partition-key-expression` is set.
-pub(crate) fn partitioning_of(
+fn partitioning_of(
     b: &crate::plan::EffectiveBinding,
 ) -> Result<Option<Partitioning>, crate::expr::ExprError> {
     let Some(src) = &b.producer.partition_key_expression else {
