@@ -36,10 +36,10 @@ use crate::error::Error;
 use crate::expr::Expression;
 use crate::function::handler::{finish_output, ConsumerAdapter, FunctionAdapter, SupplierAdapter};
 use crate::function::{
-    CallContext, ErasedFunction, FromInput, FunctionRegistry, Handler, HandlerError, IntoOutput,
-    Pipeline, RouterFunction,
+    CallContext, CallResult, ErasedFunction, FromInput, FunctionRegistry, Handler, HandlerError,
+    IntoOutput, Invocation, Pipeline, RouterFunction,
 };
-use crate::message::{Headers, RawMessage};
+use crate::message::Headers;
 use crate::plan::{build_plan, resolve_binding, EffectiveBinding, Plan};
 use crate::runtime::binders::connect_all;
 use crate::runtime::control::{BindingEntry, BindingState, BindingsHandle};
@@ -596,16 +596,10 @@ struct PipelineFunction(Arc<Pipeline>);
 impl ErasedFunction for PipelineFunction {
     fn call(
         &self,
-        input: RawMessage,
-        ctx: Arc<CallContext>,
-    ) -> crate::function::handler::BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
-        // One step (no composition): call it directly, without the intermediate vectors and
-        // a second boxed future per message.
-        if let [only] = self.0.steps.as_slice() {
-            return only.call(input, ctx);
-        }
-        let pipeline = Arc::clone(&self.0);
-        Box::pin(async move { pipeline.apply(input, &ctx).await })
+        input: Invocation<'_>,
+        ctx: &Arc<CallContext>,
+    ) -> crate::function::handler::BoxFuture<CallResult> {
+        self.0.apply(input, ctx)
     }
 }
 

@@ -163,10 +163,13 @@ pub struct DeadLetter {
 /// semantics): nothing unsettled is ever lost.
 #[async_trait]
 pub trait Delivery: Send {
-    /// The message as received.
+    /// The message as received. The runtime lends it to the handler, which decodes it
+    /// before anything else runs, so the delivery keeps it for a retry or the dead-letter
+    /// hand-off and it is never copied per attempt.
     fn message(&self) -> &RawMessage;
 
-    /// Takes the message out (the delivery keeps whatever it needs to settle).
+    /// Takes the message out (the delivery keeps whatever it needs to settle). For code that
+    /// needs the message by value; the runtime only borrows it ([`Delivery::message`]).
     fn take_message(&mut self) -> RawMessage;
 
     /// How many times the broker has delivered this message (1 = first delivery), if known.

@@ -22,28 +22,39 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::error::HandlerError;
 use crate::convert::{mime_essence, CodecRegistry, ConvertError, APPLICATION_JSON};
 use crate::message::{header, Headers, Message, RawMessage};
 
-tokio::task_local! {
-    /// The attempt number of the delivery being handled, set by the runtime around each call.
-    ///
-    /// Only handlers that take a [`Message`] see headers, so the `delivery-attempt` header is
-    /// added when such an input is decoded rather than on every delivery: adding a header to
-    /// a message whose headers are shared copies them, and most handlers never look.
-    static DELIVERY_ATTEMPT: u32;
-}
-
-/// Runs `call` with `attempt` as the current delivery attempt (see [`FromInput`] for
-/// `Message<T>`, which exposes it as the `delivery-attempt` header).
-pub(crate) async fn with_delivery_attempt<F: Future>(attempt: u32, call: F) -> F::Output {
-    DELIVERY_ATTEMPT.scope(attempt, call).await
-}
-
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The messages one function call produced: usually none or one, held without an allocation.
+pub type Outputs = SmallVec<[RawMessage; 1]>;
+
+/// One invocation of a function: the input message, borrowed (handlers decode it before
+/// [`ErasedFunction::call`] returns, so the message stays with its delivery and is never
+/// copied for the handler), and the delivery attempt when the call handles a delivery.
+#[derive(Clone, Copy, Debug)]
+pub struct Invocation<'a> {
+    /// The input message.
+    pub message: &'a RawMessage,
+    /// The delivery attempt (1-based) of the delivery being handled; `None` outside one.
+    /// Handlers that take a [`Message`] see it as the `delivery-attempt` header.
+    pub attempt: Option<u32>,
+}
+
+impl<'a> Invocation<'a> {
+    /// An invocation of `message` outside any delivery (no attempt number).
+    pub fn of(message: &'a RawMessage) -> Self {
+        Invocation {
+            message,
+            attempt: None,
+        }
+    }
+}
 
 /// Marker: the payload itself.
 #[derive(Debug)]
@@ -78,8 +89,9 @@ impl Default for CallContext {
 
 /// A handler argument type decoded from a raw message.
 pub trait FromInput<M>: Sized + Send + 'static {
-    /// Decodes `message` (the `content-type` header wins over the binding's content type).
-    fn from_input(message: RawMessage, ctx: &CallContext) -> Result<Self, ConvertError>;
+    /// Decodes the invocation's message (the `content-type` header wins over the binding's
+    /// content type).
+    fn from_input(input: Invocation<'_>, ctx: &CallContext) -> Result<Self, ConvertError>;
 }
 
 fn input_content_type<'a>(message: &'a RawMessage, ctx: &'a CallContext) -> &'a str {
@@ -90,19 +102,23 @@ fn input_content_type<'a>(message: &'a RawMessage, ctx: &'a CallContext) -> &'a 
 }
 
 impl<T: DeserializeOwned + Send + 'static> FromInput<Plain> for T {
-    fn from_input(message: RawMessage, ctx: &CallContext) -> Result<Self, ConvertError> {
+    fn from_input(input: Invocation<'_>, ctx: &CallContext) -> Result<Self, ConvertError> {
+        let message = input.message;
         ctx.codecs
-            .decode(&message.payload, input_content_type(&message, ctx))
+            .decode(&message.payload, input_content_type(message, ctx))
     }
 }
 
 impl<T: DeserializeOwned + Send + 'static> FromInput<Wrapped> for Message<T> {
-    fn from_input(message: RawMessage, ctx: &CallContext) -> Result<Self, ConvertError> {
+    fn from_input(input: Invocation<'_>, ctx: &CallContext) -> Result<Self, ConvertError> {
+        let message = input.message;
         let payload = ctx
             .codecs
-            .decode(&message.payload, input_content_type(&message, ctx))?;
-        let mut headers = message.headers;
-        if let Ok(attempt) = DELIVERY_ATTEMPT.try_with(|a| *a) {
+            .decode(&message.payload, input_content_type(message, ctx))?;
+        // Only handlers that take a `Message` see headers, so the attempt is added here
+        // rather than on every delivery (adding to shared headers copies them).
+        let mut headers = message.headers.clone();
+        if let Some(attempt) = input.attempt {
             headers.insert(header::DELIVERY_ATTEMPT, attempt.to_string());
         }
         Ok(Message { payload, headers })
@@ -219,28 +235,31 @@ pub(crate) fn finish_output(encoded: Encoded, input_headers: Headers) -> RawMess
     }
 }
 
-/// Encodes a handler's return value into its output messages (none when it filtered).
-fn outputs_of<O: IntoOutput<M>, M>(
+/// Encodes a handler's return value into its output message, if any (none when it filtered).
+fn output_of<O: IntoOutput<M>, M>(
     out: O,
     ctx: &CallContext,
     input_headers: Headers,
-) -> Result<Vec<RawMessage>, HandlerError> {
+) -> Result<Option<RawMessage>, HandlerError> {
     let encoded = out
         .into_output(ctx)
         .map_err(|e| HandlerError::output(e, super::error::Retry::No))?;
-    Ok(encoded
-        .map(|e| vec![finish_output(e, input_headers)])
-        .unwrap_or_default())
+    Ok(encoded.map(|e| finish_output(e, input_headers)))
 }
 
 /// A function or consumer with its types erased: raw message in, raw messages out.
 pub trait ErasedFunction: Send + Sync {
-    /// Calls the handler.
-    fn call(
-        &self,
-        input: RawMessage,
-        ctx: Arc<CallContext>,
-    ) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>>;
+    /// Calls the handler. The input is decoded before this returns (an undecodable one makes
+    /// a future that fails with a `decode` error), so the future does not borrow it.
+    fn call(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult>;
+}
+
+/// What a function call resolves to: its outputs, or why it failed.
+pub type CallResult = Result<Outputs, HandlerError>;
+
+/// A future that fails at once with `error` (an input that could not be decoded).
+pub(crate) fn failed(error: HandlerError) -> BoxFuture<CallResult> {
+    Box::pin(std::future::ready(Err(error)))
 }
 
 /// A supplier with its types erased: produces zero or more raw messages per call.
@@ -274,17 +293,17 @@ where
     MI: 'static,
     MO: 'static,
 {
-    fn call(
-        &self,
-        input: RawMessage,
-        ctx: Arc<CallContext>,
-    ) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
-        let f = Arc::clone(&self.f);
+    fn call(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult> {
+        let typed = match I::from_input(input, ctx) {
+            Ok(typed) => typed,
+            Err(e) => return failed(HandlerError::decode(e)),
+        };
+        let input_headers = input.message.headers.clone();
+        let ctx = Arc::clone(ctx);
+        let call = (self.f)(typed);
         Box::pin(async move {
-            let input_headers = input.headers.clone();
-            let typed = I::from_input(input, &ctx).map_err(HandlerError::decode)?;
-            let out = f(typed).await?;
-            outputs_of(out, &ctx, input_headers)
+            let out = call.await?;
+            Ok(output_of(out, &ctx, input_headers)?.into_iter().collect())
         })
     }
 }
@@ -311,16 +330,15 @@ where
     I: FromInput<MI>,
     MI: 'static,
 {
-    fn call(
-        &self,
-        input: RawMessage,
-        ctx: Arc<CallContext>,
-    ) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
-        let f = Arc::clone(&self.f);
+    fn call(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult> {
+        let typed = match I::from_input(input, ctx) {
+            Ok(typed) => typed,
+            Err(e) => return failed(HandlerError::decode(e)),
+        };
+        let call = (self.f)(typed);
         Box::pin(async move {
-            let typed = I::from_input(input, &ctx).map_err(HandlerError::decode)?;
-            f(typed).await?;
-            Ok(Vec::new())
+            call.await?;
+            Ok(Outputs::new())
         })
     }
 }
@@ -351,7 +369,7 @@ where
         let f = Arc::clone(&self.f);
         Box::pin(async move {
             let out = f().await?;
-            outputs_of(out, &ctx, Headers::new())
+            Ok(output_of(out, &ctx, Headers::new())?.into_iter().collect())
         })
     }
 }
@@ -387,7 +405,10 @@ mod tests {
     #[tokio::test]
     async fn plain_in_plain_out_propagates_headers() {
         let f = erase(|i: In| async move { Ok(Out { doubled: i.n * 2 }) });
-        let out = f.call(raw(r#"{"n":2}"#), Arc::default()).await.unwrap();
+        let out = f
+            .call(Invocation::of(&raw(r#"{"n":2}"#)), &Arc::default())
+            .await
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(&out[0].payload[..], br#"{"doubled":4}"#);
         assert_eq!(out[0].headers.get_str("trace-me"), Some("yes"));
@@ -401,13 +422,13 @@ mod tests {
     async fn option_none_filters_and_message_sets_headers() {
         let filter = erase(|i: In| async move { Ok((i.n > 5).then_some(Out { doubled: i.n })) });
         assert!(filter
-            .call(raw(r#"{"n":2}"#), Arc::default())
+            .call(Invocation::of(&raw(r#"{"n":2}"#)), &Arc::default())
             .await
             .unwrap()
             .is_empty());
         assert_eq!(
             filter
-                .call(raw(r#"{"n":9}"#), Arc::default())
+                .call(Invocation::of(&raw(r#"{"n":9}"#)), &Arc::default())
                 .await
                 .unwrap()
                 .len(),
@@ -421,7 +442,7 @@ mod tests {
             .header("k", "v"))
         });
         let out = with_headers
-            .call(raw(r#"{"n":1}"#), Arc::default())
+            .call(Invocation::of(&raw(r#"{"n":1}"#)), &Arc::default())
             .await
             .unwrap();
         assert_eq!(out[0].headers.get_str("k"), Some("v"));
@@ -431,7 +452,10 @@ mod tests {
     #[tokio::test]
     async fn undecodable_input_is_a_permanent_decode_error() {
         let f = erase(|i: In| async move { Ok(i.n) });
-        let err = f.call(raw("not json"), Arc::default()).await.unwrap_err();
+        let err = f
+            .call(Invocation::of(&raw("not json")), &Arc::default())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), "decode");
         assert!(!err.should_retry(&Default::default(), true));
     }

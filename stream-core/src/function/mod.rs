@@ -7,6 +7,9 @@ pub mod registry;
 pub mod router;
 
 pub use error::{HandlerError, Retry};
-pub use handler::{CallContext, ErasedFunction, ErasedSupplier, FromInput, IntoOutput};
+pub use handler::{
+    CallContext, CallResult, ErasedFunction, ErasedSupplier, FromInput, IntoOutput, Invocation,
+    Outputs,
+};
 pub use registry::{FunctionRegistry, Handler, Pipeline, ResolveError};
 pub use router::RouterFunction;

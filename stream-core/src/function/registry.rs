@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use futures::stream::BoxStream;
 
 use super::error::HandlerError;
-use super::handler::{CallContext, ErasedFunction, ErasedSupplier};
+use super::handler::{
+    BoxFuture, CallContext, CallResult, ErasedFunction, ErasedSupplier, Invocation, Outputs,
+};
 use crate::binding::FunctionDefinition;
 use crate::message::RawMessage;
 
@@ -196,42 +198,63 @@ impl Pipeline {
         self.source.is_none()
     }
 
-    /// Runs `input` through every step. Intermediate results travel as JSON with their
-    /// headers (as Spring Cloud Function composes); the last step encodes with the binding's
-    /// output content type.
-    pub async fn apply(
-        &self,
-        input: RawMessage,
-        ctx: &Arc<CallContext>,
-    ) -> Result<Vec<RawMessage>, HandlerError> {
-        apply_steps(&self.steps, vec![input], ctx).await
+    /// Runs the invocation's message through every step. Intermediate results travel as JSON
+    /// with their headers (as Spring Cloud Function composes); the last step encodes with the
+    /// binding's output content type. The first step decodes the input before this returns.
+    pub fn apply(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult> {
+        apply_steps(&self.steps, input, ctx)
     }
 }
 
-/// Applies `steps` to each of `inputs` in turn, fanning out when a step yields several outputs.
-pub(crate) async fn apply_steps(
+/// Calls the first of `steps` on `input`, then each further step on every output of the one
+/// before (fanning out when a step yields several). No steps: the input passes unchanged.
+pub(crate) fn apply_steps(
+    steps: &[Arc<dyn ErasedFunction>],
+    input: Invocation<'_>,
+    ctx: &Arc<CallContext>,
+) -> BoxFuture<CallResult> {
+    let Some((first, rest)) = steps.split_first() else {
+        let unchanged: Outputs = std::iter::once(input.message.clone()).collect();
+        return Box::pin(std::future::ready(Ok(unchanged)));
+    };
+    if rest.is_empty() {
+        return first.call(input, ctx);
+    }
+    let intermediate = Arc::new(CallContext {
+        output_content_type: crate::convert::APPLICATION_JSON.to_owned(),
+        ..(**ctx).clone()
+    });
+    let head = first.call(input, &intermediate);
+    let rest = rest.to_vec();
+    let ctx = Arc::clone(ctx);
+    let attempt = input.attempt;
+    Box::pin(async move {
+        let mut current = head.await?;
+        let last = rest.len() - 1;
+        for (i, step) in rest.iter().enumerate() {
+            let step_ctx = if i == last { &ctx } else { &intermediate };
+            let mut next = Outputs::new();
+            for message in &current {
+                next.extend(step.call(Invocation { message, attempt }, step_ctx).await?);
+            }
+            current = next;
+        }
+        Ok(current)
+    })
+}
+
+/// Runs each of `inputs` (a supplier's messages) through `steps`, collecting every output.
+pub(crate) async fn apply_steps_to_all(
     steps: &[Arc<dyn ErasedFunction>],
     inputs: Vec<RawMessage>,
     ctx: &Arc<CallContext>,
 ) -> Result<Vec<RawMessage>, HandlerError> {
-    let mut current = inputs;
-    let count = steps.len();
-    let intermediate = (count > 1).then(|| {
-        Arc::new(CallContext {
-            output_content_type: crate::convert::APPLICATION_JSON.to_owned(),
-            ..(**ctx).clone()
-        })
-    });
-    for (i, step) in steps.iter().enumerate() {
-        let step_ctx = match (&intermediate, i + 1 == count) {
-            (Some(mid), false) => Arc::clone(mid),
-            _ => Arc::clone(ctx),
-        };
-        let mut next = Vec::with_capacity(current.len());
-        for message in current {
-            next.extend(step.call(message, Arc::clone(&step_ctx)).await?);
-        }
-        current = next;
+    if steps.is_empty() {
+        return Ok(inputs);
     }
-    Ok(current)
+    let mut outputs = Vec::with_capacity(inputs.len());
+    for message in &inputs {
+        outputs.extend(apply_steps(steps, Invocation::of(message), ctx).await?);
+    }
+    Ok(outputs)
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::error::HandlerError;
-use super::handler::{BoxFuture, CallContext, ErasedFunction};
+use super::handler::{failed, BoxFuture, CallContext, CallResult, ErasedFunction, Invocation};
 use super::registry::{FunctionRegistry, Handler};
 use crate::binding::parse_definition;
 use crate::expr::{EvalContext, Expression};
@@ -79,12 +79,8 @@ impl RouterFunction {
 }
 
 impl ErasedFunction for RouterFunction {
-    fn call(
-        &self,
-        input: RawMessage,
-        ctx: Arc<CallContext>,
-    ) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
-        let resolved = self.target(&input).and_then(|name| {
+    fn call(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult> {
+        let resolved = self.target(input.message).and_then(|name| {
             let defs = parse_definition(&name).map_err(HandlerError::permanent)?;
             let def = match defs.as_slice() {
                 [one] => one,
@@ -105,7 +101,10 @@ impl ErasedFunction for RouterFunction {
             }
             Ok(pipeline)
         });
-        Box::pin(async move { resolved?.apply(input, &ctx).await })
+        match resolved {
+            Ok(pipeline) => pipeline.apply(input, ctx),
+            Err(e) => failed(e),
+        }
     }
 }
 

@@ -20,9 +20,8 @@ use super::output::SharedOutput;
 use super::retry::RetryPolicy;
 use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
 use crate::bridge::StreamBridge;
-use crate::function::handler::with_delivery_attempt;
-use crate::function::{CallContext, ErasedFunction, HandlerError};
-use crate::message::{header, RawMessage};
+use crate::function::{CallContext, ErasedFunction, HandlerError, Invocation};
+use crate::message::header;
 use crate::observe::{BindingMetrics, TraceContext};
 use crate::plan::EffectiveBinding;
 
@@ -40,29 +39,26 @@ pub(crate) struct InputProcessor {
 impl InputProcessor {
     /// Handles `delivery` to the end: success and ack, or dead-letter after the last attempt.
     async fn process(&self, destination: &str, mut delivery: Box<dyn Delivery>) {
-        let mut message = Some(delivery.take_message());
         let binding = self.binding.name.as_str();
         self.metrics.consumed.increment(1);
         // The trace context is worked out when first needed (an output, or an enabled span):
-        // a consumer without outputs and spans off never parses the inbound `traceparent`.
-        let inbound = message
-            .as_ref()
-            .and_then(|m| m.headers.get(header::TRACEPARENT))
-            .cloned();
-        // With an output the context is needed anyway: made now, it costs no lazy
-        // initialisation (a `Once` call; `OnceLock::from` makes one too) per delivery.
-        let eager = self
-            .output
-            .is_some()
-            .then(|| TraceContext::inbound_or_root(inbound.as_ref().and_then(|v| v.as_str())));
-        let lazy = std::sync::OnceLock::new();
-        let trace_of = || {
-            eager.unwrap_or_else(|| {
-                *lazy.get_or_init(|| {
-                    TraceContext::inbound_or_root(inbound.as_ref().and_then(|v| v.as_str()))
-                })
-            })
+        // a consumer without outputs and spans off never looks for the inbound `traceparent`.
+        // With an output it is needed anyway: made now, it costs no lazy initialisation (a
+        // `Once` call; `OnceLock::from` makes one too) per delivery.
+        // The delivery keeps the message (for a retry or the dead-letter hand-off) and lends
+        // it: the handler decodes it before its future is made, so it is never copied.
+        let message = delivery.message();
+        let inbound_trace = || {
+            TraceContext::inbound_or_root(
+                message
+                    .headers
+                    .get(header::TRACEPARENT)
+                    .and_then(|v| v.as_str()),
+            )
         };
+        let eager = self.output.is_some().then(inbound_trace);
+        let lazy = std::sync::OnceLock::new();
+        let trace_of = || eager.unwrap_or_else(|| *lazy.get_or_init(inbound_trace));
         let group = self.binding.group.as_deref().unwrap_or("");
         let mut attempt = 1u32;
         let error = loop {
@@ -75,23 +71,17 @@ impl InputProcessor {
                 trace_id = %trace_of().trace_id_hex(),
             );
             let started = Instant::now();
-            // The last attempt gets the message itself, earlier ones a copy.
-            let input = if attempt >= self.policy.max_attempts {
-                message.take()
-            } else {
-                message.clone()
+            // Each branch makes its future in place (no move of a future built before). A
+            // disabled span (the usual case: no subscriber wants `info` spans) is not entered
+            // around every poll.
+            let input = Invocation {
+                message,
+                attempt: Some(attempt),
             };
-            let Some(input) = input else {
-                // Unreachable: no attempt follows the last one.
-                break HandlerError::permanent("no message left to retry");
-            };
-            // A disabled span (the usual case: no subscriber wants `info` spans) is not
-            // entered around every poll.
-            // Each branch makes its future in place (no move of a future built before).
             let result = if span.is_disabled() {
-                self.attempt(input, attempt, &trace_of).await
+                self.attempt(input, &trace_of).await
             } else {
-                self.attempt(input, attempt, &trace_of)
+                self.attempt(input, &trace_of)
                     .instrument(span.clone())
                     .await
             };
@@ -140,12 +130,10 @@ impl InputProcessor {
     /// One attempt: invoke the handler and send every output, awaiting confirms.
     async fn attempt(
         &self,
-        message: RawMessage,
-        attempt: u32,
+        input: Invocation<'_>,
         trace: &(dyn Fn() -> TraceContext + Sync),
     ) -> Result<(), HandlerError> {
-        let call = self.handler.call(message, Arc::clone(&self.ctx));
-        let outputs = with_delivery_attempt(attempt, call).await?;
+        let outputs = self.handler.call(input, &self.ctx).await?;
         for out in outputs {
             if let Some(dest) = out.headers.get_str(header::SENDTO_DESTINATION) {
                 let dest = dest.to_owned();

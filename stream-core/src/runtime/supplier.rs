@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::control::BindingState;
 use super::output::SharedOutput;
 use super::retry::RetryPolicy;
-use crate::function::registry::apply_steps;
+use crate::function::registry::apply_steps_to_all;
 use crate::function::{CallContext, ErasedFunction, Handler, HandlerError};
 use crate::message::RawMessage;
 use crate::observe::METRIC_FAILED;
@@ -111,7 +111,7 @@ impl SupplierRun {
     async fn emit(&self, produced: Result<Vec<RawMessage>, HandlerError>) {
         let messages = match produced {
             Ok(m) if self.steps.is_empty() => Ok(m),
-            Ok(m) => apply_steps(&self.steps, m, &self.ctx).await,
+            Ok(m) => apply_steps_to_all(&self.steps, m, &self.ctx).await,
             Err(e) => Err(e),
         };
         let messages = match messages {
