@@ -11,9 +11,10 @@
 //!   (`bench-in`, group `bench`) → `bench-out` → consumer binding `sink` (group `sink`) recording
 //!   the latency; `max-attempts: 1`.
 //!
-//! Runs `BENCH_ROUNDS` (default 3) alternating rounds and reports each side by its median round;
-//! prints msgs/s, p50/p99 latency and CPU per message for each, the peak RSS (`VmHWM`) after the
-//! first binder phase, and one `RESULT` line (see `common`).
+//! Runs `BENCH_ROUNDS` (default 5: a round is short, and background noise on a small machine moves
+//! single rounds by 10-20%) alternating rounds and reports each side by its median round; prints
+//! msgs/s, p50/p99 latency and CPU per message for each, the peak RSS (`VmHWM`) after the first
+//! binder phase, and one `RESULT` line (see `common`).
 
 mod common;
 
@@ -131,7 +132,7 @@ async fn main() -> BoxResult<()> {
     common::compare(
         "memory",
         n,
-        common::rounds(3),
+        common::rounds(5),
         |_| binder_phase(n),
         |_| raw_phase(n),
     )
