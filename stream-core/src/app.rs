@@ -498,7 +498,10 @@ impl StreamAppBuilder {
                             binder: Arc::clone(&binder),
                             destination: destination.clone(),
                             state: state_rx.clone(),
-                            shutdown: shutdown.clone(),
+                            // A child token per binding: the runtime checks it before every
+                            // delivery, and a token's state sits behind a lock, which bindings
+                            // on other workers would otherwise all take.
+                            shutdown: shutdown.child_token(),
                             deadline: deadline_rx.clone(),
                             retry_interval: Duration::from_secs(
                                 config.stream.binding_retry_interval,

@@ -22,7 +22,8 @@ use crate::binding::Direction;
 use crate::config::StreamConfig;
 use crate::convert::{CodecRegistry, ConvertError};
 use crate::function::HandlerError;
-use crate::message::{header, HeaderText, Message, RawMessage};
+use crate::message::{header, HeaderText, Headers, Message, RawMessage};
+use crate::observe::TraceContext;
 use crate::plan::{binder_for, resolve_binding, PlanError};
 use crate::runtime::output::{OutputSender, Partitioning, SharedOutput};
 
@@ -123,8 +124,8 @@ impl StreamBridge {
         destination: &str,
         payload: &T,
     ) -> Result<(), BridgeError> {
-        self.send_message_with(None, destination, Message::new(payload))
-            .await
+        // No `Message::new`: its empty headers would be one allocation more per send.
+        self.send_encoded(None, destination, payload, None).await
     }
 
     /// Sends a message with headers.
@@ -133,7 +134,8 @@ impl StreamBridge {
         destination: &str,
         message: Message<T>,
     ) -> Result<(), BridgeError> {
-        self.send_message_with(None, destination, message).await
+        self.send_encoded(None, destination, &message.payload, Some(message.headers))
+            .await
     }
 
     /// Sends a message through the binder named `binder`.
@@ -143,15 +145,23 @@ impl StreamBridge {
         destination: &str,
         message: Message<T>,
     ) -> Result<(), BridgeError> {
-        self.send_message_with(Some(binder), destination, message)
-            .await
+        self.send_encoded(
+            Some(binder),
+            destination,
+            &message.payload,
+            Some(message.headers),
+        )
+        .await
     }
 
-    async fn send_message_with<T: Serialize>(
+    /// Encodes `payload` with the content type of `headers`, else of the destination's
+    /// binding, and sends it with `headers` (`None`: no headers but the content type).
+    async fn send_encoded<T: Serialize + ?Sized>(
         &self,
         binder: Option<&str>,
         destination: &str,
-        message: Message<T>,
+        payload: &T,
+        headers: Option<Headers>,
     ) -> Result<(), BridgeError> {
         let props = self
             .inner
@@ -161,14 +171,19 @@ impl StreamBridge {
             .get(destination)
             .unwrap_or(&self.inner.config.stream.default);
         let content_type = HeaderText::new(
-            message
-                .headers
-                .get_str(header::CONTENT_TYPE)
+            headers
+                .as_ref()
+                .and_then(|h| h.get_str(header::CONTENT_TYPE))
                 .unwrap_or(&props.content_type),
         );
-        let payload = self.inner.codecs.encode(&message.payload, &content_type)?;
-        let mut headers = message.headers;
-        headers.insert(header::CONTENT_TYPE, content_type);
+        let payload = self.inner.codecs.encode(payload, &content_type)?;
+        let headers = match headers {
+            Some(headers) if !headers.is_empty() => {
+                headers.with(header::CONTENT_TYPE, content_type)
+            }
+            // One block, made with its one header.
+            _ => Headers::single(header::CONTENT_TYPE, content_type.into()),
+        };
         self.send_raw(
             binder,
             destination,
@@ -187,9 +202,22 @@ impl StreamBridge {
         destination: &str,
         message: RawMessage,
     ) -> Result<(), BridgeError> {
+        self.send_raw_in_trace(binder, destination, message, None)
+            .await
+    }
+
+    /// Sends an already encoded message whose `traceparent` is a child of `trace` (else of
+    /// its own `traceparent`, or of a new trace).
+    pub(crate) async fn send_raw_in_trace(
+        &self,
+        binder: Option<&str>,
+        destination: &str,
+        message: RawMessage,
+        trace: Option<&TraceContext>,
+    ) -> Result<(), BridgeError> {
         let output = self.output(binder, destination).await?;
         output
-            .send(message, None)
+            .send(message, trace)
             .await
             .map_err(|e: HandlerError| BridgeError::Send {
                 destination: destination.to_owned(),

@@ -203,12 +203,14 @@ impl<T: Serialize + Send + 'static> IntoOutput<WrappedOption> for Option<Message
 
 /// Whether `name` is a header that describes one particular message and is never copied from
 /// input to output. (A `match`, which compares lengths before bytes, is cheaper than a scan of
-/// a list: it runs for every input header of every output.)
+/// a list: it runs for every input header of every output.) `traceparent` is one: the runtime
+/// gives every output its own, a child of the delivery's trace context.
 fn not_propagated(name: &str) -> bool {
     matches!(
         name,
         header::ID
             | header::TIMESTAMP
+            | header::TRACEPARENT
             | header::CONTENT_TYPE
             | header::DELIVERY_ATTEMPT
             | header::PARTITION

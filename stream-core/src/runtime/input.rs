@@ -138,7 +138,7 @@ impl InputProcessor {
             if let Some(dest) = out.headers.get_str(header::SENDTO_DESTINATION) {
                 let dest = dest.to_owned();
                 self.bridge
-                    .send_raw(None, &dest, out)
+                    .send_raw_in_trace(None, &dest, out, Some(&trace()))
                     .await
                     .map_err(|e| HandlerError::output(e, crate::function::Retry::Yes))?;
                 continue;
