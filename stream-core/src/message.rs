@@ -5,11 +5,13 @@
 //! constants in [`header`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrayvec::ArrayString;
 use bytes::Bytes;
 use smallvec::SmallVec;
+
+use crate::observe::TraceContext;
 
 /// Well-known header names (DESIGN §3). Binders map these to their broker's native fields where
 /// one exists (e.g. `content-type` to the AMQP content-type property) and carry the rest as is.
@@ -59,6 +61,11 @@ pub const HEADER_TEXT_INLINE: usize = 56;
 /// are made on one thread and dropped on another), longer text is shared (`Arc<str>`: cloning
 /// never copies it). Derefs to `str`; make one with `.into()` from a `&str`, a `String` or a
 /// [`SmolStr`].
+///
+/// The values the runtime stamps on every output (`id`, `timestamp`, `traceparent`) are kept
+/// as what they are (a UUID, a number, a trace context) and written out as text only when
+/// something reads them: an in-process hop never formats them, and the next stage takes the
+/// trace context without parsing it.
 #[derive(Clone)]
 pub struct HeaderText(TextRepr);
 
@@ -66,6 +73,12 @@ pub struct HeaderText(TextRepr);
 enum TextRepr {
     Inline(ArrayString<HEADER_TEXT_INLINE>),
     Shared(Arc<str>),
+    /// A UUID, written out (hyphenated, lower case) when first read.
+    Uuid(uuid::Bytes, OnceLock<ArrayString<36>>),
+    /// A number (milliseconds since the epoch), written out when first read.
+    Number(u64, OnceLock<ArrayString<20>>),
+    /// A W3C trace context, written out when first read.
+    Trace(TraceContext, OnceLock<Arc<str>>),
 }
 
 impl HeaderText {
@@ -77,11 +90,47 @@ impl HeaderText {
         }
     }
 
+    /// `uuid` as text (hyphenated, lower case), written out when first read.
+    pub fn uuid(uuid: uuid::Uuid) -> Self {
+        HeaderText(TextRepr::Uuid(uuid.into_bytes(), OnceLock::new()))
+    }
+
+    /// `n` as decimal text, written out when first read.
+    pub fn number(n: u64) -> Self {
+        HeaderText(TextRepr::Number(n, OnceLock::new()))
+    }
+
+    /// `trace` as a `traceparent` value, written out when first read.
+    pub fn trace(trace: TraceContext) -> Self {
+        HeaderText(TextRepr::Trace(trace, OnceLock::new()))
+    }
+
+    /// The trace context this text was made from with [`HeaderText::trace`], if it was.
+    pub(crate) fn trace_context(&self) -> Option<TraceContext> {
+        match &self.0 {
+            TextRepr::Trace(trace, _) => Some(*trace),
+            _ => None,
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
             TextRepr::Inline(s) => s,
             TextRepr::Shared(s) => s,
+            TextRepr::Uuid(bytes, text) => text.get_or_init(|| {
+                let mut buf = uuid::Uuid::encode_buffer();
+                let hyphenated = uuid::Uuid::from_bytes(*bytes)
+                    .hyphenated()
+                    .encode_lower(&mut buf);
+                // 36 characters: always fits.
+                ArrayString::from(hyphenated).unwrap_or_default()
+            }),
+            TextRepr::Number(n, text) => text.get_or_init(|| {
+                // At most 20 digits: always fits.
+                ArrayString::from(itoa::Buffer::new().format(*n)).unwrap_or_default()
+            }),
+            TextRepr::Trace(trace, text) => text.get_or_init(|| trace.shared_header()),
         }
     }
 }
@@ -372,7 +421,7 @@ impl Headers {
         &mut self,
         id: impl FnOnce() -> HeaderText,
         timestamp: impl FnOnce() -> HeaderText,
-        traceparent: impl FnOnce(Option<&str>) -> HeaderText,
+        traceparent: impl FnOnce(Option<&HeaderValue>) -> HeaderText,
     ) -> Option<String> {
         let (mut has_id, mut has_timestamp) = (false, false);
         let (mut trace_at, mut send_to_at, mut key_at) = (None, None, None);
@@ -406,7 +455,7 @@ impl Headers {
             }
         }
         let key = key_at.and_then(|i| self.entries[i].1.as_str().map(str::to_owned));
-        let trace = traceparent(trace_at.and_then(|i| self.entries[i].1.as_str()));
+        let trace = traceparent(trace_at.map(|i| &self.entries[i].1));
         let entries = Arc::make_mut(&mut self.entries);
         let mut trace = Some(trace);
         if let Some(i) = trace_at {
@@ -637,6 +686,37 @@ mod tests {
     }
 
     #[test]
+    fn stamped_values_read_as_their_text() {
+        let uuid = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let id = HeaderText::uuid(uuid);
+        assert_eq!(id.as_str(), "01234567-89ab-cdef-0123-456789abcdef");
+        // A clone made before or after the text is written out reads the same.
+        let unread = HeaderText::uuid(uuid);
+        assert_eq!(unread.clone(), id.clone());
+        assert_eq!(
+            HeaderText::number(1_700_000_000_123).as_str(),
+            "1700000000123"
+        );
+        assert_eq!(HeaderText::number(u64::MAX).as_str(), u64::MAX.to_string());
+
+        let trace = TraceContext::new_root();
+        let text = HeaderText::trace(trace);
+        assert_eq!(text.trace_context(), Some(trace));
+        assert_eq!(text.as_str(), trace.to_header());
+        assert_eq!(text, HeaderText::new(&trace.to_header()));
+        assert_eq!(HeaderText::new(&trace.to_header()).trace_context(), None);
+        let value = HeaderValue::Text(text);
+        assert_eq!(TraceContext::from_header(&value), Some(trace));
+        assert_eq!(
+            TraceContext::from_header(&HeaderValue::from(trace.to_header())),
+            Some(trace)
+        );
+
+        // Stamped values keep a header as small as inline text.
+        assert!(std::mem::size_of::<HeaderValue>() <= 64);
+    }
+
+    #[test]
     fn clones_are_independent() {
         let a = Headers::new().with("k", "1");
         let mut b = a.clone();
@@ -688,7 +768,7 @@ mod tests {
             || "new-id".into(),
             || "42".into(),
             |current| {
-                assert_eq!(current, Some("old"));
+                assert_eq!(current.and_then(HeaderValue::as_str), Some("old"));
                 "new-trace".into()
             },
         );
@@ -707,7 +787,7 @@ mod tests {
             || unreachable!(),
             || unreachable!(),
             |current| {
-                assert_eq!(current, None);
+                assert!(current.is_none());
                 "t".into()
             },
         );

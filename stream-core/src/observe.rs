@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use crate::message::HeaderText;
+use crate::message::{HeaderText, HeaderValue};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
@@ -260,11 +260,31 @@ impl TraceContext {
             .unwrap_or_else(Self::new_root)
     }
 
-    /// The context a delivery works in: `inbound` (a `traceparent` value) as it is, or a new
-    /// trace. No span id is drawn for the delivery itself: nothing reads it, and every output
-    /// takes a [`child`](Self::child) of this context (same trace and flags, new span id).
-    pub(crate) fn inbound_or_root(inbound: Option<&str>) -> Self {
-        inbound.and_then(Self::parse).unwrap_or_else(Self::new_root)
+    /// The context of a `traceparent` header value: the one it was made from, when the
+    /// runtime made it ([`HeaderText::trace`]: no parsing), else the parsed text.
+    pub fn from_header(value: &HeaderValue) -> Option<Self> {
+        match value {
+            HeaderValue::Text(text) => text.trace_context().or_else(|| Self::parse(text)),
+            HeaderValue::Bytes(_) => value.as_str().and_then(Self::parse),
+        }
+    }
+
+    /// Continues `inbound` (a `traceparent` header value) or starts a new trace.
+    pub(crate) fn continue_or_start_from(inbound: Option<&HeaderValue>) -> Self {
+        inbound
+            .and_then(Self::from_header)
+            .map(|c| c.child())
+            .unwrap_or_else(Self::new_root)
+    }
+
+    /// The context a delivery works in: `inbound` (a `traceparent` header value) as it is, or
+    /// a new trace. No span id is drawn for the delivery itself: nothing reads it, and every
+    /// output takes a [`child`](Self::child) of this context (same trace and flags, new span
+    /// id).
+    pub(crate) fn inbound_or_root(inbound: Option<&HeaderValue>) -> Self {
+        inbound
+            .and_then(Self::from_header)
+            .unwrap_or_else(Self::new_root)
     }
 
     /// The trace id as 32 hex digits.
@@ -277,9 +297,15 @@ impl TraceContext {
         self.with_header(str::to_owned)
     }
 
-    /// The `traceparent` header value as header text (stored inline: no allocation).
+    /// The `traceparent` header value as header text, written out only when read (see
+    /// [`HeaderText::trace`]).
     pub fn to_header_value(&self) -> HeaderText {
-        self.with_header(HeaderText::new)
+        HeaderText::trace(*self)
+    }
+
+    /// The `traceparent` header value as shared text.
+    pub(crate) fn shared_header(&self) -> std::sync::Arc<str> {
+        self.with_header(|text| std::sync::Arc::from(text))
     }
 
     /// Formats the `traceparent` value on the stack and hands it to `f` (hot path: every

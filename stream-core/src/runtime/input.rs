@@ -48,14 +48,8 @@ impl InputProcessor {
         // The delivery keeps the message (for a retry or the dead-letter hand-off) and lends
         // it: the handler decodes it before its future is made, so it is never copied.
         let message = delivery.message();
-        let inbound_trace = || {
-            TraceContext::inbound_or_root(
-                message
-                    .headers
-                    .get(header::TRACEPARENT)
-                    .and_then(|v| v.as_str()),
-            )
-        };
+        let inbound_trace =
+            || TraceContext::inbound_or_root(message.headers.get(header::TRACEPARENT));
         let eager = self.output.is_some().then(inbound_trace);
         let lazy = std::sync::OnceLock::new();
         let trace_of = || eager.unwrap_or_else(|| *lazy.get_or_init(inbound_trace));

@@ -110,26 +110,6 @@ impl std::fmt::Debug for OutputSender {
     }
 }
 
-thread_local! {
-    /// The `timestamp` text of the current millisecond on this thread: the messages sent
-    /// within one millisecond share it instead of formatting the number each time.
-    static TIMESTAMP: std::cell::RefCell<(u64, HeaderText)> =
-        std::cell::RefCell::new((u64::MAX, HeaderText::default()));
-}
-
-/// The `timestamp` header value: milliseconds since the Unix epoch, as decimal text.
-fn timestamp_text() -> HeaderText {
-    let now = now_millis();
-    TIMESTAMP.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != now {
-            // Fits inline: no allocation.
-            *cached = (now, HeaderText::new(itoa::Buffer::new().format(now)));
-        }
-        cached.1.clone()
-    })
-}
-
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,17 +150,16 @@ impl OutputSender {
         mut message: RawMessage,
         trace: Option<&TraceContext>,
     ) -> Result<(), HandlerError> {
+        // The values are kept as they are and written out as text only when read.
         let partition_key = message.headers.stamp_output(
-            || {
-                let mut buf = uuid::Uuid::encode_buffer();
-                HeaderText::new(fast_uuid().hyphenated().encode_lower(&mut buf))
-            },
-            timestamp_text,
+            || HeaderText::uuid(fast_uuid()),
+            || HeaderText::number(now_millis()),
             |current| {
-                trace
-                    .map(TraceContext::child)
-                    .unwrap_or_else(|| TraceContext::continue_or_start(current))
-                    .to_header_value()
+                HeaderText::trace(
+                    trace
+                        .map(TraceContext::child)
+                        .unwrap_or_else(|| TraceContext::continue_or_start_from(current)),
+                )
             },
         );
         let route = match &self.partitioning {
