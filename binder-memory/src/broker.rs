@@ -248,7 +248,9 @@ impl MemoryBroker {
         if !st.queues.values().all(|q| q.len < capacity) {
             return Ok(Err(message));
         }
-        st.grow(partition + 1);
+        if partition >= st.partitions {
+            st.grow(partition + 1);
+        }
         if self.inner.config.recording {
             st.records.push_back(message.clone());
             dest.recorded.notify_waiters();

@@ -92,6 +92,18 @@ impl BindingMetrics {
     }
 }
 
+/// The seconds elapsed since an instant, read from the clock only when a histogram records
+/// them: a histogram of the `metrics` no-op recorder (no recorder installed) never calls
+/// [`metrics::IntoF64::into_f64`], so it costs no clock read per delivery.
+#[derive(Clone, Copy, Debug)]
+pub struct SecondsSince(pub std::time::Instant);
+
+impl metrics::IntoF64 for SecondsSince {
+    fn into_f64(self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
 impl std::fmt::Debug for BindingMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BindingMetrics").finish_non_exhaustive()
@@ -326,6 +338,16 @@ impl TraceContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_since_reads_the_clock_when_recorded() {
+        use metrics::IntoF64;
+        let an_hour_ago = std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_secs(3600))
+            .unwrap_or_else(std::time::Instant::now);
+        let seconds = SecondsSince(an_hour_ago).into_f64();
+        assert!((0.0..3700.0).contains(&seconds), "{seconds}");
+    }
 
     #[test]
     fn parses_and_continues_a_trace() {

@@ -22,7 +22,7 @@ use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
 use crate::bridge::StreamBridge;
 use crate::function::{CallContext, ErasedFunction, HandlerError, Invocation};
 use crate::message::header;
-use crate::observe::{BindingMetrics, TraceContext};
+use crate::observe::{BindingMetrics, SecondsSince, TraceContext};
 use crate::plan::EffectiveBinding;
 
 /// Everything needed to handle one delivery of an input binding.
@@ -79,9 +79,7 @@ impl InputProcessor {
                     .instrument(span.clone())
                     .await
             };
-            self.metrics
-                .handler_seconds
-                .record(started.elapsed().as_secs_f64());
+            self.metrics.handler_seconds.record(SecondsSince(started));
             let error = match result {
                 Ok(()) => {
                     let acked = match delivery.try_ack() {
