@@ -36,7 +36,7 @@ impl BinderFactory for WithSchema {
     ) -> Result<Arc<dyn Binder>, BindError> {
         self.0.create(name, environment).await
     }
-    fn plan_consumer_spec(
+    fn plan_consumer(
         &self,
         destination: &str,
         _group: Option<&str>,

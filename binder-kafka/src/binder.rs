@@ -88,11 +88,7 @@ impl BinderFactory for KafkaBinderFactory {
         Some(crate::config::schema())
     }
 
-    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
-        self.plan_consumer_spec(destination, group, &ConsumerSpec::default())
-    }
-
-    fn plan_consumer_spec(
+    fn plan_consumer(
         &self,
         destination: &str,
         group: Option<&str>,

@@ -724,7 +724,12 @@ impl BinderFactory for MemoryBinderFactory {
         Ok(Arc::new(MemoryBinder::new(broker)))
     }
 
-    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
+    fn plan_consumer(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        _spec: &ConsumerSpec,
+    ) -> ProvisionPlan {
         let mut resources = vec![format!("memory destination {destination}")];
         match group {
             Some(g) => resources.push(format!("group queue {destination}.{g}")),

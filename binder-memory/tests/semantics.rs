@@ -710,7 +710,7 @@ async fn factory_shares_brokers_by_name_and_reads_environment() {
         .unwrap();
     assert!(fs.broker("y").unwrap().same_broker(&shared));
 
-    let plan = f.plan_consumer("orders", Some("stock"));
+    let plan = f.plan_consumer("orders", Some("stock"), &ConsumerSpec::default());
     assert_eq!(plan.dlq.as_deref(), Some("orders.stock.dlq"));
     assert!(plan
         .resources

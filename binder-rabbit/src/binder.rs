@@ -294,11 +294,7 @@ impl BinderFactory for RabbitBinderFactory {
         Ok(Arc::new(RabbitBinder::connect(name, environment).await?))
     }
 
-    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
-        self.plan_consumer_spec(destination, group, &ConsumerSpec::default())
-    }
-
-    fn plan_consumer_spec(
+    fn plan_consumer(
         &self,
         destination: &str,
         group: Option<&str>,

@@ -330,7 +330,12 @@ impl BinderFactory for SqsBinderFactory {
         Ok(Arc::new(SqsBinder::new(Clients::connect(settings).await)))
     }
 
-    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
+    fn plan_consumer(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        _spec: &ConsumerSpec,
+    ) -> ProvisionPlan {
         let topic = naming::topic("", destination, naming::is_fifo_name(destination));
         let fifo = naming::is_fifo_name(destination);
         match group {

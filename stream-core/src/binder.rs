@@ -312,22 +312,16 @@ pub trait BinderFactory: Send + Sync {
         None
     }
 
-    /// What binding `destination`/`group` would provision, without connecting.
-    fn plan_consumer(&self, destination: &str, group: Option<&str>) -> ProvisionPlan {
-        let _ = (destination, group);
-        ProvisionPlan::default()
-    }
-
-    /// Like [`BinderFactory::plan_consumer`], with the binding's consumer spec (binder-specific
-    /// properties such as a DLQ switch); defaults to `plan_consumer`.
-    fn plan_consumer_spec(
+    /// What binding `destination`/`group` with consumer `spec` (whose binder-specific
+    /// properties may switch on a DLQ, say) would provision, without connecting.
+    fn plan_consumer(
         &self,
         destination: &str,
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> ProvisionPlan {
-        let _ = spec;
-        self.plan_consumer(destination, group)
+        let _ = (destination, group, spec);
+        ProvisionPlan::default()
     }
 
     /// What an output to `destination` would provision, without connecting.

@@ -422,7 +422,7 @@ pub fn build_plan(
         for d in &b.destinations {
             let p = match (registry.get(&b.binder_type), direction) {
                 (Some(f), Direction::Input) => {
-                    f.plan_consumer_spec(d, b.group.as_deref(), &b.consumer_spec())
+                    f.plan_consumer(d, b.group.as_deref(), &b.consumer_spec())
                 }
                 (Some(f), Direction::Output) => f.plan_producer(d, &b.producer_spec()),
                 (None, _) => fallback_provision(&b, d),
