@@ -272,7 +272,9 @@ pub trait ErasedSupplier: Send + Sync {
 
 /// A typed function `In -> Out` adapted to [`ErasedFunction`].
 pub(crate) struct FunctionAdapter<F, I, O, MI, MO> {
-    f: Arc<F>,
+    /// Called in [`ErasedFunction::call`] itself (the future it returns owns only the
+    /// handler's future), so no shared handle to it is needed.
+    f: F,
     #[allow(clippy::type_complexity)]
     _types: std::marker::PhantomData<fn(I, MI, MO) -> O>,
 }
@@ -280,7 +282,7 @@ pub(crate) struct FunctionAdapter<F, I, O, MI, MO> {
 impl<F, I, O, MI, MO> FunctionAdapter<F, I, O, MI, MO> {
     pub(crate) fn new(f: F) -> Self {
         FunctionAdapter {
-            f: Arc::new(f),
+            f,
             _types: std::marker::PhantomData,
         }
     }
@@ -312,14 +314,16 @@ where
 
 /// A typed consumer `In -> ()` adapted to [`ErasedFunction`] (it never produces output).
 pub(crate) struct ConsumerAdapter<F, I, MI> {
-    f: Arc<F>,
+    /// Called in [`ErasedFunction::call`] itself (the future it returns owns only the
+    /// handler's future), so no shared handle to it is needed.
+    f: F,
     _types: std::marker::PhantomData<fn(I, MI)>,
 }
 
 impl<F, I, MI> ConsumerAdapter<F, I, MI> {
     pub(crate) fn new(f: F) -> Self {
         ConsumerAdapter {
-            f: Arc::new(f),
+            f,
             _types: std::marker::PhantomData,
         }
     }
