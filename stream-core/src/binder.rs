@@ -109,6 +109,37 @@ pub struct ConsumerSpec {
     pub binder_properties: serde_json::Value,
 }
 
+/// Reads binder-specific properties as the binder's settings type. The loader has already
+/// validated and coerced them against the schema derived from `T` (unknown keys, kinds,
+/// bounds), so a failure here means a spec built by hand; it names the binding.
+fn typed_props<T: serde::de::DeserializeOwned + Default>(
+    binding: &str,
+    side: &str,
+    props: &serde_json::Value,
+) -> Result<T, BindError> {
+    if props.is_null() || props.as_object().is_some_and(|o| o.is_empty()) {
+        return Ok(T::default());
+    }
+    serde_json::from_value(props.clone()).map_err(|e| BindError::Config {
+        key: format!("bindings.{binding}.{side}"),
+        message: crate::config::redact_uris(&e.to_string()),
+    })
+}
+
+impl ProducerSpec {
+    /// The binder-specific producer properties as the binder's settings type `T`.
+    pub fn props<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, BindError> {
+        typed_props(&self.binding, "producer", &self.binder_properties)
+    }
+}
+
+impl ConsumerSpec {
+    /// The binder-specific consumer properties as the binder's settings type `T`.
+    pub fn props<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, BindError> {
+        typed_props(&self.binding, "consumer", &self.binder_properties)
+    }
+}
+
 /// Routing of one outbound message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Route {
@@ -312,6 +343,14 @@ pub trait BinderFactory: Send + Sync {
         None
     }
 
+    /// The schema of a binder's own `environment` (`binders.<name>.environment`), derived from
+    /// the binder's settings type; the loader validates and normalises the environment with it
+    /// (unknown keys with a did-you-mean), so `validate` and `plan` check it without
+    /// connecting. `None` leaves the environment unchecked until [`BinderFactory::create`].
+    fn environment_schema(&self) -> Option<crate::config::Schema> {
+        None
+    }
+
     /// What binding `destination`/`group` with consumer `spec` (whose binder-specific
     /// properties may switch on a DLQ, say) would provision, without connecting.
     fn plan_consumer(
@@ -358,6 +397,14 @@ impl BinderRegistry {
         self.factories
             .iter()
             .filter_map(|(t, f)| f.config_schema().map(|s| (*t, s)))
+            .collect()
+    }
+
+    /// The environment schemas the registered factories declare, by type.
+    pub fn environment_schemas(&self) -> Vec<(&'static str, crate::config::Schema)> {
+        self.factories
+            .iter()
+            .filter_map(|(t, f)| f.environment_schema().map(|s| (*t, s)))
             .collect()
     }
 

@@ -234,8 +234,10 @@ pub fn infer_direction(config: &StreamConfig, name: &str) -> Direction {
     if listed(&config.stream.output_bindings) {
         return Direction::Output;
     }
+    // A group written on the binding itself marks a consumer (Spring 2.x `input` bindings);
+    // one inherited from `default` does not (StreamBridge outputs share those defaults).
     match config.stream.bindings.get(name) {
-        Some(b) if b.group.is_some() => Direction::Input,
+        Some(b) if b.group.is_some() && b.group != config.stream.default.group => Direction::Input,
         _ => Direction::Output,
     }
 }

@@ -8,12 +8,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::error::ConfigIssue;
-use super::props::{BinderProperties, BindingProperties, StreamConfig};
-use super::schema::{Schema, STREAM_PATH};
+use super::props::{BinderProperties, BindingProperties, StreamConfig, StreamProperties};
+use super::schema::{unsupported_feature, Schema, STREAM_PATH};
 use super::suggest::suggest;
 use super::tree::{deep_merge, get_path};
 use super::KNOWN_BINDER_TYPES;
-use crate::binding::{apply_alias, binding_name, parse_definition, Direction};
+use crate::binding::parse_definition;
 
 /// Inputs of the typing step besides the tree.
 pub struct Builder<'a> {
@@ -74,6 +74,7 @@ impl Builder<'_> {
             binder_sections,
             active_profiles,
         };
+        apply_legacy_names(&mut config);
         self.check(&mut config);
         config
     }
@@ -94,170 +95,130 @@ impl Builder<'_> {
     }
 
     fn check(&mut self, config: &mut StreamConfig) {
-        let derived = self.check_definition(config);
-        self.check_binders(config, &derived);
+        self.check_definition(config);
+        let implicit = config.stream.binders.is_empty();
+        if implicit {
+            add_implicit_binders(config, |t| self.binder_type_known(t));
+        } else {
+            self.check_default_binder(config);
+        }
+        self.check_binder_types(&config.stream, implicit);
+        self.check_binding_binders(&config.stream);
         self.check_partitioning(config);
         validate_expressions(config, &mut self.issues);
     }
 
-    /// Parses `spring.cloud.function.definition`; returns the derived binding names (aliased).
-    fn check_definition(&mut self, config: &StreamConfig) -> Vec<String> {
-        let Some(def) = &config.function.definition else {
-            return Vec::new();
-        };
-        match parse_definition(def) {
-            Ok(defs) => defs
-                .iter()
-                .flat_map(|d| {
-                    let n = d.name();
-                    [Direction::Input, Direction::Output].map(|dir| {
-                        apply_alias(&binding_name(&n, dir, 0), &config.stream.function.bindings)
-                    })
-                })
-                .collect(),
-            Err(e) => {
-                self.issues.push(ConfigIssue::new(
-                    "spring.cloud.function.definition",
-                    e.to_string(),
-                ));
-                Vec::new()
+    fn binder_type_known(&self, t: &str) -> bool {
+        KNOWN_BINDER_TYPES.contains(&t) || self.registered.is_some_and(|r| r.contains(t))
+    }
+
+    /// Parses `spring.cloud.function.definition`.
+    fn check_definition(&mut self, config: &StreamConfig) {
+        if let Some(Err(e)) = config.function.definition.as_deref().map(parse_definition) {
+            self.issues.push(ConfigIssue::new(
+                "spring.cloud.function.definition",
+                e.to_string(),
+            ));
+        }
+    }
+
+    fn check_default_binder(&mut self, config: &StreamConfig) {
+        let s = &config.stream;
+        if let Some(d) = s
+            .default_binder
+            .as_ref()
+            .filter(|d| !s.binders.contains_key(*d))
+        {
+            let suggestion = suggest(d, s.binders.keys().map(String::as_str));
+            let path = format!("{STREAM_PATH}.default-binder");
+            self.issues
+                .push(unknown_binder(path, d, suggestion, s.binders.keys()));
+        }
+    }
+
+    fn check_binder_types(&mut self, s: &StreamProperties, implicit: bool) {
+        for (name, b) in &s.binders {
+            let t = b.binder_type.clone().unwrap_or_else(|| name.clone());
+            let path = match (implicit, &s.default_binder) {
+                (true, Some(_)) => format!("{STREAM_PATH}.default-binder"),
+                (true, None) => STREAM_PATH.to_owned(),
+                (false, _) => format!("{STREAM_PATH}.binders.{name}.type"),
+            };
+            if !self.binder_type_known(&t) {
+                self.issues.push(self.unknown_binder_type(path, &t));
+            } else if self.registered.is_some_and(|r| !r.contains(&t)) {
+                let msg = format!(
+                    "binder type `{t}` is not available in this build (enable the cargo feature `{t}`)"
+                );
+                if self.require_registered {
+                    self.issues.push(ConfigIssue::new(path, msg));
+                } else {
+                    self.warnings.push(format!("{path}: {msg}"));
+                }
             }
         }
     }
 
-    fn check_binders(&mut self, config: &mut StreamConfig, derived: &[String]) {
-        let s = &mut config.stream;
-        let binder_type_known = |t: &str| {
-            KNOWN_BINDER_TYPES.contains(&t) || self.registered.is_some_and(|r| r.contains(t))
+    fn unknown_binder_type(&self, path: String, t: &str) -> ConfigIssue {
+        if let Some(message) = unsupported_feature("", Some(t)) {
+            return ConfigIssue::new(path, format!("binder type `{t}`: {message}"));
+        }
+        let mut candidates: BTreeSet<&str> = KNOWN_BINDER_TYPES.iter().copied().collect();
+        candidates.extend(self.registered.into_iter().flatten().map(String::as_str));
+        let suggestion = suggest(t, candidates.iter().copied());
+        let message = match &suggestion {
+            Some(sg) => format!("unknown binder type `{t}` (did you mean `{sg}`?)"),
+            None => format!(
+                "unknown binder type `{t}` (known types: {})",
+                candidates.into_iter().collect::<Vec<_>>().join(", ")
+            ),
         };
-        let implicit = s.binders.is_empty();
-        if implicit {
-            let name = match &s.default_binder {
-                Some(d) => d.clone(),
-                None => {
-                    let present: Vec<&String> = config
-                        .binder_sections
-                        .keys()
-                        .filter(|k| k.as_str() != "memory" && binder_type_known(k))
-                        .collect();
-                    match present.as_slice() {
-                        [one] => (*one).clone(),
-                        _ => "memory".to_owned(),
-                    }
-                }
-            };
-            s.binders.insert(
-                name.clone(),
-                BinderProperties {
-                    binder_type: Some(name),
-                    ..Default::default()
-                },
-            );
-        } else if let Some(d) = &s.default_binder {
-            if !s.binders.contains_key(d) {
-                let suggestion = suggest(d, s.binders.keys().map(String::as_str));
-                self.issues.push(unknown_binder(
-                    format!("{STREAM_PATH}.default-binder"),
-                    d,
-                    suggestion,
-                    s.binders.keys(),
-                ));
-            }
+        ConfigIssue {
+            path,
+            message,
+            suggestion,
+            ..Default::default()
         }
-        // Binder types.
-        for (name, b) in &s.binders {
-            let t = b.binder_type.clone().unwrap_or_else(|| name.clone());
-            let path = if implicit && s.default_binder.is_some() {
-                format!("{STREAM_PATH}.default-binder")
-            } else if implicit {
-                STREAM_PATH.to_owned()
-            } else {
-                format!("{STREAM_PATH}.binders.{name}.type")
-            };
-            let registered = self.registered.is_none_or(|r| r.contains(&t));
-            if KNOWN_BINDER_TYPES.contains(&t.as_str())
-                || self.registered.is_some_and(|r| r.contains(&t))
-            {
-                if !registered {
-                    let msg = format!(
-                        "binder type `{t}` is not available in this build (enable the cargo feature `{t}`)"
-                    );
-                    if self.require_registered {
-                        self.issues.push(ConfigIssue::new(path, msg));
-                    } else {
-                        self.warnings.push(format!("{path}: {msg}"));
-                    }
-                }
-            } else {
-                let mut candidates: Vec<&str> = KNOWN_BINDER_TYPES.to_vec();
-                if let Some(r) = self.registered {
-                    candidates.extend(r.iter().map(String::as_str));
-                }
-                let suggestion = suggest(&t, candidates.iter().copied());
-                let message = match &suggestion {
-                    Some(sg) => format!("unknown binder type `{t}` (did you mean `{sg}`?)"),
-                    None => format!(
-                        "unknown binder type `{t}` (known types: {})",
-                        candidates.join(", ")
-                    ),
-                };
-                self.issues.push(ConfigIssue {
-                    path,
-                    message,
-                    suggestion,
-                    ..Default::default()
-                });
-            }
-        }
-        // Binding → binder references.
-        let mut checked: Vec<(String, Option<String>)> = s
+    }
+
+    /// Every binder a binding names exists; with several binders and no default, every
+    /// binding that exists names one.
+    fn check_binding_binders(&mut self, s: &StreamProperties) {
+        let named = s
             .bindings
             .iter()
-            .map(|(n, b)| {
-                (
-                    format!("{STREAM_PATH}.bindings.{n}.binder"),
-                    b.binder.clone(),
-                )
-            })
-            .collect();
-        if s.default.binder.is_some() {
-            checked.push((
-                format!("{STREAM_PATH}.default.binder"),
-                s.default.binder.clone(),
-            ));
-        }
-        for (path, binder) in &checked {
-            if let Some(b) = binder {
-                if !s.binders.contains_key(b) {
-                    let suggestion = suggest(b, s.binders.keys().map(String::as_str));
-                    self.issues.push(unknown_binder(
-                        path.clone(),
-                        b,
-                        suggestion,
-                        s.binders.keys(),
-                    ));
-                }
+            .map(|(n, b)| (format!("bindings.{n}"), &b.binder));
+        let all = named.chain(std::iter::once(("default".to_owned(), &s.default.binder)));
+        for (at, binder) in all {
+            if let Some(b) = binder.as_ref().filter(|b| !s.binders.contains_key(*b)) {
+                let suggestion = suggest(b, s.binders.keys().map(String::as_str));
+                let path = format!("{STREAM_PATH}.{at}.binder");
+                self.issues
+                    .push(unknown_binder(path, b, suggestion, s.binders.keys()));
             }
         }
-        if s.binders.len() > 1 && s.default_binder.is_none() {
-            let names: Vec<&str> = s.binders.keys().map(String::as_str).collect();
-            let mut all: BTreeSet<&str> = s.bindings.keys().map(String::as_str).collect();
-            all.extend(derived.iter().map(String::as_str));
-            all.extend(self.known_bindings.iter().map(String::as_str));
-            for n in all {
-                let has = s
-                    .bindings
-                    .get(n)
-                    .map_or(s.default.binder.is_some(), |b| b.binder.is_some());
-                if !has {
-                    self.issues.push(ConfigIssue::new(
-                        format!("{STREAM_PATH}.bindings.{n}.binder"),
-                        format!(
-                            "several binders are configured ({}) and no default: set `spring.cloud.stream.default-binder` or this binding's `binder`",
-                            names.join(", ")
-                        ),
-                    ));
-                }
+        let candidates = s.binders.values().filter(|b| b.default_candidate).count();
+        if s.binders.len() < 2 || s.default_binder.is_some() || candidates == 1 {
+            return;
+        }
+        let names: Vec<&str> = s.binders.keys().map(String::as_str).collect();
+        // Only bindings that exist: configured ones and the application's own (a supplier
+        // has no `-in-0`, so bindings derived from the definition alone are not checked).
+        let mut all: BTreeSet<&str> = s.bindings.keys().map(String::as_str).collect();
+        all.extend(self.known_bindings.iter().map(String::as_str));
+        for n in all {
+            let has = s
+                .bindings
+                .get(n)
+                .map_or(s.default.binder.is_some(), |b| b.binder.is_some());
+            if !has {
+                self.issues.push(ConfigIssue::new(
+                    format!("{STREAM_PATH}.bindings.{n}.binder"),
+                    format!(
+                        "several binders are configured ({}) and no default: set `spring.cloud.stream.default-binder` or this binding's `binder`",
+                        names.join(", ")
+                    ),
+                ));
             }
         }
     }
@@ -275,16 +236,12 @@ impl Builder<'_> {
             };
             if let Some(key) = key {
                 if p.partition_count < 2 {
-                    self.issues.push(ConfigIssue {
-                        path: format!("{STREAM_PATH}.bindings.{n}.producer.partition-count"),
-                        message: format!(
-                            "must be greater than 1 when `producer.{key}` is set (partitioned output), found `{}`",
-                            p.partition_count
-                        ),
-                        expected: Some("greater than 1".to_owned()),
-                        found: Some(p.partition_count.to_string()),
-                        ..Default::default()
-                    });
+                    // Spring accepts this (its Kafka binder then uses the topic's partition
+                    // count); here every message goes to partition 0, which deserves a word.
+                    self.warnings.push(format!(
+                        "{STREAM_PATH}.bindings.{n}.producer.partition-count: `producer.{key}` is set but partition-count is {}: every message goes to partition 0",
+                        p.partition_count
+                    ));
                 }
             }
             let c = &b.consumer;
@@ -349,6 +306,53 @@ impl Builder<'_> {
                 ));
             }
         }
+    }
+}
+
+/// Spring's older spellings, still read: `spring.cloud.stream.function.definition` (when
+/// `spring.cloud.function.definition` is not set) and `spring.cloud.stream.source` (listed
+/// after `output-bindings`).
+fn apply_legacy_names(config: &mut StreamConfig) {
+    if config.function.definition.is_none() {
+        config.function.definition = config.stream.function.definition.clone();
+    }
+    let s = &mut config.stream;
+    if let Some(source) = s.source.take() {
+        s.output_bindings = Some(match s.output_bindings.take() {
+            Some(out) => format!("{out};{source}"),
+            None => source,
+        });
+    }
+}
+
+/// Without a `binders` section, Spring creates one binder per binder type, named after it:
+/// those the bindings and `default-binder` name, and the binder-specific sections present;
+/// the memory binder when nothing names one.
+fn add_implicit_binders(config: &mut StreamConfig, known: impl Fn(&str) -> bool) {
+    let s = &config.stream;
+    let mut names: BTreeSet<String> = s
+        .bindings
+        .values()
+        .chain(std::iter::once(&s.default))
+        .filter_map(|b| b.binder.clone())
+        .collect();
+    names.extend(s.default_binder.clone());
+    if names.is_empty() {
+        let present = config
+            .binder_sections
+            .keys()
+            .filter(|k| k.as_str() != "memory" && known(k));
+        names.extend(present.cloned());
+        if names.len() != 1 {
+            names = BTreeSet::from(["memory".to_owned()]);
+        }
+    }
+    for name in names {
+        let props = BinderProperties {
+            binder_type: Some(name.clone()),
+            ..Default::default()
+        };
+        config.stream.binders.insert(name, props);
     }
 }
 

@@ -25,6 +25,7 @@ mod placeholder;
 pub mod props;
 mod redact;
 pub mod schema;
+mod secret;
 mod suggest;
 mod tree;
 mod validate;
@@ -40,16 +41,18 @@ use serde_json::Value;
 pub use build::validate_expressions;
 pub use error::{ConfigError, ConfigIssue};
 pub use props::*;
-pub use redact::{is_secret_key, redact_value};
-pub use schema::{Kind, Leaf, Schema, SchemaNode};
+pub use redact::{is_secret_key, redact_uris, redact_value};
+pub use schema::{Kind, Leaf, Schema, SchemaNode, STREAM_PATH};
+pub use secret::Secret;
 pub use suggest::suggest;
 pub use tree::deep_merge;
+pub use tree::kebab;
 
 use env::EnvMapper;
 use load::{parse_yaml, profile_files, profiles_match, read_text, Doc};
 use normalise::normalise;
 use placeholder::Resolver;
-use tree::{get_path, kebab, nest, scalar_text, split_key};
+use tree::{get_path, nest, scalar_text, split_key};
 
 /// The binder types cloud-stream knows about (each may or may not be compiled in).
 pub const KNOWN_BINDER_TYPES: &[&str] = &["memory", "kafka", "rabbit", "sqs"];
@@ -72,6 +75,7 @@ pub struct ConfigLoader {
     binder_types: Option<BTreeSet<String>>,
     require_registered_binders: bool,
     binder_schemas: BTreeMap<String, Schema>,
+    environment_schemas: BTreeMap<String, Schema>,
 }
 
 impl Default for ConfigLoader {
@@ -85,6 +89,7 @@ impl Default for ConfigLoader {
             binder_types: None,
             require_registered_binders: true,
             binder_schemas: BTreeMap::new(),
+            environment_schemas: BTreeMap::new(),
         }
     }
 }
@@ -171,6 +176,26 @@ impl ConfigLoader {
     pub fn binder_schema(mut self, binder_type: &str, schema: Schema) -> Self {
         self.binder_schemas.insert(binder_type.to_owned(), schema);
         self
+    }
+
+    /// The schema of the `environment` of binders of `binder_type` (see
+    /// [`crate::binder::BinderFactory::environment_schema`]).
+    pub fn environment_schema(mut self, binder_type: &str, schema: Schema) -> Self {
+        self.environment_schemas
+            .insert(binder_type.to_owned(), schema);
+        self
+    }
+
+    /// Everything the registered binders declare: their types, section schemas and
+    /// environment schemas.
+    pub fn binders_of(mut self, registry: &crate::binder::BinderRegistry) -> Self {
+        for (t, schema) in registry.schemas() {
+            self = self.binder_schema(t, schema);
+        }
+        for (t, schema) in registry.environment_schemas() {
+            self = self.environment_schema(t, schema);
+        }
+        self.binder_types(registry.types())
     }
 
     /// Reads, merges, resolves, validates and types the configuration. Every problem found
@@ -333,6 +358,7 @@ impl ConfigLoader {
                 tree::remove_path(&mut tree, &segs);
             }
         }
+        self.check_environments(&mut tree, &mut validator);
         issues.append(&mut validator.issues);
         warnings.append(&mut validator.warnings);
 
@@ -389,6 +415,32 @@ impl ConfigLoader {
         let mut seen = BTreeSet::new();
         out.retain(|p| seen.insert(p.clone()));
         out
+    }
+
+    /// Validates and normalises each binder's `environment` against the schema its type
+    /// declares (the binder's `type`, else its name).
+    fn check_environments(&self, tree: &mut Value, validator: &mut validate::Validator<'_>) {
+        let path = ["spring", "cloud", "stream", "binders"];
+        let Some(Value::Object(binders)) = get_path_mut(tree, &path) else {
+            return;
+        };
+        for (name, binder) in binders.iter_mut() {
+            let ty = match binder.get("type") {
+                Some(Value::String(t)) => t.clone(),
+                _ => name.clone(),
+            };
+            let (Some(schema), Some(env)) = (
+                self.environment_schemas.get(&ty),
+                binder.get_mut("environment"),
+            ) else {
+                continue;
+            };
+            let at = format!("{STREAM_PATH}.binders.{name}.environment");
+            *env = normalise(env.take(), Some(&schema.root), &at, &self.binder_schemas);
+            if !validator.check(&schema.root, env, &at) {
+                *env = Value::Object(Default::default());
+            }
+        }
     }
 
     /// Children of `spring.cloud.stream` accepted as binder-specific sections.

@@ -19,7 +19,7 @@ pub fn normalise(
         (Some(SchemaNode::Object { fields, .. }), Value::Object(map)) => {
             let mut out = Value::Object(Map::new());
             for (k, v) in map {
-                let nk = kebab(&k);
+                let nk = declared_spelling(fields, kebab(&k));
                 let child_path = join(path, &nk);
                 let child: Option<&SchemaNode> = match fields.get(&nk) {
                     Some(c) => Some(c),
@@ -70,6 +70,25 @@ pub fn binder_section_node<'a>(name: &str, binders: &'a BinderSchemas) -> &'a Sc
         Some(s) => &s.root,
         None => &OPAQUE.get_or_init(Schema::opaque_binder_section).root,
     }
+}
+
+/// The declared field a key names, compared as Spring Boot's relaxed binding does (case and
+/// dashes ignored: `partitionkeyexpression` is `partition-key-expression`); the key itself
+/// when no field matches.
+fn declared_spelling(
+    fields: &std::collections::BTreeMap<String, SchemaNode>,
+    key: String,
+) -> String {
+    if fields.contains_key(&key) {
+        return key;
+    }
+    let squash = |s: &str| s.replace('-', "");
+    let wanted = squash(&key);
+    fields
+        .keys()
+        .find(|f| squash(f) == wanted)
+        .cloned()
+        .unwrap_or(key)
 }
 
 fn insert_merge(out: &mut Value, key: String, value: Value) {

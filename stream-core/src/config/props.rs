@@ -6,10 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The whole cloud-stream configuration of an application.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct StreamConfig {
     /// `spring.cloud.function.*`.
@@ -28,7 +31,7 @@ pub struct StreamConfig {
 }
 
 /// `spring.cloud.function.*`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct FunctionProperties {
     /// `definition`: `a;b|c` (`;` separates functions, `|` composes).
@@ -38,7 +41,7 @@ pub struct FunctionProperties {
 }
 
 /// `spring.cloud.stream.*`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct StreamProperties {
     /// `default-binder`: required when several binders are configured and a binding names none.
@@ -55,8 +58,10 @@ pub struct StreamProperties {
     /// `dynamic-destinations`: allow-list for `StreamBridge` (empty = any).
     pub dynamic_destinations: Vec<String>,
     /// `dynamic-destination-cache-size`: bound of the `StreamBridge` producer cache.
+    #[schemars(range(min = 1))]
     pub dynamic_destination_cache_size: usize,
     /// `instance-count`.
+    #[schemars(range(min = 1))]
     pub instance_count: u32,
     /// `instance-index`.
     pub instance_index: u32,
@@ -67,6 +72,15 @@ pub struct StreamProperties {
     pub input_bindings: Option<String>,
     /// `output-bindings`: explicit output bindings pre-created for `StreamBridge`.
     pub output_bindings: Option<String>,
+    /// `source`: Spring's older name of `output-bindings` (both are read; `output-bindings`
+    /// lists first).
+    pub source: Option<String>,
+    /// `instance-index-list` (accepted, not used: set it per binding).
+    #[schemars(extend("x-unused" = true))]
+    pub instance_index_list: Option<Value>,
+    /// `pollable-source` (accepted, not used).
+    #[schemars(extend("x-unused" = true))]
+    pub pollable_source: Option<String>,
 }
 
 impl Default for StreamProperties {
@@ -84,25 +98,31 @@ impl Default for StreamProperties {
             binding_retry_interval: 30,
             input_bindings: None,
             output_bindings: None,
+            source: None,
+            instance_index_list: None,
+            pollable_source: None,
         }
     }
 }
 
 /// `spring.cloud.stream.function.*`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct StreamFunctionProperties {
     /// `bindings.<derived-name>: <alias>`.
     pub bindings: BTreeMap<String, String>,
     /// `routing.enabled`: bind `functionRouter-in-0`.
     pub routing: RoutingProperties,
+    /// `definition`: Spring's older spelling of `spring.cloud.function.definition` (used when
+    /// that is not set).
+    pub definition: Option<String>,
     /// `autodetect` (accepted for compatibility; a single registered function is bound when no
     /// definition is given).
     pub autodetect: Option<bool>,
 }
 
 /// `spring.cloud.stream.function.routing.*`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct RoutingProperties {
     /// `enabled`.
@@ -110,7 +130,7 @@ pub struct RoutingProperties {
 }
 
 /// `spring.cloud.stream.binders.<name>`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct BinderProperties {
     /// `type`; defaults to the binder's configuration name.
@@ -118,6 +138,7 @@ pub struct BinderProperties {
     pub binder_type: Option<String>,
     /// `environment`: the binder's own properties, as a JSON object with the keys as written
     /// (dotted keys such as `spring.rabbitmq.host` are expanded into nested objects).
+    #[schemars(extend("x-kind" = "free-map"))]
     pub environment: serde_json::Value,
     /// `inherit-environment`.
     pub inherit_environment: bool,
@@ -137,7 +158,7 @@ impl Default for BinderProperties {
 }
 
 /// `spring.cloud.stream.bindings.<name>` (and `spring.cloud.stream.default`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct BindingProperties {
     /// `destination`: comma-separated for several inputs; defaults to the binding name.
@@ -186,24 +207,29 @@ impl BindingProperties {
 }
 
 /// `spring.cloud.stream.bindings.<name>.consumer.*`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ConsumerProperties {
     /// `auto-startup`.
     pub auto_startup: bool,
     /// `concurrency`.
+    #[schemars(range(min = 1))]
     pub concurrency: u32,
     /// `partitioned`.
     pub partitioned: bool,
     /// `header-mode` (`none`, `headers`, `embeddedHeaders`).
     pub header_mode: Option<String>,
     /// `max-attempts`, including the first; 1 = no retry.
+    #[schemars(range(min = 1))]
     pub max_attempts: u32,
     /// `back-off-initial-interval` (ms).
+    #[schemars(extend("x-kind" = "duration-ms"))]
     pub back_off_initial_interval: u64,
     /// `back-off-max-interval` (ms).
+    #[schemars(extend("x-kind" = "duration-ms"))]
     pub back_off_max_interval: u64,
     /// `back-off-multiplier`.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub back_off_multiplier: f64,
     /// `default-retryable`: whether errors not classified otherwise are retried.
     pub default_retryable: bool,
@@ -215,8 +241,12 @@ pub struct ConsumerProperties {
     pub instance_index: i32,
     /// `instance-index-list`.
     pub instance_index_list: Vec<u32>,
-    /// `use-native-decoding`.
+    /// `use-native-decoding` (accepted, not used: payloads are always decoded by content type).
+    #[schemars(extend("x-unused" = true))]
     pub use_native_decoding: bool,
+    /// `retry-template-name` (accepted, not used: the retry policy is the binding's own).
+    #[schemars(extend("x-unused" = true))]
+    pub retry_template_name: Option<String>,
     /// `multiplex`.
     pub multiplex: bool,
     /// `batch-mode`.
@@ -240,6 +270,7 @@ impl Default for ConsumerProperties {
             instance_index: -1,
             instance_index_list: Vec::new(),
             use_native_decoding: false,
+            retry_template_name: None,
             multiplex: false,
             batch_mode: false,
         }
@@ -247,7 +278,7 @@ impl Default for ConsumerProperties {
 }
 
 /// `spring.cloud.stream.bindings.<name>.producer.*`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ProducerProperties {
     /// `auto-startup`.
@@ -257,17 +288,27 @@ pub struct ProducerProperties {
     /// `partition-selector-expression`.
     pub partition_selector_expression: Option<String>,
     /// `partition-count`.
+    #[schemars(range(min = 1))]
     pub partition_count: u32,
     /// `required-groups`.
     pub required_groups: Vec<String>,
     /// `header-mode`.
     pub header_mode: Option<String>,
-    /// `use-native-encoding`.
+    /// `use-native-encoding` (accepted, not used: payloads are encoded by content type).
+    #[schemars(extend("x-unused" = true))]
     pub use_native_encoding: bool,
-    /// `error-channel-enabled`.
+    /// `error-channel-enabled` (accepted, not used: send errors fail the handler call).
+    #[schemars(extend("x-unused" = true))]
     pub error_channel_enabled: bool,
-    /// `dynamic-partition-updates-enabled`.
+    /// `dynamic-partition-updates-enabled` (accepted, not used).
+    #[schemars(extend("x-unused" = true))]
     pub dynamic_partition_updates_enabled: bool,
+    /// `partition-key-extractor-name` (accepted, not used: use `partition-key-expression`).
+    #[schemars(extend("x-unused" = true))]
+    pub partition_key_extractor_name: Option<String>,
+    /// `partition-selector-name` (accepted, not used: partitions are `hash % count`).
+    #[schemars(extend("x-unused" = true))]
+    pub partition_selector_name: Option<String>,
     /// `poller.*`: per-binding supplier poller (overrides `spring.integration.poller`).
     pub poller: Option<PollerProperties>,
 }
@@ -284,21 +325,37 @@ impl Default for ProducerProperties {
             use_native_encoding: false,
             error_channel_enabled: false,
             dynamic_partition_updates_enabled: false,
+            partition_key_extractor_name: None,
+            partition_selector_name: None,
             poller: None,
         }
     }
 }
 
 /// `spring.integration.poller.*` (or a binding's `producer.poller.*`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct PollerProperties {
     /// `fixed-delay` (ms) between supplier calls.
+    #[schemars(extend("x-kind" = "duration-ms"))]
     pub fixed_delay: u64,
     /// `max-messages-per-poll`.
     pub max_messages_per_poll: u32,
     /// `initial-delay` (ms) before the first call.
+    #[schemars(extend("x-kind" = "duration-ms"))]
     pub initial_delay: u64,
+    /// `cron` (accepted, not used: suppliers are polled at `fixed-delay`).
+    #[schemars(extend("x-unused" = true))]
+    pub cron: Option<String>,
+    /// `fixed-rate` (accepted, not used: suppliers are polled at `fixed-delay`).
+    #[schemars(extend("x-unused" = true))]
+    pub fixed_rate: Option<Value>,
+    /// `time-unit` (accepted, not used: write units in the values, e.g. `5s`).
+    #[schemars(extend("x-unused" = true))]
+    pub time_unit: Option<String>,
+    /// `receive-timeout` (accepted, not used).
+    #[schemars(extend("x-unused" = true))]
+    pub receive_timeout: Option<Value>,
 }
 
 impl Default for PollerProperties {
@@ -307,6 +364,10 @@ impl Default for PollerProperties {
             fixed_delay: 1000,
             max_messages_per_poll: 1,
             initial_delay: 0,
+            cron: None,
+            fixed_rate: None,
+            time_unit: None,
+            receive_timeout: None,
         }
     }
 }

@@ -1,9 +1,26 @@
 //! The property schema: which keys exist under `spring.cloud.stream`, `spring.cloud.function`
 //! and `spring.integration.poller`, what kind of value each takes, and which levels are
-//! user-named maps (`bindings.<name>`, `binders.<name>`). Binder crates describe their
-//! `spring.cloud.stream.<type>.*` section with the same types (see [`Schema::binder_section`]).
+//! user-named maps (`bindings.<name>`, `binders.<name>`).
+//!
+//! Nothing here is written by hand: every node comes from a typed settings struct
+//! ([`SchemaNode::of`], through the struct's derived `JsonSchema`), so a property is declared
+//! once, as a field, and validation, coercion, did-you-mean, environment-variable mapping and
+//! `plan` all read that declaration. Binder crates describe their `spring.cloud.stream.<type>.*`
+//! section and their binder `environment` the same way (see [`Schema::binder_section`]).
+//!
+//! Field annotations the derivation reads (besides serde's names and defaults):
+//! - `#[schemars(extend("x-kind" = "duration-ms"))]`: milliseconds, written `500`, `5s`, `PT1M`;
+//! - `#[schemars(extend("x-kind" = "free-map"))]`: a map kept as written, not validated;
+//! - `#[schemars(extend("x-unused" = true))]`: a Spring key that is accepted but has no effect
+//!   here (a warning says so);
+//! - `#[schemars(range(min = 1))]`, `#[schemars(extend("exclusiveMinimum" = 0))]`: bounds;
+//! - a `Secret` field: its value is never shown.
 
 use std::collections::BTreeMap;
+
+use super::props::{FunctionProperties, PollerProperties, StreamProperties};
+
+mod derive;
 
 /// The kind of value a leaf property takes (after coercion from YAML scalars or env strings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +44,8 @@ pub enum Kind {
     /// A free-form map (e.g. a binder's `environment`): keys are kept as written, dotted keys
     /// are expanded into nested objects, values are not checked.
     FreeMap,
+    /// Any value, kept as written (keys accepted for compatibility and not used).
+    Any,
 }
 
 impl Kind {
@@ -42,6 +61,7 @@ impl Kind {
             Kind::StringList => "a list of strings",
             Kind::UnsignedIntList => "a list of unsigned integers",
             Kind::FreeMap => "a map",
+            Kind::Any => "any value",
         }
     }
 }
@@ -55,6 +75,15 @@ pub struct Leaf {
     pub min: Option<f64>,
     /// Whether `min` itself is excluded (`> min` rather than `>= min`).
     pub min_exclusive: bool,
+    /// The largest allowed value (numbers only; from the field's integer width).
+    pub max: Option<f64>,
+    /// The allowed values of an enumerated string (compared case-insensitively and ignoring
+    /// `-`/`_`, then written as declared); empty = any.
+    pub allowed: Vec<String>,
+    /// Whether the value is a secret (never shown in messages or `plan`).
+    pub secret: bool,
+    /// Whether the key is accepted for compatibility but has no effect (a warning says so).
+    pub unused: bool,
 }
 
 /// A node of the schema tree.
@@ -84,6 +113,10 @@ impl SchemaNode {
             kind,
             min: None,
             min_exclusive: false,
+            max: None,
+            allowed: Vec::new(),
+            secret: false,
+            unused: false,
         })
     }
     /// A string leaf.
@@ -192,126 +225,34 @@ impl Schema {
         Self::binder_section(SchemaNode::Any, SchemaNode::Any, SchemaNode::Any)
     }
 
-    /// The core schema: `spring.cloud.stream.*` (without binder sections),
-    /// `spring.cloud.function.*`, `spring.integration.poller.*`, plus `spring.profiles.*` and
-    /// `spring.config.*` (open), all under an open root.
+    /// The core schema, derived from the typed properties: `spring.cloud.stream.*` from
+    /// [`StreamProperties`] (binder sections are added by the loader),
+    /// `spring.cloud.function.*` from [`FunctionProperties`], `spring.integration.poller.*`
+    /// from [`PollerProperties`], plus `spring.profiles.*` and `spring.config.*` (open), all
+    /// under an open root.
     pub fn core() -> Self {
-        let poller = || {
-            SchemaNode::object([
-                ("fixed-delay", SchemaNode::duration_ms()),
-                ("max-messages-per-poll", SchemaNode::uint()),
-                ("initial-delay", SchemaNode::duration_ms()),
-                ("cron", SchemaNode::string()),
-                ("time-unit", SchemaNode::string()),
-            ])
-        };
-        let consumer = SchemaNode::object([
-            ("auto-startup", SchemaNode::bool()),
-            ("concurrency", SchemaNode::uint().at_least(1.0)),
-            ("partitioned", SchemaNode::bool()),
-            ("header-mode", SchemaNode::string()),
-            ("max-attempts", SchemaNode::uint().at_least(1.0)),
-            ("back-off-initial-interval", SchemaNode::duration_ms()),
-            ("back-off-max-interval", SchemaNode::duration_ms()),
-            ("back-off-multiplier", SchemaNode::float().greater_than(0.0)),
-            ("default-retryable", SchemaNode::bool()),
-            ("retryable-exceptions", SchemaNode::map(SchemaNode::bool())),
-            ("retry-template-name", SchemaNode::string()),
-            ("instance-count", SchemaNode::int()),
-            ("instance-index", SchemaNode::int()),
-            (
-                "instance-index-list",
-                SchemaNode::leaf(Kind::UnsignedIntList),
-            ),
-            ("use-native-decoding", SchemaNode::bool()),
-            ("multiplex", SchemaNode::bool()),
-            ("batch-mode", SchemaNode::bool()),
-        ]);
-        let producer = SchemaNode::object([
-            ("auto-startup", SchemaNode::bool()),
-            ("partition-key-expression", SchemaNode::string()),
-            ("partition-key-extractor-name", SchemaNode::string()),
-            ("partition-selector-name", SchemaNode::string()),
-            ("partition-selector-expression", SchemaNode::string()),
-            ("partition-count", SchemaNode::uint().at_least(1.0)),
-            ("required-groups", SchemaNode::string_list()),
-            ("header-mode", SchemaNode::string()),
-            ("use-native-encoding", SchemaNode::bool()),
-            ("error-channel-enabled", SchemaNode::bool()),
-            ("dynamic-partition-updates-enabled", SchemaNode::bool()),
-            ("poller", poller()),
-        ]);
-        let binding = SchemaNode::object([
-            ("destination", SchemaNode::string()),
-            ("group", SchemaNode::string()),
-            ("content-type", SchemaNode::string()),
-            ("binder", SchemaNode::string()),
-            ("error-handler-definition", SchemaNode::string()),
-            ("consumer", consumer),
-            ("producer", producer),
-        ]);
-        let binder = SchemaNode::object([
-            ("type", SchemaNode::string()),
-            ("environment", SchemaNode::free_map()),
-            ("inherit-environment", SchemaNode::bool()),
-            ("default-candidate", SchemaNode::bool()),
-        ]);
-        let stream = SchemaNode::object([
-            ("default-binder", SchemaNode::string()),
-            ("binders", SchemaNode::map(binder)),
-            ("bindings", SchemaNode::map(binding.clone())),
-            ("default", binding),
-            (
-                "function",
-                SchemaNode::object([
-                    ("bindings", SchemaNode::map(SchemaNode::string())),
-                    (
-                        "routing",
-                        SchemaNode::object([("enabled", SchemaNode::bool())]),
-                    ),
-                    ("autodetect", SchemaNode::bool()),
+        static CORE: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+        CORE.get_or_init(|| {
+            let profiles = SchemaNode::open_object([
+                ("active", SchemaNode::string_list()),
+                ("include", SchemaNode::string_list()),
+            ]);
+            let cloud = SchemaNode::open_object([
+                ("stream", SchemaNode::of::<StreamProperties>()),
+                ("function", SchemaNode::of::<FunctionProperties>()),
+            ]);
+            let integration =
+                SchemaNode::open_object([("poller", SchemaNode::of::<PollerProperties>())]);
+            Schema::new(SchemaNode::open_object([(
+                "spring",
+                SchemaNode::open_object([
+                    ("cloud", cloud),
+                    ("integration", integration),
+                    ("profiles", profiles),
                 ]),
-            ),
-            ("dynamic-destinations", SchemaNode::string_list()),
-            (
-                "dynamic-destination-cache-size",
-                SchemaNode::uint().at_least(1.0),
-            ),
-            ("instance-count", SchemaNode::uint().at_least(1.0)),
-            ("instance-index", SchemaNode::uint()),
-            (
-                "instance-index-list",
-                SchemaNode::leaf(Kind::UnsignedIntList),
-            ),
-            ("binding-retry-interval", SchemaNode::uint()),
-            ("input-bindings", SchemaNode::string()),
-            ("output-bindings", SchemaNode::string()),
-            ("pollable-source", SchemaNode::string()),
-        ]);
-        let function = SchemaNode::object([
-            ("definition", SchemaNode::string()),
-            ("routing-expression", SchemaNode::string()),
-        ]);
-        Schema::new(SchemaNode::open_object([(
-            "spring",
-            SchemaNode::open_object([
-                (
-                    "cloud",
-                    SchemaNode::open_object([("stream", stream), ("function", function)]),
-                ),
-                (
-                    "integration",
-                    SchemaNode::open_object([("poller", poller())]),
-                ),
-                (
-                    "profiles",
-                    SchemaNode::open_object([
-                        ("active", SchemaNode::string_list()),
-                        ("include", SchemaNode::string_list()),
-                    ]),
-                ),
-            ]),
-        )]))
+            )]))
+        })
+        .clone()
     }
 }
 
@@ -321,6 +262,60 @@ pub const VALIDATED_ROOTS: &[&str] = &[
     "spring.cloud.function",
     "spring.integration.poller",
 ];
+
+/// Spring features cloud-stream does not have, by the key (or key prefix) that configures them:
+/// a configuration using one is rejected with the feature's name, not as an unknown key.
+pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
+    (
+        "spring.cloud.stream.kafka.streams",
+        "the Kafka Streams binder",
+    ),
+    (
+        "spring.cloud.stream.kafka.binder.transaction",
+        "Kafka transactions",
+    ),
+    (
+        "spring.cloud.stream.kafka.binder.transaction-id-prefix",
+        "Kafka transactions",
+    ),
+    (
+        "spring.cloud.stream.schema-registry-client",
+        "the schema registry client",
+    ),
+    (
+        "spring.cloud.stream.schema",
+        "schema-registry message converters (Avro)",
+    ),
+    ("spring.cloud.stream.kinesis", "the Kinesis binder"),
+];
+
+/// Spring binder types cloud-stream does not have, with the feature's name.
+pub const UNSUPPORTED_BINDER_TYPES: &[(&str, &str)] = &[
+    ("kstream", "the Kafka Streams binder"),
+    ("ktable", "the Kafka Streams binder"),
+    ("globalktable", "the Kafka Streams binder"),
+    ("kinesis", "the Kinesis binder"),
+    ("pubsub", "the Google Pub/Sub binder"),
+    ("pulsar", "the Pulsar binder"),
+    ("solace", "the Solace binder"),
+    ("rocketmq", "the RocketMQ binder"),
+    ("servicebus", "the Azure Service Bus binder"),
+    ("eventhubs", "the Azure Event Hubs binder"),
+];
+
+/// The message for a key or binder type that configures a feature cloud-stream lacks.
+pub fn unsupported_feature(path: &str, binder_type: Option<&str>) -> Option<String> {
+    let by_key = UNSUPPORTED_KEYS.iter().find(|(prefix, _)| {
+        path == *prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|r| r.starts_with('.'))
+    });
+    let by_type = binder_type.and_then(|t| UNSUPPORTED_BINDER_TYPES.iter().find(|(n, _)| *n == t));
+    by_key
+        .or(by_type)
+        .map(|(_, feature)| format!("{feature} is not supported by cloud-stream"))
+}
 
 /// The path of the level whose unknown children may be binder-specific sections.
 pub const STREAM_PATH: &str = "spring.cloud.stream";

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::error::ConfigIssue;
 use super::normalise::join;
 use super::redact::redact_value;
-use super::schema::{BinderSchemas, Kind, Leaf, SchemaNode, STREAM_PATH};
+use super::schema::{unsupported_feature, BinderSchemas, Kind, Leaf, SchemaNode, STREAM_PATH};
 use super::suggest::suggest;
 use super::tree::scalar_text;
 
@@ -34,29 +34,7 @@ impl Validator<'_> {
         }
         match node {
             SchemaNode::Any => true,
-            SchemaNode::Leaf(leaf) => match coerce(leaf, value) {
-                Ok(v) => match check_bounds(leaf, &v) {
-                    Ok(()) => {
-                        *value = v;
-                        true
-                    }
-                    Err(expected) => {
-                        let found = redact_value(path, &scalar_text(&v));
-                        self.issues.push(ConfigIssue {
-                            path: path.to_owned(),
-                            message: format!("must be {expected}, found `{found}`"),
-                            expected: Some(expected),
-                            found: Some(found),
-                            ..Default::default()
-                        });
-                        false
-                    }
-                },
-                Err(()) => {
-                    self.type_issue(path, leaf.kind.describe(), value);
-                    false
-                }
-            },
+            SchemaNode::Leaf(leaf) => self.check_leaf(leaf, value, path),
             SchemaNode::Map(inner) => {
                 let Value::Object(map) = value else {
                     self.type_issue(path, "a map of names to settings", value);
@@ -77,6 +55,47 @@ impl Validator<'_> {
                 true
             }
         }
+    }
+
+    fn check_leaf(&mut self, leaf: &Leaf, value: &mut Value, path: &str) -> bool {
+        if leaf.unused {
+            self.warnings.push(format!(
+                "{path}: accepted for compatibility with Spring Cloud Stream, not used"
+            ));
+        }
+        let shown = |v: &Value| match leaf.secret {
+            true => super::redact::REDACTED.to_owned(),
+            false => redact_value(path, &scalar_text(v)),
+        };
+        let Ok(v) = coerce(leaf, value) else {
+            let found = match leaf.secret && !value.is_object() && !value.is_array() {
+                true => format!("`{}`", super::redact::REDACTED),
+                false => describe_found(path, value),
+            };
+            self.push_value_issue(path, leaf.kind.describe().to_owned(), found);
+            return false;
+        };
+        match check_bounds(leaf, &v).and_then(|()| one_of(leaf, v.clone())) {
+            Ok(v) => {
+                *value = v;
+                true
+            }
+            Err(expected) => {
+                let found = format!("`{}`", shown(&v));
+                self.push_value_issue(path, expected, found);
+                false
+            }
+        }
+    }
+
+    fn push_value_issue(&mut self, path: &str, expected: String, found: String) {
+        self.issues.push(ConfigIssue {
+            path: path.to_owned(),
+            message: format!("expected {expected}, found {found}"),
+            expected: Some(expected),
+            found: Some(found),
+            ..Default::default()
+        });
     }
 
     fn check_object(
@@ -104,6 +123,11 @@ impl Validator<'_> {
                     }
                 }
                 (None, Some(_)) if open => true,
+                (None, Some(_)) if unsupported_feature(&p, None).is_some() => {
+                    let message = unsupported_feature(&p, None).unwrap_or_default();
+                    self.issues.push(ConfigIssue::new(p, message));
+                    false
+                }
                 (None, Some(_)) => {
                     let mut candidates: Vec<&str> = fields.keys().map(String::as_str).collect();
                     if path == STREAM_PATH {
@@ -131,13 +155,7 @@ impl Validator<'_> {
 
     fn type_issue(&mut self, path: &str, expected: &str, found: &Value) {
         let found = describe_found(path, found);
-        self.issues.push(ConfigIssue {
-            path: path.to_owned(),
-            message: format!("expected {expected}, found {found}"),
-            expected: Some(expected.to_owned()),
-            found: Some(found),
-            ..Default::default()
-        });
+        self.push_value_issue(path, expected.to_owned(), found);
     }
 }
 
@@ -229,19 +247,45 @@ fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
             Value::Object(_) => Ok(v.clone()),
             _ => Err(()),
         },
+        Kind::Any => Ok(v.clone()),
+    }
+}
+
+/// The declared spelling of an enumerated value (`EARLIEST` → `earliest`).
+fn one_of(leaf: &Leaf, v: Value) -> Result<Value, String> {
+    let (Value::String(text), false) = (&v, leaf.allowed.is_empty()) else {
+        return Ok(v);
+    };
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = squash(text);
+    match leaf.allowed.iter().find(|a| squash(a) == wanted) {
+        Some(a) => Ok(Value::String(a.clone())),
+        None => {
+            let list = leaf.allowed.join(", ");
+            Err(
+                match suggest(text, leaf.allowed.iter().map(String::as_str)) {
+                    Some(s) => format!("one of {list} (did you mean `{s}`?)"),
+                    None => format!("one of {list}"),
+                },
+            )
+        }
     }
 }
 
 fn check_bounds(leaf: &Leaf, v: &Value) -> Result<(), String> {
-    let (Some(min), Some(n)) = (leaf.min, v.as_f64()) else {
+    let Some(n) = v.as_f64() else {
         return Ok(());
     };
-    if leaf.min_exclusive && n <= min {
-        Err(format!("greater than {min}"))
-    } else if !leaf.min_exclusive && n < min {
-        Err(format!("at least {min}"))
-    } else {
-        Ok(())
+    match (leaf.min, leaf.max) {
+        (Some(min), _) if leaf.min_exclusive && n <= min => Err(format!("greater than {min}")),
+        (Some(min), _) if !leaf.min_exclusive && n < min => Err(format!("at least {min}")),
+        (_, Some(max)) if n > max => Err(format!("at most {max}")),
+        _ => Ok(()),
     }
 }
 
