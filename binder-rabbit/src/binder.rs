@@ -286,6 +286,10 @@ impl BinderFactory for RabbitBinderFactory {
         Some(crate::props::schema())
     }
 
+    fn environment_schema(&self) -> Option<Schema> {
+        Some(crate::config::environment_schema())
+    }
+
     async fn create(
         &self,
         name: &str,

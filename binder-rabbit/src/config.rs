@@ -5,21 +5,112 @@ use std::fmt;
 use std::str::FromStr;
 
 use lapin::uri::{AMQPScheme, AMQPUri};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::Value;
 use stream_core::binder::{BindError, BinderEnvironment};
-use stream_core::config::redact_value;
+use stream_core::config::{redact_value, Schema, SchemaNode, Secret};
 
-/// Keys accepted in the binder's own `environment` (kebab-case, dotted).
-pub const ENVIRONMENT_KEYS: &[&str] = &[
-    "uri",
-    "spring.rabbitmq.host",
-    "spring.rabbitmq.port",
-    "spring.rabbitmq.username",
-    "spring.rabbitmq.password",
-    "spring.rabbitmq.virtual-host",
-    "spring.rabbitmq.addresses",
-    "spring.rabbitmq.ssl.enabled",
-];
+/// The binder's own `environment` (`spring.cloud.stream.binders.<name>.environment`): the one
+/// declaration of its keys, from which the loader's schema (validation, did-you-mean) derives.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RabbitEnvironment {
+    /// `uri`: `amqp://user:password@host:port/vhost` (or `amqps://`); wins over the rest.
+    pub uri: Option<Secret>,
+    /// `spring.*`: Spring Boot's `spring.rabbitmq.*`; other Boot keys are let through.
+    pub spring: SpringSection,
+}
+
+/// `spring.*` inside a RabbitMQ binder's environment.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+#[schemars(extend("x-open" = true))]
+pub struct SpringSection {
+    /// `spring.rabbitmq.*`.
+    pub rabbitmq: RabbitBootProperties,
+}
+
+/// Spring Boot's `spring.rabbitmq.*` connection keys (`RabbitProperties`).
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct RabbitBootProperties {
+    /// `host` (default `localhost`).
+    pub host: Option<String>,
+    /// `port` (default 5672, 5671 with SSL).
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// `username` (default `guest`).
+    pub username: Option<String>,
+    /// `password` (default `guest`).
+    pub password: Option<Secret>,
+    /// `virtual-host` (default `/`).
+    pub virtual_host: Option<String>,
+    /// `addresses`: `host[:port]` or URIs, comma-separated; win over `host`/`port`.
+    pub addresses: Option<Vec<String>>,
+    /// `ssl.enabled`.
+    pub ssl: RabbitSsl,
+    /// Spring Boot keys accepted and not used here (connection tuning, listener and template
+    /// settings of Spring's own containers).
+    #[serde(flatten)]
+    pub unused: UnusedBootProperties,
+}
+
+/// `spring.rabbitmq.ssl.*`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+#[schemars(extend("x-open" = true))]
+pub struct RabbitSsl {
+    /// `enabled`: connect with `amqps`.
+    pub enabled: bool,
+}
+
+/// Spring Boot `spring.rabbitmq.*` keys real configurations set that this binder does not use.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct UnusedBootProperties {
+    /// `connection-timeout`.
+    #[schemars(extend("x-unused" = true))]
+    pub connection_timeout: Option<Value>,
+    /// `requested-heartbeat`.
+    #[schemars(extend("x-unused" = true))]
+    pub requested_heartbeat: Option<Value>,
+    /// `requested-channel-max`.
+    #[schemars(extend("x-unused" = true))]
+    pub requested_channel_max: Option<Value>,
+    /// `publisher-confirm-type` (confirms are always on).
+    #[schemars(extend("x-unused" = true))]
+    pub publisher_confirm_type: Option<Value>,
+    /// `publisher-returns`.
+    #[schemars(extend("x-unused" = true))]
+    pub publisher_returns: Option<Value>,
+    /// `channel-rpc-timeout`.
+    #[schemars(extend("x-unused" = true))]
+    pub channel_rpc_timeout: Option<Value>,
+    /// `address-shuffle-mode`.
+    #[schemars(extend("x-unused" = true))]
+    pub address_shuffle_mode: Option<Value>,
+    /// `dynamic`.
+    #[schemars(extend("x-unused" = true))]
+    pub dynamic: Option<Value>,
+    /// `listener.*`.
+    #[schemars(extend("x-unused" = true))]
+    pub listener: Option<Value>,
+    /// `template.*`.
+    #[schemars(extend("x-unused" = true))]
+    pub template: Option<Value>,
+    /// `cache.*`.
+    #[schemars(extend("x-unused" = true))]
+    pub cache: Option<Value>,
+    /// `stream.*`.
+    #[schemars(extend("x-unused" = true))]
+    pub stream: Option<Value>,
+}
+
+/// The schema of the binder's own `environment`.
+pub fn environment_schema() -> Schema {
+    Schema::new(SchemaNode::of::<RabbitEnvironment>())
+}
 
 /// Where and how to connect: one or more broker addresses tried in order.
 #[derive(Clone)]
@@ -65,7 +156,7 @@ pub fn display_uri(u: &AMQPUri) -> String {
 }
 
 /// Normalises a key for relaxed matching (`virtualHost`, `virtual_host`, `virtual-host`).
-pub(crate) fn squash(key: &str) -> String {
+fn squash(key: &str) -> String {
     key.chars()
         .filter(|c| *c != '-' && *c != '_')
         .flat_map(char::to_lowercase)
@@ -73,40 +164,12 @@ pub(crate) fn squash(key: &str) -> String {
 }
 
 /// Looks a dotted kebab-case path up in `root` with relaxed key matching at every level.
-pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
+fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(root, |node, part| {
         let obj = node.as_object()?;
         let want = squash(part);
         obj.iter().find(|(k, _)| squash(k) == want).map(|(_, v)| v)
     })
-}
-
-/// Every leaf path (kebab-case is not enforced; keys as written) below `node`.
-fn leaf_paths(node: &Value, prefix: &str, out: &mut Vec<String>) {
-    match node {
-        Value::Object(o) => {
-            for (k, v) in o {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                leaf_paths(v, &p, out);
-            }
-        }
-        _ => out.push(prefix.to_owned()),
-    }
-}
-
-/// The closest known key to `unknown`, if reasonably close.
-pub(crate) fn did_you_mean<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
-    let u = squash(unknown);
-    known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(&u, &squash(k)), *k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
 }
 
 fn as_text(v: &Value) -> Option<String> {
@@ -118,51 +181,30 @@ fn as_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Validates the binder's own environment: every key must be one of [`ENVIRONMENT_KEYS`].
+/// Validates the binder's own environment against [`environment_schema`] (the loader has
+/// done so already for configurations it read; this covers environments built in code).
 pub fn validate_own(name: &str, own: &Value) -> Result<(), BindError> {
+    if own.is_null() {
+        return Ok(());
+    }
     let base = format!("spring.cloud.stream.binders.{name}.environment");
-    match own {
-        Value::Null => return Ok(()),
-        Value::Object(_) => {}
-        other => {
-            return Err(BindError::Config {
-                key: base,
-                message: format!("expected a map, found {}", kind_of(other)),
-            })
-        }
-    }
-    let mut paths = Vec::new();
-    leaf_paths(own, "", &mut paths);
-    for p in paths {
-        let squashed: Vec<String> = p.split('.').map(squash).collect();
-        let known = ENVIRONMENT_KEYS.iter().any(|k| {
-            let ks: Vec<String> = k.split('.').map(squash).collect();
-            ks == squashed
-        });
-        if !known {
-            let hint = did_you_mean(&p, ENVIRONMENT_KEYS)
-                .map(|k| format!("; did you mean `{k}`?"))
-                .unwrap_or_default();
-            return Err(BindError::Config {
-                key: format!("{base}.{p}"),
-                message: format!(
-                    "unknown RabbitMQ binder environment key{hint} (known: {})",
-                    ENVIRONMENT_KEYS.join(", ")
-                ),
-            });
-        }
-    }
-    Ok(())
+    environment_schema()
+        .check(own, &base)
+        .map(drop)
+        .map_err(|e| {
+            let first = e.issues.into_iter().next().unwrap_or_default();
+            BindError::Config {
+                key: first.path,
+                message: first.message,
+            }
+        })
 }
 
 fn kind_of(v: &Value) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a map",
+        _ => "a scalar",
     }
 }
 
@@ -337,7 +379,10 @@ mod tests {
     fn unknown_own_key_suggests() {
         let env = BinderEnvironment::own(json!({"spring": {"rabbitmq": {"hots": "h"}}}));
         let e = connection_settings("r", &env).unwrap_err().to_string();
-        assert!(e.contains("did you mean `spring.rabbitmq.host`"), "{e}");
+        assert!(
+            e.contains("environment.spring.rabbitmq.hots") && e.contains("did you mean `host`"),
+            "{e}"
+        );
     }
 
     #[test]

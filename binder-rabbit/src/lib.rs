@@ -43,11 +43,14 @@ mod publisher;
 pub use binder::{
     capabilities, RabbitBinder, RabbitBinderFactory, BINDER_TYPE, HEALTH_TIMEOUT, MAX_MESSAGE_BYTES,
 };
-pub use config::{connection_settings, ConnectionSettings, ENVIRONMENT_KEYS};
+pub use config::{
+    connection_settings, environment_schema, ConnectionSettings, RabbitBootProperties,
+    RabbitEnvironment,
+};
 pub use consumer::{RabbitDelivery, RabbitSubscription};
 pub use producer::RabbitProducer;
 pub use props::{
     schema, ConsumerProps, DeliveryMode, ExchangeProps, ExchangeType, ProducerProps, QueueProps,
-    MIN_DEFAULT_PREFETCH, PREFETCH_PER_CONCURRENCY,
+    QuorumProps, RabbitBinderProps, MIN_DEFAULT_PREFETCH, PREFETCH_PER_CONCURRENCY,
 };
 pub use publisher::DEFAULT_SEND_RETRY;

@@ -127,9 +127,9 @@ fn queue_args(props: &QueueProps, dead_letter: Option<&DeadLetterPlan>) -> Field
     if let Some(n) = props.expires {
         args.insert("x-expires".into(), num(n));
     }
-    if props.quorum {
+    if props.quorum.enabled {
         args.insert("x-queue-type".into(), long("quorum"));
-        if let Some(n) = props.delivery_limit {
+        if let Some(n) = props.quorum.delivery_limit {
             args.insert("x-delivery-limit".into(), num(n));
         }
     }
@@ -156,7 +156,7 @@ pub async fn declare_group_queue(
         .await
         .map_err(|e| provision_err(format!("dead-letter exchange {}", dl.exchange), e))?;
         let mut dlq_args = FieldTable::default();
-        if props.quorum {
+        if props.quorum.enabled {
             dlq_args.insert(
                 "x-queue-type".into(),
                 AMQPValue::LongString(LongString::from(&b"quorum"[..])),

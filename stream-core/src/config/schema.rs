@@ -11,6 +11,7 @@
 //! Field annotations the derivation reads (besides serde's names and defaults):
 //! - `#[schemars(extend("x-kind" = "duration-ms"))]`: milliseconds, written `500`, `5s`, `PT1M`;
 //! - `#[schemars(extend("x-kind" = "free-map"))]`: a map kept as written, not validated;
+//! - `#[schemars(extend("x-kind" = "expression"))]`: an expression, parsed when loaded;
 //! - `#[schemars(extend("x-unused" = true))]`: a Spring key that is accepted but has no effect
 //!   here (a warning says so);
 //! - `#[schemars(range(min = 1))]`, `#[schemars(extend("exclusiveMinimum" = 0))]`: bounds;
@@ -46,6 +47,8 @@ pub enum Kind {
     FreeMap,
     /// Any value, kept as written (keys accepted for compatibility and not used).
     Any,
+    /// An expression in the SpEL subset of [`crate::expr`], checked when loaded.
+    Expression,
 }
 
 impl Kind {
@@ -62,6 +65,7 @@ impl Kind {
             Kind::UnsignedIntList => "a list of unsigned integers",
             Kind::FreeMap => "a map",
             Kind::Any => "any value",
+            Kind::Expression => "an expression",
         }
     }
 }
@@ -217,6 +221,33 @@ impl Schema {
             ("default", per_binding.clone()),
             ("bindings", SchemaNode::map(per_binding)),
         ]))
+    }
+
+    /// Validates `value` (found at the dotted `path`) on its own, as the loader would: keys
+    /// normalised to their declared spelling, values coerced, every problem reported with a
+    /// did-you-mean. For binders handed a value that did not come through the loader.
+    pub fn check(
+        &self,
+        value: &serde_json::Value,
+        path: &str,
+    ) -> Result<serde_json::Value, super::ConfigError> {
+        let no_sections = BinderSchemas::new();
+        let mut v =
+            super::normalise::normalise(value.clone(), Some(&self.root), path, &no_sections);
+        let sections = std::collections::BTreeSet::new();
+        let mut validator = super::validate::Validator {
+            binder_schemas: &no_sections,
+            binder_sections: &sections,
+            issues: Vec::new(),
+            warnings: Vec::new(),
+        };
+        validator.check(&self.root, &mut v, path);
+        match validator.issues.is_empty() {
+            true => Ok(v),
+            false => Err(super::ConfigError {
+                issues: validator.issues,
+            }),
+        }
     }
 
     /// The opaque binder section used when a binder registered no schema: the usual shape

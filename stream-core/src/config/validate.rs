@@ -75,7 +75,10 @@ impl Validator<'_> {
             self.push_value_issue(path, leaf.kind.describe().to_owned(), found);
             return false;
         };
-        match check_bounds(leaf, &v).and_then(|()| one_of(leaf, v.clone())) {
+        let checked = check_bounds(leaf, &v)
+            .and_then(|()| one_of(leaf, v.clone()))
+            .and_then(|v| parses(leaf, v));
+        match checked {
             Ok(v) => {
                 *value = v;
                 true
@@ -248,6 +251,21 @@ fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
             _ => Err(()),
         },
         Kind::Any => Ok(v.clone()),
+        Kind::Expression => match v {
+            Value::String(_) => Ok(v.clone()),
+            _ => Err(()),
+        },
+    }
+}
+
+/// An expression key's value must parse (the message says where it fails).
+fn parses(leaf: &Leaf, v: Value) -> Result<Value, String> {
+    match (&v, leaf.kind) {
+        (Value::String(src), Kind::Expression) => match crate::expr::Expression::parse(src) {
+            Ok(_) => Ok(v),
+            Err(e) => Err(format!("a valid expression ({e})")),
+        },
+        _ => Ok(v),
     }
 }
 

@@ -26,6 +26,9 @@ fn convert(schema: &Value, defs: &Map<String, Value>) -> SchemaNode {
     let Some(obj) = schema.as_object() else {
         return SchemaNode::Any; // `true`
     };
+    if obj.contains_key("allOf") && !obj.contains_key("type") {
+        return annotate(object(obj, defs), obj);
+    }
     let annotated = |node: SchemaNode| annotate(node, obj);
     if let Some(target) = obj.get("$ref").and_then(Value::as_str) {
         let name = target.rsplit('/').next().unwrap_or(target);
@@ -35,16 +38,34 @@ fn convert(schema: &Value, defs: &Map<String, Value>) -> SchemaNode {
         };
     }
     if let Some(variants) = obj.get("anyOf").or_else(|| obj.get("oneOf")) {
-        let inner = variants
+        let variants: Vec<&Value> = variants
             .as_array()
             .into_iter()
             .flatten()
-            .find(|v| v.get("type").and_then(Value::as_str) != Some("null"));
-        return annotated(inner.map_or(SchemaNode::Any, |v| convert(v, defs)));
+            .filter(|v| v.get("type").and_then(Value::as_str) != Some("null"))
+            .collect();
+        // An enum whose variants carry docs: one `const` per variant.
+        let consts: Vec<Value> = variants
+            .iter()
+            .filter_map(|v| v.get("const").cloned())
+            .collect();
+        if !consts.is_empty() && consts.len() == variants.len() {
+            let mut leaf = SchemaNode::string();
+            if let SchemaNode::Leaf(l) = &mut leaf {
+                set_allowed(l, &consts);
+            }
+            return annotated(leaf);
+        }
+        return annotated(
+            variants
+                .first()
+                .map_or(SchemaNode::Any, |v| convert(v, defs)),
+        );
     }
     let node = match obj.get("x-kind").and_then(Value::as_str) {
         Some("duration-ms") => SchemaNode::duration_ms(),
         Some("free-map") => SchemaNode::free_map(),
+        Some("expression") => SchemaNode::leaf(Kind::Expression),
         _ => by_type(obj, defs),
     };
     annotated(node)
@@ -80,11 +101,23 @@ fn by_type(obj: &Map<String, Value>, defs: &Map<String, Value>) -> SchemaNode {
 }
 
 fn object(obj: &Map<String, Value>, defs: &Map<String, Value>) -> SchemaNode {
-    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
-        let fields = props
-            .iter()
-            .map(|(k, v)| (k.clone(), convert(v, defs)))
-            .collect();
+    if obj.contains_key("properties") || obj.contains_key("allOf") {
+        let mut fields = std::collections::BTreeMap::new();
+        let props = obj.get("properties").and_then(Value::as_object);
+        for (k, v) in props.into_iter().flatten() {
+            fields.insert(k.clone(), convert(v, defs));
+        }
+        // `#[serde(flatten)]` members arrive as `allOf` parts: their fields are ours.
+        for part in obj
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let SchemaNode::Object { fields: more, .. } = convert(part, defs) {
+                fields.extend(more);
+            }
+        }
         return SchemaNode::Object {
             fields,
             open: obj.get("x-open").and_then(Value::as_bool) == Some(true),
