@@ -1,4 +1,4 @@
-//! Kafka: raw rdkafka vs a cloud-stream Function binding, same broker, same run (DESIGN §9).
+//! Kafka: raw rdkafka vs a cloud-stream Function binding, same broker, same run (docs/architecture.md §9).
 //!
 //! Run with `scripts/bench kafka [N]` (default 20 000) against the broker at
 //! `CLOUD_STREAM_TEST_KAFKA_BROKERS` (default `127.0.0.1:9092`, tansu from

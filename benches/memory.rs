@@ -1,4 +1,4 @@
-//! Memory binder vs a bare tokio channel + serde_json (DESIGN §9, in-process row).
+//! Memory binder vs a bare tokio channel + serde_json (docs/architecture.md §9, in-process row).
 //!
 //! Run with `scripts/bench memory [N]` (or `cargo bench --bench memory -- N`). One process, one
 //! multi-threaded tokio runtime, two phases over the same workload — N small JSON events

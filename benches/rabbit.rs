@@ -1,4 +1,4 @@
-//! RabbitMQ: raw lapin vs a cloud-stream Function binding on the same broker (DESIGN §9).
+//! RabbitMQ: raw lapin vs a cloud-stream Function binding on the same broker (docs/architecture.md §9).
 //!
 //! Run with `scripts/bench rabbit [N]` (default 20 000). One process, one multi-threaded tokio
 //! runtime, two phases over the same workload — N JSON events of 1 KiB, each carrying its send

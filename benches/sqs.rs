@@ -1,4 +1,4 @@
-//! SQS/SNS binder vs the raw aws-sdk (DESIGN §9), against the local endpoint (moto's server:
+//! SQS/SNS binder vs the raw aws-sdk (docs/architecture.md §9), against the local endpoint (moto's server:
 //! `scripts/brokers up sqs`; `CLOUD_STREAM_TEST_AWS_ENDPOINT`, default `http://127.0.0.1:4566`).
 //!
 //! Run with `scripts/bench sqs [N]` (default N = 2000: moto answers a few hundred calls per

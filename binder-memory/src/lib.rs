@@ -1,6 +1,6 @@
 //! In-process binder for cloud-stream (binder type `memory`).
 //!
-//! A [`MemoryBroker`] implements the delivery semantics every binder honours (DESIGN §6) inside
+//! A [`MemoryBroker`] implements the delivery semantics every binder honours (docs/architecture.md §6) inside
 //! the process: named destinations with partitions, durable named groups of competing consumers,
 //! anonymous subscriptions that see only new messages, bounded queues with backpressure, bounded
 //! prefetch, requeue to the front, crash redelivery of dropped deliveries, and dead-letter

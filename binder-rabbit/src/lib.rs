@@ -1,6 +1,6 @@
 //! RabbitMQ binder for cloud-stream (binder type `rabbit`), built on lapin.
 //!
-//! # Mapping (DESIGN §7)
+//! # Mapping (docs/architecture.md §7)
 //! * destination → durable topic exchange `<destination>` (`exchange-type` to change);
 //! * group → durable queue `<destination>.<group>` bound with `#` (`binding-routing-key`);
 //!   no group → exclusive auto-delete queue `anonymous.<random>` that sees only new messages;

@@ -56,14 +56,10 @@ const INVALID: u8 = 2;
 
 fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Vec<String>> {
     let registry = cloud_stream::binder_registry();
-    let mut loader = ConfigLoader::new();
-    for (t, schema) in registry.schemas() {
-        loader = loader.binder_schema(t, schema);
-    }
-    let loaded = loader
+    let loaded = ConfigLoader::new()
+        .binders_of(&registry)
         .file(file)
         .profiles(profiles)
-        .binder_types(registry.types())
         .require_registered_binders(false)
         .load()
         .map_err(|e| e.issues.iter().map(ToString::to_string).collect::<Vec<_>>())?;

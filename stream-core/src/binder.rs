@@ -1,4 +1,4 @@
-//! The binder SPI (DESIGN §5): what a broker crate implements, and the registry of binder
+//! The binder SPI (docs/architecture.md §5): what a broker crate implements, and the registry of binder
 //! factories keyed by binder `type`.
 //!
 //! A binder owns only the broker mapping, provisioning and its native dead-letter and redelivery
@@ -16,7 +16,7 @@ use crate::message::RawMessage;
 /// Boxed error source carried by the binder error types.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// What a binder can do; config validation and the conformance suite read it (DESIGN §7).
+/// What a binder can do; config validation and the conformance suite read it (docs/architecture.md §7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     /// The binder's type name (`memory`, `kafka`, `rabbit`, `sqs`).
@@ -152,7 +152,7 @@ pub struct Route {
 /// A bound output: sends messages to one destination.
 #[async_trait]
 pub trait Producer: Send + Sync {
-    /// Sends one message. Resolves only once the broker confirmed it (DESIGN §5).
+    /// Sends one message. Resolves only once the broker confirmed it (docs/architecture.md §5).
     async fn send(&self, message: RawMessage, route: Route) -> Result<(), SendError>;
 
     /// Sends one message if the broker confirms it at once, without waiting (e.g. an
@@ -249,7 +249,7 @@ pub trait Subscription: Send {
     async fn close(self: Box<Self>);
 }
 
-/// A connected binder (DESIGN §5).
+/// A connected binder (docs/architecture.md §5).
 #[async_trait]
 pub trait Binder: Send + Sync {
     /// The capability manifest.

@@ -7,7 +7,7 @@
 //! [`CodecRegistry::register`].
 //!
 //! A payload that cannot be decoded is a [`ConvertError`]; the runtime treats it as a
-//! non-retryable error and dead-letters the message (DESIGN §3).
+//! non-retryable error and dead-letters the message (docs/architecture.md §3).
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! # stream-core
 //!
-//! The model of cloud-stream (see `DESIGN.md`): messages and headers ([`message`]), content types
+//! The model of cloud-stream (see `docs/architecture.md`): messages and headers ([`message`]), content types
 //! and codecs ([`convert`]), handlers and the function registry ([`function`]), binding names
 //! ([`binding`]), configuration ([`config`]), the binder SPI ([`binder`]), the runtime
 //! ([`runtime`], [`app`]), [`bridge::StreamBridge`], the delivery plan ([`plan`]) and

@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::observe::TraceContext;
 
-/// Well-known header names (DESIGN §3). Binders map these to their broker's native fields where
+/// Well-known header names (docs/architecture.md §3). Binders map these to their broker's native fields where
 /// one exists (e.g. `content-type` to the AMQP content-type property) and carry the rest as is.
 pub mod header {
     /// Unique id of a message, set by the runtime on every output when absent.

@@ -1,5 +1,5 @@
 //! The scenarios. Each takes the binder under test, uses unique destination names, and asserts
-//! what DESIGN §6 promises. Scenarios build apps through [`start_app`], send and observe through
+//! what docs/architecture.md §6 promises. Scenarios build apps through [`start_app`], send and observe through
 //! [`Probe`] (a second binder on the same broker), and never assert wall-clock speed.
 
 use std::collections::{BTreeMap, BTreeSet};

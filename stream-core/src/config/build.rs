@@ -21,8 +21,6 @@ pub struct Builder<'a> {
     pub registered: Option<&'a BTreeSet<String>>,
     /// Whether a known but unregistered binder type is an error (else a warning).
     pub require_registered: bool,
-    /// Binding names of registered functions.
-    pub known_bindings: &'a [String],
     /// Problems found.
     pub issues: Vec<ConfigIssue>,
     /// Non-fatal notes.
@@ -74,7 +72,7 @@ impl Builder<'_> {
             binder_sections,
             active_profiles,
         };
-        apply_legacy_names(&mut config);
+        apply_legacy_names(&mut config, root);
         self.check(&mut config);
         config
     }
@@ -202,11 +200,9 @@ impl Builder<'_> {
             return;
         }
         let names: Vec<&str> = s.binders.keys().map(String::as_str).collect();
-        // Only bindings that exist: configured ones and the application's own (a supplier
-        // has no `-in-0`, so bindings derived from the definition alone are not checked).
-        let mut all: BTreeSet<&str> = s.bindings.keys().map(String::as_str).collect();
-        all.extend(self.known_bindings.iter().map(String::as_str));
-        for n in all {
+        // Only the configured bindings: the others may not exist (a supplier has no `-in-0`);
+        // the application checks the bindings it really binds when it picks their binder.
+        for n in s.bindings.keys() {
             let has = s
                 .bindings
                 .get(n)
@@ -310,9 +306,14 @@ impl Builder<'_> {
 }
 
 /// Spring's older spellings, still read: `spring.cloud.stream.function.definition` (when
-/// `spring.cloud.function.definition` is not set) and `spring.cloud.stream.source` (listed
-/// after `output-bindings`).
-fn apply_legacy_names(config: &mut StreamConfig) {
+/// `spring.cloud.function.definition` is not set), `spring.cloud.stream.poller` (when
+/// `spring.integration.poller` is not set) and `spring.cloud.stream.source` (listed after
+/// `output-bindings`).
+fn apply_legacy_names(config: &mut StreamConfig, root: &Value) {
+    let integration_poller = get_path(root, &["spring", "integration", "poller"]);
+    if let (None, Some(p)) = (integration_poller, config.stream.poller.take()) {
+        config.poller = p;
+    }
     if config.function.definition.is_none() {
         config.function.definition = config.stream.function.definition.clone();
     }

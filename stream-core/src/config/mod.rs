@@ -1,5 +1,5 @@
 //! Configuration: loading `application.yaml`, profiles, placeholders, environment overrides,
-//! relaxed key names, validation and typed properties (DESIGN §4).
+//! relaxed key names, validation and typed properties (docs/architecture.md §4).
 //!
 //! ```no_run
 //! use stream_core::config::ConfigLoader;
@@ -366,7 +366,6 @@ impl ConfigLoader {
         let mut builder = build::Builder {
             registered: self.binder_types.as_ref(),
             require_registered: self.require_registered_binders,
-            known_bindings: &self.known_bindings,
             issues: Vec::new(),
             warnings: Vec::new(),
         };

@@ -78,6 +78,9 @@ pub struct StreamProperties {
     /// `instance-index-list` (accepted, not used: set it per binding).
     #[schemars(extend("x-unused" = true))]
     pub instance_index_list: Option<Value>,
+    /// `poller.*`: Spring's older place of `spring.integration.poller.*` (used when that is
+    /// not set).
+    pub poller: Option<PollerProperties>,
     /// `pollable-source` (accepted, not used).
     #[schemars(extend("x-unused" = true))]
     pub pollable_source: Option<String>,
@@ -101,6 +104,7 @@ impl Default for StreamProperties {
             source: None,
             instance_index_list: None,
             pollable_source: None,
+            poller: None,
         }
     }
 }

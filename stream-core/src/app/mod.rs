@@ -1,0 +1,380 @@
+//! `StreamApp`: register handlers, load configuration, bind, run, shut down gracefully.
+//!
+//! ```no_run
+//! # use stream_core::app::StreamAppBuilder;
+//! # use stream_core::function::HandlerError;
+//! # async fn demo() -> Result<(), stream_core::Error> {
+//! StreamAppBuilder::new()
+//!     .config_file("application.yaml")
+//!     .function("uppercase", |s: String| async move { Ok::<_, HandlerError>(s.to_uppercase()) })
+//!     .build()
+//!     .await?
+//!     .run_until_shutdown()
+//!     .await
+//! # }
+//! ```
+
+mod build;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::binder::{Binder, BinderFactory, BinderRegistry};
+use crate::binding::{
+    binding_name, parse_definition, Direction, FunctionDefinition, ROUTER_FUNCTION,
+};
+use crate::bridge::StreamBridge;
+use crate::config::{ConfigLoader, StreamConfig};
+use crate::convert::{Codec, CodecRegistry};
+use crate::error::Error;
+use crate::function::handler::{finish_output, ConsumerAdapter, FunctionAdapter, SupplierAdapter};
+use crate::function::{
+    CallContext, CallResult, ErasedFunction, FromInput, FunctionRegistry, Handler, HandlerError,
+    IntoOutput, Invocation, Pipeline,
+};
+use crate::message::Headers;
+use crate::plan::Plan;
+use crate::runtime::control::BindingsHandle;
+use crate::runtime::output::SharedOutput;
+
+/// Default time in-flight work gets to finish at shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds a [`RunningApp`].
+pub struct StreamAppBuilder {
+    loader: ConfigLoader,
+    functions: FunctionRegistry,
+    binders: BinderRegistry,
+    codecs: CodecRegistry,
+    shutdown_timeout: Duration,
+}
+
+impl Default for StreamAppBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for StreamAppBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamAppBuilder")
+            .field("functions", &self.functions)
+            .field("binders", &self.binders)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One binding the application will create.
+struct PlannedIo {
+    pipeline: Pipeline,
+    input: Option<String>,
+    output: Option<String>,
+    handler: Arc<dyn ErasedFunction>,
+}
+
+impl StreamAppBuilder {
+    /// A builder with no handlers, no binder factories and no configuration file.
+    pub fn new() -> Self {
+        StreamAppBuilder {
+            loader: ConfigLoader::new(),
+            functions: FunctionRegistry::new(),
+            binders: BinderRegistry::new(),
+            codecs: CodecRegistry::new(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+
+    /// Reads `application.yaml` (and `application-<profile>.yaml` beside it).
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.loader = self.loader.file(path);
+        self
+    }
+
+    /// Adds inline YAML configuration (handy in tests).
+    pub fn config_yaml(mut self, yaml: &str) -> Self {
+        self.loader = self.loader.yaml_str("inline", yaml);
+        self
+    }
+
+    /// Activates a profile.
+    pub fn profile(mut self, profile: &str) -> Self {
+        self.loader = self.loader.profiles([profile]);
+        self
+    }
+
+    /// Sets a property (highest precedence), e.g. `("spring.cloud.stream.bindings.x.group", "g")`.
+    pub fn property(mut self, key: &str, value: &str) -> Self {
+        self.loader = self.loader.set(key, value);
+        self
+    }
+
+    /// Replaces the environment variables the configuration reads (tests).
+    pub fn env(mut self, vars: BTreeMap<String, String>) -> Self {
+        self.loader = self.loader.env(vars);
+        self
+    }
+
+    /// Registers a binder factory (its `type` becomes usable in `binders.<name>.type`).
+    pub fn binder_factory(mut self, factory: Arc<dyn BinderFactory>) -> Self {
+        self.binders.register(factory);
+        self
+    }
+
+    /// Registers a codec for another content type.
+    pub fn codec(mut self, codec: Arc<dyn Codec>) -> Self {
+        self.codecs.register(codec);
+        self
+    }
+
+    /// How long in-flight work may take to finish at shutdown (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Registers a function `In -> Out` (see [`crate::function::handler`] for the types).
+    pub fn function<F, Fut, I, O, MI, MO>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+        I: FromInput<MI>,
+        O: IntoOutput<MO>,
+        MI: 'static,
+        MO: 'static,
+    {
+        let adapter = FunctionAdapter::<F, I, O, MI, MO>::new(f);
+        self.functions
+            .insert(name, Handler::Function(Arc::new(adapter)));
+        self
+    }
+
+    /// Registers a consumer `In -> ()`.
+    pub fn consumer<F, Fut, I, MI>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+        I: FromInput<MI>,
+        MI: 'static,
+    {
+        let adapter = ConsumerAdapter::<F, I, MI>::new(f);
+        self.functions
+            .insert(name, Handler::Consumer(Arc::new(adapter)));
+        self
+    }
+
+    /// Registers a supplier polled every `poller.fixed-delay` (default 1000 ms); returning
+    /// `None` (for `Option` outputs) sends nothing that time.
+    pub fn supplier<F, Fut, O, MO>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+        O: IntoOutput<MO>,
+        MO: 'static,
+    {
+        let adapter = SupplierAdapter::<F, O, MO>::new(f);
+        self.functions
+            .insert(name, Handler::PolledSupplier(Arc::new(adapter)));
+        self
+    }
+
+    /// Registers a supplier driven by a stream: each item is sent as it comes.
+    pub fn supplier_stream<S, O, MO>(mut self, name: &str, stream: S) -> Self
+    where
+        S: Stream<Item = O> + Send + 'static,
+        O: IntoOutput<MO>,
+        MO: 'static,
+    {
+        let factory: crate::function::registry::StreamFactory =
+            Box::new(move |ctx: Arc<CallContext>| {
+                stream
+                    .map(move |item| {
+                        item.into_output(&ctx)
+                            .map(|enc| {
+                                // Same finishing as a polled supplier's output.
+                                enc.map(|e| vec![finish_output(e, Headers::new())])
+                                    .unwrap_or_default()
+                            })
+                            .map_err(|e| HandlerError::output(e, crate::function::Retry::No))
+                    })
+                    .boxed()
+            });
+        self.functions.insert(
+            name,
+            Handler::StreamSupplier(Arc::new(Mutex::new(Some(factory)))),
+        );
+        self
+    }
+
+    /// The definitions to bind: `spring.cloud.function.definition`, else the only registered
+    /// handler (Spring's autodetect), else none.
+    fn definitions(&self, config: &StreamConfig) -> Result<Vec<FunctionDefinition>, Error> {
+        if let Some(d) = &config.function.definition {
+            return parse_definition(d).map_err(|e| {
+                Error::Config(crate::config::ConfigError {
+                    issues: vec![crate::config::ConfigIssue::new(
+                        "spring.cloud.function.definition",
+                        e.to_string(),
+                    )],
+                })
+            });
+        }
+        let names: Vec<&str> = self.functions.names().collect();
+        match names.as_slice() {
+            [one] if config.stream.function.autodetect != Some(false) => {
+                Ok(vec![FunctionDefinition {
+                    parts: vec![(*one).to_owned()],
+                }])
+            }
+            [] => Ok(Vec::new()),
+            many => {
+                tracing::warn!(functions = ?many, "several functions are registered and spring.cloud.function.definition is not set; none is bound");
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Names every registered function's bindings would have (for env-var mapping).
+    fn candidate_binding_names(&self) -> Vec<String> {
+        self.functions
+            .names()
+            .chain(std::iter::once(ROUTER_FUNCTION))
+            .flat_map(|n| {
+                [
+                    binding_name(n, Direction::Input, 0),
+                    binding_name(n, Direction::Output, 0),
+                ]
+            })
+            .collect()
+    }
+
+    /// Validates the configuration, connects the binders, binds every function and starts
+    /// consuming. Logs each binding's delivery plan. The steps are in [`build`] (named
+    /// functions, in order).
+    pub async fn build(self) -> Result<RunningApp, Error> {
+        build::run(self).await
+    }
+}
+
+impl Clone for StreamAppBuilder {
+    fn clone(&self) -> Self {
+        StreamAppBuilder {
+            loader: self.loader.clone(),
+            functions: self.functions.clone(),
+            binders: self.binders.clone(),
+            codecs: self.codecs.clone(),
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// A pipeline as one erased function.
+struct PipelineFunction(Arc<Pipeline>);
+
+impl ErasedFunction for PipelineFunction {
+    fn call(
+        &self,
+        input: Invocation<'_>,
+        ctx: &Arc<CallContext>,
+    ) -> crate::function::handler::BoxFuture<CallResult> {
+        self.0.apply(input, ctx)
+    }
+}
+
+/// A running application.
+pub struct RunningApp {
+    handle: BindingsHandle,
+    bridge: StreamBridge,
+    plan: Plan,
+    shutdown: CancellationToken,
+    deadline: watch::Sender<Option<tokio::time::Instant>>,
+    tasks: JoinSet<()>,
+    outputs: Vec<SharedOutput>,
+    binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for RunningApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningApp")
+            .field("bindings", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningApp {
+    /// The `StreamBridge` for sending to any destination.
+    pub fn bridge(&self) -> StreamBridge {
+        self.bridge.clone()
+    }
+
+    /// Pause/resume/stop/start bindings and read health.
+    pub fn bindings(&self) -> BindingsHandle {
+        self.handle.clone()
+    }
+
+    /// The delivery plan the application was built with.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_shutdown(self) -> Result<(), Error> {
+        wait_for_signal().await?;
+        tracing::info!("shutdown signal received; draining");
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Graceful shutdown: stop intake, let in-flight deliveries finish within the shutdown
+    /// timeout (unfinished ones are left unsettled, so the broker redelivers them), settle,
+    /// flush and close producers, close binders.
+    pub async fn shutdown(mut self) {
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        self.deadline.send_replace(Some(deadline));
+        self.shutdown.cancel();
+        let drained = async { while self.tasks.join_next().await.is_some() {} };
+        // The input tasks honour the deadline themselves; this bound is a backstop.
+        if tokio::time::timeout_at(deadline + Duration::from_secs(1), drained)
+            .await
+            .is_err()
+        {
+            tracing::warn!("bindings did not stop in time; aborting");
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        for o in &self.outputs {
+            if let Err(e) = o.flush().await {
+                tracing::warn!(binding = %o.binding, error = %e, "flush failed at shutdown");
+            }
+            o.close().await;
+        }
+        self.bridge.close().await;
+        for b in self.binders.values() {
+            b.close().await;
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> Result<(), Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(Error::Signal),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> Result<(), Error> {
+    tokio::signal::ctrl_c().await.map_err(Error::Signal)
+}
