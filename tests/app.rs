@@ -146,3 +146,21 @@ async fn declared_output_bindings_are_provisioned_at_start() {
     assert_eq!(app.bridge().cached().await, 0, "not in the dynamic cache");
     app.shutdown().await;
 }
+
+/// A supplier has no input and a consumer no output: with two binders and no default, an app
+/// whose every real binding names its binder starts (no binding is invented for the check).
+#[tokio::test]
+async fn two_binders_start_when_every_real_binding_names_its_binder() {
+    let yaml = "spring.cloud.function.definition: tick;sink\nspring.cloud.stream.binders:\n  a: { type: memory }\n  b: { type: memory }\nspring.cloud.stream.bindings:\n  tick-out-0: { destination: ticks, binder: a }\n  sink-in-0: { destination: ticks, group: g, binder: b }\n";
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .supplier("tick", || async { Ok::<_, HandlerError>(Some(1u32)) })
+        .consumer("sink", |_: u32| async { Ok(()) })
+        .config_yaml(yaml)
+        .build()
+        .await;
+    let app = app.unwrap_or_else(|e| panic!("two-binder app must start: {e}"));
+    let names: Vec<String> = app.plan().bindings.iter().map(|b| b.name.clone()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    app.shutdown().await;
+}
