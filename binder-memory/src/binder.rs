@@ -188,24 +188,7 @@ pub(crate) fn subscribe(
     group: Option<&str>,
     spec: &ConsumerSpec,
 ) -> Result<MemorySubscription, BindError> {
-    let filter = if spec.partitioned {
-        let count = spec.instance_count.max(1);
-        if spec.instance_index >= count {
-            return Err(BindError::Config {
-                key: format!(
-                    "spring.cloud.stream.bindings.{}.consumer.instance-index",
-                    spec.binding
-                ),
-                message: format!(
-                    "instance-index {} must be less than instance-count {count}",
-                    spec.instance_index
-                ),
-            });
-        }
-        Some((spec.instance_index, count))
-    } else {
-        None
-    };
+    let filter = spec.partition()?;
     if let Some(g) = group {
         if g.is_empty() {
             return Err(BindError::Config {

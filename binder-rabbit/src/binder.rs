@@ -126,23 +126,7 @@ fn partitions_of(spec: &ProducerSpec) -> Vec<Option<u32>> {
 }
 
 fn partition_of(spec: &ConsumerSpec) -> Result<Option<u32>, BindError> {
-    if !spec.partitioned {
-        return Ok(None);
-    }
-    let count = spec.instance_count.max(1);
-    if spec.instance_index >= count {
-        return Err(BindError::Config {
-            key: format!(
-                "spring.cloud.stream.bindings.{}.consumer.instance-index",
-                spec.binding
-            ),
-            message: format!(
-                "instance-index {} must be less than instance-count {count}",
-                spec.instance_index
-            ),
-        });
-    }
-    Ok(Some(spec.instance_index))
+    Ok(spec.partition()?.map(|(index, _)| index))
 }
 
 #[async_trait]

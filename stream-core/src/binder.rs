@@ -134,6 +134,29 @@ impl ProducerSpec {
 }
 
 impl ConsumerSpec {
+    /// `(instance-index, instance-count)` of a partitioned consumer, `None` when it is not
+    /// partitioned; the one check that the index is below the count (the loader checks the
+    /// same for configurations it read; this covers specs built in code).
+    pub fn partition(&self) -> Result<Option<(u32, u32)>, BindError> {
+        if !self.partitioned {
+            return Ok(None);
+        }
+        let count = self.instance_count.max(1);
+        if self.instance_index >= count {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.bindings.{}.consumer.instance-index",
+                    self.binding
+                ),
+                message: format!(
+                    "instance-index {} must be less than instance-count {count}",
+                    self.instance_index
+                ),
+            });
+        }
+        Ok(Some((self.instance_index, count)))
+    }
+
     /// The binder-specific consumer properties as the binder's settings type `T`.
     pub fn props<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, BindError> {
         typed_props(&self.binding, "consumer", &self.binder_properties)
