@@ -9,7 +9,6 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::ClientConfig;
-use serde_json::Value;
 use stream_core::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
     OrderingScope, Producer, ProducerSpec, ProvisionPlan, Subscription,
@@ -18,7 +17,9 @@ use stream_core::config::Schema;
 use stream_core::expr::Expression;
 
 use crate::client::{client_config, create_error};
-use crate::config::{ConsumerProps, KafkaBinderConfig, ProducerProps, StartOffset};
+use crate::config::{
+    flatten_properties, KafkaBinderConfig, KafkaConsumerProps, KafkaProducerProps, StartOffset,
+};
 use crate::consumer::{Assignment, DlqTarget, KafkaSubscription, SubscribeArgs};
 use crate::producer::KafkaProducer;
 use crate::provision::{Provisioner, METADATA_TIMEOUT};
@@ -52,6 +53,11 @@ pub fn dlq_name(destination: &str, group: &str, configured: Option<&str>) -> Str
     configured
         .map(str::to_owned)
         .unwrap_or_else(|| format!("error.{destination}.{group}"))
+}
+
+/// A configured `dlq-name` (an empty one is none).
+fn configured_dlq(props: &KafkaConsumerProps) -> Option<&str> {
+    props.dlq_name.as_deref().filter(|s| !s.is_empty())
 }
 
 /// Creates Kafka binders (type `kafka`).
@@ -88,6 +94,10 @@ impl BinderFactory for KafkaBinderFactory {
         Some(crate::config::schema())
     }
 
+    fn environment_schema(&self) -> Option<Schema> {
+        Some(crate::config::environment_schema())
+    }
+
     fn plan_consumer(
         &self,
         destination: &str,
@@ -96,8 +106,7 @@ impl BinderFactory for KafkaBinderFactory {
     ) -> ProvisionPlan {
         // The plan sees the binding's kafka properties (with `kafka.default.consumer` merged
         // in by the core); a binder's own `environment` defaults are applied only at bind time.
-        let Ok(props) = ConsumerProps::parse(&spec.binding, &Value::Null, &spec.binder_properties)
-        else {
+        let Ok(props) = spec.props::<KafkaConsumerProps>() else {
             return ProvisionPlan::default();
         };
         let mut resources = vec![format!("kafka topic {destination}")];
@@ -106,7 +115,7 @@ impl BinderFactory for KafkaBinderFactory {
                 resources.push(format!("consumer group {g}"));
                 props
                     .enable_dlq
-                    .then(|| dlq_name(destination, g, props.dlq_name.as_deref()))
+                    .then(|| dlq_name(destination, g, configured_dlq(&props)))
             }
             None => {
                 resources.push("anonymous consumer group (starts at latest)".into());
@@ -264,14 +273,11 @@ impl Binder for KafkaBinder {
         destination: &str,
         spec: &ProducerSpec,
     ) -> Result<Box<dyn Producer>, BindError> {
-        let props = ProducerProps::parse(
-            &spec.binding,
-            &self.cfg.default_producer,
-            &spec.binder_properties,
-        )?;
+        let props = KafkaProducerProps::of(spec, &self.cfg.default_producer)?;
         let key_expression = props
             .message_key_expression
             .as_deref()
+            .filter(|s| !s.trim().is_empty())
             .map(Expression::parse)
             .transpose()
             .map_err(|e| BindError::Config {
@@ -282,16 +288,17 @@ impl Binder for KafkaBinder {
                 message: e.to_string(),
             })?;
         let mut derived = BTreeMap::new();
-        if let Some(c) = &props.compression {
-            derived.insert("compression.type".to_owned(), c.clone());
+        if let Some(c) = props.compression() {
+            derived.insert("compression.type".to_owned(), c.as_str().to_owned());
         }
         if let Some(b) = props.buffer_size {
             derived.insert("batch.size".to_owned(), b.max(1).to_string());
         }
-        if let Some(l) = props.batch_timeout_ms {
+        if let Some(l) = props.batch_timeout {
             derived.insert("linger.ms".to_owned(), l.to_string());
         }
-        let settings = self.producer_settings(&[&derived, &props.configuration]);
+        let configuration = flatten_properties(&props.configuration);
+        let settings = self.producer_settings(&[&derived, &configuration]);
         let max = Self::max_message_bytes(&settings);
         let producer = self.producer_for(settings)?;
         let partitions = self
@@ -307,7 +314,7 @@ impl Binder for KafkaBinder {
             producer,
             destination,
             key_expression,
-            props.close_timeout,
+            Duration::from_secs(props.close_timeout),
             max,
         )))
     }
@@ -318,11 +325,7 @@ impl Binder for KafkaBinder {
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> Result<Box<dyn Subscription>, BindError> {
-        let props = ConsumerProps::parse(
-            &spec.binding,
-            &self.cfg.default_consumer,
-            &spec.binder_properties,
-        )?;
+        let props = KafkaConsumerProps::of(spec, &self.cfg.default_consumer)?;
         if let Some(g) = group {
             if g.trim().is_empty() {
                 return Err(BindError::Config {
@@ -331,19 +334,8 @@ impl Binder for KafkaBinder {
                 });
             }
         }
+        spec.partition()?;
         let instance_count = spec.instance_count.max(1);
-        if spec.partitioned && spec.instance_index >= instance_count {
-            return Err(BindError::Config {
-                key: format!(
-                    "spring.cloud.stream.bindings.{}.consumer.instance-index",
-                    spec.binding
-                ),
-                message: format!(
-                    "instance-index {} must be less than instance-count {instance_count}",
-                    spec.instance_index
-                ),
-            });
-        }
         let create_with = instance_count.saturating_mul(spec.concurrency.max(1));
         let partitions = self.provisioner.ensure(destination, create_with, 1).await?;
 
@@ -360,10 +352,11 @@ impl Binder for KafkaBinder {
 
         let dlq = match (props.enable_dlq, group) {
             (true, Some(g)) => {
-                let topic = dlq_name(destination, g, props.dlq_name.as_deref());
+                let topic = dlq_name(destination, g, configured_dlq(&props));
                 let dlq_partitions = props.dlq_partitions.unwrap_or(partitions);
                 let dlq_partitions = self.provisioner.ensure(&topic, dlq_partitions, 1).await?;
-                let settings = self.producer_settings(&[&props.dlq_producer_properties]);
+                let dlq_properties = flatten_properties(&props.dlq_producer_properties);
+                let settings = self.producer_settings(&[&dlq_properties]);
                 let max = Self::max_message_bytes(&settings);
                 Some(DlqTarget {
                     producer: self.producer_for(settings)?,
@@ -389,7 +382,11 @@ impl Binder for KafkaBinder {
         base.insert("enable.partition.eof".to_owned(), "false".to_owned());
         let config = client_config(
             &self.cfg,
-            &[&base, &self.cfg.consumer_properties, &props.configuration],
+            &[
+                &base,
+                &self.cfg.consumer_properties,
+                &flatten_properties(&props.configuration),
+            ],
         );
         if config.get("group.id") != Some(group_id.as_str()) {
             return Err(BindError::Config {

@@ -1,112 +1,453 @@
-//! Binder configuration: `spring.cloud.stream.kafka.binder.*` (also inside
-//! `binders.<name>.environment`), the per-binding consumer/producer keys, and the schema that
-//! lets the loader reject unknown keys with a did-you-mean.
+//! Binder configuration, declared once as typed settings structs: [`KafkaBinderProps`]
+//! (`spring.cloud.stream.kafka.binder.*`), [`KafkaConsumerProps`] and [`KafkaProducerProps`]
+//! (`spring.cloud.stream.kafka.{default,bindings.<b>}.{consumer,producer}.*`) and
+//! [`KafkaEnvironment`] (a binder's `environment`). The schemas the loader validates with
+//! (unknown keys with a did-you-mean, values coerced) are derived from them; [`KafkaBinderConfig`]
+//! is the effective binder configuration read from them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-use stream_core::binder::{BindError, BinderEnvironment};
-use stream_core::config::{deep_merge, redact_value, suggest, Schema, SchemaNode};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use stream_core::binder::{BindError, BinderEnvironment, ConsumerSpec, ProducerSpec};
+use stream_core::config::{deep_merge, redact_uris, redact_value, Schema, SchemaNode};
 
 /// Default bootstrap servers (Spring's `localhost` with `default-broker-port` 9092).
 pub const DEFAULT_BROKERS: &str = "localhost:9092";
 /// Default `health-timeout` in seconds (Spring's 60).
 pub const DEFAULT_HEALTH_TIMEOUT_SECS: u64 = 60;
 
-/// The keys of `spring.cloud.stream.kafka.binder`.
-const BINDER_KEYS: &[&str] = &[
-    "brokers",
-    "default-broker-port",
-    "configuration",
-    "consumer-properties",
-    "producer-properties",
-    "auto-create-topics",
-    "auto-add-partitions",
-    "min-partition-count",
-    "replication-factor",
-    "required-acks",
-    "health-timeout",
-];
-
 /// The schema of `spring.cloud.stream.kafka.*` (binder keys and per-binding keys).
 pub fn schema() -> Schema {
-    Schema::binder_section(binder_node(), consumer_node(), producer_node())
+    Schema::binder_section(
+        SchemaNode::of::<KafkaBinderProps>(),
+        SchemaNode::of::<KafkaConsumerProps>(),
+        SchemaNode::of::<KafkaProducerProps>(),
+    )
 }
 
-fn binder_node() -> SchemaNode {
-    SchemaNode::object([
-        ("brokers", SchemaNode::string_list()),
-        ("default-broker-port", SchemaNode::uint()),
-        ("configuration", SchemaNode::free_map()),
-        ("consumer-properties", SchemaNode::free_map()),
-        ("producer-properties", SchemaNode::free_map()),
-        ("auto-create-topics", SchemaNode::bool()),
-        ("auto-add-partitions", SchemaNode::bool()),
-        ("min-partition-count", SchemaNode::uint().at_least(1.0)),
-        ("replication-factor", SchemaNode::int()),
-        ("required-acks", SchemaNode::string()),
-        ("health-timeout", SchemaNode::uint()),
-    ])
+/// The schema of a kafka binder's `environment` (`binders.<name>.environment`).
+pub fn environment_schema() -> Schema {
+    Schema::new(SchemaNode::of::<KafkaEnvironment>())
 }
 
-fn consumer_node() -> SchemaNode {
-    SchemaNode::object(consumer_keys().iter().map(|(k, n)| (*k, n.clone())))
+/// `spring.cloud.stream.kafka.binder.*` (also the top level of a binder's `environment`).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct KafkaBinderProps {
+    /// `brokers`: bootstrap servers, `host[:port]` (a list or a comma-separated string).
+    #[serde(deserialize_with = "host_list")]
+    pub brokers: Vec<String>,
+    /// `default-broker-port`: the port of brokers listed without one.
+    pub default_broker_port: u16,
+    /// `configuration`: librdkafka properties for every client.
+    #[schemars(extend("x-kind" = "free-map"))]
+    pub configuration: Value,
+    /// `consumer-properties`: librdkafka properties for consumers.
+    #[schemars(extend("x-kind" = "free-map"))]
+    pub consumer_properties: Value,
+    /// `producer-properties`: librdkafka properties for producers.
+    #[schemars(extend("x-kind" = "free-map"))]
+    pub producer_properties: Value,
+    /// `auto-create-topics`: create missing topics through the admin API (false: only look
+    /// them up, which lets a broker with broker-side auto-creation create them).
+    pub auto_create_topics: bool,
+    /// `auto-add-partitions`: grow topics with too few partitions.
+    pub auto_add_partitions: bool,
+    /// `min-partition-count`: the minimum partition count of created topics.
+    #[schemars(range(min = 1, max = 2_147_483_647))]
+    pub min_partition_count: u32,
+    /// `replication-factor` of created topics; -1 = the broker default.
+    #[schemars(range(min = -1))]
+    pub replication_factor: i16,
+    /// `required-acks`: producer `acks` (`all`, `-1`, `0`, `1`; `all` keeps the producer
+    /// idempotent). A string, not an enumeration: `-1` and `1` differ only by the dash.
+    pub required_acks: String,
+    /// `health-timeout`: seconds the brokers may be unreachable before health is DOWN.
+    pub health_timeout: u64,
+    /// `headers` (Spring: headers to transport); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub headers: Option<Value>,
+    /// `auto-alter-topics`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub auto_alter_topics: Option<Value>,
+    /// `jaas` (Spring's JAAS login module; set `sasl.*` in `configuration` instead); accepted,
+    /// not used.
+    #[schemars(extend("x-unused" = true))]
+    pub jaas: Option<Value>,
+    /// `metrics.*` (offset lag metrics); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub metrics: Option<Value>,
+    /// `enable-observation` (Micrometer observation); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub enable_observation: Option<Value>,
+    /// `header-mapper-bean-name`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub header_mapper_bean_name: Option<Value>,
+    /// `certificate-store-directory`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub certificate_store_directory: Option<Value>,
+    /// `consider-down-when-any-partition-has-no-leader`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub consider_down_when_any_partition_has_no_leader: Option<Value>,
+    /// `authorization-exception-retry-interval`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub authorization_exception_retry_interval: Option<Value>,
+    /// `zk-nodes` (ZooKeeper, binder 1.x/2.x); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub zk_nodes: Option<Value>,
+    /// `default-zk-port` (ZooKeeper, binder 1.x/2.x); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub default_zk_port: Option<Value>,
 }
 
-fn producer_node() -> SchemaNode {
-    SchemaNode::object(producer_keys().iter().map(|(k, n)| (*k, n.clone())))
-}
-
-fn consumer_keys() -> Vec<(&'static str, SchemaNode)> {
-    vec![
-        ("start-offset", SchemaNode::string()),
-        ("reset-offsets", SchemaNode::bool()),
-        ("enable-dlq", SchemaNode::bool()),
-        ("dlq-name", SchemaNode::string()),
-        ("dlq-partitions", SchemaNode::uint().at_least(1.0)),
-        ("dlq-producer-properties", SchemaNode::free_map()),
-        ("configuration", SchemaNode::free_map()),
-        ("auto-rebalance-enabled", SchemaNode::bool()),
-    ]
-}
-
-fn producer_keys() -> Vec<(&'static str, SchemaNode)> {
-    vec![
-        ("message-key-expression", SchemaNode::string()),
-        ("compression", SchemaNode::string()),
-        ("sync", SchemaNode::bool()),
-        ("configuration", SchemaNode::free_map()),
-        ("buffer-size", SchemaNode::uint()),
-        ("batch-timeout", SchemaNode::uint()),
-        ("close-timeout", SchemaNode::uint()),
-    ]
-}
-
-/// The relaxed (kebab-case) spelling of a key: `autoCreateTopics`, `auto_create_topics` and
-/// `auto-create-topics` are the same key.
-pub fn kebab(key: &str) -> String {
-    let all_upper = !key.chars().any(|c| c.is_lowercase());
-    let mut out = String::with_capacity(key.len() + 4);
-    let mut prev_lower = false;
-    for c in key.chars() {
-        if c == '_' || c == '-' {
-            if !out.is_empty() && !out.ends_with('-') {
-                out.push('-');
-            }
-            prev_lower = false;
-        } else if c.is_uppercase() && !all_upper {
-            if prev_lower && !out.ends_with('-') {
-                out.push('-');
-            }
-            out.extend(c.to_lowercase());
-            prev_lower = false;
-        } else {
-            out.extend(c.to_lowercase());
-            prev_lower = c.is_lowercase() || c.is_ascii_digit();
+impl Default for KafkaBinderProps {
+    fn default() -> Self {
+        KafkaBinderProps {
+            brokers: vec!["localhost".into()],
+            default_broker_port: 9092,
+            configuration: Value::Null,
+            consumer_properties: Value::Null,
+            producer_properties: Value::Null,
+            auto_create_topics: true,
+            auto_add_partitions: false,
+            min_partition_count: 1,
+            replication_factor: -1,
+            required_acks: "all".into(),
+            health_timeout: DEFAULT_HEALTH_TIMEOUT_SECS,
+            headers: None,
+            auto_alter_topics: None,
+            jaas: None,
+            metrics: None,
+            enable_observation: None,
+            header_mapper_bean_name: None,
+            certificate_store_directory: None,
+            consider_down_when_any_partition_has_no_leader: None,
+            authorization_exception_retry_interval: None,
+            zk_nodes: None,
+            default_zk_port: None,
         }
     }
-    out
+}
+
+/// `start-offset` of a consumer binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StartOffset {
+    /// From the beginning of the partition.
+    Earliest,
+    /// Only records produced after the consumer started.
+    Latest,
+}
+
+impl StartOffset {
+    /// The librdkafka `auto.offset.reset` value.
+    pub fn as_reset(self) -> &'static str {
+        match self {
+            StartOffset::Earliest => "earliest",
+            StartOffset::Latest => "latest",
+        }
+    }
+}
+
+/// `compression` of a producer binding (librdkafka `compression.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// The librdkafka `compression.type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// The Kafka-specific properties of one consumer binding.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct KafkaConsumerProps {
+    /// `start-offset`: where a group without committed offsets starts; default: earliest for
+    /// a named group, latest for an anonymous one.
+    pub start_offset: Option<StartOffset>,
+    /// `reset-offsets`: reset the group's committed offsets to `start-offset` at bind.
+    pub reset_offsets: bool,
+    /// `enable-dlq`: dead-letter to a DLQ topic.
+    pub enable_dlq: bool,
+    /// `dlq-name`: the DLQ topic (default `error.<destination>.<group>`).
+    pub dlq_name: Option<String>,
+    /// `dlq-partitions`: partitions of the DLQ topic (default: as the source topic).
+    #[schemars(range(min = 1, max = 2_147_483_647))]
+    pub dlq_partitions: Option<u32>,
+    /// `dlq-producer-properties`: librdkafka properties of the DLQ producer.
+    #[schemars(extend("x-kind" = "free-map"))]
+    pub dlq_producer_properties: Value,
+    /// `configuration`: extra librdkafka consumer properties.
+    #[schemars(extend("x-kind" = "free-map"))]
+    pub configuration: Value,
+    /// `auto-rebalance-enabled`: group management (true) or static assignment by instance
+    /// index (false).
+    pub auto_rebalance_enabled: bool,
+    /// `ack-mode`; accepted, not used (records are committed once settled).
+    #[schemars(extend("x-unused" = true))]
+    pub ack_mode: Option<Value>,
+    /// `ack-each-record`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub ack_each_record: Option<Value>,
+    /// `auto-commit-offset`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub auto_commit_offset: Option<Value>,
+    /// `auto-commit-on-error`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub auto_commit_on_error: Option<Value>,
+    /// `idle-event-interval`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub idle_event_interval: Option<Value>,
+    /// `poll-timeout` (pollable consumers); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub poll_timeout: Option<Value>,
+    /// `standard-headers`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub standard_headers: Option<Value>,
+    /// `converter-bean-name`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub converter_bean_name: Option<Value>,
+    /// `destination-is-pattern`; accepted, not used (the destination is a topic name).
+    #[schemars(extend("x-unused" = true))]
+    pub destination_is_pattern: Option<Value>,
+    /// `topic.*` (topic properties); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub topic: Option<Value>,
+    /// `use-topic-header`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub use_topic_header: Option<Value>,
+    /// `trusted-packages`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub trusted_packages: Option<Value>,
+    /// `tx-commit-recovered`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub tx_commit_recovered: Option<Value>,
+    /// `transaction-manager`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub transaction_manager: Option<Value>,
+    /// `common-error-handler-bean-name`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub common_error_handler_bean_name: Option<Value>,
+}
+
+impl Default for KafkaConsumerProps {
+    fn default() -> Self {
+        KafkaConsumerProps {
+            start_offset: None,
+            reset_offsets: false,
+            enable_dlq: false,
+            dlq_name: None,
+            dlq_partitions: None,
+            dlq_producer_properties: Value::Null,
+            configuration: Value::Null,
+            auto_rebalance_enabled: true,
+            ack_mode: None,
+            ack_each_record: None,
+            auto_commit_offset: None,
+            auto_commit_on_error: None,
+            idle_event_interval: None,
+            poll_timeout: None,
+            standard_headers: None,
+            converter_bean_name: None,
+            destination_is_pattern: None,
+            topic: None,
+            use_topic_header: None,
+            trusted_packages: None,
+            tx_commit_recovered: None,
+            transaction_manager: None,
+            common_error_handler_bean_name: None,
+        }
+    }
+}
+
+/// The Kafka-specific properties of one producer binding.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct KafkaProducerProps {
+    /// `message-key-expression`: the record key, e.g. `headers['myKey']`.
+    pub message_key_expression: Option<String>,
+    /// `compression`: librdkafka `compression.type`.
+    pub compression: Option<Compression>,
+    /// `compression-type`: Spring's name of `compression` (used when `compression` is unset).
+    pub compression_type: Option<Compression>,
+    /// `configuration`: extra librdkafka producer properties.
+    #[schemars(extend("x-kind" = "free-map"))]
+    pub configuration: Value,
+    /// `buffer-size`: `batch.size` in bytes.
+    pub buffer_size: Option<u64>,
+    /// `batch-timeout`: `linger.ms`.
+    #[schemars(extend("x-kind" = "duration-ms"))]
+    pub batch_timeout: Option<u64>,
+    /// `close-timeout`: seconds `close` waits for outstanding deliveries.
+    pub close_timeout: u64,
+    /// `sync`; accepted, not used: sends always await the delivery report.
+    #[schemars(extend("x-unused" = true))]
+    pub sync: Option<Value>,
+    /// `send-timeout-expression`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub send_timeout_expression: Option<Value>,
+    /// `header-patterns`; accepted, not used (every header is sent).
+    #[schemars(extend("x-unused" = true))]
+    pub header_patterns: Option<Value>,
+    /// `topic.*` (topic properties); accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub topic: Option<Value>,
+    /// `use-topic-header`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub use_topic_header: Option<Value>,
+    /// `record-metadata-channel`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub record_metadata_channel: Option<Value>,
+    /// `transaction-manager`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub transaction_manager: Option<Value>,
+    /// `allow-non-transactional`; accepted, not used.
+    #[schemars(extend("x-unused" = true))]
+    pub allow_non_transactional: Option<Value>,
+}
+
+impl Default for KafkaProducerProps {
+    fn default() -> Self {
+        KafkaProducerProps {
+            message_key_expression: None,
+            compression: None,
+            compression_type: None,
+            configuration: Value::Null,
+            buffer_size: None,
+            batch_timeout: None,
+            close_timeout: 30,
+            sync: None,
+            send_timeout_expression: None,
+            header_patterns: None,
+            topic: None,
+            use_topic_header: None,
+            record_metadata_channel: None,
+            transaction_manager: None,
+            allow_non_transactional: None,
+        }
+    }
+}
+
+/// What a kafka binder's `environment` accepts: the binder keys at the top level (they win),
+/// `spring.cloud.stream.kafka.binder.*`, `spring.cloud.stream.kafka.default.{consumer,producer}`
+/// (binding defaults for this binder) and `spring.kafka.bootstrap-servers` (an alias of
+/// `brokers`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct KafkaEnvironment {
+    /// The binder keys.
+    #[serde(flatten)]
+    pub binder: KafkaBinderProps,
+    /// `spring.*`.
+    pub spring: EnvSpring,
+}
+
+/// `spring.*` of a kafka binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EnvSpring {
+    /// `spring.cloud.*`.
+    pub cloud: EnvCloud,
+    /// `spring.kafka.*` (Spring Boot).
+    pub kafka: SpringKafka,
+}
+
+/// `spring.cloud.*` of a kafka binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EnvCloud {
+    /// `spring.cloud.stream.*`.
+    pub stream: EnvStream,
+}
+
+/// `spring.cloud.stream.*` of a kafka binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EnvStream {
+    /// `spring.cloud.stream.kafka.*`.
+    pub kafka: EnvKafka,
+}
+
+/// `spring.cloud.stream.kafka.*` of a kafka binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EnvKafka {
+    /// `spring.cloud.stream.kafka.binder.*` (overridden by the same keys at the top level).
+    pub binder: KafkaBinderProps,
+    /// `spring.cloud.stream.kafka.default.*`: binding defaults for this binder.
+    pub default: EnvDefaults,
+}
+
+/// `spring.cloud.stream.kafka.default.*` of a kafka binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EnvDefaults {
+    /// `consumer.*`: defaults of this binder's consumer bindings.
+    pub consumer: KafkaConsumerProps,
+    /// `producer.*`: defaults of this binder's producer bindings.
+    pub producer: KafkaProducerProps,
+}
+
+/// `spring.kafka.*` (Spring Boot) of a kafka binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SpringKafka {
+    /// `spring.kafka.bootstrap-servers`: an alias of `brokers`.
+    #[serde(deserialize_with = "opt_host_list")]
+    pub bootstrap_servers: Option<Vec<String>>,
+}
+
+/// A host list from a YAML list or a comma-separated string.
+fn hosts(v: &Value) -> Option<Vec<String>> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let items: Vec<String> = match v {
+        Value::Array(a) => a.iter().map(text).collect(),
+        Value::Object(_) | Value::Null => return None,
+        other => text(other).split(',').map(str::to_owned).collect(),
+    };
+    Some(
+        items
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    )
+}
+
+fn host_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    hosts(&Value::deserialize(d)?)
+        .ok_or_else(|| serde::de::Error::custom("expected a host[:port] list"))
+}
+
+fn opt_host_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    host_list(d).map(Some)
 }
 
 /// Flattens a (dotted-keys-expanded) map back into librdkafka properties
@@ -129,7 +470,13 @@ pub fn flatten_properties(value: &Value) -> BTreeMap<String, String> {
                 out.insert(prefix.to_owned(), s.clone());
             }
             Value::Array(items) => {
-                let joined: Vec<String> = items.iter().map(scalar).collect();
+                let joined: Vec<String> = items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
                 out.insert(prefix.to_owned(), joined.join(","));
             }
             other => {
@@ -140,13 +487,6 @@ pub fn flatten_properties(value: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     walk("", value, &mut out);
     out
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Properties shown in logs, secrets redacted.
@@ -168,9 +508,7 @@ pub struct KafkaBinderConfig {
     pub consumer_properties: BTreeMap<String, String>,
     /// Extra producer properties (`producer-properties`).
     pub producer_properties: BTreeMap<String, String>,
-    /// Whether missing topics are created through the admin API (`auto-create-topics`). When
-    /// false the binder only looks topics up, which lets a broker with broker-side
-    /// auto-creation create them.
+    /// Whether missing topics are created through the admin API (`auto-create-topics`).
     pub auto_create_topics: bool,
     /// Whether too-small topics are grown (`auto-add-partitions`).
     pub auto_add_partitions: bool,
@@ -182,29 +520,17 @@ pub struct KafkaBinderConfig {
     pub required_acks: String,
     /// How long brokers may be unreachable before health is DOWN (`health-timeout`).
     pub health_timeout: Duration,
-    /// Binder-scoped defaults for bindings (`spring.cloud.stream.kafka.default.consumer` inside
-    /// the binder's environment).
-    pub default_consumer: Value,
+    /// Binder-scoped defaults for consumer bindings (`spring.cloud.stream.kafka.default.consumer`
+    /// inside the binder's environment).
+    pub default_consumer: KafkaConsumerProps,
     /// Binder-scoped defaults for producer bindings.
-    pub default_producer: Value,
+    pub default_producer: KafkaProducerProps,
 }
 
 impl Default for KafkaBinderConfig {
     fn default() -> Self {
-        KafkaBinderConfig {
-            brokers: DEFAULT_BROKERS.into(),
-            configuration: BTreeMap::new(),
-            consumer_properties: BTreeMap::new(),
-            producer_properties: BTreeMap::new(),
-            auto_create_topics: true,
-            auto_add_partitions: false,
-            min_partition_count: 1,
-            replication_factor: -1,
-            required_acks: "all".into(),
-            health_timeout: Duration::from_secs(DEFAULT_HEALTH_TIMEOUT_SECS),
-            default_consumer: Value::Object(Map::new()),
-            default_producer: Value::Object(Map::new()),
-        }
+        Self::from_props(KafkaBinderProps::default(), None)
+            .expect("the default binder properties are valid")
     }
 }
 
@@ -215,437 +541,147 @@ fn config_error(key: impl Into<String>, message: impl Into<String>) -> BindError
     }
 }
 
-/// Normalises the keys of one object level to kebab-case (values untouched).
-fn kebab_level(v: &Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m.iter().map(|(k, v)| (kebab(k), v.clone())).collect(),
-        _ => Map::new(),
-    }
+/// Reads `value` as `T`; a failure is a configuration error at `key`.
+fn read<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, BindError> {
+    serde_json::from_value(value).map_err(|e| config_error(key, redact_uris(&e.to_string())))
 }
 
-fn lookup<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(root, |node, part| match node {
-        Value::Object(m) => m
-            .get(*part)
-            .or_else(|| m.iter().find(|(k, _)| kebab(k) == *part).map(|(_, v)| v)),
-        _ => None,
-    })
+fn at<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |node, part| node.get(part))
 }
 
-/// Checks that `obj`'s keys are among `known`, with a did-you-mean.
-fn check_keys(obj: &Map<String, Value>, known: &[&str], prefix: &str) -> Result<(), BindError> {
-    for k in obj.keys() {
-        if !known.contains(&k.as_str()) {
-            let hint = suggest(k, known.iter().copied())
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
-            return Err(config_error(
-                format!("{prefix}{k}"),
-                format!("unknown key{hint} (known: {})", known.join(", ")),
-            ));
-        }
-    }
-    Ok(())
-}
+const BINDER_PATH: [&str; 5] = ["spring", "cloud", "stream", "kafka", "binder"];
+const BOOTSTRAP_PATH: [&str; 3] = ["spring", "kafka", "bootstrap-servers"];
 
 impl KafkaBinderConfig {
     /// Reads the configuration of binder `name`: `spring.cloud.stream.kafka.binder.*` from the
-    /// application (when inherited), overridden by the binder's own `environment` (either the
-    /// binder keys at its top level or the full `spring.cloud.stream.kafka.binder.*` paths).
-    /// `spring.kafka.bootstrap-servers` (Spring Boot's key) is accepted as an alias of
-    /// `brokers`. Unknown keys in the binder's own environment are errors.
+    /// application (when inherited), overridden by the binder's own `environment` (the full
+    /// `spring.cloud.stream.kafka.binder.*` paths, overridden by the binder keys at its top
+    /// level). `spring.kafka.bootstrap-servers` (Spring Boot's key) is an alias of `brokers`:
+    /// own `brokers` > own `spring.kafka.bootstrap-servers` > inherited `brokers` > inherited
+    /// `spring.kafka.bootstrap-servers` > `localhost`. The own environment is expected as the
+    /// loader leaves it (validated against [`environment_schema`], keys kebab-case).
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
-        let env_prefix = format!("spring.cloud.stream.binders.{name}.environment.");
-        let own = kebab_level(&env.own);
-        let mut own_top = Map::new();
-        for (k, v) in &own {
-            if k == "spring" {
-                continue;
-            }
-            own_top.insert(k.clone(), v.clone());
-        }
-        check_keys(&own_top, &[BINDER_KEYS, &["spring"]].concat(), &env_prefix)?;
-        if let Some(spring) = own.get("spring") {
-            let spring = kebab_level(spring);
-            check_keys(
-                &spring,
-                &["cloud", "kafka"],
-                &format!("{env_prefix}spring."),
-            )?;
-            if let Some(k) = spring.get("kafka") {
-                check_keys(
-                    &kebab_level(k),
-                    &["bootstrap-servers"],
-                    &format!("{env_prefix}spring.kafka."),
-                )?;
-            }
-            if let Some(kafka) = lookup(&env.own, &["spring", "cloud", "stream", "kafka"]) {
-                let p = format!("{env_prefix}spring.cloud.stream.kafka.");
-                let kafka = kebab_level(kafka);
-                check_keys(&kafka, &["binder", "default"], &p)?;
-                if let Some(b) = kafka.get("binder") {
-                    check_keys(&kebab_level(b), BINDER_KEYS, &format!("{p}binder."))?;
-                }
-                if let Some(d) = kafka.get("default") {
-                    let d = kebab_level(d);
-                    check_keys(&d, &["consumer", "producer"], &format!("{p}default."))?;
-                    let ck: Vec<&str> = consumer_keys().iter().map(|(k, _)| *k).collect();
-                    let pk: Vec<&str> = producer_keys().iter().map(|(k, _)| *k).collect();
-                    if let Some(c) = d.get("consumer") {
-                        check_keys(&kebab_level(c), &ck, &format!("{p}default.consumer."))?;
-                    }
-                    if let Some(c) = d.get("producer") {
-                        check_keys(&kebab_level(c), &pk, &format!("{p}default.producer."))?;
-                    }
-                }
-            }
-        }
+        let env_path = format!("spring.cloud.stream.binders.{name}.environment");
+        let own: KafkaEnvironment = read(env.own.clone(), &env_path)?;
 
         // Lowest first: inherited section, own full-path section, own short keys.
-        let binder_path = ["spring", "cloud", "stream", "kafka", "binder"];
-        let mut merged = Value::Object(Map::new());
-        if let Some(v) = lookup(&env.inherited, &binder_path) {
-            deep_merge(&mut merged, &Value::Object(kebab_level(v)));
+        let mut merged = Value::Object(Default::default());
+        let inherited = at(&env.inherited, &BINDER_PATH);
+        let own_full = at(&env.own, &BINDER_PATH);
+        let mut own_short = env.own.clone();
+        if let Value::Object(m) = &mut own_short {
+            m.remove("spring");
         }
-        if let Some(v) = lookup(&env.own, &binder_path) {
-            deep_merge(&mut merged, &Value::Object(kebab_level(v)));
+        for layer in [inherited, own_full, Some(&own_short)]
+            .into_iter()
+            .flatten()
+        {
+            deep_merge(&mut merged, layer);
         }
-        deep_merge(&mut merged, &Value::Object(own_top));
-        let m = kebab_level(&merged);
+        let props: KafkaBinderProps = read(merged, "spring.cloud.stream.kafka.binder")?;
 
-        let mut cfg = KafkaBinderConfig::default();
-        let key = |k: &str| format!("spring.cloud.stream.kafka.binder.{k}");
-        let port = match m.get("default-broker-port") {
-            Some(v) => as_u64(v).ok_or_else(|| {
-                config_error(key("default-broker-port"), "expected a port number")
-            })?,
-            None => 9092,
+        let sets_brokers = |v: Option<&Value>| v.is_some_and(|v| v.get("brokers").is_some());
+        let own_sets = sets_brokers(own_full) || sets_brokers(Some(&own_short));
+        let brokers = if own_sets {
+            None
+        } else {
+            own.spring.kafka.bootstrap_servers.clone().or_else(|| {
+                (!sets_brokers(inherited))
+                    .then(|| at(&env.inherited, &BOOTSTRAP_PATH).and_then(hosts))
+                    .flatten()
+            })
         };
-        // Brokers: own (short or full path) > own spring.kafka.bootstrap-servers > inherited
-        // binder brokers > inherited spring.kafka.bootstrap-servers > default.
-        let own_brokers = lookup(&env.own, &["brokers"])
-            .or_else(|| lookup(&env.own, &[&binder_path[..], &["brokers"]].concat()))
-            .or_else(|| lookup(&env.own, &["spring", "kafka", "bootstrap-servers"]));
-        let brokers = own_brokers
-            .or_else(|| lookup(&env.inherited, &[&binder_path[..], &["brokers"]].concat()))
-            .or_else(|| lookup(&env.inherited, &["spring", "kafka", "bootstrap-servers"]));
-        if let Some(b) = brokers {
-            cfg.brokers = broker_list(b, port)
-                .ok_or_else(|| config_error(key("brokers"), "expected a host[:port] list"))?;
-        } else if port != 9092 {
-            cfg.brokers = format!("localhost:{port}");
+        let mut cfg = Self::from_props(props, brokers)?;
+        cfg.default_consumer = own.spring.cloud.stream.kafka.default.consumer;
+        cfg.default_producer = own.spring.cloud.stream.kafka.default.producer;
+        Ok(cfg)
+    }
+
+    /// The effective configuration of the binder keys `p` (with `brokers` replaced by
+    /// `brokers`, when given).
+    fn from_props(p: KafkaBinderProps, brokers: Option<Vec<String>>) -> Result<Self, BindError> {
+        let key = |k: &str| format!("spring.cloud.stream.kafka.binder.{k}");
+        let port = p.default_broker_port;
+        let hosts: Vec<String> = brokers
+            .unwrap_or(p.brokers)
+            .into_iter()
+            .map(|h| match h.rsplit_once(':') {
+                Some((_, p)) if p.parse::<u16>().is_ok() => h,
+                _ => format!("{h}:{port}"),
+            })
+            .collect();
+        if hosts.is_empty() {
+            return Err(config_error(key("brokers"), "expected a host[:port] list"));
         }
-        if let Some(v) = m.get("configuration") {
-            cfg.configuration = flatten_properties(v);
+        if p.replication_factor == 0 {
+            return Err(config_error(
+                key("replication-factor"),
+                "expected -1 or a positive integer",
+            ));
         }
-        if let Some(v) = m.get("consumer-properties") {
-            cfg.consumer_properties = flatten_properties(v);
+        let acks = p.required_acks.trim().to_ascii_lowercase();
+        if !matches!(acks.as_str(), "all" | "-1" | "0" | "1") {
+            return Err(config_error(
+                key("required-acks"),
+                format!("expected all, -1, 0 or 1, found {acks}"),
+            ));
         }
-        if let Some(v) = m.get("producer-properties") {
-            cfg.producer_properties = flatten_properties(v);
-        }
-        if let Some(v) = m.get("auto-create-topics") {
-            cfg.auto_create_topics = as_bool(v)
-                .ok_or_else(|| config_error(key("auto-create-topics"), "expected a boolean"))?;
-        }
-        if let Some(v) = m.get("auto-add-partitions") {
-            cfg.auto_add_partitions = as_bool(v)
-                .ok_or_else(|| config_error(key("auto-add-partitions"), "expected a boolean"))?;
-        }
-        if let Some(v) = m.get("min-partition-count") {
-            cfg.min_partition_count = as_u64(v)
-                .filter(|n| (1..=u64::from(i32::MAX as u32)).contains(n))
-                .map(|n| n as u32)
-                .ok_or_else(|| {
-                    config_error(key("min-partition-count"), "expected a positive integer")
-                })?;
-        }
-        if let Some(v) = m.get("replication-factor") {
-            cfg.replication_factor = as_i64(v)
-                .filter(|n| *n == -1 || (1..=i64::from(i16::MAX)).contains(n))
-                .map(|n| n as i32)
-                .ok_or_else(|| {
-                    config_error(
-                        key("replication-factor"),
-                        "expected -1 or a positive integer",
-                    )
-                })?;
-        }
-        if let Some(v) = m.get("required-acks") {
-            let acks = scalar(v).to_ascii_lowercase();
-            if !matches!(acks.as_str(), "all" | "-1" | "0" | "1") {
-                return Err(config_error(
-                    key("required-acks"),
-                    format!("expected all, -1, 0 or 1, found {acks}"),
-                ));
-            }
-            cfg.required_acks = acks;
-        }
-        if let Some(v) = m.get("health-timeout") {
-            let secs =
-                as_u64(v).ok_or_else(|| config_error(key("health-timeout"), "expected seconds"))?;
-            cfg.health_timeout = Duration::from_secs(secs);
-        }
-        let defaults = ["spring", "cloud", "stream", "kafka", "default"];
-        if let Some(c) = lookup(&env.own, &[&defaults[..], &["consumer"]].concat()) {
-            cfg.default_consumer = Value::Object(kebab_level(c));
-        }
-        if let Some(p) = lookup(&env.own, &[&defaults[..], &["producer"]].concat()) {
-            cfg.default_producer = Value::Object(kebab_level(p));
-        }
-        if cfg.configuration.contains_key("bootstrap.servers") {
+        let configuration = flatten_properties(&p.configuration);
+        if configuration.contains_key("bootstrap.servers") {
             return Err(config_error(
                 key("configuration.bootstrap.servers"),
                 "set the brokers with `brokers`, not in `configuration`",
             ));
         }
-        Ok(cfg)
-    }
-}
-
-fn broker_list(v: &Value, default_port: u64) -> Option<String> {
-    let items: Vec<String> = match v {
-        Value::String(s) => s.split(',').map(|s| s.trim().to_owned()).collect(),
-        Value::Array(a) => a.iter().map(|x| scalar(x).trim().to_owned()).collect(),
-        _ => return None,
-    };
-    let items: Vec<String> = items
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            if s.rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            {
-                s
-            } else {
-                format!("{s}:{default_port}")
-            }
+        Ok(KafkaBinderConfig {
+            brokers: hosts.join(","),
+            configuration,
+            consumer_properties: flatten_properties(&p.consumer_properties),
+            producer_properties: flatten_properties(&p.producer_properties),
+            auto_create_topics: p.auto_create_topics,
+            auto_add_partitions: p.auto_add_partitions,
+            min_partition_count: p.min_partition_count.max(1),
+            replication_factor: i32::from(p.replication_factor),
+            required_acks: acks,
+            health_timeout: Duration::from_secs(p.health_timeout),
+            default_consumer: KafkaConsumerProps::default(),
+            default_producer: KafkaProducerProps::default(),
         })
-        .collect();
-    (!items.is_empty()).then(|| items.join(","))
-}
-
-/// A boolean from a JSON bool or a `true`/`false` string.
-pub fn as_bool(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        },
-        _ => None,
     }
 }
 
-/// An unsigned integer from a JSON number or a numeric string.
-pub fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+/// The binding's properties (`binding`, as the loader left them) over binder-scoped `defaults`.
+fn over<T: Serialize>(defaults: &T, binding: &Value) -> Value {
+    let mut v = serde_json::to_value(defaults).unwrap_or(Value::Null);
+    deep_merge(&mut v, binding);
+    v
 }
 
-fn as_i64(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// `start-offset` of a consumer binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartOffset {
-    /// From the beginning of the partition.
-    Earliest,
-    /// Only records produced after the consumer started.
-    Latest,
-}
-
-impl StartOffset {
-    /// The librdkafka `auto.offset.reset` value.
-    pub fn as_reset(self) -> &'static str {
-        match self {
-            StartOffset::Earliest => "earliest",
-            StartOffset::Latest => "latest",
+impl KafkaConsumerProps {
+    /// The properties of consumer binding `spec` over the binder-scoped `defaults`.
+    pub fn of(spec: &ConsumerSpec, defaults: &Self) -> Result<Self, BindError> {
+        ConsumerSpec {
+            binder_properties: over(defaults, &spec.binder_properties),
+            ..spec.clone()
         }
+        .props()
     }
 }
 
-/// The Kafka-specific properties of one consumer binding.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConsumerProps {
-    /// Where a group without committed offsets starts (`start-offset`); default: earliest for
-    /// a named group, latest for an anonymous one.
-    pub start_offset: Option<StartOffset>,
-    /// Reset the group's committed offsets to `start-offset` at bind (`reset-offsets`).
-    pub reset_offsets: bool,
-    /// Dead-letter to a DLQ topic (`enable-dlq`).
-    pub enable_dlq: bool,
-    /// The DLQ topic (`dlq-name`, default `error.<destination>.<group>`).
-    pub dlq_name: Option<String>,
-    /// Partitions of the DLQ topic (`dlq-partitions`, default: as the source topic).
-    pub dlq_partitions: Option<u32>,
-    /// Producer properties for the DLQ producer (`dlq-producer-properties`).
-    pub dlq_producer_properties: BTreeMap<String, String>,
-    /// Extra consumer properties (`configuration`).
-    pub configuration: BTreeMap<String, String>,
-    /// Group management (true, default) or static assignment by instance index (false).
-    pub auto_rebalance_enabled: bool,
-}
-
-/// The Kafka-specific properties of one producer binding.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProducerProps {
-    /// Expression for the record key (`message-key-expression`), e.g. `headers['myKey']`.
-    pub message_key_expression: Option<String>,
-    /// `compression.type` (`compression`: none, gzip, snappy, lz4, zstd).
-    pub compression: Option<String>,
-    /// `sync`: accepted for compatibility; sends always await the delivery report.
-    pub sync: bool,
-    /// Extra producer properties (`configuration`).
-    pub configuration: BTreeMap<String, String>,
-    /// `batch.size` in bytes (`buffer-size`).
-    pub buffer_size: Option<u64>,
-    /// `linger.ms` (`batch-timeout`).
-    pub batch_timeout_ms: Option<u64>,
-    /// How long `close` waits for outstanding deliveries, in seconds (`close-timeout`).
-    pub close_timeout: Duration,
-}
-
-fn merged_props(defaults: &Value, binding: &Value) -> Map<String, Value> {
-    let mut v = Value::Object(kebab_level(defaults));
-    deep_merge(&mut v, &Value::Object(kebab_level(binding)));
-    kebab_level(&v)
-}
-
-fn binding_key(binding: &str, dir: &str, k: &str) -> String {
-    format!("spring.cloud.stream.kafka.bindings.{binding}.{dir}.{k}")
-}
-
-impl ConsumerProps {
-    /// Parses the binding's properties over the binder-scoped defaults.
-    pub fn parse(binding: &str, defaults: &Value, props: &Value) -> Result<Self, BindError> {
-        let m = merged_props(defaults, props);
-        let known: Vec<&str> = consumer_keys().iter().map(|(k, _)| *k).collect();
-        check_keys(
-            &m,
-            &known,
-            &format!("spring.cloud.stream.kafka.bindings.{binding}.consumer."),
-        )?;
-        let key = |k: &str| binding_key(binding, "consumer", k);
-        let flag = |k: &str, default: bool| -> Result<bool, BindError> {
-            match m.get(k) {
-                None | Some(Value::Null) => Ok(default),
-                Some(v) => as_bool(v).ok_or_else(|| config_error(key(k), "expected a boolean")),
-            }
-        };
-        let start_offset = match m.get("start-offset") {
-            None | Some(Value::Null) => None,
-            Some(v) => match scalar(v).to_ascii_lowercase().as_str() {
-                "earliest" => Some(StartOffset::Earliest),
-                "latest" => Some(StartOffset::Latest),
-                other => {
-                    return Err(config_error(
-                        key("start-offset"),
-                        format!("expected earliest or latest, found {other}"),
-                    ))
-                }
-            },
-        };
-        let dlq_partitions = match m.get("dlq-partitions") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                as_u64(v)
-                    .filter(|n| (1..=i32::MAX as u64).contains(n))
-                    .map(|n| n as u32)
-                    .ok_or_else(|| {
-                        config_error(key("dlq-partitions"), "expected a positive integer")
-                    })?,
-            ),
-        };
-        Ok(ConsumerProps {
-            start_offset,
-            reset_offsets: flag("reset-offsets", false)?,
-            enable_dlq: flag("enable-dlq", false)?,
-            dlq_name: m
-                .get("dlq-name")
-                .filter(|v| !v.is_null())
-                .map(scalar)
-                .filter(|s| !s.is_empty()),
-            dlq_partitions,
-            dlq_producer_properties: m
-                .get("dlq-producer-properties")
-                .map(flatten_properties)
-                .unwrap_or_default(),
-            configuration: m
-                .get("configuration")
-                .map(flatten_properties)
-                .unwrap_or_default(),
-            auto_rebalance_enabled: flag("auto-rebalance-enabled", true)?,
-        })
-    }
-}
-
-impl ProducerProps {
-    /// Parses the binding's properties over the binder-scoped defaults.
-    pub fn parse(binding: &str, defaults: &Value, props: &Value) -> Result<Self, BindError> {
-        let m = merged_props(defaults, props);
-        let known: Vec<&str> = producer_keys().iter().map(|(k, _)| *k).collect();
-        check_keys(
-            &m,
-            &known,
-            &format!("spring.cloud.stream.kafka.bindings.{binding}.producer."),
-        )?;
-        let key = |k: &str| binding_key(binding, "producer", k);
-        let num = |k: &str| -> Result<Option<u64>, BindError> {
-            match m.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => as_u64(v)
-                    .map(Some)
-                    .ok_or_else(|| config_error(key(k), "expected an unsigned integer")),
-            }
-        };
-        let compression = match m.get("compression") {
-            None | Some(Value::Null) => None,
-            Some(v) => {
-                let c = scalar(v).to_ascii_lowercase();
-                if !matches!(c.as_str(), "none" | "gzip" | "snappy" | "lz4" | "zstd") {
-                    return Err(config_error(
-                        key("compression"),
-                        format!("expected none, gzip, snappy, lz4 or zstd, found {c}"),
-                    ));
-                }
-                Some(c)
-            }
-        };
-        let sync = match m.get("sync") {
-            None | Some(Value::Null) => false,
-            Some(v) => as_bool(v).ok_or_else(|| config_error(key("sync"), "expected a boolean"))?,
-        };
-        let message_key_expression = m
-            .get("message-key-expression")
-            .filter(|v| !v.is_null())
-            .map(scalar)
-            .filter(|s| !s.trim().is_empty());
-        if let Some(src) = &message_key_expression {
-            stream_core::expr::Expression::parse(src)
-                .map_err(|e| config_error(key("message-key-expression"), e.to_string()))?;
+impl KafkaProducerProps {
+    /// The properties of producer binding `spec` over the binder-scoped `defaults`.
+    pub fn of(spec: &ProducerSpec, defaults: &Self) -> Result<Self, BindError> {
+        ProducerSpec {
+            binder_properties: over(defaults, &spec.binder_properties),
+            ..spec.clone()
         }
-        Ok(ProducerProps {
-            message_key_expression,
-            compression,
-            sync,
-            configuration: m
-                .get("configuration")
-                .map(flatten_properties)
-                .unwrap_or_default(),
-            buffer_size: num("buffer-size")?,
-            batch_timeout_ms: num("batch-timeout")?,
-            close_timeout: Duration::from_secs(num("close-timeout")?.unwrap_or(30)),
-        })
+        .props()
+    }
+
+    /// The `compression.type` (`compression`, else `compression-type`).
+    pub fn compression(&self) -> Option<Compression> {
+        self.compression.or(self.compression_type)
     }
 }
 
@@ -653,11 +689,21 @@ impl ProducerProps {
 mod tests {
     use super::*;
     use serde_json::json;
+    use stream_core::config::ConfigLoader;
+
+    fn loader(yaml: &str) -> ConfigLoader {
+        ConfigLoader::new()
+            .env(Default::default())
+            .binder_schema("kafka", schema())
+            .environment_schema("kafka", environment_schema())
+            .yaml_str("application.yaml", yaml)
+    }
 
     #[test]
     fn own_short_keys_override_inherited_section() {
         let env = BinderEnvironment {
-            own: json!({"brokers": "a:1,b", "autoCreateTopics": false}),
+            own: json!({"brokers": "a:1,b", "auto-create-topics": false,
+                "spring": {"cloud": {"stream": {"kafka": {"binder": {"brokers": "y", "health-timeout": 7}}}}}}),
             inherited: json!({"spring": {"cloud": {"stream": {"kafka": {"binder": {
                 "brokers": "x:9", "min-partition-count": 3, "health-timeout": 5}}}}}}),
         };
@@ -665,7 +711,7 @@ mod tests {
         assert_eq!(c.brokers, "a:1,b:9092");
         assert!(!c.auto_create_topics);
         assert_eq!(c.min_partition_count, 3);
-        assert_eq!(c.health_timeout, Duration::from_secs(5));
+        assert_eq!(c.health_timeout, Duration::from_secs(7));
     }
 
     #[test]
@@ -674,6 +720,18 @@ mod tests {
             BinderEnvironment::own(json!({"spring": {"kafka": {"bootstrap-servers": "h:19092"}}}));
         let c = KafkaBinderConfig::from_environment("k", &env).unwrap();
         assert_eq!(c.brokers, "h:19092");
+        let env = BinderEnvironment {
+            own: json!({"spring": {"kafka": {"bootstrap-servers": ["own:1"]}}}),
+            inherited: json!({"spring": {"cloud": {"stream": {"kafka": {"binder": {"brokers": "app:2"}}}}}}),
+        };
+        let c = KafkaBinderConfig::from_environment("k", &env).unwrap();
+        assert_eq!(c.brokers, "own:1");
+        let env = BinderEnvironment {
+            own: json!({"default-broker-port": 19092}),
+            inherited: json!({"spring": {"kafka": {"bootstrap-servers": "boot"}}}),
+        };
+        let c = KafkaBinderConfig::from_environment("k", &env).unwrap();
+        assert_eq!(c.brokers, "boot:19092");
         let env = BinderEnvironment::own(json!({}));
         assert_eq!(
             KafkaBinderConfig::from_environment("k", &env)
@@ -684,44 +742,132 @@ mod tests {
     }
 
     #[test]
-    fn unknown_own_key_is_rejected_with_suggestion() {
-        let env = BinderEnvironment::own(json!({"brokerz": "h"}));
+    fn bad_environment_value_names_the_environment() {
+        let env = BinderEnvironment::own(json!({"min-partition-count": "many"}));
+        let e = KafkaBinderConfig::from_environment("k", &env).unwrap_err();
+        assert!(
+            matches!(&e, BindError::Config { key, .. } if key == "spring.cloud.stream.binders.k.environment"),
+            "{e}"
+        );
+        let env = BinderEnvironment::own(json!({"required-acks": "most"}));
         let e = KafkaBinderConfig::from_environment("k", &env)
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("brokerz") && e.contains("did you mean `brokers`"),
-            "{e}"
-        );
-        let env = BinderEnvironment::own(json!({"spring": {"kafka": {"bootstrap-server": "h"}}}));
-        assert!(KafkaBinderConfig::from_environment("k", &env).is_err());
+        assert!(e.contains("required-acks"), "{e}");
     }
 
     #[test]
-    fn configuration_is_flattened() {
-        let env = BinderEnvironment::own(json!({
-            "configuration": {"security": {"protocol": "SASL_SSL"}, "sasl.password": "s3cret"}
-        }));
-        let c = KafkaBinderConfig::from_environment("k", &env).unwrap();
+    fn typos_get_a_did_you_mean_from_the_loader() {
+        let yaml = "spring.cloud.stream:\n  binders.k:\n    type: kafka\n    environment:\n      brokerz: h\n      spring.kafka.bootstrap-server: h\n  kafka.bindings.x-in-0.consumer:\n    enableDlx: true\n    startOffset: middle\n";
+        let err = loader(yaml).load().unwrap_err();
+        let suggestion = |path: &str| {
+            err.issues
+                .iter()
+                .find(|i| i.path == path)
+                .unwrap_or_else(|| panic!("no issue at {path}: {err}"))
+                .suggestion
+                .clone()
+        };
+        let env = "spring.cloud.stream.binders.k.environment";
+        assert_eq!(
+            suggestion(&format!("{env}.brokerz")).as_deref(),
+            Some("brokers")
+        );
+        assert_eq!(
+            suggestion(&format!("{env}.spring.kafka.bootstrap-server")).as_deref(),
+            Some("bootstrap-servers")
+        );
+        let binding = "spring.cloud.stream.kafka.bindings.x-in-0.consumer";
+        assert_eq!(
+            suggestion(&format!("{binding}.enable-dlx")).as_deref(),
+            Some("enable-dlq")
+        );
+        let e = err.to_string();
+        assert!(e.contains(&format!("{binding}.start-offset")), "{e}");
+        assert!(e.contains("earliest, latest"), "{e}");
+    }
+
+    #[test]
+    fn loaded_environment_and_bindings_read_typed() {
+        let yaml = "spring.cloud.stream:\n  binders.k:\n    type: kafka\n    environment:\n      brokers: a,b:1\n      autoCreateTopics: 'false'\n      configuration.security.protocol: SASL_SSL\n      configuration.sasl.password: s3cret\n      spring.cloud.stream.kafka.default.consumer.enable-dlq: true\n      enable-observation: true\n  kafka.bindings:\n    x-in-0.consumer: { startOffset: LATEST, dlq-name: dead, ack-mode: MANUAL }\n    x-out-0.producer: { compression: LZ4, batch-timeout: 5ms, sync: true }\n";
+        let l = loader(yaml).load().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("enable-observation") && w.contains("not used"))
+                && l.warnings.iter().any(|w| w.contains("ack-mode")),
+            "{:?}",
+            l.warnings
+        );
+        let own = l.config.stream.binders["k"].environment.clone();
+        let c = KafkaBinderConfig::from_environment("k", &BinderEnvironment::own(own)).unwrap();
+        assert_eq!(c.brokers, "a:9092,b:1");
+        assert!(!c.auto_create_topics);
         assert_eq!(c.configuration["security.protocol"], "SASL_SSL");
         assert_eq!(redacted(&c.configuration)["sasl.password"], "****");
+        let section = &l.config.binder_sections["kafka"]["bindings"];
+        let consumer = ConsumerSpec {
+            binding: "x-in-0".into(),
+            binder_properties: section["x-in-0"]["consumer"].clone(),
+            ..Default::default()
+        };
+        let p = KafkaConsumerProps::of(&consumer, &c.default_consumer).unwrap();
+        assert!(p.enable_dlq, "binder-scoped default applies");
+        assert_eq!(p.start_offset, Some(StartOffset::Latest));
+        assert_eq!(p.dlq_name.as_deref(), Some("dead"));
+        assert!(p.auto_rebalance_enabled);
+        let producer = ProducerSpec {
+            binding: "x-out-0".into(),
+            binder_properties: section["x-out-0"]["producer"].clone(),
+            ..Default::default()
+        };
+        let p = KafkaProducerProps::of(&producer, &c.default_producer).unwrap();
+        assert_eq!(p.compression(), Some(Compression::Lz4));
+        assert_eq!(p.batch_timeout, Some(5));
+        assert_eq!(p.close_timeout, 30);
     }
 
     #[test]
-    fn binding_props_parse_and_validate() {
-        let c = ConsumerProps::parse(
-            "b",
-            &json!({"enable-dlq": true}),
-            &json!({"startOffset": "latest", "dlq-name": "dead"}),
+    fn binding_props_over_defaults() {
+        let spec = ConsumerSpec {
+            binding: "b".into(),
+            binder_properties: json!({"start-offset": "latest", "configuration": {"a": "2"}}),
+            ..Default::default()
+        };
+        let defaults: KafkaConsumerProps = serde_json::from_value(
+            json!({"enable-dlq": true, "configuration": {"a": "1", "b": "1"}}),
         )
         .unwrap();
+        let c = KafkaConsumerProps::of(&spec, &defaults).unwrap();
         assert!(c.enable_dlq);
         assert_eq!(c.start_offset, Some(StartOffset::Latest));
-        assert_eq!(c.dlq_name.as_deref(), Some("dead"));
-        assert!(ConsumerProps::parse("b", &json!({}), &json!({"start-offset": "middle"})).is_err());
-        assert!(ConsumerProps::parse("b", &json!({}), &json!({"enable-dlx": true})).is_err());
-        let p = ProducerProps::parse("b", &json!({}), &json!({"compression": "lz4"})).unwrap();
-        assert_eq!(p.compression.as_deref(), Some("lz4"));
-        assert!(ProducerProps::parse("b", &json!({}), &json!({"compression": "brotli"})).is_err());
+        let conf = flatten_properties(&c.configuration);
+        assert_eq!((conf["a"].as_str(), conf["b"].as_str()), ("2", "1"));
+        let bad = ConsumerSpec {
+            binder_properties: json!({"start-offset": "middle"}),
+            ..spec
+        };
+        let e = KafkaConsumerProps::of(&bad, &defaults).unwrap_err();
+        assert!(
+            matches!(&e, BindError::Config { key, .. } if key == "bindings.b.consumer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn environment_schema_has_the_binder_keys_at_the_top_level() {
+        let root = environment_schema().root;
+        for k in ["brokers", "configuration", "health-timeout", "spring"] {
+            assert!(root.field(k).is_some(), "{k}: {root:?}");
+        }
+        let spring = root.field("spring").unwrap();
+        assert!(spring
+            .field("cloud")
+            .and_then(|c| c.field("stream"))
+            .and_then(|s| s.field("kafka"))
+            .and_then(|k| k.field("default"))
+            .and_then(|d| d.field("consumer"))
+            .and_then(|c| c.field("start-offset"))
+            .is_some());
     }
 }

@@ -17,7 +17,8 @@
 //!   consumers are assigned partitions statically: partition `p` belongs to instance
 //!   `p % instance-count`.
 //!
-//! Configuration: see [`KafkaBinderConfig`], [`ConsumerProps`] and [`ProducerProps`].
+//! Configuration: see [`KafkaBinderConfig`], [`KafkaBinderProps`], [`KafkaConsumerProps`] and
+//! [`KafkaProducerProps`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -33,7 +34,10 @@ mod tracker;
 pub use binder::{
     capabilities, dlq_name, KafkaBinder, KafkaBinderFactory, BINDER_TYPE, DEFAULT_MAX_MESSAGE_BYTES,
 };
-pub use config::{ConsumerProps, KafkaBinderConfig, ProducerProps, StartOffset};
+pub use config::{
+    Compression, KafkaBinderConfig, KafkaBinderProps, KafkaConsumerProps, KafkaEnvironment,
+    KafkaProducerProps, StartOffset,
+};
 pub use consumer::{
     KafkaDelivery, KafkaSubscription, ORIGINAL_OFFSET, ORIGINAL_PARTITION, ORIGINAL_TIMESTAMP,
 };

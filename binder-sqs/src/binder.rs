@@ -164,10 +164,7 @@ impl Binder for SqsBinder {
         destination: &str,
         spec: &ProducerSpec,
     ) -> Result<Box<dyn Producer>, BindError> {
-        let settings = self
-            .clients
-            .settings
-            .producer_for(&spec.binding, &spec.binder_properties)?;
+        let settings = self.clients.settings.producer_for(spec)?;
         if spec.partition_count > MAX_PARTITIONS {
             return Err(BindError::Config {
                 key: format!(
@@ -182,7 +179,7 @@ impl Binder for SqsBinder {
         }
         let fifo = wants_fifo(destination, settings.fifo, spec.partition_count > 1);
         let prefix = self.clients.settings.name_prefix.as_str();
-        let target = match settings.mode {
+        let target = match settings.destination_mode {
             DestinationMode::Sns => {
                 let topic = naming::topic(prefix, destination, fifo);
                 let arn = self.clients.topic(&topic, fifo).await?;
@@ -221,10 +218,7 @@ impl Binder for SqsBinder {
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> Result<Box<dyn Subscription>, BindError> {
-        let settings = self
-            .clients
-            .settings
-            .consumer_for(&spec.binding, &spec.binder_properties)?;
+        let settings = self.clients.settings.consumer_for(spec)?;
         if let Some(g) = group {
             if g.is_empty() {
                 return Err(BindError::Config {
@@ -233,25 +227,9 @@ impl Binder for SqsBinder {
                 });
             }
         }
-        let filter = if spec.partitioned {
-            let count = spec.instance_count.max(1);
-            if spec.instance_index >= count {
-                return Err(BindError::Config {
-                    key: format!(
-                        "spring.cloud.stream.bindings.{}.consumer.instance-index",
-                        spec.binding
-                    ),
-                    message: format!(
-                        "instance-index {} must be less than instance-count {count}",
-                        spec.instance_index
-                    ),
-                });
-            }
-            match settings.mode {
-                DestinationMode::Sns => Some(PartitionFilter {
-                    index: spec.instance_index,
-                    count,
-                }),
+        let filter = if let Some((index, count)) = spec.partition()? {
+            match settings.destination_mode {
+                DestinationMode::Sns => Some(PartitionFilter { index, count }),
                 DestinationMode::Sqs => {
                     tracing::warn!(binding = %spec.binding, "partitioned consumer on an sqs-mode queue: instances compete for all message groups (FIFO order per key still holds)");
                     None
@@ -266,7 +244,7 @@ impl Binder for SqsBinder {
             .provision_consumer(
                 destination,
                 group,
-                settings.mode,
+                settings.destination_mode,
                 fifo,
                 filter,
                 max_receive_count(spec, settings.max_receive_count),
@@ -318,6 +296,10 @@ impl BinderFactory for SqsBinderFactory {
 
     fn config_schema(&self) -> Option<Schema> {
         Some(crate::config::schema())
+    }
+
+    fn environment_schema(&self) -> Option<Schema> {
+        Some(crate::config::environment_schema())
     }
 
     async fn create(

@@ -1,16 +1,22 @@
-//! Binder and binding settings: parsing of the binder `environment`, of
-//! `spring.cloud.stream.sqs.binder.*` and of the per-binding `consumer`/`producer` sections, and
-//! the schema that makes unknown keys an error with a did-you-mean.
+//! Binder and binding settings, declared once as typed settings structs: [`BinderSettings`]
+//! (`spring.cloud.stream.sqs.binder.*`, also the top level of a binder's `environment`),
+//! [`ConsumerSettings`] and [`ProducerSettings`]
+//! (`spring.cloud.stream.sqs.{default,bindings.<b>}.{consumer,producer}.*`) and
+//! [`SqsEnvironment`] (a binder's `environment`). The schemas the loader validates with
+//! (unknown keys with a did-you-mean, values coerced, bounds) are derived from them.
 
-use std::fmt;
 use std::time::Duration;
 
-use serde_json::Value;
-use stream_core::binder::{BindError, BinderEnvironment};
-use stream_core::config::schema::{Schema, SchemaNode};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use stream_core::binder::{BindError, BinderEnvironment, ConsumerSpec, ProducerSpec};
+use stream_core::config::{deep_merge, redact_uris, Schema, SchemaNode, Secret};
 
 /// Whether a binding's destination is an SNS topic (fan-out) or an SQS queue (work queue).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum DestinationMode {
     /// Destination = SNS topic; each group = an SQS queue `<destination>-<group>` subscribed with
     /// raw message delivery.
@@ -20,68 +26,44 @@ pub enum DestinationMode {
     Sqs,
 }
 
-impl DestinationMode {
-    fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "sns" | "topic" => Some(DestinationMode::Sns),
-            "sqs" | "queue" => Some(DestinationMode::Sqs),
-            _ => None,
-        }
-    }
-}
-
 /// Long-poll wait by default (seconds, SQS maximum).
 pub const DEFAULT_WAIT_TIME_SECONDS: u32 = 20;
 /// Visibility timeout of received messages by default (seconds); extended while a handler runs.
 pub const DEFAULT_VISIBILITY_TIMEOUT_SECONDS: u32 = 30;
 
-/// Static credentials (tests, or when no default chain is available). The secret is never
-/// printed.
-#[derive(Clone, PartialEq, Eq)]
+/// Static credentials (tests, or when no default chain is available); never printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticCredentials {
     /// The access key id.
-    pub access_key: String,
+    pub access_key: Secret,
     /// The secret access key.
-    pub secret_key: String,
+    pub secret_key: Secret,
     /// The session token, if any.
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
 }
 
-impl fmt::Debug for StaticCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticCredentials")
-            .field(
-                "access_key",
-                &format!(
-                    "{}******",
-                    self.access_key.chars().take(4).collect::<String>()
-                ),
-            )
-            .field("secret_key", &"******")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "******"),
-            )
-            .finish()
-    }
-}
-
-/// Binder-level settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Binder-level settings: `spring.cloud.stream.sqs.binder.*`, or the same keys at the top level
+/// of a binder's `environment` (which win).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct BinderSettings {
-    /// AWS region (`us-east-1` when nothing sets one).
+    /// `region`: the AWS region (`us-east-1` when nothing sets one).
     pub region: Option<String>,
-    /// Endpoint override (moto, LocalStack).
+    /// `endpoint`: an endpoint override (moto, LocalStack).
     pub endpoint: Option<String>,
-    /// Prefix of every topic and queue name.
+    /// `name-prefix`: prefix of every topic and queue name.
     pub name_prefix: String,
-    /// Whether topics, queues, subscriptions, policies and DLQs are created (idempotently).
+    /// `auto-create`: create topics, queues, subscriptions, policies and DLQs (idempotently).
     pub auto_create: bool,
-    /// Static credentials; `None` = the default AWS credential chain.
-    pub credentials: Option<StaticCredentials>,
-    /// Defaults for every consumer binding.
+    /// `access-key`: static credentials with `secret-key` (else the default AWS chain).
+    pub access_key: Option<Secret>,
+    /// `secret-key`: see `access-key`.
+    pub secret_key: Option<Secret>,
+    /// `session-token`: the session token of the static credentials.
+    pub session_token: Option<Secret>,
+    /// `consumer.*`: defaults for every consumer binding of the binder.
     pub consumer: ConsumerSettings,
-    /// Defaults for every producer binding.
+    /// `producer.*`: defaults for every producer binding of the binder.
     pub producer: ProducerSettings,
 }
 
@@ -92,7 +74,9 @@ impl Default for BinderSettings {
             endpoint: None,
             name_prefix: String::new(),
             auto_create: true,
-            credentials: None,
+            access_key: None,
+            secret_key: None,
+            session_token: None,
             consumer: ConsumerSettings::default(),
             producer: ProducerSettings::default(),
         }
@@ -100,32 +84,42 @@ impl Default for BinderSettings {
 }
 
 /// Per-consumer-binding settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct ConsumerSettings {
-    /// SNS topic or SQS queue.
-    pub mode: DestinationMode,
-    /// Long-poll wait, 0..=20 s.
+    /// `destination-mode`: SNS topic or SQS queue.
+    pub destination_mode: DestinationMode,
+    /// `wait-time-seconds`: the long-poll wait, 0..=20 s.
+    #[schemars(range(max = 20))]
     pub wait_time_seconds: u32,
-    /// Visibility timeout of received messages, seconds.
-    pub visibility_timeout_seconds: u32,
-    /// Messages per ReceiveMessage, 1..=10.
+    /// `visibility-timeout`: visibility timeout of received messages, seconds.
+    #[schemars(range(min = 1, max = 43_200))]
+    pub visibility_timeout: u32,
+    /// `max-number-of-messages`: messages per ReceiveMessage, 1..=10.
+    #[schemars(range(min = 1, max = 10))]
     pub max_number_of_messages: u32,
-    /// Concurrent ReceiveMessage loops (`None` = 1, which keeps a standard queue's order).
+    /// `pollers`: concurrent ReceiveMessage loops (`None` = 1, which keeps a standard queue's
+    /// order).
+    #[schemars(range(min = 1, max = 64))]
     pub pollers: Option<u32>,
-    /// Received, unsettled messages held at most (`None` = `max(concurrency, 1) * 2`, at least 10).
+    /// `prefetch`: received, unsettled messages held at most (`None` =
+    /// `max(concurrency, 1) * 2`, at least `max-number-of-messages`).
+    #[schemars(range(min = 1, max = 10_000))]
     pub prefetch: Option<u32>,
-    /// Use FIFO topics/queues even when not partitioned.
+    /// `fifo`: use FIFO topics/queues even when not partitioned.
     pub fifo: bool,
-    /// The redrive policy's `maxReceiveCount` (`None` = `max(50, 5 * max-attempts)`).
+    /// `max-receive-count`: the redrive policy's `maxReceiveCount` (`None` =
+    /// `max(50, 5 * max-attempts)`).
+    #[schemars(range(min = 1, max = 1000))]
     pub max_receive_count: Option<u32>,
 }
 
 impl Default for ConsumerSettings {
     fn default() -> Self {
         ConsumerSettings {
-            mode: DestinationMode::Sns,
+            destination_mode: DestinationMode::Sns,
             wait_time_seconds: DEFAULT_WAIT_TIME_SECONDS,
-            visibility_timeout_seconds: DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
             max_number_of_messages: 10,
             pollers: None,
             prefetch: None,
@@ -143,438 +137,288 @@ impl ConsumerSettings {
 }
 
 /// Per-producer-binding settings.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct ProducerSettings {
-    /// SNS topic or SQS queue.
-    pub mode: DestinationMode,
-    /// Use a FIFO topic/queue even when not partitioned.
+    /// `destination-mode`: SNS topic or SQS queue.
+    pub destination_mode: DestinationMode,
+    /// `fifo`: use a FIFO topic/queue even when not partitioned.
     pub fifo: bool,
 }
 
-const BINDER_KEYS: &[&str] = &[
-    "region",
-    "endpoint",
-    "name-prefix",
-    "auto-create",
-    "access-key",
-    "secret-key",
-    "session-token",
-];
-const CONSUMER_KEYS: &[&str] = &[
-    "destination-mode",
-    "wait-time-seconds",
-    "visibility-timeout",
-    "max-number-of-messages",
-    "pollers",
-    "prefetch",
-    "fifo",
-    "max-receive-count",
-];
-const PRODUCER_KEYS: &[&str] = &["destination-mode", "fifo"];
-
-fn consumer_node() -> SchemaNode {
-    SchemaNode::object([
-        ("destination-mode", SchemaNode::string()),
-        ("wait-time-seconds", SchemaNode::uint().at_least(0.0)),
-        ("visibility-timeout", SchemaNode::uint().at_least(1.0)),
-        ("max-number-of-messages", SchemaNode::uint().at_least(1.0)),
-        ("pollers", SchemaNode::uint().at_least(1.0)),
-        ("prefetch", SchemaNode::uint().at_least(1.0)),
-        ("fifo", SchemaNode::bool()),
-        ("max-receive-count", SchemaNode::uint().at_least(1.0)),
-    ])
+/// What an sqs binder's `environment` accepts: the binder keys at the top level and Spring
+/// Cloud AWS's `spring.cloud.aws.{region.static,endpoint,credentials.{access-key,secret-key}}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SqsEnvironment {
+    /// The binder keys.
+    #[serde(flatten)]
+    pub binder: BinderSettings,
+    /// `spring.*`.
+    pub spring: EnvSpring,
 }
 
-fn producer_node() -> SchemaNode {
-    SchemaNode::object([
-        ("destination-mode", SchemaNode::string()),
-        ("fifo", SchemaNode::bool()),
-    ])
+/// `spring.*` of an sqs binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EnvSpring {
+    /// `spring.cloud.*`.
+    pub cloud: EnvCloud,
+}
+
+/// `spring.cloud.*` of an sqs binder's environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct EnvCloud {
+    /// `spring.cloud.aws.*` (Spring Cloud AWS).
+    pub aws: SpringCloudAws,
+}
+
+/// `spring.cloud.aws.*` (Spring Cloud AWS): fallbacks of `region`, `endpoint` and the static
+/// credentials.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct SpringCloudAws {
+    /// `spring.cloud.aws.region.*`.
+    pub region: AwsRegion,
+    /// `spring.cloud.aws.endpoint`.
+    pub endpoint: Option<String>,
+    /// `spring.cloud.aws.credentials.*`.
+    pub credentials: AwsCredentials,
+}
+
+/// `spring.cloud.aws.region.*`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct AwsRegion {
+    /// `spring.cloud.aws.region.static`: the region.
+    #[serde(rename = "static")]
+    pub static_region: Option<String>,
+}
+
+/// `spring.cloud.aws.credentials.*` (used when both are set).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct AwsCredentials {
+    /// `spring.cloud.aws.credentials.access-key`.
+    pub access_key: Option<Secret>,
+    /// `spring.cloud.aws.credentials.secret-key`.
+    pub secret_key: Option<Secret>,
 }
 
 /// The schema of `spring.cloud.stream.sqs.*`: `binder.*` (the binder keys),
 /// `default.{consumer,producer}.*` and `bindings.<name>.{consumer,producer}.*`.
 pub fn schema() -> Schema {
-    let mut binder = vec![
-        ("region", SchemaNode::string()),
-        ("endpoint", SchemaNode::string()),
-        ("name-prefix", SchemaNode::string()),
-        ("auto-create", SchemaNode::bool()),
-        ("access-key", SchemaNode::string()),
-        ("secret-key", SchemaNode::string()),
-        ("session-token", SchemaNode::string()),
-    ];
-    binder.push(("consumer", consumer_node()));
-    binder.push(("producer", producer_node()));
-    Schema::binder_section(SchemaNode::object(binder), consumer_node(), producer_node())
+    Schema::binder_section(
+        SchemaNode::of::<BinderSettings>(),
+        SchemaNode::of::<ConsumerSettings>(),
+        SchemaNode::of::<ProducerSettings>(),
+    )
 }
 
-/// Normalises a key: kebab-case, camelCase and snake_case are the same key.
-fn norm(key: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in key.chars().enumerate() {
-        if c == '_' {
-            out.push('-');
-        } else if c.is_ascii_uppercase() {
-            if i > 0 && !out.ends_with('-') {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
+/// The schema of an sqs binder's `environment` (`binders.<name>.environment`).
+pub fn environment_schema() -> Schema {
+    Schema::new(SchemaNode::of::<SqsEnvironment>())
+}
+
+/// Reads `value` as `T`; a failure is a configuration error at `key`.
+fn read<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, BindError> {
+    serde_json::from_value(value).map_err(|e| BindError::Config {
+        key: key.to_owned(),
+        message: redact_uris(&e.to_string()),
+    })
+}
+
+/// The binder keys Spring Cloud AWS's keys stand in for, as a layer to merge.
+fn aws_layer(
+    region: Option<String>,
+    endpoint: Option<String>,
+    access: Option<String>,
+    secret: Option<String>,
+) -> Value {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), Value::String(v));
         }
-    }
-    out
-}
-
-fn unknown(path: &str, key: &str, known: &[&str]) -> BindError {
-    let hint = stream_core::config::suggest(key, known.iter().copied())
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default();
-    BindError::Config {
-        key: format!("{path}.{key}"),
-        message: format!("unknown key{hint} (known: {})", known.join(", ")),
-    }
-}
-
-fn as_object<'a>(
-    path: &str,
-    v: &'a Value,
-) -> Result<Option<&'a serde_json::Map<String, Value>>, BindError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Object(o) => Ok(Some(o)),
-        other => Err(BindError::Config {
-            key: path.to_owned(),
-            message: format!("expected an object, found {}", kind_of(other)),
-        }),
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn string(path: &str, v: &Value) -> Result<String, BindError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        other => Err(BindError::Config {
-            key: path.to_owned(),
-            message: format!("expected a string, found {}", kind_of(other)),
-        }),
-    }
-}
-
-fn boolean(path: &str, v: &Value) -> Result<bool, BindError> {
-    match v {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(BindError::Config {
-            key: path.to_owned(),
-            message: "expected a boolean".into(),
-        }),
-    }
-}
-
-fn uint(path: &str, v: &Value, min: u32, max: u32) -> Result<u32, BindError> {
-    let n = match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
-        _ => None,
     };
-    match n {
-        Some(n) if n >= u64::from(min) && n <= u64::from(max) => Ok(n as u32),
-        _ => Err(BindError::Config {
-            key: path.to_owned(),
-            message: format!("expected an integer from {min} to {max}, found {v}"),
+    put("region", region);
+    put("endpoint", endpoint);
+    if access.is_some() && secret.is_some() {
+        put("access-key", access);
+        put("secret-key", secret);
+    }
+    Value::Object(m)
+}
+
+/// `access-key` and `secret-key` come as a pair within one section.
+fn paired_keys(section: &Value, path: &str) -> Result<(), BindError> {
+    match (section.get("access-key"), section.get("secret-key")) {
+        (Some(_), None) | (None, Some(_)) => Err(BindError::Config {
+            key: format!("{path}.access-key"),
+            message: "`access-key` and `secret-key` must be set together".into(),
         }),
-    }
-}
-
-impl ConsumerSettings {
-    /// Applies the keys of `section` (an object at `path`) over `self`.
-    pub fn apply(&mut self, path: &str, section: &Value) -> Result<(), BindError> {
-        let Some(obj) = as_object(path, section)? else {
-            return Ok(());
-        };
-        for (k, v) in obj {
-            let p = format!("{path}.{k}");
-            match norm(k).as_str() {
-                "destination-mode" => {
-                    let s = string(&p, v)?;
-                    self.mode = DestinationMode::parse(&s).ok_or_else(|| BindError::Config {
-                        key: p.clone(),
-                        message: format!("expected `sns` or `sqs`, found `{s}`"),
-                    })?;
-                }
-                "wait-time-seconds" => self.wait_time_seconds = uint(&p, v, 0, 20)?,
-                "visibility-timeout" => self.visibility_timeout_seconds = uint(&p, v, 1, 43_200)?,
-                "max-number-of-messages" => self.max_number_of_messages = uint(&p, v, 1, 10)?,
-                "pollers" => self.pollers = Some(uint(&p, v, 1, 64)?),
-                "prefetch" => self.prefetch = Some(uint(&p, v, 1, 10_000)?),
-                "fifo" => self.fifo = boolean(&p, v)?,
-                "max-receive-count" => self.max_receive_count = Some(uint(&p, v, 1, 1000)?),
-                other => return Err(unknown(path, other, CONSUMER_KEYS)),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl ProducerSettings {
-    /// Applies the keys of `section` (an object at `path`) over `self`.
-    pub fn apply(&mut self, path: &str, section: &Value) -> Result<(), BindError> {
-        let Some(obj) = as_object(path, section)? else {
-            return Ok(());
-        };
-        for (k, v) in obj {
-            let p = format!("{path}.{k}");
-            match norm(k).as_str() {
-                "destination-mode" => {
-                    let s = string(&p, v)?;
-                    self.mode = DestinationMode::parse(&s).ok_or_else(|| BindError::Config {
-                        key: p.clone(),
-                        message: format!("expected `sns` or `sqs`, found `{s}`"),
-                    })?;
-                }
-                "fifo" => self.fifo = boolean(&p, v)?,
-                other => return Err(unknown(path, other, PRODUCER_KEYS)),
-            }
-        }
-        Ok(())
+        _ => Ok(()),
     }
 }
 
 impl BinderSettings {
-    /// Reads the settings of binder `name`: `spring.cloud.stream.sqs.binder.*` from the
-    /// inherited properties first, then the binder's own `environment` (which wins, and is
-    /// validated strictly). `spring.cloud.aws.region.static`, `spring.cloud.aws.endpoint` and
-    /// `spring.cloud.aws.credentials.{access-key,secret-key}` (Spring Cloud AWS) are honoured
-    /// as fallbacks.
+    /// Reads the settings of binder `name`, lowest first: Spring Cloud AWS's
+    /// `spring.cloud.aws.{region.static, endpoint, credentials.{access-key,secret-key}}` from
+    /// the inherited properties, the same in the binder's own environment, then
+    /// `spring.cloud.stream.sqs.binder.*` from the inherited properties, then the binder keys
+    /// of the own environment. The own environment is expected as the loader leaves it
+    /// (validated against [`environment_schema`], keys kebab-case).
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
-        let mut s = BinderSettings::default();
         let own_path = format!("spring.cloud.stream.binders.{name}.environment");
-        // Spring Cloud AWS keys: from the inherited properties (lenient: foreign keys are not
-        // ours to validate), then from the binder's own environment (strict).
-        s.apply_spring_aws(&env.inherited, None)?;
-        let mut own = env.own.clone();
-        if let Value::Object(o) = &mut own {
-            if let Some(spring) = o.remove("spring") {
-                let mut wrapped = serde_json::Map::new();
-                wrapped.insert("spring".to_owned(), spring);
-                s.apply_spring_aws(&Value::Object(wrapped), Some(&own_path))?;
-            }
-        }
-        let lookup = |path: &str| -> Option<&Value> {
+        let own: SqsEnvironment = read(env.own.clone(), &own_path)?;
+        let at = |path: &str| {
             path.split('.')
                 .try_fold(&env.inherited, |node, part| node.get(part))
         };
-        if let Some(section) = lookup("spring.cloud.stream.sqs.binder") {
-            s.apply("spring.cloud.stream.sqs.binder", section)?;
-        }
-        s.apply(&own_path, &own)?;
-        Ok(s)
-    }
-
-    /// Reads `spring.cloud.aws.{region.static, endpoint, credentials.access-key,
-    /// credentials.secret-key}` from `root`. With `strict_path`, any other key below `spring`
-    /// is an error reported under that path.
-    fn apply_spring_aws(
-        &mut self,
-        root: &Value,
-        strict_path: Option<&str>,
-    ) -> Result<(), BindError> {
-        const KNOWN: &[&str] = &[
-            "spring.cloud.aws.region.static",
-            "spring.cloud.aws.endpoint",
-            "spring.cloud.aws.credentials.access-key",
-            "spring.cloud.aws.credentials.secret-key",
-        ];
-        fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
-            match v {
-                Value::Object(o) => {
-                    for (k, child) in o {
-                        let p = if prefix.is_empty() {
-                            norm(k)
-                        } else {
-                            format!("{prefix}.{}", norm(k))
-                        };
-                        flatten(&p, child, out);
-                    }
-                }
-                other => out.push((prefix.to_owned(), other.clone())),
-            }
-        }
-        let mut flat = Vec::new();
-        match strict_path {
-            Some(_) => flatten("", root, &mut flat),
-            None => {
-                if let Some(aws) = ["spring", "cloud", "aws"]
-                    .iter()
-                    .try_fold(root, |node, part| node.get(part))
-                {
-                    flatten("spring.cloud.aws", aws, &mut flat);
-                }
-            }
-        }
-        let mut access = None;
-        let mut secret = None;
-        for (key, v) in flat {
-            let p = match strict_path {
-                Some(base) => format!("{base}.{key}"),
-                None => key.clone(),
-            };
-            match key.as_str() {
-                "spring.cloud.aws.region.static" => self.region = Some(string(&p, &v)?),
-                "spring.cloud.aws.endpoint" => self.endpoint = Some(string(&p, &v)?),
-                "spring.cloud.aws.credentials.access-key" => access = Some(string(&p, &v)?),
-                "spring.cloud.aws.credentials.secret-key" => secret = Some(string(&p, &v)?),
-                _ if strict_path.is_some() => {
-                    let hint = stream_core::config::suggest(&key, KNOWN.iter().copied())
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    return Err(BindError::Config {
-                        key: p,
-                        message: format!("unknown key{hint}"),
-                    });
-                }
-                _ => {}
-            }
-        }
-        if let (Some(a), Some(k)) = (access, secret) {
-            self.credentials = Some(StaticCredentials {
-                access_key: a,
-                secret_key: k,
-                session_token: None,
-            });
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, path: &str, section: &Value) -> Result<(), BindError> {
-        let Some(obj) = as_object(path, section)? else {
-            return Ok(());
+        let text = |path: &str| {
+            at(path).and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+                _ => None,
+            })
         };
-        let mut access = None;
-        let mut secret = None;
-        let mut token = None;
-        let mut all: Vec<&str> = BINDER_KEYS.to_vec();
-        all.extend(["consumer", "producer"]);
-        for (k, v) in obj {
-            let p = format!("{path}.{k}");
-            match norm(k).as_str() {
-                "region" => self.region = Some(string(&p, v)?),
-                "endpoint" => self.endpoint = Some(string(&p, v)?),
-                "name-prefix" => self.name_prefix = string(&p, v)?,
-                "auto-create" => self.auto_create = boolean(&p, v)?,
-                "access-key" => access = Some(string(&p, v)?),
-                "secret-key" => secret = Some(string(&p, v)?),
-                "session-token" => token = Some(string(&p, v)?),
-                "consumer" => self.consumer.apply(&p, v)?,
-                "producer" => self.producer.apply(&p, v)?,
-                other => return Err(unknown(path, other, &all)),
-            }
+        let mut merged = aws_layer(
+            text("spring.cloud.aws.region.static"),
+            text("spring.cloud.aws.endpoint"),
+            text("spring.cloud.aws.credentials.access-key"),
+            text("spring.cloud.aws.credentials.secret-key"),
+        );
+        let aws = own.spring.cloud.aws;
+        let expose = |s: Option<Secret>| s.map(|s| s.expose().to_owned());
+        let own_aws = aws_layer(
+            aws.region.static_region,
+            aws.endpoint,
+            expose(aws.credentials.access_key),
+            expose(aws.credentials.secret_key),
+        );
+        deep_merge(&mut merged, &own_aws);
+        let inherited_path = "spring.cloud.stream.sqs.binder";
+        if let Some(section) = at(inherited_path) {
+            paired_keys(section, inherited_path)?;
+            deep_merge(&mut merged, section);
         }
-        match (access, secret) {
-            (Some(a), Some(s)) => {
-                self.credentials = Some(StaticCredentials {
-                    access_key: a,
-                    secret_key: s,
-                    session_token: token,
-                })
-            }
-            (None, None) => {}
-            _ => {
-                return Err(BindError::Config {
-                    key: format!("{path}.access-key"),
-                    message: "`access-key` and `secret-key` must be set together".into(),
-                })
-            }
+        let mut own_keys = env.own.clone();
+        if let Value::Object(m) = &mut own_keys {
+            m.remove("spring");
         }
-        Ok(())
+        paired_keys(&own_keys, &own_path)?;
+        deep_merge(&mut merged, &own_keys);
+        read(merged, inherited_path)
     }
 
-    /// The effective settings of a consumer binding (binder defaults, then the binding's own
-    /// `spring.cloud.stream.sqs.bindings.<binding>.consumer` keys).
-    pub fn consumer_for(
-        &self,
-        binding: &str,
-        props: &Value,
-    ) -> Result<ConsumerSettings, BindError> {
-        let mut c = self.consumer.clone();
-        c.apply(
-            &format!("spring.cloud.stream.sqs.bindings.{binding}.consumer"),
-            props,
-        )?;
-        Ok(c)
+    /// The static credentials (`access-key` with `secret-key`), if set.
+    pub fn credentials(&self) -> Option<StaticCredentials> {
+        Some(StaticCredentials {
+            access_key: self.access_key.clone()?,
+            secret_key: self.secret_key.clone()?,
+            session_token: self.session_token.clone(),
+        })
     }
 
-    /// The effective settings of a producer binding.
-    pub fn producer_for(
-        &self,
-        binding: &str,
-        props: &Value,
-    ) -> Result<ProducerSettings, BindError> {
-        let mut p = self.producer.clone();
-        p.apply(
-            &format!("spring.cloud.stream.sqs.bindings.{binding}.producer"),
-            props,
-        )?;
-        Ok(p)
+    /// The effective settings of consumer binding `spec`: its properties
+    /// (`spring.cloud.stream.sqs.{default,bindings.<b>}.consumer`) over the binder's
+    /// `consumer.*` defaults.
+    pub fn consumer_for(&self, spec: &ConsumerSpec) -> Result<ConsumerSettings, BindError> {
+        ConsumerSpec {
+            binder_properties: over(&self.consumer, &spec.binder_properties),
+            ..spec.clone()
+        }
+        .props()
     }
+
+    /// The effective settings of producer binding `spec` (over the binder's `producer.*`).
+    pub fn producer_for(&self, spec: &ProducerSpec) -> Result<ProducerSettings, BindError> {
+        ProducerSpec {
+            binder_properties: over(&self.producer, &spec.binder_properties),
+            ..spec.clone()
+        }
+        .props()
+    }
+}
+
+/// A binding's properties (as the loader left them) over binder-level `defaults`.
+fn over<T: Serialize>(defaults: &T, binding: &Value) -> Value {
+    let mut v = serde_json::to_value(defaults).unwrap_or(Value::Null);
+    deep_merge(&mut v, binding);
+    v
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use stream_core::config::ConfigLoader;
+
+    fn loader(yaml: &str) -> ConfigLoader {
+        ConfigLoader::new()
+            .env(Default::default())
+            .binder_schema("sqs", schema())
+            .environment_schema("sqs", environment_schema())
+            .yaml_str("application.yaml", yaml)
+    }
+
+    fn consumer(props: Value) -> ConsumerSpec {
+        ConsumerSpec {
+            binding: "b-in-0".into(),
+            binder_properties: props,
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn environment_keys_parse_and_secrets_are_hidden() {
-        let env = BinderEnvironment::own(json!({
-            "region": "eu-west-1", "endpoint": "http://127.0.0.1:4566", "namePrefix": "dev-",
-            "auto_create": "false", "access-key": "AKIA", "secret-key": "s3cr3t",
-            "consumer": { "wait-time-seconds": 1 }
-        }));
-        let s = BinderSettings::from_environment("aws", &env).unwrap();
+        let yaml = "spring.cloud.stream.binders.aws:\n  type: sqs\n  environment:\n    region: eu-west-1\n    endpoint: http://127.0.0.1:4566\n    namePrefix: dev-\n    auto_create: 'false'\n    access-key: AKIA\n    secret-key: s3cr3t\n    consumer: { wait-time-seconds: '1', destinationMode: SQS }\n";
+        let l = loader(yaml).load().unwrap_or_else(|e| panic!("{e}"));
+        let own = l.config.stream.binders["aws"].environment.clone();
+        let s = BinderSettings::from_environment("aws", &BinderEnvironment::own(own)).unwrap();
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
         assert_eq!(s.name_prefix, "dev-");
         assert!(!s.auto_create);
         assert_eq!(s.consumer.wait_time_seconds, 1);
+        assert_eq!(s.consumer.destination_mode, DestinationMode::Sqs);
+        assert_eq!(s.credentials().unwrap().secret_key.expose(), "s3cr3t");
         assert!(!format!("{s:?}").contains("s3cr3t"));
     }
 
     #[test]
-    fn unknown_key_suggests() {
-        let env = BinderEnvironment::own(json!({ "regoin": "x" }));
-        let e = BinderSettings::from_environment("aws", &env)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("regoin") && e.contains("did you mean `region`"),
-            "{e}"
+    fn typos_get_a_did_you_mean_from_the_loader() {
+        let yaml = "spring.cloud.stream:\n  binders.aws:\n    type: sqs\n    environment:\n      regoin: x\n      spring.cloud.aws.endpoit: x\n  sqs.bindings.b-in-0.consumer:\n    wait-time-second: 3\n    visibility-timeout: 0\n  sqs.default.consumer.wait-time-seconds: 30\n";
+        let err = loader(yaml).load().unwrap_err();
+        let issue = |path: &str| {
+            err.issues
+                .iter()
+                .find(|i| i.path == path)
+                .unwrap_or_else(|| panic!("no issue at {path}: {err}"))
+                .clone()
+        };
+        let env = "spring.cloud.stream.binders.aws.environment";
+        assert_eq!(
+            issue(&format!("{env}.regoin")).suggestion.as_deref(),
+            Some("region")
         );
-        let s = BinderSettings::default();
-        let e = s
-            .consumer_for("b-in-0", &json!({ "wait-time-second": 3 }))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("wait-time-seconds"), "{e}");
-        let e = s
-            .consumer_for("b-in-0", &json!({ "wait-time-seconds": 30 }))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("0 to 20"), "{e}");
+        assert_eq!(
+            issue(&format!("{env}.spring.cloud.aws.endpoit"))
+                .suggestion
+                .as_deref(),
+            Some("endpoint")
+        );
+        let binding = "spring.cloud.stream.sqs.bindings.b-in-0.consumer";
+        assert_eq!(
+            issue(&format!("{binding}.wait-time-second"))
+                .suggestion
+                .as_deref(),
+            Some("wait-time-seconds")
+        );
+        let e = issue(&format!("{binding}.visibility-timeout")).message;
+        assert!(e.contains("at least 1"), "{e}");
+        let e = issue("spring.cloud.stream.sqs.default.consumer.wait-time-seconds").message;
+        assert!(e.contains("at most 20"), "{e}");
     }
 
     #[test]
@@ -589,14 +433,18 @@ mod tests {
         let s = BinderSettings::from_environment("aws", &env).unwrap();
         assert_eq!(s.region.as_deref(), Some("eu-central-1"));
         assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
-        assert!(s.credentials.is_some());
-        let env = BinderEnvironment::own(json!({
-            "spring": { "cloud": { "aws": { "endpoit": "x" } } }
-        }));
-        let e = BinderSettings::from_environment("aws", &env)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("spring.cloud.aws.endpoint"), "{e}");
+        assert!(s.credentials().is_some());
+        let env = BinderEnvironment {
+            own: json!({ "region": "own-region" }),
+            inherited: json!({ "spring": { "cloud": { "aws": {
+                "region": { "static": "app-region" }, "endpoint": "http://e",
+                "credentials": { "access-key": "a" }
+            } } } }),
+        };
+        let s = BinderSettings::from_environment("aws", &env).unwrap();
+        assert_eq!(s.region.as_deref(), Some("own-region"));
+        assert_eq!(s.endpoint.as_deref(), Some("http://e"));
+        assert!(s.credentials().is_none(), "half credentials are ignored");
     }
 
     #[test]
@@ -605,46 +453,65 @@ mod tests {
             own: json!({ "name-prefix": "own-" }),
             inherited: json!({ "spring": { "cloud": { "stream": { "sqs": { "binder": {
                 "region": "ap-south-1", "name-prefix": "app-",
-                "consumer": { "visibility-timeout": 90 }
+                "consumer": { "visibility-timeout": 90, "pollers": 2 }
             } } } } } }),
         };
         let s = BinderSettings::from_environment("aws", &env).unwrap();
         assert_eq!(s.region.as_deref(), Some("ap-south-1"));
         assert_eq!(s.name_prefix, "own-");
-        assert_eq!(s.consumer.visibility_timeout_seconds, 90);
+        assert_eq!(s.consumer.visibility_timeout, 90);
         let c = s
-            .consumer_for("x-in-0", &json!({ "visibility-timeout": 5 }))
+            .consumer_for(&consumer(json!({ "visibility-timeout": 5 })))
             .unwrap();
-        assert_eq!(c.visibility_timeout_seconds, 5);
-        assert!(!format!(
-            "{:?}",
-            BinderSettings {
-                credentials: Some(StaticCredentials {
-                    access_key: "AKIAEXAMPLEKEY".into(),
-                    secret_key: "wJalrXUtnFEMI".into(),
-                    session_token: Some("tok".into()),
-                }),
-                ..Default::default()
-            }
-        )
-        .contains("EXAMPLEKEY"));
+        assert_eq!((c.visibility_timeout, c.pollers), (5, Some(2)));
+        assert_eq!(c.wait_time_seconds, DEFAULT_WAIT_TIME_SECONDS);
+        let with_keys = BinderSettings {
+            access_key: Some(Secret::new("AKIAEXAMPLEKEY")),
+            secret_key: Some(Secret::new("wJalrXUtnFEMI")),
+            session_token: Some(Secret::new("tok")),
+            ..Default::default()
+        };
+        let shown = format!("{with_keys:?} {:?}", with_keys.credentials());
+        assert!(
+            !shown.contains("EXAMPLEKEY") && !shown.contains("tok\""),
+            "{shown}"
+        );
     }
 
     #[test]
     fn half_credentials_rejected() {
         let env = BinderEnvironment::own(json!({ "access-key": "a" }));
-        assert!(BinderSettings::from_environment("aws", &env).is_err());
+        let e = BinderSettings::from_environment("aws", &env).unwrap_err();
+        assert!(
+            matches!(&e, BindError::Config { key, .. } if key == "spring.cloud.stream.binders.aws.environment.access-key"),
+            "{e}"
+        );
     }
 
     #[test]
-    fn modes() {
+    fn modes_and_bad_values() {
         let s = BinderSettings::default();
+        let spec = |props| ProducerSpec {
+            binding: "o".into(),
+            binder_properties: props,
+            ..Default::default()
+        };
         let p = s
-            .producer_for("o", &json!({ "destinationMode": "sqs" }))
+            .producer_for(&spec(json!({ "destination-mode": "sqs" })))
             .unwrap();
-        assert_eq!(p.mode, DestinationMode::Sqs);
-        assert!(s
-            .producer_for("o", &json!({ "destination-mode": "kinesis" }))
-            .is_err());
+        assert_eq!(p.destination_mode, DestinationMode::Sqs);
+        let e = s
+            .producer_for(&spec(json!({ "destination-mode": "kinesis" })))
+            .unwrap_err();
+        assert!(
+            matches!(&e, BindError::Config { key, .. } if key == "bindings.o.producer"),
+            "{e}"
+        );
+        let env = BinderEnvironment::own(json!({ "auto-create": "maybe" }));
+        let e = BinderSettings::from_environment("aws", &env).unwrap_err();
+        assert!(
+            matches!(&e, BindError::Config { key, .. } if key == "spring.cloud.stream.binders.aws.environment"),
+            "{e}"
+        );
     }
 }

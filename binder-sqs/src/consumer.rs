@@ -118,7 +118,7 @@ impl SqsSubscription {
             destination: destination.to_owned(),
             group: group.map(str::to_owned),
             resources,
-            visibility_timeout: settings.visibility_timeout_seconds,
+            visibility_timeout: settings.visibility_timeout,
             deleter: del_tx,
             dlq_url: tokio::sync::OnceCell::new(),
         });
@@ -255,7 +255,7 @@ async fn poll_loop(
             .queue_url(&shared.resources.queue.url)
             .max_number_of_messages(permits.len() as i32)
             .wait_time_seconds(settings.wait_time_seconds as i32)
-            .visibility_timeout(settings.visibility_timeout_seconds as i32)
+            .visibility_timeout(settings.visibility_timeout as i32)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)

@@ -32,7 +32,9 @@ mod producer;
 pub mod provision;
 
 pub use binder::{capabilities, SqsBinder, SqsBinderFactory, BINDER_TYPE};
-pub use config::{BinderSettings, ConsumerSettings, DestinationMode, ProducerSettings};
+pub use config::{
+    BinderSettings, ConsumerSettings, DestinationMode, ProducerSettings, SqsEnvironment,
+};
 pub use consumer::{SqsDelivery, SqsSubscription};
 pub use producer::{SqsProducer, MAX_MESSAGE_BYTES};
 

@@ -142,11 +142,11 @@ impl Clients {
         if let Some(e) = &settings.endpoint {
             loader = loader.endpoint_url(e.clone());
         }
-        if let Some(c) = &settings.credentials {
+        if let Some(c) = settings.credentials() {
             loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                c.access_key.clone(),
-                c.secret_key.clone(),
-                c.session_token.clone(),
+                c.access_key.expose(),
+                c.secret_key.expose(),
+                c.session_token.as_ref().map(|t| t.expose().to_owned()),
                 None,
                 "cloud-stream-binder-sqs",
             ));
