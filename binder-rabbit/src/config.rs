@@ -81,6 +81,9 @@ pub struct UnusedBootProperties {
     /// `publisher-confirm-type` (confirms are always on).
     #[schemars(extend("x-unused" = true))]
     pub publisher_confirm_type: Option<Value>,
+    /// `publisher-confirms` (Spring Boot 2.1's spelling of `publisher-confirm-type`).
+    #[schemars(extend("x-unused" = true))]
+    pub publisher_confirms: Option<Value>,
     /// `publisher-returns`.
     #[schemars(extend("x-unused" = true))]
     pub publisher_returns: Option<Value>,

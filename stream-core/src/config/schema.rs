@@ -345,7 +345,7 @@ pub fn unsupported_feature(path: &str, binder_type: Option<&str>) -> Option<Stri
     let by_type = binder_type.and_then(|t| UNSUPPORTED_BINDER_TYPES.iter().find(|(n, _)| *n == t));
     by_key
         .or(by_type)
-        .map(|(_, feature)| format!("{feature} is not supported by cloud-stream"))
+        .map(|(_, feature)| format!("not supported by cloud-stream: {feature}"))
 }
 
 /// The path of the level whose unknown children may be binder-specific sections.
