@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use stream_core::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError, ConsumerSpec,
     DeadLetter, Delivery, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route,
     SendError, SettleError, Subscription,
 };
+use stream_core::config::{Schema, SchemaNode};
 use stream_core::message::{header, Message, RawMessage};
 
 use crate::broker::{
@@ -153,33 +156,54 @@ impl Binder for MemoryBinder {
 }
 
 fn prefetch_of(spec: &ConsumerSpec) -> Result<usize, BindError> {
-    let key = || {
-        format!(
-            "spring.cloud.stream.memory.bindings.{}.consumer.prefetch",
-            spec.binding
-        )
-    };
-    match spec.binder_properties.get("prefetch") {
-        None | Some(serde_json::Value::Null) => {
-            Ok((spec.concurrency.max(1) as usize) * PREFETCH_PER_CONCURRENCY)
+    let props: MemoryConsumerProps = spec.props()?;
+    Ok(props
+        .prefetch
+        .unwrap_or((spec.concurrency.max(1) as usize) * PREFETCH_PER_CONCURRENCY))
+}
+
+/// `spring.cloud.stream.memory.{default,bindings.<b>}.consumer.*`.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct MemoryConsumerProps {
+    /// `prefetch`: deliveries handed out before settling (default 8 × concurrency).
+    #[schemars(range(min = 1))]
+    pub prefetch: Option<usize>,
+}
+
+/// The memory binder's `environment` (`spring.cloud.stream.binders.<name>.environment`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct MemoryEnvironment {
+    /// `capacity`: messages one group or anonymous queue holds before a send waits.
+    #[schemars(range(min = 1))]
+    pub capacity: usize,
+    /// `recording`: keep every published message for `TestHarness::receive` (tests only).
+    pub recording: bool,
+}
+
+impl Default for MemoryEnvironment {
+    fn default() -> Self {
+        let c = MemoryBrokerConfig::default();
+        MemoryEnvironment {
+            capacity: c.capacity,
+            recording: c.recording,
         }
-        Some(v) => match positive(v) {
-            Some(n) => Ok(n),
-            None => Err(BindError::Config {
-                key: key(),
-                message: format!("expected a positive integer, found {v}"),
-            }),
-        },
     }
 }
 
-fn positive(v: &serde_json::Value) -> Option<usize> {
-    let n = match v {
-        serde_json::Value::Number(n) => n.as_u64()?,
-        serde_json::Value::String(s) => s.trim().parse().ok()?,
-        _ => return None,
-    };
-    (n > 0).then_some(n as usize)
+/// The schema of the memory binder's `environment`.
+pub fn environment_schema() -> Schema {
+    Schema::new(SchemaNode::of::<MemoryEnvironment>())
+}
+
+/// The schema of `spring.cloud.stream.memory.*`.
+pub fn section_schema() -> Schema {
+    Schema::binder_section(
+        SchemaNode::object([]),
+        SchemaNode::of::<MemoryConsumerProps>(),
+        SchemaNode::object([]),
+    )
 }
 
 pub(crate) fn subscribe(
@@ -624,58 +648,30 @@ impl MemoryBinderFactory {
     }
 }
 
+/// Reads the environment (validated again here for environments built in code).
 fn parse_environment(
     name: &str,
     environment: &serde_json::Value,
 ) -> Result<MemoryBrokerConfig, BindError> {
-    let mut config = MemoryBrokerConfig::default();
-    let path = |k: &str| format!("spring.cloud.stream.binders.{name}.environment.{k}");
-    let obj = match environment {
-        serde_json::Value::Null => return Ok(config),
-        serde_json::Value::Object(o) => o,
-        other => {
-            return Err(BindError::Config {
-                key: format!("spring.cloud.stream.binders.{name}.environment"),
-                message: format!("expected an object, found {other}"),
-            })
+    let at = format!("spring.cloud.stream.binders.{name}.environment");
+    let checked = environment_schema().check(environment, &at).map_err(|e| {
+        let first = e.issues.into_iter().next().unwrap_or_default();
+        BindError::Config {
+            key: first.path,
+            message: first.message,
         }
+    })?;
+    let env: MemoryEnvironment = match checked {
+        serde_json::Value::Null => MemoryEnvironment::default(),
+        v => serde_json::from_value(v).map_err(|e| BindError::Config {
+            key: at,
+            message: e.to_string(),
+        })?,
     };
-    for (k, v) in obj {
-        let norm: String = k
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .flat_map(char::to_lowercase)
-            .collect();
-        match norm.as_str() {
-            "capacity" => {
-                config.capacity = positive(v).ok_or_else(|| BindError::Config {
-                    key: path(k),
-                    message: format!("expected a positive integer, found {v}"),
-                })?;
-            }
-            "recording" => {
-                config.recording = match v {
-                    serde_json::Value::Bool(b) => *b,
-                    serde_json::Value::String(s) if s.eq_ignore_ascii_case("true") => true,
-                    serde_json::Value::String(s) if s.eq_ignore_ascii_case("false") => false,
-                    _ => {
-                        return Err(BindError::Config {
-                            key: path(k),
-                            message: format!("expected a boolean, found {v}"),
-                        })
-                    }
-                };
-            }
-            _ => {
-                return Err(BindError::Config {
-                    key: path(k),
-                    message: "unknown key; the memory binder knows `capacity` and `recording`"
-                        .into(),
-                })
-            }
-        }
-    }
-    Ok(config)
+    Ok(MemoryBrokerConfig {
+        capacity: env.capacity,
+        recording: env.recording,
+    })
 }
 
 #[async_trait]
@@ -686,6 +682,14 @@ impl BinderFactory for MemoryBinderFactory {
 
     fn capabilities(&self) -> Capabilities {
         capabilities()
+    }
+
+    fn config_schema(&self) -> Option<Schema> {
+        Some(section_schema())
+    }
+
+    fn environment_schema(&self) -> Option<Schema> {
+        Some(environment_schema())
     }
 
     async fn create(

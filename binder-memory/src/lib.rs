@@ -55,8 +55,9 @@ mod broker;
 mod harness;
 
 pub use binder::{
-    capabilities, dlq_name, MemoryBinder, MemoryBinderFactory, MemoryDelivery, MemoryProducer,
-    MemorySubscription, BINDER_TYPE, PREFETCH_PER_CONCURRENCY,
+    capabilities, dlq_name, environment_schema, section_schema, MemoryBinder, MemoryBinderFactory,
+    MemoryConsumerProps, MemoryDelivery, MemoryEnvironment, MemoryProducer, MemorySubscription,
+    BINDER_TYPE, PREFETCH_PER_CONCURRENCY,
 };
 pub use broker::{
     MemoryBroker, MemoryBrokerConfig, DEAD_LETTER_HISTORY, DEFAULT_CAPACITY, MAX_PARTITIONS,
