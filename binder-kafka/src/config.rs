@@ -288,7 +288,8 @@ impl Default for KafkaConsumerProps {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct KafkaProducerProps {
-    /// `message-key-expression`: the record key, e.g. `headers['myKey']`.
+    /// `message-key-expression`: the record key, e.g. `headers['myKey']` (parsed when loaded).
+    #[schemars(extend("x-kind" = "expression"))]
     pub message_key_expression: Option<String>,
     /// `compression`: librdkafka `compression.type`.
     pub compression: Option<Compression>,
@@ -758,7 +759,7 @@ mod tests {
 
     #[test]
     fn typos_get_a_did_you_mean_from_the_loader() {
-        let yaml = "spring.cloud.stream:\n  binders.k:\n    type: kafka\n    environment:\n      brokerz: h\n      spring.kafka.bootstrap-server: h\n  kafka.bindings.x-in-0.consumer:\n    enableDlx: true\n    startOffset: middle\n";
+        let yaml = "spring.cloud.stream:\n  binders.k:\n    type: kafka\n    environment:\n      brokerz: h\n      spring.kafka.bootstrap-server: h\n  kafka.bindings.x-in-0.consumer:\n    enableDlx: true\n    startOffset: middle\n  kafka.bindings.x-out-0.producer.message-key-expression: \"headers[\"\n";
         let err = loader(yaml).load().unwrap_err();
         let suggestion = |path: &str| {
             err.issues
@@ -785,6 +786,11 @@ mod tests {
         let e = err.to_string();
         assert!(e.contains(&format!("{binding}.start-offset")), "{e}");
         assert!(e.contains("earliest, latest"), "{e}");
+        let key = "spring.cloud.stream.kafka.bindings.x-out-0.producer.message-key-expression";
+        assert!(
+            e.contains(&format!("{key}: expected a valid expression")),
+            "{e}"
+        );
     }
 
     #[test]
