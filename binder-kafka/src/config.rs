@@ -68,40 +68,9 @@ pub struct KafkaBinderProps {
     pub required_acks: String,
     /// `health-timeout`: seconds the brokers may be unreachable before health is DOWN.
     pub health_timeout: u64,
-    /// `headers` (Spring: headers to transport); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub headers: Option<Value>,
-    /// `auto-alter-topics`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub auto_alter_topics: Option<Value>,
-    /// `jaas` (Spring's JAAS login module; set `sasl.*` in `configuration` instead); accepted,
-    /// not used.
-    #[schemars(extend("x-unused" = true))]
-    pub jaas: Option<Value>,
-    /// `metrics.*` (offset lag metrics); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub metrics: Option<Value>,
-    /// `enable-observation` (Micrometer observation); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub enable_observation: Option<Value>,
-    /// `header-mapper-bean-name`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub header_mapper_bean_name: Option<Value>,
-    /// `certificate-store-directory`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub certificate_store_directory: Option<Value>,
-    /// `consider-down-when-any-partition-has-no-leader`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub consider_down_when_any_partition_has_no_leader: Option<Value>,
-    /// `authorization-exception-retry-interval`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub authorization_exception_retry_interval: Option<Value>,
-    /// `zk-nodes` (ZooKeeper, binder 1.x/2.x); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub zk_nodes: Option<Value>,
-    /// `default-zk-port` (ZooKeeper, binder 1.x/2.x); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub default_zk_port: Option<Value>,
+    /// Spring keys accepted and not used here.
+    #[serde(flatten)]
+    pub unused: UnusedBinderKeys,
 }
 
 impl Default for KafkaBinderProps {
@@ -118,18 +87,17 @@ impl Default for KafkaBinderProps {
             replication_factor: -1,
             required_acks: "all".into(),
             health_timeout: DEFAULT_HEALTH_TIMEOUT_SECS,
-            headers: None,
-            auto_alter_topics: None,
-            jaas: None,
-            metrics: None,
-            enable_observation: None,
-            header_mapper_bean_name: None,
-            certificate_store_directory: None,
-            consider_down_when_any_partition_has_no_leader: None,
-            authorization_exception_retry_interval: None,
-            zk_nodes: None,
-            default_zk_port: None,
+            unused: UnusedBinderKeys::default(),
         }
+    }
+}
+
+stream_core::unused_keys! {
+    /// Spring's `KafkaBinderProps` keys that real configurations set and this binder does not use.
+    pub struct UnusedBinderKeys {
+        headers, auto_alter_topics, jaas, metrics, enable_observation, header_mapper_bean_name,
+        certificate_store_directory, consider_down_when_any_partition_has_no_leader,
+        authorization_exception_retry_interval, zk_nodes, default_zk_port
     }
 }
 
@@ -207,51 +175,9 @@ pub struct KafkaConsumerProps {
     /// `auto-rebalance-enabled`: group management (true) or static assignment by instance
     /// index (false).
     pub auto_rebalance_enabled: bool,
-    /// `ack-mode`; accepted, not used (records are committed once settled).
-    #[schemars(extend("x-unused" = true))]
-    pub ack_mode: Option<Value>,
-    /// `ack-each-record`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub ack_each_record: Option<Value>,
-    /// `auto-commit-offset`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub auto_commit_offset: Option<Value>,
-    /// `auto-commit-on-error`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub auto_commit_on_error: Option<Value>,
-    /// `idle-event-interval`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub idle_event_interval: Option<Value>,
-    /// `poll-timeout` (pollable consumers); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub poll_timeout: Option<Value>,
-    /// `standard-headers`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub standard_headers: Option<Value>,
-    /// `converter-bean-name`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub converter_bean_name: Option<Value>,
-    /// `destination-is-pattern`; accepted, not used (the destination is a topic name).
-    #[schemars(extend("x-unused" = true))]
-    pub destination_is_pattern: Option<Value>,
-    /// `topic.*` (topic properties); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub topic: Option<Value>,
-    /// `use-topic-header`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub use_topic_header: Option<Value>,
-    /// `trusted-packages`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub trusted_packages: Option<Value>,
-    /// `tx-commit-recovered`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub tx_commit_recovered: Option<Value>,
-    /// `transaction-manager`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub transaction_manager: Option<Value>,
-    /// `common-error-handler-bean-name`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub common_error_handler_bean_name: Option<Value>,
+    /// Spring keys accepted and not used here.
+    #[serde(flatten)]
+    pub unused: UnusedConsumerKeys,
 }
 
 impl Default for KafkaConsumerProps {
@@ -265,22 +191,18 @@ impl Default for KafkaConsumerProps {
             dlq_producer_properties: Value::Null,
             configuration: Value::Null,
             auto_rebalance_enabled: true,
-            ack_mode: None,
-            ack_each_record: None,
-            auto_commit_offset: None,
-            auto_commit_on_error: None,
-            idle_event_interval: None,
-            poll_timeout: None,
-            standard_headers: None,
-            converter_bean_name: None,
-            destination_is_pattern: None,
-            topic: None,
-            use_topic_header: None,
-            trusted_packages: None,
-            tx_commit_recovered: None,
-            transaction_manager: None,
-            common_error_handler_bean_name: None,
+            unused: UnusedConsumerKeys::default(),
         }
+    }
+}
+
+stream_core::unused_keys! {
+    /// Spring's `KafkaConsumerProps` keys that real configurations set and this binder does not use.
+    pub struct UnusedConsumerKeys {
+        ack_mode, ack_each_record, auto_commit_offset, auto_commit_on_error, idle_event_interval,
+        poll_timeout, standard_headers, converter_bean_name, destination_is_pattern, topic,
+        use_topic_header, trusted_packages, tx_commit_recovered, transaction_manager,
+        common_error_handler_bean_name
     }
 }
 
@@ -305,30 +227,9 @@ pub struct KafkaProducerProps {
     pub batch_timeout: Option<u64>,
     /// `close-timeout`: seconds `close` waits for outstanding deliveries.
     pub close_timeout: u64,
-    /// `sync`; accepted, not used: sends always await the delivery report.
-    #[schemars(extend("x-unused" = true))]
-    pub sync: Option<Value>,
-    /// `send-timeout-expression`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub send_timeout_expression: Option<Value>,
-    /// `header-patterns`; accepted, not used (every header is sent).
-    #[schemars(extend("x-unused" = true))]
-    pub header_patterns: Option<Value>,
-    /// `topic.*` (topic properties); accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub topic: Option<Value>,
-    /// `use-topic-header`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub use_topic_header: Option<Value>,
-    /// `record-metadata-channel`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub record_metadata_channel: Option<Value>,
-    /// `transaction-manager`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub transaction_manager: Option<Value>,
-    /// `allow-non-transactional`; accepted, not used.
-    #[schemars(extend("x-unused" = true))]
-    pub allow_non_transactional: Option<Value>,
+    /// Spring keys accepted and not used here.
+    #[serde(flatten)]
+    pub unused: UnusedProducerKeys,
 }
 
 impl Default for KafkaProducerProps {
@@ -341,15 +242,16 @@ impl Default for KafkaProducerProps {
             buffer_size: None,
             batch_timeout: None,
             close_timeout: 30,
-            sync: None,
-            send_timeout_expression: None,
-            header_patterns: None,
-            topic: None,
-            use_topic_header: None,
-            record_metadata_channel: None,
-            transaction_manager: None,
-            allow_non_transactional: None,
+            unused: UnusedProducerKeys::default(),
         }
+    }
+}
+
+stream_core::unused_keys! {
+    /// Spring's `KafkaProducerProps` keys that real configurations set and this binder does not use.
+    pub struct UnusedProducerKeys {
+        sync, send_timeout_expression, header_patterns, topic, use_topic_header,
+        record_metadata_channel, transaction_manager, allow_non_transactional
     }
 }
 

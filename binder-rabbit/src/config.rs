@@ -65,49 +65,13 @@ pub struct RabbitSsl {
     pub enabled: bool,
 }
 
-/// Spring Boot `spring.rabbitmq.*` keys real configurations set that this binder does not use.
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct UnusedBootProperties {
-    /// `connection-timeout`.
-    #[schemars(extend("x-unused" = true))]
-    pub connection_timeout: Option<Value>,
-    /// `requested-heartbeat`.
-    #[schemars(extend("x-unused" = true))]
-    pub requested_heartbeat: Option<Value>,
-    /// `requested-channel-max`.
-    #[schemars(extend("x-unused" = true))]
-    pub requested_channel_max: Option<Value>,
-    /// `publisher-confirm-type` (confirms are always on).
-    #[schemars(extend("x-unused" = true))]
-    pub publisher_confirm_type: Option<Value>,
-    /// `publisher-confirms` (Spring Boot 2.1's spelling of `publisher-confirm-type`).
-    #[schemars(extend("x-unused" = true))]
-    pub publisher_confirms: Option<Value>,
-    /// `publisher-returns`.
-    #[schemars(extend("x-unused" = true))]
-    pub publisher_returns: Option<Value>,
-    /// `channel-rpc-timeout`.
-    #[schemars(extend("x-unused" = true))]
-    pub channel_rpc_timeout: Option<Value>,
-    /// `address-shuffle-mode`.
-    #[schemars(extend("x-unused" = true))]
-    pub address_shuffle_mode: Option<Value>,
-    /// `dynamic`.
-    #[schemars(extend("x-unused" = true))]
-    pub dynamic: Option<Value>,
-    /// `listener.*`.
-    #[schemars(extend("x-unused" = true))]
-    pub listener: Option<Value>,
-    /// `template.*`.
-    #[schemars(extend("x-unused" = true))]
-    pub template: Option<Value>,
-    /// `cache.*`.
-    #[schemars(extend("x-unused" = true))]
-    pub cache: Option<Value>,
-    /// `stream.*`.
-    #[schemars(extend("x-unused" = true))]
-    pub stream: Option<Value>,
+stream_core::unused_keys! {
+    /// Spring Boot `spring.rabbitmq.*` keys real configurations set that this binder does not use.
+    pub struct UnusedBootProperties {
+        connection_timeout, requested_heartbeat, requested_channel_max, publisher_confirm_type,
+        publisher_confirms, publisher_returns, channel_rpc_timeout, address_shuffle_mode, dynamic,
+        listener, template, cache, stream
+    }
 }
 
 /// The schema of the binder's own `environment`.

@@ -20,26 +20,12 @@ pub fn schema() -> Schema {
     )
 }
 
-/// `spring.cloud.stream.rabbit.binder.*`: Spring's binder-level keys, accepted and not used
-/// (connections are configured in the binder `environment`).
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct RabbitBinderProps {
-    /// `admin-addresses` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub admin_addresses: Option<Value>,
-    /// `nodes` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub nodes: Option<Value>,
-    /// `compression-level` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub compression_level: Option<Value>,
-    /// `connection-name-prefix` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub connection_name_prefix: Option<Value>,
-    /// `enable-observation` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub enable_observation: Option<Value>,
+stream_core::unused_keys! {
+    /// `spring.cloud.stream.rabbit.binder.*`: Spring's binder-level keys, accepted and not used
+    /// (connections are configured in the binder `environment`).
+    pub struct RabbitBinderProps {
+        admin_addresses, nodes, compression_level, connection_name_prefix, enable_observation
+    }
 }
 
 /// The exchange type of a destination (`exchange-type`).
@@ -186,86 +172,17 @@ impl Default for QueueProps {
     }
 }
 
-/// Spring Cloud Stream RabbitMQ queue keys (`RabbitCommonProperties`) that real configurations
-/// set and this binder accepts without acting on them (a warning names each one used).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct UnusedQueueProps {
-    /// `dlq-ttl`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_ttl: Option<Value>,
-    /// `dlq-dead-letter-exchange`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_dead_letter_exchange: Option<Value>,
-    /// `dlq-dead-letter-routing-key`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_dead_letter_routing_key: Option<Value>,
-    /// `dlq-max-length`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_max_length: Option<Value>,
-    /// `dlq-max-length-bytes`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_max_length_bytes: Option<Value>,
-    /// `dlq-expires`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_expires: Option<Value>,
-    /// `dlq-max-priority`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_max_priority: Option<Value>,
-    /// `dlq-lazy`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_lazy: Option<Value>,
-    /// `dlq-overflow-behavior`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_overflow_behavior: Option<Value>,
-    /// `dlq-quorum` (a map).
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_quorum: Option<Value>,
-    /// `dlq-single-active-consumer`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_single_active_consumer: Option<Value>,
-    /// `dlq-binding-arguments` (a map).
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_binding_arguments: Option<Value>,
-    /// `lazy`.
-    #[schemars(extend("x-unused" = true))]
-    pub lazy: Option<Value>,
-    /// `max-priority`.
-    #[schemars(extend("x-unused" = true))]
-    pub max_priority: Option<Value>,
-    /// `overflow-behavior`.
-    #[schemars(extend("x-unused" = true))]
-    pub overflow_behavior: Option<Value>,
-    /// `bind-queue`.
-    #[schemars(extend("x-unused" = true))]
-    pub bind_queue: Option<Value>,
-    /// `binding-arguments` (a map).
-    #[schemars(extend("x-unused" = true))]
-    pub binding_arguments: Option<Value>,
-    /// `queue-bindings` (a map).
-    #[schemars(extend("x-unused" = true))]
-    pub queue_bindings: Option<Value>,
-    /// `delayed-exchange`.
-    #[schemars(extend("x-unused" = true))]
-    pub delayed_exchange: Option<Value>,
-    /// `declare-dlx`.
-    #[schemars(extend("x-unused" = true))]
-    pub declare_dlx: Option<Value>,
-    /// `dead-letter-exchange-type`.
-    #[schemars(extend("x-unused" = true))]
-    pub dead_letter_exchange_type: Option<Value>,
-    /// `exchange-type` arguments (`exchange-arguments`).
-    #[schemars(extend("x-unused" = true))]
-    pub exchange_arguments: Option<Value>,
-    /// `header-patterns`.
-    #[schemars(extend("x-unused" = true))]
-    pub header_patterns: Option<Value>,
-    /// `stream` queue settings (a map).
-    #[schemars(extend("x-unused" = true))]
-    pub stream: Option<Value>,
-    /// `container-type` (`simple`, `direct`, `stream`).
-    #[schemars(extend("x-unused" = true))]
-    pub container_type: Option<Value>,
+stream_core::unused_keys! {
+    /// Spring Cloud Stream RabbitMQ queue keys (`RabbitCommonProperties`) that real configurations
+    /// set and this binder accepts without acting on them (a warning names each one used).
+    pub struct UnusedQueueProps {
+        dlq_ttl, dlq_dead_letter_exchange, dlq_dead_letter_routing_key, dlq_max_length,
+        dlq_max_length_bytes, dlq_expires, dlq_max_priority, dlq_lazy, dlq_overflow_behavior,
+        dlq_quorum, dlq_single_active_consumer, dlq_binding_arguments, lazy, max_priority,
+        overflow_behavior, bind_queue, binding_arguments, queue_bindings, delayed_exchange,
+        declare_dlx, dead_letter_exchange_type, exchange_arguments, header_patterns, stream,
+        container_type
+    }
 }
 
 impl QueueProps {
@@ -356,59 +273,15 @@ impl Default for ConsumerProps {
     }
 }
 
-/// Spring's RabbitMQ consumer keys (`RabbitConsumerProperties`) accepted and not acted on: the
-/// runtime owns retries and concurrency, so the container settings have no counterpart here.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct UnusedConsumerProps {
-    /// `requeue-rejected` (the runtime dead-letters after its last attempt).
-    #[schemars(extend("x-unused" = true))]
-    pub requeue_rejected: Option<Value>,
-    /// `max-concurrency` (use the binding's `concurrency`).
-    #[schemars(extend("x-unused" = true))]
-    pub max_concurrency: Option<Value>,
-    /// `acknowledge-mode`.
-    #[schemars(extend("x-unused" = true))]
-    pub acknowledge_mode: Option<Value>,
-    /// `transacted`.
-    #[schemars(extend("x-unused" = true))]
-    pub transacted: Option<Value>,
-    /// `tx-size`.
-    #[schemars(extend("x-unused" = true))]
-    pub tx_size: Option<Value>,
-    /// `batch-size`.
-    #[schemars(extend("x-unused" = true))]
-    pub batch_size: Option<Value>,
-    /// `enable-batching`.
-    #[schemars(extend("x-unused" = true))]
-    pub enable_batching: Option<Value>,
-    /// `receive-timeout`.
-    #[schemars(extend("x-unused" = true))]
-    pub receive_timeout: Option<Value>,
-    /// `recovery-interval`.
-    #[schemars(extend("x-unused" = true))]
-    pub recovery_interval: Option<Value>,
-    /// `missing-queues-fatal`.
-    #[schemars(extend("x-unused" = true))]
-    pub missing_queues_fatal: Option<Value>,
-    /// `queue-declaration-retries`.
-    #[schemars(extend("x-unused" = true))]
-    pub queue_declaration_retries: Option<Value>,
-    /// `failed-declaration-retry-interval`.
-    #[schemars(extend("x-unused" = true))]
-    pub failed_declaration_retry_interval: Option<Value>,
-    /// `consumer-tag-prefix`.
-    #[schemars(extend("x-unused" = true))]
-    pub consumer_tag_prefix: Option<Value>,
-    /// `frame-max-headroom`.
-    #[schemars(extend("x-unused" = true))]
-    pub frame_max_headroom: Option<Value>,
-    /// `republish-delivery-mode`.
-    #[schemars(extend("x-unused" = true))]
-    pub republish_delivery_mode: Option<Value>,
-    /// `anonymous-group-prefix` spellings aside, `dlq-producer` settings (a map).
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_producer: Option<Value>,
+stream_core::unused_keys! {
+    /// Spring's RabbitMQ consumer keys (`RabbitConsumerProperties`) accepted and not acted on: the
+    /// runtime owns retries and concurrency, so the container settings have no counterpart here.
+    pub struct UnusedConsumerProps {
+        requeue_rejected, max_concurrency, acknowledge_mode, transacted, tx_size, batch_size,
+        enable_batching, receive_timeout, recovery_interval, missing_queues_fatal,
+        queue_declaration_retries, failed_declaration_retry_interval, consumer_tag_prefix,
+        frame_max_headroom, republish_delivery_mode, dlq_producer
+    }
 }
 
 /// Default prefetch per unit of concurrency.
@@ -455,46 +328,13 @@ pub struct ProducerProps {
     pub unused: UnusedProducerProps,
 }
 
-/// Spring's RabbitMQ producer keys (`RabbitProducerProperties`) accepted and not acted on.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct UnusedProducerProps {
-    /// `confirm-ack-channel` (sends always wait for the broker's confirm).
-    #[schemars(extend("x-unused" = true))]
-    pub confirm_ack_channel: Option<Value>,
-    /// `use-confirm-header`.
-    #[schemars(extend("x-unused" = true))]
-    pub use_confirm_header: Option<Value>,
-    /// `batching-enabled`.
-    #[schemars(extend("x-unused" = true))]
-    pub batching_enabled: Option<Value>,
-    /// `batch-size`.
-    #[schemars(extend("x-unused" = true))]
-    pub batch_size: Option<Value>,
-    /// `batch-buffer-limit`.
-    #[schemars(extend("x-unused" = true))]
-    pub batch_buffer_limit: Option<Value>,
-    /// `batch-timeout`.
-    #[schemars(extend("x-unused" = true))]
-    pub batch_timeout: Option<Value>,
-    /// `compress`.
-    #[schemars(extend("x-unused" = true))]
-    pub compress: Option<Value>,
-    /// `delay-expression` (needs the delayed-message plugin).
-    #[schemars(extend("x-unused" = true))]
-    pub delay_expression: Option<Value>,
-    /// `transacted`.
-    #[schemars(extend("x-unused" = true))]
-    pub transacted: Option<Value>,
-    /// `producer-type`.
-    #[schemars(extend("x-unused" = true))]
-    pub producer_type: Option<Value>,
-    /// `routing-key` (a literal; use `routing-key-expression`).
-    #[schemars(extend("x-unused" = true))]
-    pub routing_key: Option<Value>,
-    /// `dlq-delivery-mode`.
-    #[schemars(extend("x-unused" = true))]
-    pub dlq_delivery_mode: Option<Value>,
+stream_core::unused_keys! {
+    /// Spring's RabbitMQ producer keys (`RabbitProducerProperties`) accepted and not acted on.
+    pub struct UnusedProducerProps {
+        confirm_ack_channel, use_confirm_header, batching_enabled, batch_size, batch_buffer_limit,
+        batch_timeout, compress, delay_expression, transacted, producer_type, routing_key,
+        dlq_delivery_mode
+    }
 }
 
 impl ProducerProps {

@@ -103,7 +103,6 @@ impl Builder<'_> {
         self.check_binder_types(&config.stream, implicit);
         self.check_binding_binders(&config.stream);
         self.check_partitioning(config);
-        validate_expressions(config, &mut self.issues);
     }
 
     fn binder_type_known(&self, t: &str) -> bool {
@@ -400,45 +399,4 @@ fn cascade_binder_section(mut section: Value) -> Value {
         }
     }
     section
-}
-
-/// Checks the SpEL-subset expressions (`routing-expression`, `partition-key-expression`,
-/// `partition-selector-expression`): one issue per expression that does not parse, at the
-/// property's full path.
-pub fn validate_expressions(config: &StreamConfig, issues: &mut Vec<ConfigIssue>) {
-    let mut check = |path: String, source: &Option<String>| {
-        if let Some(src) = source {
-            if let Err(e) = crate::expr::Expression::parse(src) {
-                issues.push(ConfigIssue {
-                    path,
-                    message: e.to_string(),
-                    found: Some(src.clone()),
-                    expected: Some("an expression (see stream_core::expr)".to_owned()),
-                    ..Default::default()
-                });
-            }
-        }
-    };
-    check(
-        "spring.cloud.function.routing-expression".to_owned(),
-        &config.function.routing_expression,
-    );
-    let bindings = std::iter::once(("default".to_owned(), &config.stream.default)).chain(
-        config
-            .stream
-            .bindings
-            .iter()
-            .map(|(n, b)| (format!("bindings.{n}"), b)),
-    );
-    for (prefix, b) in bindings {
-        let base = format!("spring.cloud.stream.{prefix}.producer");
-        check(
-            format!("{base}.partition-key-expression"),
-            &b.producer.partition_key_expression,
-        );
-        check(
-            format!("{base}.partition-selector-expression"),
-            &b.producer.partition_selector_expression,
-        );
-    }
 }

@@ -38,7 +38,6 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use build::validate_expressions;
 pub use error::{ConfigError, ConfigIssue};
 pub use props::*;
 pub use redact::{is_secret_key, redact_uris, redact_value};

@@ -37,6 +37,7 @@ pub struct FunctionProperties {
     /// `definition`: `a;b|c` (`;` separates functions, `|` composes).
     pub definition: Option<String>,
     /// `routing-expression`: chooses the function for `functionRouter-in-0`.
+    #[schemars(extend("x-kind" = "expression"))]
     pub routing_expression: Option<String>,
 }
 
@@ -288,8 +289,10 @@ pub struct ProducerProperties {
     /// `auto-startup`.
     pub auto_startup: bool,
     /// `partition-key-expression`.
+    #[schemars(extend("x-kind" = "expression"))]
     pub partition_key_expression: Option<String>,
     /// `partition-selector-expression`.
+    #[schemars(extend("x-kind" = "expression"))]
     pub partition_selector_expression: Option<String>,
     /// `partition-count`.
     #[schemars(range(min = 1))]

@@ -353,3 +353,34 @@ pub const STREAM_PATH: &str = "spring.cloud.stream";
 
 /// Binder section schemas by binder type, as registered on the loader.
 pub type BinderSchemas = BTreeMap<String, Schema>;
+
+/// Declares Spring keys that are accepted for compatibility and have no effect: a settings
+/// struct of `Option<serde_json::Value>` fields marked `x-unused` (the loader warns when one is
+/// set). Embed it in the real settings with `#[serde(flatten)]`.
+///
+/// ```
+/// stream_core::unused_keys! {
+///     /// Spring's consumer keys that mean nothing here.
+///     pub struct UnusedConsumer { requeue_rejected, max_concurrency }
+/// }
+/// let n = stream_core::config::SchemaNode::of::<UnusedConsumer>();
+/// assert!(matches!(n.field("requeue-rejected"), Some(stream_core::config::SchemaNode::Leaf(l)) if l.unused));
+/// ```
+#[macro_export]
+macro_rules! unused_keys {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(
+            Clone, Debug, Default, PartialEq, ::serde::Serialize, ::serde::Deserialize,
+            ::schemars::JsonSchema,
+        )]
+        #[serde(default, rename_all = "kebab-case")]
+        $vis struct $name {
+            $(
+                #[schemars(extend("x-unused" = true))]
+                #[serde(skip_serializing_if = "Option::is_none")]
+                $field: Option<::serde_json::Value>,
+            )*
+        }
+    };
+}
