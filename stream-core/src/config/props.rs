@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -76,15 +74,12 @@ pub struct StreamProperties {
     /// `source`: Spring's older name of `output-bindings` (both are read; `output-bindings`
     /// lists first).
     pub source: Option<String>,
-    /// `instance-index-list` (accepted, not used: set it per binding).
-    #[schemars(extend("x-unused" = true))]
-    pub instance_index_list: Option<Value>,
     /// `poller.*`: Spring's older place of `spring.integration.poller.*` (used when that is
     /// not set).
     pub poller: Option<PollerProperties>,
-    /// `pollable-source` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub pollable_source: Option<String>,
+    /// Spring keys accepted and not used here.
+    #[serde(flatten)]
+    pub unused: UnusedStreamKeys,
 }
 
 impl Default for StreamProperties {
@@ -103,10 +98,16 @@ impl Default for StreamProperties {
             input_bindings: None,
             output_bindings: None,
             source: None,
-            instance_index_list: None,
-            pollable_source: None,
             poller: None,
+            unused: UnusedStreamKeys::default(),
         }
+    }
+}
+
+crate::unused_keys! {
+    /// Spring's `StreamProperties` keys that real configurations set and this binder does not use.
+    pub struct UnusedStreamKeys {
+        instance_index_list, pollable_source
     }
 }
 
@@ -246,16 +247,13 @@ pub struct ConsumerProperties {
     pub instance_index: i32,
     /// `instance-index-list`.
     pub instance_index_list: Vec<u32>,
-    /// `use-native-decoding` (accepted, not used: payloads are always decoded by content type).
-    #[schemars(extend("x-unused" = true))]
-    pub use_native_decoding: bool,
-    /// `retry-template-name` (accepted, not used: the retry policy is the binding's own).
-    #[schemars(extend("x-unused" = true))]
-    pub retry_template_name: Option<String>,
     /// `multiplex`.
     pub multiplex: bool,
     /// `batch-mode`.
     pub batch_mode: bool,
+    /// Spring keys accepted and not used here.
+    #[serde(flatten)]
+    pub unused: UnusedConsumerKeys,
 }
 
 impl Default for ConsumerProperties {
@@ -274,11 +272,17 @@ impl Default for ConsumerProperties {
             instance_count: -1,
             instance_index: -1,
             instance_index_list: Vec::new(),
-            use_native_decoding: false,
-            retry_template_name: None,
             multiplex: false,
             batch_mode: false,
+            unused: UnusedConsumerKeys::default(),
         }
+    }
+}
+
+crate::unused_keys! {
+    /// Spring's `ConsumerProperties` keys that real configurations set and this binder does not use.
+    pub struct UnusedConsumerKeys {
+        use_native_decoding, retry_template_name
     }
 }
 
@@ -301,23 +305,11 @@ pub struct ProducerProperties {
     pub required_groups: Vec<String>,
     /// `header-mode`.
     pub header_mode: Option<String>,
-    /// `use-native-encoding` (accepted, not used: payloads are encoded by content type).
-    #[schemars(extend("x-unused" = true))]
-    pub use_native_encoding: bool,
-    /// `error-channel-enabled` (accepted, not used: send errors fail the handler call).
-    #[schemars(extend("x-unused" = true))]
-    pub error_channel_enabled: bool,
-    /// `dynamic-partition-updates-enabled` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub dynamic_partition_updates_enabled: bool,
-    /// `partition-key-extractor-name` (accepted, not used: use `partition-key-expression`).
-    #[schemars(extend("x-unused" = true))]
-    pub partition_key_extractor_name: Option<String>,
-    /// `partition-selector-name` (accepted, not used: partitions are `hash % count`).
-    #[schemars(extend("x-unused" = true))]
-    pub partition_selector_name: Option<String>,
     /// `poller.*`: per-binding supplier poller (overrides `spring.integration.poller`).
     pub poller: Option<PollerProperties>,
+    /// Spring keys accepted and not used here.
+    #[serde(flatten)]
+    pub unused: UnusedProducerKeys,
 }
 
 impl Default for ProducerProperties {
@@ -329,13 +321,17 @@ impl Default for ProducerProperties {
             partition_count: 1,
             required_groups: Vec::new(),
             header_mode: None,
-            use_native_encoding: false,
-            error_channel_enabled: false,
-            dynamic_partition_updates_enabled: false,
-            partition_key_extractor_name: None,
-            partition_selector_name: None,
             poller: None,
+            unused: UnusedProducerKeys::default(),
         }
+    }
+}
+
+crate::unused_keys! {
+    /// Spring's `ProducerProperties` keys that real configurations set and this binder does not use.
+    pub struct UnusedProducerKeys {
+        use_native_encoding, error_channel_enabled, dynamic_partition_updates_enabled,
+        partition_key_extractor_name, partition_selector_name
     }
 }
 
@@ -351,18 +347,9 @@ pub struct PollerProperties {
     /// `initial-delay` (ms) before the first call.
     #[schemars(extend("x-kind" = "duration-ms"))]
     pub initial_delay: u64,
-    /// `cron` (accepted, not used: suppliers are polled at `fixed-delay`).
-    #[schemars(extend("x-unused" = true))]
-    pub cron: Option<String>,
-    /// `fixed-rate` (accepted, not used: suppliers are polled at `fixed-delay`).
-    #[schemars(extend("x-unused" = true))]
-    pub fixed_rate: Option<Value>,
-    /// `time-unit` (accepted, not used: write units in the values, e.g. `5s`).
-    #[schemars(extend("x-unused" = true))]
-    pub time_unit: Option<String>,
-    /// `receive-timeout` (accepted, not used).
-    #[schemars(extend("x-unused" = true))]
-    pub receive_timeout: Option<Value>,
+    /// Spring keys accepted and not used here.
+    #[serde(flatten)]
+    pub unused: UnusedPollerKeys,
 }
 
 impl Default for PollerProperties {
@@ -371,10 +358,14 @@ impl Default for PollerProperties {
             fixed_delay: 1000,
             max_messages_per_poll: 1,
             initial_delay: 0,
-            cron: None,
-            fixed_rate: None,
-            time_unit: None,
-            receive_timeout: None,
+            unused: UnusedPollerKeys::default(),
         }
+    }
+}
+
+crate::unused_keys! {
+    /// Spring's `PollerProperties` keys that real configurations set and this binder does not use.
+    pub struct UnusedPollerKeys {
+        cron, fixed_rate, time_unit, receive_timeout
     }
 }
