@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             publish_subscribe_hundred_with_metadata,
             resend_on_error,
             continue_after_errors,
+            panicking_handler_is_dead_lettered_and_binding_continues,
             topics_are_isolated,
             concurrent_subscribe_multiple_topics,
             group_keeps_messages_published_before_first_member,

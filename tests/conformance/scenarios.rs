@@ -954,6 +954,40 @@ pub async fn continue_after_errors(t: &dyn Target) {
     app.shutdown().await;
 }
 
+/// A handler that panics is a handler error like any other: retried per the policy, then
+/// dead-lettered with kind `panic` and the panic message; the binding keeps consuming (also at
+/// `concurrency: 1`, where a lost task would stop the binding).
+pub async fn panicking_handler_is_dead_lettered_and_binding_continues(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = consumer_yaml(
+        "fragile",
+        &input,
+        Some("g"),
+        ", consumer: { max-attempts: 2, back-off-initial-interval: 10 }",
+    );
+    let ok: Seen<u32> = Seen::new();
+    let s = ok.clone();
+    let app = start_app(t, &yaml, move |b| {
+        b.consumer("fragile", move |v: u32| {
+            assert!(v != 3, "cannot handle {v}");
+            s.push(v);
+            std::future::ready(Ok(()))
+        })
+    })
+    .await;
+    Probe::new(t).await.send(&input, numbers(1..6)).await;
+    let dead = t.dead_letters(&input, "g", 1, WAIT).await;
+    assert!(eventually(WAIT, || ok.len() >= 4).await, "{:?}", ok.all());
+    assert_eq!(sorted(ok.all()), vec![1, 2, 4, 5]);
+    assert_eq!(dead.len(), 1);
+    let h = &dead[0].headers;
+    assert_eq!(h.get_str(header::EXCEPTION_KIND), Some("panic"), "{h:?}");
+    let msg = h.get_str(header::EXCEPTION_MESSAGE).unwrap_or("");
+    assert!(msg.contains("cannot handle 3"), "{msg}");
+    assert_eq!(h.get_str(header::ORIGINAL_ATTEMPTS), Some("2"));
+    app.shutdown().await;
+}
+
 /// Consumers `names` (definition `a;b;…`), each bound to its own destination in group `g`.
 fn multi_consumer_yaml(names: &[&str], destinations: &[String]) -> String {
     let mut yaml = format!(

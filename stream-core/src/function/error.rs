@@ -54,6 +54,18 @@ impl HandlerError {
         Self::with(retry, "output", message.to_string())
     }
 
+    /// A handler panicked (while making its future or while it ran). Classified like any
+    /// unclassified error (`retryable-exceptions.panic: false` stops retries), kind `panic`.
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let text = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        Self::with(Retry::Default, "panic", format!("handler panicked: {text}"))
+            .with_type_name("panic")
+    }
+
     fn with(retry: Retry, kind: &'static str, message: String) -> Self {
         HandlerError {
             retry,
@@ -75,7 +87,8 @@ impl HandlerError {
         self.retry
     }
 
-    /// The kind recorded in `x-exception-kind`: `retryable`, `permanent`, `decode`, `output`
+    /// The kind recorded in `x-exception-kind`: `retryable`, `permanent`, `decode`, `output`,
+    /// `panic`
     /// or `error` (unclassified).
     pub fn kind(&self) -> &'static str {
         self.kind

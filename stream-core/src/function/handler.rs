@@ -259,6 +259,25 @@ pub trait ErasedFunction: Send + Sync {
 /// What a function call resolves to: its outputs, or why it failed.
 pub type CallResult = Result<Outputs, HandlerError>;
 
+/// Runs a handler call to its end with panics turned into [`HandlerError::panicked`]: a panic
+/// while the call makes its future or while the future runs fails this call only, and the
+/// binding goes on (retries and dead-lettering as for any error).
+pub async fn unwind_safe<T>(
+    make: impl FnOnce() -> BoxFuture<Result<T, HandlerError>>,
+) -> Result<T, HandlerError> {
+    use futures::FutureExt;
+    use std::panic::AssertUnwindSafe;
+    // The handler's state is not observed after a panic: the message is retried or
+    // dead-lettered, so unwind safety of what the closure captured does not matter.
+    match std::panic::catch_unwind(AssertUnwindSafe(make)) {
+        Ok(fut) => AssertUnwindSafe(fut)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(HandlerError::panicked(p.as_ref()))),
+        Err(p) => Err(HandlerError::panicked(p.as_ref())),
+    }
+}
+
 /// A future that fails at once with `error` (an input that could not be decoded).
 pub(crate) fn failed(error: HandlerError) -> BoxFuture<CallResult> {
     Box::pin(std::future::ready(Err(error)))

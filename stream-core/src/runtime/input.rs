@@ -20,6 +20,7 @@ use super::output::SharedOutput;
 use super::retry::RetryPolicy;
 use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
 use crate::bridge::StreamBridge;
+use crate::function::handler::unwind_safe;
 use crate::function::{CallContext, ErasedFunction, HandlerError, Invocation};
 use crate::message::header;
 use crate::observe::{BindingMetrics, SecondsSince, TraceContext};
@@ -125,7 +126,7 @@ impl InputProcessor {
         input: Invocation<'_>,
         trace: &(dyn Fn() -> TraceContext + Sync),
     ) -> Result<(), HandlerError> {
-        let outputs = self.handler.call(input, &self.ctx).await?;
+        let outputs = unwind_safe(|| self.handler.call(input, &self.ctx)).await?;
         for out in outputs {
             if let Some(dest) = out.headers.get_str(header::SENDTO_DESTINATION) {
                 let dest = dest.to_owned();

@@ -76,7 +76,9 @@ impl SupplierRun {
                 return;
             }
             for _ in 0..self.max_messages_per_poll.max(1) {
-                let produced = supplier.call(Arc::clone(&self.ctx)).await;
+                let produced =
+                    crate::function::handler::unwind_safe(|| supplier.call(Arc::clone(&self.ctx)))
+                        .await;
                 self.emit(produced).await;
             }
             tokio::select! {
