@@ -164,3 +164,44 @@ async fn two_binders_start_when_every_real_binding_names_its_binder() {
     assert_eq!(names.len(), 2, "{names:?}");
     app.shutdown().await;
 }
+
+/// A permanent failure on the `sendto.destination` route (here a destination outside
+/// `dynamic-destinations`) is dead-lettered at once, as on the binding's own output, instead
+/// of being retried `max-attempts` times.
+#[tokio::test]
+async fn permanent_send_to_failure_is_dead_lettered_without_retries() {
+    use cloud_stream::binder_memory::TestHarness;
+    use cloud_stream::prelude::{header, Headers, Message};
+    let harness = TestHarness::new();
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = Arc::clone(&calls);
+    let yaml = "spring.cloud.function.definition: route\nspring.cloud.stream:\n  dynamic-destinations: allowed\n  bindings:\n    route-in-0: { destination: in, group: g, consumer: { max-attempts: 3, back-off-initial-interval: 1 } }\n    route-out-0: { destination: out }\n";
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(harness.factory()))
+        .function("route", move |s: String| {
+            c.fetch_add(1, Ordering::SeqCst);
+            let mut h = Headers::new();
+            h.insert(header::SENDTO_DESTINATION, "forbidden");
+            async move { Ok::<_, HandlerError>(Message::with_headers(s, h)) }
+        })
+        .config_yaml(yaml)
+        .build()
+        .await
+        .expect("build");
+    harness.send_json("in", "x").await.expect("send");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while harness.dead_letters("in", Some("g")).is_empty() && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let dead = harness.dead_letters("in", Some("g"));
+    assert_eq!(dead.len(), 1, "dead-lettered");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
+    let msg = dead[0]
+        .headers
+        .get_str(header::EXCEPTION_MESSAGE)
+        .unwrap_or("");
+    assert!(msg.contains("forbidden"), "{msg}");
+    app.shutdown().await;
+}

@@ -21,7 +21,7 @@ use crate::binder::{BindError, Binder};
 use crate::binding::Direction;
 use crate::config::StreamConfig;
 use crate::convert::{CodecRegistry, ConvertError};
-use crate::function::HandlerError;
+use crate::function::{HandlerError, Retry};
 use crate::message::{header, HeaderText, Headers, Message, RawMessage};
 use crate::observe::TraceContext;
 use crate::plan::{binder_for, resolve_binding, PlanError};
@@ -58,10 +58,29 @@ pub enum BridgeError {
         destination: String,
         /// The cause.
         error: String,
+        /// Whether sending again may succeed (a broker hiccup) or not (too large, a bad
+        /// partition expression).
+        retry: Retry,
     },
     /// The application is shutting down.
     #[error("the application is shut down")]
     Closed,
+}
+
+impl BridgeError {
+    /// Whether a handler whose `sendto.destination` output failed this way should be retried:
+    /// configuration problems and permanent send failures are dead-lettered at once, as on
+    /// the binding's own output.
+    pub fn retry(&self) -> Retry {
+        match self {
+            BridgeError::Send { retry, .. } => *retry,
+            BridgeError::Bind { .. } | BridgeError::Closed => Retry::Yes,
+            BridgeError::NotAllowed(_)
+            | BridgeError::UnknownBinder(_)
+            | BridgeError::Plan(_)
+            | BridgeError::Convert(_) => Retry::No,
+        }
+    }
 }
 
 struct Inner {
@@ -222,6 +241,7 @@ impl StreamBridge {
             .map_err(|e: HandlerError| BridgeError::Send {
                 destination: destination.to_owned(),
                 error: e.message().to_owned(),
+                retry: e.retry(),
             })
     }
 
@@ -288,6 +308,7 @@ impl StreamBridge {
                 } => BridgeError::Send {
                     destination,
                     error: source.to_string(),
+                    retry: Retry::No,
                 },
                 OutputBindError::Bind {
                     destination,

@@ -133,7 +133,7 @@ impl InputProcessor {
                 self.bridge
                     .send_raw_in_trace(None, &dest, out, Some(&trace()))
                     .await
-                    .map_err(|e| HandlerError::output(e, crate::function::Retry::Yes))?;
+                    .map_err(|e| HandlerError::output(&e, e.retry()))?;
                 continue;
             }
             match &self.output {
