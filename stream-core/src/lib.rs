@@ -21,6 +21,7 @@ pub mod message;
 pub mod observe;
 pub mod plan;
 pub mod runtime;
+pub mod trace;
 
 pub use app::{RunningApp, StreamAppBuilder};
 pub use bridge::StreamBridge;

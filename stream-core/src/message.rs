@@ -11,7 +11,7 @@ use arrayvec::ArrayString;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use crate::observe::TraceContext;
+use crate::trace::TraceContext;
 
 /// Well-known header names (docs/architecture.md §3). Binders map these to their broker's native fields where
 /// one exists (e.g. `content-type` to the AMQP content-type property) and carry the rest as is.
@@ -648,6 +648,39 @@ impl<T> Message<T> {
 
 /// A message as binders carry it: encoded payload bytes plus headers.
 pub type RawMessage = Message<Bytes>;
+
+/// Reading and writing the trace context as a header.
+impl TraceContext {
+    /// The context of a `traceparent` header value: the one it was made from, when the
+    /// runtime made it ([`HeaderText::trace`]: no parsing), else the parsed text.
+    pub fn from_header(value: &HeaderValue) -> Option<Self> {
+        match value {
+            HeaderValue::Text(text) => text.trace_context().or_else(|| Self::parse(text)),
+            HeaderValue::Bytes(_) => value.as_str().and_then(Self::parse),
+        }
+    }
+    /// Continues `inbound` (a `traceparent` header value) or starts a new trace.
+    pub(crate) fn continue_or_start_from(inbound: Option<&HeaderValue>) -> Self {
+        inbound
+            .and_then(Self::from_header)
+            .map(|c| c.child())
+            .unwrap_or_else(Self::new_root)
+    }
+    /// The context a delivery works in: `inbound` (a `traceparent` header value) as it is, or
+    /// a new trace. No span id is drawn for the delivery itself: nothing reads it, and every
+    /// output takes a [`child`](Self::child) of this context (same trace and flags, new span
+    /// id).
+    pub(crate) fn inbound_or_root(inbound: Option<&HeaderValue>) -> Self {
+        inbound
+            .and_then(Self::from_header)
+            .unwrap_or_else(Self::new_root)
+    }
+    /// The `traceparent` header value as header text, written out only when read (see
+    /// [`HeaderText::trace`]).
+    pub fn to_header_value(&self) -> HeaderText {
+        HeaderText::trace(*self)
+    }
+}
 
 #[cfg(test)]
 mod tests {
