@@ -82,6 +82,7 @@ impl BinderFactory for Unreachable {
             transactions: false,
             durable_groups: false,
             anonymous_sees_only_new: true,
+            in_process: false,
         }
     }
     async fn create(
@@ -204,4 +205,36 @@ async fn permanent_send_to_failure_is_dead_lettered_without_retries() {
         .unwrap_or("");
     assert!(msg.contains("forbidden"), "{msg}");
     app.shutdown().await;
+}
+
+/// The memory binder holds its messages in the process: a graceful shutdown lets consumers
+/// finish what is queued (within the deadline) instead of dropping it with the process.
+#[tokio::test]
+async fn memory_binder_drains_queued_messages_on_shutdown() {
+    let seen = Arc::new(AtomicU32::new(0));
+    let s = Arc::clone(&seen);
+    let yaml = "spring.cloud.function.definition: slow\nspring.cloud.stream.bindings.slow-in-0: { destination: work, group: g }\nspring.cloud.stream.output-bindings: work-out\nspring.cloud.stream.bindings.work-out.destination: work\n";
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .consumer("slow", move |_: u32| {
+            let s = Arc::clone(&s);
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                s.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .config_yaml(yaml)
+        .build()
+        .await
+        .expect("build");
+    for i in 0..40u32 {
+        app.bridge().send("work-out", &i).await.expect("send");
+    }
+    app.shutdown().await;
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        40,
+        "every queued message handled"
+    );
 }

@@ -44,6 +44,7 @@ pub fn capabilities() -> Capabilities {
         transactions: false,
         durable_groups: true,
         anonymous_sees_only_new: true,
+        in_process: true,
     }
 }
 
@@ -151,6 +152,18 @@ impl Binder for MemoryBinder {
             Health::Down("memory broker shut down".into())
         } else {
             Health::Up
+        }
+    }
+
+    fn held_in_process(&self) -> usize {
+        self.broker.held_for_members()
+    }
+
+    /// Says what the process drops with the broker: messages still queued when the
+    /// application stops (after consumers drained what they could before the deadline).
+    async fn close(&self) {
+        for (destination, group, messages) in self.broker.leftovers() {
+            tracing::warn!(%destination, %group, messages, "memory binder: messages still queued at shutdown are lost with the process");
         }
     }
 }

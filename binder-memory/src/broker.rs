@@ -339,6 +339,47 @@ impl MemoryBroker {
             .map(|q| q.members.values().map(|m| m.in_flight.get()).sum())
     }
 
+    /// Messages queued or delivered and unsettled in the queues that have members: what
+    /// consumers of this process still have to handle (a graceful shutdown waits for them).
+    pub fn held_for_members(&self) -> usize {
+        self.each_queue(|_, _, q| match q.members.is_empty() {
+            true => 0,
+            false => q.len + q.members.values().map(|m| m.in_flight.get()).sum::<usize>(),
+        })
+        .into_iter()
+        .map(|(_, _, n)| n)
+        .sum()
+    }
+
+    /// `(destination, group, messages)` of every queue that still holds messages (anonymous
+    /// queues are named `(anonymous)`).
+    pub fn leftovers(&self) -> Vec<(String, String, usize)> {
+        self.each_queue(|_, _, q| q.len)
+            .into_iter()
+            .filter(|(_, _, n)| *n > 0)
+            .collect()
+    }
+
+    fn each_queue(
+        &self,
+        f: impl Fn(&str, &QueueKey, &Queue) -> usize,
+    ) -> Vec<(String, String, usize)> {
+        let dests: Vec<Arc<Destination>> =
+            lock(&self.inner.destinations).values().cloned().collect();
+        let mut out = Vec::new();
+        for d in dests {
+            let st = lock(&d.state);
+            for (key, q) in &st.queues {
+                let group = match key {
+                    QueueKey::Group(g) => g.to_string(),
+                    QueueKey::Anonymous(_) => "(anonymous)".to_owned(),
+                };
+                out.push((d.name.clone(), group, f(&d.name, key, q)));
+            }
+        }
+        out
+    }
+
     /// Messages waiting in all anonymous queues of `destination` together.
     pub fn anonymous_depth(&self, destination: &str) -> usize {
         let Some(d) = self.existing(destination) else {

@@ -45,6 +45,7 @@ pub fn capabilities() -> Capabilities {
         transactions: false,
         durable_groups: true,
         anonymous_sees_only_new: true,
+        in_process: false,
     }
 }
 

@@ -43,6 +43,10 @@ pub struct Capabilities {
     pub durable_groups: bool,
     /// Whether a newly bound anonymous consumer sees only messages published after it bound.
     pub anonymous_sees_only_new: bool,
+    /// Whether messages live in the application's own process (the memory binder): a graceful
+    /// shutdown lets consumers finish what is queued ([`Binder::held_in_process`]); a crash
+    /// loses it.
+    pub in_process: bool,
 }
 
 /// The scope within which a broker preserves message order.
@@ -296,6 +300,13 @@ pub trait Binder: Send + Sync {
 
     /// Current health.
     async fn health(&self) -> Health;
+
+    /// Messages this binder holds in the application's own process for consumers that are
+    /// still bound (queued or delivered and unsettled): lost if the process exits, so a
+    /// graceful shutdown lets consumers finish them first. A broker keeps them: 0, the default.
+    fn held_in_process(&self) -> usize {
+        0
+    }
 
     /// Closes connections. Called once at shutdown, after all bindings are closed.
     async fn close(&self) {}

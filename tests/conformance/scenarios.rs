@@ -814,7 +814,12 @@ pub async fn graceful_drain_loses_and_duplicates_nothing(t: &dyn Target) {
     assert!(eventually(WAIT, || done.len() >= 3).await);
     first.shutdown().await;
     let by_first = done.len();
-    assert!(by_first < 20, "shut down before the end ({by_first} done)");
+    if t.capabilities().in_process {
+        // Nothing outlives the process: the first app drains its queue before it stops.
+        assert_eq!(by_first, 20, "drained before stopping");
+    } else {
+        assert!(by_first < 20, "shut down before the end ({by_first} done)");
+    }
     let second = start_app(t, &yaml, slow(&done)).await;
     assert!(
         eventually(WAIT, || done.len() >= 20).await,

@@ -224,11 +224,14 @@ struct Wiring {
     bridge: StreamBridge,
     codecs: CodecRegistry,
     shutdown: CancellationToken,
+    /// Stops the sources (suppliers) first at shutdown, before the consumers.
+    sources: CancellationToken,
     deadline: (
         watch::Sender<Option<tokio::time::Instant>>,
         watch::Receiver<Option<tokio::time::Instant>>,
     ),
     starts: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    source_starts: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
     entries: BTreeMap<String, BindingEntry>,
     outputs: Vec<SharedOutput>,
 }
@@ -246,8 +249,10 @@ impl Wiring {
             bridge: bridge.clone(),
             codecs: app.codecs.clone(),
             shutdown: CancellationToken::new(),
+            sources: CancellationToken::new(),
             deadline: watch::channel(None),
             starts: Vec::new(),
+            source_starts: Vec::new(),
             entries: BTreeMap::new(),
             outputs: Vec::new(),
         }
@@ -380,10 +385,10 @@ impl Wiring {
             initial_delay: Duration::from_millis(poller.initial_delay),
             max_messages_per_poll: poller.max_messages_per_poll,
             state: state_rx,
-            shutdown: self.shutdown.clone(),
+            shutdown: self.sources.clone(),
             send_policy: RetryPolicy::from_consumer(&self.config.stream.default.consumer),
         };
-        self.starts.push(Box::pin(run.run()));
+        self.source_starts.push(Box::pin(run.run()));
         let name = io.output.unwrap_or_else(|| eff.name.clone());
         self.entries
             .insert(name, entry(Direction::Output, eff.binder.clone(), state_tx));
@@ -395,6 +400,10 @@ impl Wiring {
         for start in self.starts {
             tasks.spawn(start);
         }
+        let mut source_tasks = JoinSet::new();
+        for start in self.source_starts {
+            source_tasks.spawn(start);
+        }
         RunningApp {
             handle: BindingsHandle {
                 entries: Arc::new(self.entries),
@@ -403,8 +412,10 @@ impl Wiring {
             bridge,
             plan,
             shutdown: self.shutdown,
+            sources: self.sources,
             deadline: self.deadline.0,
             tasks,
+            source_tasks,
             outputs: self.outputs,
             binders: self.binders,
             shutdown_timeout,

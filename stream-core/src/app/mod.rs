@@ -294,8 +294,10 @@ pub struct RunningApp {
     bridge: StreamBridge,
     plan: Plan,
     shutdown: CancellationToken,
+    sources: CancellationToken,
     deadline: watch::Sender<Option<tokio::time::Instant>>,
     tasks: JoinSet<()>,
+    source_tasks: JoinSet<()>,
     outputs: Vec<SharedOutput>,
     binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
     shutdown_timeout: Duration,
@@ -338,6 +340,16 @@ impl RunningApp {
     /// flush and close producers, close binders.
     pub async fn shutdown(mut self) {
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        // Sources first: once the suppliers stopped, nothing new enters from inside.
+        self.sources.cancel();
+        let sources_done = async { while self.source_tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout_at(deadline, sources_done)
+            .await
+            .is_err()
+        {
+            self.source_tasks.abort_all();
+        }
+        self.drain_in_process(deadline).await;
         self.deadline.send_replace(Some(deadline));
         self.shutdown.cancel();
         let drained = async { while self.tasks.join_next().await.is_some() {} };
@@ -361,6 +373,24 @@ impl RunningApp {
             b.close().await;
         }
         tracing::info!("shutdown complete");
+    }
+}
+
+impl RunningApp {
+    /// Lets consumers handle what in-process binders (the memory binder) still hold for them,
+    /// until `deadline`: a broker keeps its messages across a restart, the process does not.
+    async fn drain_in_process(&self, deadline: tokio::time::Instant) {
+        let held = || -> usize { self.binders.values().map(|b| b.held_in_process()).sum() };
+        while held() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    messages = held(),
+                    "shutdown deadline reached with messages held in process"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
