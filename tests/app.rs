@@ -238,3 +238,18 @@ async fn memory_binder_drains_queued_messages_on_shutdown() {
         "every queued message handled"
     );
 }
+
+/// Every binder a binding names is connected, also one that only an `output-bindings` entry
+/// names (not the default, no function binding on it).
+#[tokio::test]
+async fn output_binding_on_a_non_default_binder_starts() {
+    let yaml = "spring.cloud.stream:\n  default-binder: main\n  binders:\n    main: { type: memory }\n    audit-bus: { type: memory }\n  output-bindings: audit\n  bindings.audit: { destination: audit-log, binder: audit-bus }\n";
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(yaml)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("must start: {e}"));
+    app.bridge().send("audit", "first").await.expect("send");
+    app.shutdown().await;
+}

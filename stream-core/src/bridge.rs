@@ -25,7 +25,7 @@ use crate::function::{HandlerError, Retry};
 use crate::message::{header, HeaderText, Headers, Message, RawMessage};
 use crate::observe::TraceContext;
 use crate::plan::{binder_for, resolve_binding, PlanError};
-use crate::runtime::output::{OutputSender, Partitioning, SharedOutput};
+use crate::runtime::output::{bind_output_sender, OutputBindError, SharedOutput};
 
 /// Sending through the bridge failed.
 #[derive(Debug, thiserror::Error)]
@@ -365,84 +365,4 @@ impl StreamBridge {
             o.close().await;
         }
     }
-}
-
-/// Why an output binding could not be bound (see [`bind_output_sender`]).
-pub(crate) enum OutputBindError {
-    /// `partition-key-expression` or `partition-selector-expression` does not parse.
-    Expression {
-        /// The binding's destination.
-        destination: String,
-        /// The parse error.
-        source: crate::expr::ExprError,
-    },
-    /// The binder refused the producer.
-    Bind {
-        /// The binding's destination.
-        destination: String,
-        /// The cause.
-        source: BindError,
-    },
-}
-
-/// Binds the producer of an output binding (function outputs, `output-bindings` and the
-/// bridge's dynamic destinations alike): its first destination, with its partitioning. The
-/// expressions are parsed before the producer is bound, so a bad one binds nothing.
-pub(crate) async fn bind_output_sender(
-    binder: &dyn Binder,
-    eff: &crate::plan::EffectiveBinding,
-) -> Result<SharedOutput, OutputBindError> {
-    let destination = eff
-        .destinations
-        .first()
-        .cloned()
-        .unwrap_or_else(|| eff.name.clone());
-    let partitioning = match partitioning_of(eff) {
-        Ok(p) => p,
-        Err(source) => {
-            return Err(OutputBindError::Expression {
-                destination,
-                source,
-            })
-        }
-    };
-    let producer = match binder
-        .bind_producer(&destination, &eff.producer_spec())
-        .await
-    {
-        Ok(p) => p,
-        Err(source) => {
-            return Err(OutputBindError::Bind {
-                destination,
-                source,
-            })
-        }
-    };
-    Ok(Arc::new(OutputSender::new(
-        eff.name.clone(),
-        destination,
-        producer,
-        partitioning,
-    )))
-}
-
-/// The partitioning of an output binding, if `partition-key-expression` is set.
-fn partitioning_of(
-    b: &crate::plan::EffectiveBinding,
-) -> Result<Option<Partitioning>, crate::expr::ExprError> {
-    let Some(src) = &b.producer.partition_key_expression else {
-        return Ok(None);
-    };
-    let key = crate::expr::Expression::parse(src)?;
-    let selector = b
-        .producer
-        .partition_selector_expression
-        .as_deref()
-        .map(crate::expr::Expression::parse)
-        .transpose()?;
-    Ok(Some(Partitioning {
-        key,
-        selector,
-        count: b.producer.partition_count.max(1),
-    }))
 }

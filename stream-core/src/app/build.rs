@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{PipelineFunction, PlannedIo, RunningApp, StreamAppBuilder};
 use crate::binder::Binder;
 use crate::binding::{apply_alias, binding_name, Direction, ROUTER_FUNCTION};
-use crate::bridge::{bind_output_sender, OutputBindError, StreamBridge};
+use crate::bridge::StreamBridge;
 use crate::config::{suggest, LoadedConfig, StreamConfig};
 use crate::convert::CodecRegistry;
 use crate::error::Error;
@@ -25,7 +25,7 @@ use crate::plan::{build_plan, resolve_binding, EffectiveBinding, Plan};
 use crate::runtime::binders::connect_all;
 use crate::runtime::control::{BindingEntry, BindingState, BindingsHandle};
 use crate::runtime::input::{InputProcessor, InputRun};
-use crate::runtime::output::SharedOutput;
+use crate::runtime::output::{bind_output_sender, OutputBindError, SharedOutput};
 use crate::runtime::retry::RetryPolicy;
 use crate::runtime::supplier::SupplierRun;
 

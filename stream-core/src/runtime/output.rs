@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::binder::{Producer, Route, SendError};
+use crate::binder::{BindError, Binder, Producer, Route, SendError};
 use crate::expr::{EvalContext, Expression};
 use crate::function::{HandlerError, Retry};
 use crate::message::{header, HeaderText, RawMessage};
@@ -204,6 +204,86 @@ impl OutputSender {
 
 /// Shared handle to an output.
 pub type SharedOutput = Arc<OutputSender>;
+
+/// Why an output binding could not be bound (see [`bind_output_sender`]).
+pub(crate) enum OutputBindError {
+    /// `partition-key-expression` or `partition-selector-expression` does not parse.
+    Expression {
+        /// The binding's destination.
+        destination: String,
+        /// The parse error.
+        source: crate::expr::ExprError,
+    },
+    /// The binder refused the producer.
+    Bind {
+        /// The binding's destination.
+        destination: String,
+        /// The cause.
+        source: BindError,
+    },
+}
+
+/// Binds the producer of an output binding (function outputs, `output-bindings` and the
+/// bridge's dynamic destinations alike): its first destination, with its partitioning. The
+/// expressions are parsed before the producer is bound, so a bad one binds nothing.
+pub(crate) async fn bind_output_sender(
+    binder: &dyn Binder,
+    eff: &crate::plan::EffectiveBinding,
+) -> Result<SharedOutput, OutputBindError> {
+    let destination = eff
+        .destinations
+        .first()
+        .cloned()
+        .unwrap_or_else(|| eff.name.clone());
+    let partitioning = match partitioning_of(eff) {
+        Ok(p) => p,
+        Err(source) => {
+            return Err(OutputBindError::Expression {
+                destination,
+                source,
+            })
+        }
+    };
+    let producer = match binder
+        .bind_producer(&destination, &eff.producer_spec())
+        .await
+    {
+        Ok(p) => p,
+        Err(source) => {
+            return Err(OutputBindError::Bind {
+                destination,
+                source,
+            })
+        }
+    };
+    Ok(Arc::new(OutputSender::new(
+        eff.name.clone(),
+        destination,
+        producer,
+        partitioning,
+    )))
+}
+
+/// The partitioning of an output binding, if `partition-key-expression` is set.
+pub(crate) fn partitioning_of(
+    b: &crate::plan::EffectiveBinding,
+) -> Result<Option<Partitioning>, crate::expr::ExprError> {
+    let Some(src) = &b.producer.partition_key_expression else {
+        return Ok(None);
+    };
+    let key = crate::expr::Expression::parse(src)?;
+    let selector = b
+        .producer
+        .partition_selector_expression
+        .as_deref()
+        .map(crate::expr::Expression::parse)
+        .transpose()?;
+    Ok(Some(Partitioning {
+        key,
+        selector,
+        count: b.producer.partition_count.max(1),
+    }))
+}
 
 #[cfg(test)]
 mod tests {
