@@ -46,6 +46,12 @@ pub mod header {
     pub const ORIGINAL_ATTEMPTS: &str = "x-original-attempts";
     /// Output header: send this message to the named destination instead of the bound one.
     pub const SENDTO_DESTINATION: &str = "spring.cloud.stream.sendto.destination";
+    /// Spring's spelling of [`CONTENT_TYPE`] (on Kafka JSON-quoted: `"text/plain"`); read when
+    /// `content-type` is absent, never copied to an output.
+    pub const SPRING_CONTENT_TYPE: &str = "contentType";
+    /// spring-kafka's map from header names to Java types of one record: it describes that
+    /// record's headers only, so it is never copied to an output.
+    pub const SPRING_JSON_HEADER_TYPES: &str = "spring_json_header_types";
 }
 
 /// Text of a header name: a [`SmolStr`], so a name of up to 23 bytes (every well-known one) is
@@ -506,6 +512,15 @@ impl Headers {
     /// The value of `name` as text (see [`HeaderValue::as_str`]).
     pub fn get_str(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(HeaderValue::as_str)
+    }
+
+    /// The payload's content type: `content-type`, else Spring's `contentType` (unquoted, as
+    /// spring-kafka writes it JSON-encoded).
+    pub fn content_type(&self) -> Option<&str> {
+        self.get_str(header::CONTENT_TYPE).or_else(|| {
+            let spring = self.get_str(header::SPRING_CONTENT_TYPE)?;
+            Some(spring.trim().trim_matches('"')).filter(|t| !t.is_empty())
+        })
     }
 
     /// Removes `name`, returning its value.

@@ -76,6 +76,44 @@ pub async fn headers_and_content_type_round_trip(t: &dyn Target) {
     app.shutdown().await;
 }
 
+/// A message from a Spring producer names its content type `contentType` (spring-kafka writes
+/// it JSON-quoted, with `spring_json_header_types`): it is read, and neither header is copied
+/// onto an output, whose own content type differs.
+pub async fn spring_content_type_header_is_read_and_not_propagated(t: &dyn Target) {
+    let (input, output) = (unique("in"), unique("out"));
+    let yaml = format!(
+        "spring.cloud.function.definition: shout\nspring.cloud.stream.bindings:\n  shout-in-0: {{ destination: {input}, group: g }}\n  shout-out-0: {{ destination: {output} }}\n"
+    );
+    let probe = Probe::new(t).await;
+    let mut out = probe.observe(&output).await;
+    let app = start_app(t, &yaml, |b| {
+        b.function("shout", |s: String| async move {
+            Ok::<_, HandlerError>(s.to_uppercase())
+        })
+    })
+    .await;
+    let msg = cloud_stream::RawMessage::new(bytes::Bytes::from_static(b"plain words"))
+        .header("contentType", "\"text/plain\"")
+        .header(
+            "spring_json_header_types",
+            "{\"contentType\":\"java.lang.String\"}",
+        );
+    probe.send(&input, [msg]).await;
+    let got = out.next(WAIT).await.expect("output");
+    assert_eq!(value(&got), json!("PLAIN WORDS"));
+    assert_eq!(
+        got.headers.get_str(header::CONTENT_TYPE),
+        Some("application/json")
+    );
+    assert!(!got.headers.contains("contentType"), "{:?}", got.headers);
+    assert!(
+        !got.headers.contains("spring_json_header_types"),
+        "{:?}",
+        got.headers
+    );
+    app.shutdown().await;
+}
+
 /// Counts handler invocations and records the (tokio) instant of each.
 #[derive(Clone, Default)]
 struct Attempts(Arc<Mutex<Vec<tokio::time::Instant>>>);

@@ -97,7 +97,7 @@ pub trait FromInput<M>: Sized + Send + 'static {
 fn input_content_type<'a>(message: &'a RawMessage, ctx: &'a CallContext) -> &'a str {
     message
         .headers
-        .get_str(header::CONTENT_TYPE)
+        .content_type()
         .unwrap_or(&ctx.input_content_type)
 }
 
@@ -212,6 +212,8 @@ fn not_propagated(name: &str) -> bool {
             | header::TIMESTAMP
             | header::TRACEPARENT
             | header::CONTENT_TYPE
+            | header::SPRING_CONTENT_TYPE
+            | header::SPRING_JSON_HEADER_TYPES
             | header::DELIVERY_ATTEMPT
             | header::PARTITION
             | header::PARTITION_KEY
