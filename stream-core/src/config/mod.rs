@@ -54,6 +54,9 @@ use tree::{get_path, kebab, nest, scalar_text, split_key};
 /// The binder types cloud-stream knows about (each may or may not be compiled in).
 pub const KNOWN_BINDER_TYPES: &[&str] = &["memory", "kafka", "rabbit", "sqs"];
 
+/// The most binder-section names taken from the binder types of `binders.*`.
+const MAX_DERIVED_SECTIONS: usize = 32;
+
 /// A main source: a file or inline text.
 #[derive(Clone, Debug)]
 enum MainSource {
@@ -208,7 +211,7 @@ impl ConfigLoader {
             }
         }
         if !issues.is_empty() {
-            return Err(ConfigError { issues });
+            return Err(ConfigError::capped(issues));
         }
 
         // 2. Active profiles.
@@ -249,7 +252,7 @@ impl ConfigLoader {
             }
         }
         if !issues.is_empty() {
-            return Err(ConfigError { issues });
+            return Err(ConfigError::capped(issues));
         }
 
         // 4. Environment variables.
@@ -349,12 +352,12 @@ impl ConfigLoader {
         warnings.append(&mut builder.warnings);
 
         if !issues.is_empty() {
-            return Err(ConfigError { issues });
+            return Err(ConfigError::capped(issues));
         }
         Ok(LoadedConfig {
             config,
             root: tree,
-            warnings: warnings.iter().map(|w| redact::redact_uris(w)).collect(),
+            warnings: shown_warnings(&warnings),
             sources,
         })
     }
@@ -400,11 +403,18 @@ impl ConfigLoader {
         if let Some(Value::Object(binders)) =
             get_path(tree, &["spring", "cloud", "stream", "binders"])
         {
+            // A type outside the ones above is reported as unknown when typing; accepting its
+            // section only spares a second issue. Capped: the validator compares every
+            // unknown key with every name, and 20,000 binders must not make that quadratic.
+            let mut derived = 0;
             for (name, b) in binders {
-                match b.get("type") {
-                    Some(Value::String(t)) => names.insert(t.clone()),
-                    _ => names.insert(name.clone()),
+                let t = match b.get("type") {
+                    Some(Value::String(t)) => t,
+                    _ => name,
                 };
+                if derived < MAX_DERIVED_SECTIONS && names.insert(t.clone()) {
+                    derived += 1;
+                }
             }
         }
         names
@@ -431,6 +441,23 @@ impl ConfigLoader {
         }
         out
     }
+}
+
+/// Warnings as they may be shown: URI passwords hidden, control characters escaped, long
+/// ones cut, at most [`error::MAX_ISSUES`] of them (junk input must not flood a log).
+fn shown_warnings(warnings: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = warnings
+        .iter()
+        .take(error::MAX_ISSUES)
+        .map(|w| error::shown(&redact::redact_uris(w), 600))
+        .collect();
+    if warnings.len() > error::MAX_ISSUES {
+        out.push(format!(
+            "... and {} more warnings",
+            warnings.len() - error::MAX_ISSUES
+        ));
+    }
+    out
 }
 
 fn split_profiles(text: &str) -> Vec<String> {
