@@ -180,6 +180,7 @@ impl ConfigLoader {
     /// is reported in the error, not just the first.
     #[allow(clippy::result_large_err)]
     pub fn load(&self) -> Result<LoadedConfig, ConfigError> {
+        let _suggestions = suggest::Budget::new(error::MAX_ISSUES);
         let env: BTreeMap<String, String> = match &self.env {
             Some(e) => e.clone(),
             None => std::env::vars().collect(),

@@ -1,5 +1,7 @@
 //! "Did you mean ...?" suggestions for misspelt keys and names.
 
+use std::cell::Cell;
+
 /// Names longer than this (characters) get no suggestion: no real key is that long, and the
 /// edit distance costs the product of the two lengths.
 const MAX_NAME: usize = 100;
@@ -7,6 +9,45 @@ const MAX_NAME: usize = 100;
 /// input (20,000 binders) has more, and comparing each unknown key with all of them would be
 /// quadratic.
 const MAX_CANDIDATES: usize = 256;
+
+thread_local! {
+    /// Suggestions this thread may still make in the current [`Budget`] (`None`: no limit).
+    static LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Limits the suggestions made on this thread while it lives. A load lists only its first
+/// issues and each suggestion belongs to one issue, in order, so suggestions past that
+/// number would never be shown; 20,000 misspelt keys would still cost seconds to compare.
+pub(crate) struct Budget {
+    previous: Option<usize>,
+}
+
+impl Budget {
+    /// At most `n` suggestions until the budget is dropped.
+    pub(crate) fn new(n: usize) -> Self {
+        Budget {
+            previous: LEFT.replace(Some(n)),
+        }
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        LEFT.set(self.previous);
+    }
+}
+
+/// Takes one suggestion from the budget; `false` when none is left.
+fn take_one() -> bool {
+    LEFT.with(|left| match left.get() {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            left.set(Some(n - 1));
+            true
+        }
+    })
+}
 
 /// The candidate closest to `input` if it is close enough to be a plausible typo, compared
 /// case-insensitively and ignoring `-`/`_` (so relaxed spellings are not penalised).
@@ -22,7 +63,7 @@ where
     };
     let wanted = norm(input);
     let wanted_len = wanted.chars().count();
-    if wanted.is_empty() || wanted_len > MAX_NAME {
+    if wanted.is_empty() || wanted_len > MAX_NAME || !take_one() {
         return None;
     }
     let mut best: Option<(f64, &str)> = None;
@@ -89,5 +130,15 @@ mod tests {
             Some("rabbit")
         );
         assert_eq!(suggest(&"x".repeat(MAX_NAME + 1), ["x"]), None);
+    }
+
+    #[test]
+    fn budget_limits_suggestions_while_it_lives() {
+        {
+            let _b = Budget::new(1);
+            assert!(suggest("bindngs", ["bindings"]).is_some());
+            assert_eq!(suggest("bindngs", ["bindings"]), None);
+        }
+        assert!(suggest("bindngs", ["bindings"]).is_some());
     }
 }
