@@ -431,7 +431,6 @@ fn twenty_thousand_binders_and_unknown_keys() {
 }
 
 #[test]
-#[ignore = "not fixed yet"]
 fn fifty_megabyte_file() {
     let mut big = base().into_bytes();
     let line = b"app.filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n";
@@ -448,7 +447,6 @@ fn fifty_megabyte_file() {
 
 #[cfg(unix)]
 #[test]
-#[ignore = "not fixed yet"]
 fn dev_zero_as_the_config_file() {
     let res = bounded(|| loader().file("/dev/zero").load());
     expect_err(res, &["/dev/zero"]);
@@ -462,7 +460,6 @@ fn directory_as_the_config_file() {
 }
 
 #[test]
-#[ignore = "not fixed yet"]
 fn inline_source_over_the_size_limit() {
     let text = format!("app.x: \"{}\"\n", "a".repeat(5 << 20));
     let res = bounded(move || loader().yaml_str("big.yaml", &text).load());

@@ -31,6 +31,13 @@ pub fn parse_yaml(
     schema: &Schema,
     binders: &BinderSchemas,
 ) -> Result<Vec<Doc>, ConfigIssue> {
+    if text.len() > MAX_SOURCE_BYTES {
+        return Err(ConfigIssue {
+            message: too_large("source"),
+            source: Some(name.to_owned()),
+            ..Default::default()
+        });
+    }
     let mut docs = Vec::new();
     for de in serde_yaml_ng::Deserializer::from_str(text) {
         let raw = serde_yaml_ng::Value::deserialize(de).map_err(|e| yaml_issue(name, &e))?;
@@ -157,17 +164,48 @@ fn split_top(e: &str, seps: [char; 2]) -> Vec<&str> {
     parts
 }
 
-/// Reads a file as text; a missing or unreadable file is an issue naming it.
+/// The largest source read (a file or inline text). Real configurations are a few KiB; the
+/// bound keeps `/dev/zero` or a 50 MB file from being read into memory.
+pub const MAX_SOURCE_BYTES: usize = 4 << 20;
+
+/// Reads a file as text, at most [`MAX_SOURCE_BYTES`]; a missing, unreadable, oversized or
+/// non-UTF-8 file is an issue naming it.
 pub fn read_text(path: &Path) -> Result<String, ConfigIssue> {
-    std::fs::read_to_string(path).map_err(|e| ConfigIssue {
-        message: if e.kind() == std::io::ErrorKind::NotFound {
+    use std::io::Read;
+    let issue = |message: String| ConfigIssue {
+        message,
+        source: Some(path.display().to_string()),
+        ..Default::default()
+    };
+    let file = std::fs::File::open(path).map_err(|e| {
+        issue(if e.kind() == std::io::ErrorKind::NotFound {
             "configuration file not found".to_owned()
         } else {
             format!("cannot read configuration file: {e}")
-        },
-        source: Some(path.display().to_string()),
-        ..Default::default()
+        })
+    })?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "too large".
+    file.take(MAX_SOURCE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| issue(format!("cannot read configuration file: {e}")))?;
+    if bytes.len() > MAX_SOURCE_BYTES {
+        return Err(issue(too_large("configuration file")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        issue(format!(
+            "configuration file is not valid UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        ))
     })
+}
+
+/// The message for a source over [`MAX_SOURCE_BYTES`].
+pub fn too_large(what: &str) -> String {
+    format!(
+        "{what} is larger than {} MiB; not read",
+        MAX_SOURCE_BYTES >> 20
+    )
 }
 
 /// The existing profile-specific files for `main` (`<stem>-<profile>.yaml`, then `.yml`).
