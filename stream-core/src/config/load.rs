@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use super::error::ConfigIssue;
 use super::normalise::normalise;
 use super::schema::{BinderSchemas, Schema};
-use super::tree::{expand_dotted, get_path, remove_path, scalar_text, yaml_to_json};
+use super::tree::{expand_dotted, get_path, remove_path, scalar_text};
+use super::yaml::{Budget, LimitHit, Seed};
 
 /// One YAML document of a source, normalised.
 #[derive(Clone, Debug)]
@@ -39,9 +40,16 @@ pub fn parse_yaml(
         });
     }
     let mut docs = Vec::new();
+    let budget = Budget::default();
     for de in serde_yaml_ng::Deserializer::from_str(text) {
-        let raw = serde_yaml_ng::Value::deserialize(de).map_err(|e| yaml_issue(name, &e))?;
-        let json = yaml_to_json(raw);
+        let seed = Seed {
+            budget: &budget,
+            depth: 0,
+        };
+        let json = seed.deserialize(de).map_err(|e| match budget.take_hit() {
+            Some(hit) => limit_issue(name, hit, &e),
+            None => yaml_issue(name, &e),
+        })?;
         let json = match json {
             Value::Null => continue,
             Value::Object(_) => json,
@@ -64,6 +72,20 @@ pub fn parse_yaml(
         docs.push(Doc { tree, activation });
     }
     Ok(docs)
+}
+
+/// A parsing bound that was hit, at the path where and the line if known.
+fn limit_issue(name: &str, hit: LimitHit, e: &serde_yaml_ng::Error) -> ConfigIssue {
+    let mut message = hit.message;
+    if let Some(loc) = e.location() {
+        message.push_str(&format!(" at line {}, column {}", loc.line(), loc.column()));
+    }
+    ConfigIssue {
+        path: hit.path,
+        message,
+        source: Some(name.to_owned()),
+        ..Default::default()
+    }
 }
 
 fn yaml_issue(name: &str, e: &serde_yaml_ng::Error) -> ConfigIssue {

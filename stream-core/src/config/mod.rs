@@ -28,6 +28,7 @@ pub mod schema;
 mod suggest;
 mod tree;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -288,6 +289,10 @@ impl ConfigLoader {
             if segs.is_empty() {
                 continue;
             }
+            if segs.len() > yaml::MAX_DEPTH {
+                issues.push(too_deep_key(&segs));
+                continue;
+            }
             let piece = normalise(
                 nest(&segs, Value::String(v.clone())),
                 Some(&schema.root),
@@ -442,6 +447,18 @@ impl ConfigLoader {
         }
         out
     }
+}
+
+/// The issue for a key set in code with more segments than a file may nest.
+fn too_deep_key(segs: &[String]) -> ConfigIssue {
+    ConfigIssue::new(
+        format!("{}...", segs[..yaml::MAX_DEPTH].join(".")),
+        format!(
+            "key has {} levels, more than {}; not set",
+            segs.len(),
+            yaml::MAX_DEPTH
+        ),
+    )
 }
 
 /// Warnings as they may be shown: URI passwords hidden, control characters escaped, long
