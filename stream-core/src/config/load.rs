@@ -68,7 +68,7 @@ pub fn parse_yaml(
             }
         };
         let mut tree = normalise(expand_dotted(json), Some(&schema.root), "", binders);
-        let activation = take_activation(&mut tree);
+        let activation = take_activation(&mut tree).map_err(|i| i.with_source(name))?;
         docs.push(Doc { tree, activation });
     }
     Ok(docs)
@@ -108,20 +108,30 @@ fn yaml_issue(name: &str, e: &serde_yaml_ng::Error) -> ConfigIssue {
     }
 }
 
-/// Removes and returns the document's activation expression.
-fn take_activation(tree: &mut Value) -> Option<String> {
+/// Removes and returns the document's activation expression; an expression nested too
+/// deeply is an issue at its key.
+fn take_activation(tree: &mut Value) -> Result<Option<String>, ConfigIssue> {
     let as_expr = |v: &Value| match v {
         Value::Array(items) => Some(items.iter().map(scalar_text).collect::<Vec<_>>().join(",")),
         Value::Object(_) | Value::Null => None,
         other => Some(scalar_text(other)),
     };
+    let checked = |path: &str, expr: Option<String>| match expr {
+        Some(e) => check_profile_expr(&e)
+            .map(|()| Some(e))
+            .map_err(|m| ConfigIssue::new(path, m)),
+        None => Ok(None),
+    };
     let mut expr = None;
     if let Some(v) = remove_path(tree, &["spring", "config", "activate", "on-profile"]) {
-        expr = as_expr(&v);
+        expr = checked("spring.config.activate.on-profile", as_expr(&v))?;
         prune_empty(tree, &["spring", "config", "activate"]);
         prune_empty(tree, &["spring", "config"]);
     }
-    let legacy = get_path(tree, &["spring", "profiles"]).and_then(as_expr);
+    let legacy = checked(
+        "spring.profiles",
+        get_path(tree, &["spring", "profiles"]).and_then(as_expr),
+    )?;
     if let Some(l) = legacy {
         remove_path(tree, &["spring", "profiles"]);
         expr = Some(match expr {
@@ -129,7 +139,7 @@ fn take_activation(tree: &mut Value) -> Option<String> {
             None => l,
         });
     }
-    expr
+    Ok(expr)
 }
 
 fn prune_empty(tree: &mut Value, path: &[&str]) {
@@ -141,30 +151,58 @@ fn prune_empty(tree: &mut Value, path: &[&str]) {
     }
 }
 
+/// The deepest a profile expression may nest: each `!`, parenthesis and operator level
+/// counts. Real expressions use two or three; the bound keeps the recursion short.
+pub const MAX_PROFILE_NESTING: usize = 32;
+
 /// Whether a profile expression matches the active profiles. Supports `a,b` and `a|b` (any),
-/// `a&b` (all), `!a` (not) and parentheses.
+/// `a&b` (all), `!a` (not) and parentheses. An expression nested deeper than
+/// [`MAX_PROFILE_NESTING`] matches nothing (parsing reports it, see [`check_profile_expr`]).
 pub fn profiles_match(expr: &str, active: &[String]) -> bool {
+    eval_profiles(expr, active, 0).unwrap_or(false)
+}
+
+/// An error message when the expression nests deeper than [`MAX_PROFILE_NESTING`].
+pub fn check_profile_expr(expr: &str) -> Result<(), String> {
+    match eval_profiles(expr, &[], 0) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "profile expression is nested more than {MAX_PROFILE_NESTING} levels deep"
+        )),
+    }
+}
+
+/// The expression's value, or `None` past the nesting bound. Every part is evaluated (no
+/// short cut), so that a too-deep part is found whatever the active profiles are.
+fn eval_profiles(expr: &str, active: &[String], depth: usize) -> Option<bool> {
+    if depth > MAX_PROFILE_NESTING {
+        return None;
+    }
     let e = expr.trim();
     if e.is_empty() {
-        return false;
+        return Some(false);
     }
     for sep in [[',', '|'], ['&', '&']] {
         let parts = split_top(e, sep);
         if parts.len() > 1 {
-            return if sep[0] == ',' {
-                parts.iter().any(|p| profiles_match(p, active))
+            let mut values = Vec::with_capacity(parts.len());
+            for p in parts {
+                values.push(eval_profiles(p, active, depth + 1)?);
+            }
+            return Some(if sep[0] == ',' {
+                values.iter().any(|v| *v)
             } else {
-                parts.iter().all(|p| profiles_match(p, active))
-            };
+                values.iter().all(|v| *v)
+            });
         }
     }
     if let Some(rest) = e.strip_prefix('!') {
-        return !profiles_match(rest, active);
+        return eval_profiles(rest, active, depth + 1).map(|v| !v);
     }
     if let Some(inner) = e.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        return profiles_match(inner, active);
+        return eval_profiles(inner, active, depth + 1);
     }
-    active.iter().any(|a| a == e)
+    Some(active.iter().any(|a| a == e))
 }
 
 fn split_top(e: &str, seps: [char; 2]) -> Vec<&str> {
@@ -257,6 +295,18 @@ mod tests {
         assert!(!profiles_match("!dev", &active));
         assert!(profiles_match("dev & (eu | us)", &active));
         assert!(!profiles_match("dev & us", &active));
+        assert!(profiles_match("!!dev", &active));
+    }
+
+    #[test]
+    fn profile_expressions_are_bounded() {
+        let ok = format!("{}dev", "!".repeat(MAX_PROFILE_NESTING));
+        assert!(check_profile_expr(&ok).is_ok());
+        let deep = format!("{}dev", "!".repeat(20_000));
+        assert!(check_profile_expr(&deep).is_err());
+        assert!(!profiles_match(&deep, &["dev".to_owned()]));
+        let parens = format!("{}dev{}", "(".repeat(50), ")".repeat(50));
+        assert!(check_profile_expr(&parens).is_err());
     }
 
     #[test]
