@@ -316,11 +316,7 @@ impl ConfigLoader {
 
         // 6. Placeholders.
         let snapshot = tree.clone();
-        Resolver {
-            root: &snapshot,
-            env: &env,
-        }
-        .resolve_tree(&mut tree, "", &mut issues);
+        Resolver::new(&snapshot, &env).resolve_tree(&mut tree, "", &mut issues);
 
         // 7. Schema validation and coercion.
         let sections = self.binder_section_names(&tree);
@@ -383,16 +379,16 @@ impl ConfigLoader {
             .or_else(|| env.get("SPRING_PROFILES_ACTIVE").cloned())
             .or_else(|| get_path(base, &["spring", "profiles", "active"]).map(list_text));
         let include = get_path(base, &["spring", "profiles", "include"]).map(list_text);
-        let resolver = Resolver { root: base, env };
+        let resolver = Resolver::new(base, env);
         let mut out: Vec<String> = Vec::new();
         let parts = [primary, env.get("CLOUD_STREAM_PROFILES").cloned()];
         for text in parts.into_iter().flatten() {
-            let text = resolver.resolve_str(&text, &mut Vec::new()).unwrap_or(text);
+            let text = resolver.resolve(&text).unwrap_or(text);
             out.extend(split_profiles(&text));
         }
         out.extend(self.profiles.iter().flat_map(|p| split_profiles(p)));
         if let Some(text) = include {
-            let text = resolver.resolve_str(&text, &mut Vec::new()).unwrap_or(text);
+            let text = resolver.resolve(&text).unwrap_or(text);
             out.extend(split_profiles(&text));
         }
         let mut seen = BTreeSet::new();
