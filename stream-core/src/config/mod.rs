@@ -34,6 +34,7 @@ mod yaml;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -182,13 +183,13 @@ impl ConfigLoader {
     #[allow(clippy::result_large_err)]
     pub fn load(&self) -> Result<LoadedConfig, ConfigError> {
         let _suggestions = suggest::Budget::new(error::MAX_ISSUES);
+        let mut warnings = Vec::new();
         let env: BTreeMap<String, String> = match &self.env {
             Some(e) => e.clone(),
-            None => std::env::vars().collect(),
+            None => utf8_env(std::env::vars_os(), &mut warnings),
         };
         let schema = Schema::core();
         let mut issues = Vec::new();
-        let mut warnings = Vec::new();
         let mut sources = Vec::new();
 
         // 1. Main sources.
@@ -443,6 +444,33 @@ impl ConfigLoader {
         }
         out
     }
+}
+
+/// The environment as text. `std::env::vars` panics on a variable that is not valid UTF-8
+/// (and prints its value); such a variable is skipped here with a warning that names it,
+/// escaped, and never shows its value, which may be a secret.
+fn utf8_env(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in vars {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => {
+                out.insert(k, v);
+            }
+            (name, _) => {
+                let name = match name {
+                    Ok(k) => k,
+                    Err(raw) => raw.as_encoded_bytes().escape_ascii().to_string(),
+                };
+                warnings.push(format!(
+                    "environment variable `{name}` is not valid UTF-8; ignored"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The issue for a key set in code with more segments than a file may nest.
