@@ -484,7 +484,6 @@ fn consumer(prop: &str, value: &str) -> String {
 }
 
 #[test]
-#[ignore = "not fixed yet"]
 fn numbers_out_of_range() {
     let cases = [
         ("max-attempts", "4294967296"),

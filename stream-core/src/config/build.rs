@@ -86,11 +86,7 @@ impl Builder<'_> {
     }
 
     fn typed_value<T: DeserializeOwned + Default>(&mut self, v: Value, path: &str) -> T {
-        serde_json::from_value(v).unwrap_or_else(|e| {
-            self.issues
-                .push(ConfigIssue::new(path, format!("invalid value: {e}")));
-            T::default()
-        })
+        super::typed::typed(v, path, &mut self.issues)
     }
 
     fn check(&mut self, config: &mut StreamConfig) {

@@ -27,6 +27,7 @@ mod redact;
 pub mod schema;
 mod suggest;
 mod tree;
+mod typed;
 mod validate;
 mod yaml;
 
