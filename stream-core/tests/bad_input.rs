@@ -543,3 +543,30 @@ fn control_characters_are_escaped_in_errors() {
         "{text:?}"
     );
 }
+
+// ---------------------------------------------------------------- secrets carried elsewhere
+
+/// A placeholder can carry a secret into a key that is not secret; a bad value shown there
+/// must not show the secret.
+#[test]
+fn secret_carried_by_a_placeholder_is_not_shown() {
+    let yaml = format!(
+        "{BINDING}.consumer.max-attempts: ${{spring.rabbitmq.password}}\n{BINDING}.consumer.partitioned: x-${{DB_PASSWORD}}\n{BINDING}.consumer.concurrency: ${{spring.cloud.stream.binders.r.environment.spring.rabbitmq.addresses}}\n"
+    );
+    let env = BTreeMap::from([("DB_PASSWORD".to_owned(), SECRET.to_owned())]);
+    let res = bounded(move || {
+        loader()
+            .env(env)
+            .yaml_str("application.yaml", &base())
+            .yaml_str("extra.yaml", &yaml)
+            .load()
+    });
+    expect_err(
+        res,
+        &[
+            &format!("{BINDING}.consumer.max-attempts"),
+            &format!("{BINDING}.consumer.partitioned"),
+            &format!("{BINDING}.consumer.concurrency"),
+        ],
+    );
+}

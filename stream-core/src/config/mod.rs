@@ -52,6 +52,7 @@ use env::EnvMapper;
 use load::{parse_yaml, profile_files, profiles_match, read_text, Doc};
 use normalise::normalise;
 use placeholder::Resolver;
+use redact::Secrets;
 use tree::{get_path, kebab, nest, scalar_text, split_key};
 
 /// The binder types cloud-stream knows about (each may or may not be compiled in).
@@ -215,7 +216,7 @@ impl ConfigLoader {
             }
         }
         if !issues.is_empty() {
-            return Err(ConfigError::capped(issues));
+            return Err(scrubbed(issues, &Secrets::collect(&Value::Null, &env)));
         }
 
         // 2. Active profiles.
@@ -256,7 +257,7 @@ impl ConfigLoader {
             }
         }
         if !issues.is_empty() {
-            return Err(ConfigError::capped(issues));
+            return Err(scrubbed(issues, &Secrets::collect(&Value::Null, &env)));
         }
 
         // 4. Environment variables.
@@ -319,6 +320,7 @@ impl ConfigLoader {
         // 6. Placeholders.
         let snapshot = tree.clone();
         Resolver::new(&snapshot, &env).resolve_tree(&mut tree, "", &mut issues);
+        let secrets = Secrets::collect(&tree, &env);
 
         // 7. Schema validation and coercion.
         let sections = self.binder_section_names(&tree);
@@ -356,12 +358,12 @@ impl ConfigLoader {
         warnings.append(&mut builder.warnings);
 
         if !issues.is_empty() {
-            return Err(ConfigError::capped(issues));
+            return Err(scrubbed(issues, &secrets));
         }
         Ok(LoadedConfig {
             config,
             root: tree,
-            warnings: shown_warnings(&warnings),
+            warnings: shown_warnings(&warnings, &secrets),
             sources,
         })
     }
@@ -486,13 +488,29 @@ fn too_deep_key(segs: &[String]) -> ConfigIssue {
     )
 }
 
-/// Warnings as they may be shown: URI passwords hidden, control characters escaped, long
-/// ones cut, at most [`error::MAX_ISSUES`] of them (junk input must not flood a log).
-fn shown_warnings(warnings: &[String]) -> Vec<String> {
+/// The error for `issues` (capped), with every known secret value cut out of their texts.
+fn scrubbed(issues: Vec<ConfigIssue>, secrets: &Secrets) -> ConfigError {
+    let mut err = ConfigError::capped(issues);
+    for i in &mut err.issues {
+        i.message = secrets.scrub(&i.message);
+        for t in [&mut i.expected, &mut i.found, &mut i.suggestion]
+            .into_iter()
+            .flatten()
+        {
+            *t = secrets.scrub(t);
+        }
+    }
+    err
+}
+
+/// Warnings as they may be shown: secrets and URI passwords hidden, control characters
+/// escaped, long ones cut, at most [`error::MAX_ISSUES`] of them (junk input must not flood
+/// a log).
+fn shown_warnings(warnings: &[String], secrets: &Secrets) -> Vec<String> {
     let mut out: Vec<String> = warnings
         .iter()
         .take(error::MAX_ISSUES)
-        .map(|w| error::shown(&redact::redact_uris(w), 600))
+        .map(|w| error::shown(&secrets.scrub(&redact::redact_uris(w)), 600))
         .collect();
     if warnings.len() > error::MAX_ISSUES {
         out.push(format!(
