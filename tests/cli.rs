@@ -273,7 +273,7 @@ fn unreadable_files_exit_2_with_a_clear_message() {
         let out = cli(&["validate", "/dev/zero"]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(
-            stderr(&out).contains("larger than 4 MiB"),
+            stderr(&out).contains("larger than 1 MiB"),
             "{}",
             stderr(&out)
         );

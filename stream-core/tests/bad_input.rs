@@ -344,21 +344,52 @@ fn odd_set_keys() {
     expect_err(res, &[&format!("{BINDING}.group")]);
 }
 
+/// libyaml's scanner does work proportional to the flow depth for every token, so deep flow
+/// nesting is refused before parsing, with its position.
 #[test]
 fn yaml_flow_nesting_10000_deep() {
     let n = 10_000;
+    let needles = ["line 1, column 75", "nested deeper than 64"];
     let seqs = format!("app.deep: {}1{}\n", "[".repeat(n), "]".repeat(n));
-    expect_err(load(seqs), &["app.deep", "line"]);
+    expect_err(load(seqs), &needles);
     let open = format!("app.deep: {}\n", "[".repeat(n));
-    expect_err(load(open), &["line"]);
+    expect_err(load(open), &needles);
     let maps = format!("app.deep: {}1{}\n", "{a: ".repeat(n), "}".repeat(n));
-    expect_err(load(maps), &["app.deep", "line"]);
+    expect_err(load(maps), &["nested deeper than 64"]);
+}
+
+/// The same bombs at nearly the size limit, and with closers hidden in quotes and comments.
+#[test]
+fn yaml_flow_bombs_near_the_size_limit() {
+    let bombs = [
+        format!("a: {}", "{a: ".repeat(250_000)),
+        format!("a: {}", "[\n".repeat(500_000)),
+        format!("a: {}", "[ \"]\", ".repeat(120_000)),
+        format!("a: {}", "[ # ]\n".repeat(160_000)),
+        format!("a: [x\"y, {}", "[ ']', ".repeat(120_000)),
+    ];
+    for bomb in bombs {
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        expect_err(load(bomb), &["nested deeper than 64"]);
+    }
+}
+
+#[test]
+fn yaml_block_nesting_near_the_size_limit() {
+    let seqs = format!("app.deep:\n  {}x\n", "- ".repeat(500_000));
+    expect_err(load(seqs), &["line 2", "64"]);
 }
 
 #[test]
 fn yaml_block_nesting_deep() {
     let seqs = format!("app:\n  deep:\n    {}x\n", "- ".repeat(10_000));
-    expect_err(load(seqs), &["app.deep", "line"]);
+    expect_err(load(seqs), &["line 3", "64"]);
+    // One `- ` per line: the parser sees every level, the error names the path.
+    let mut lines = String::from("app:\n  deep:\n");
+    for i in 0..100 {
+        lines.push_str(&format!("{}- \n", " ".repeat(4 + i)));
+    }
+    expect_err(load(lines), &["app.deep[0][0]", "64"]);
     let mut maps = String::from("app:\n");
     for i in 1..1000 {
         maps.push_str(&" ".repeat(i));

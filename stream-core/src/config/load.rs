@@ -39,6 +39,19 @@ pub fn parse_yaml(
             ..Default::default()
         });
     }
+    if let Err(at) = super::flow_depth::check(text) {
+        return Err(ConfigIssue {
+            message: format!(
+                "{} nested deeper than {} levels at line {}, column {}",
+                at.what,
+                super::flow_depth::MAX_FLOW_DEPTH,
+                at.line,
+                at.column
+            ),
+            source: Some(name.to_owned()),
+            ..Default::default()
+        });
+    }
     let mut docs = Vec::new();
     let budget = Budget::default();
     for de in serde_yaml_ng::Deserializer::from_str(text) {
@@ -225,8 +238,10 @@ fn split_top(e: &str, seps: [char; 2]) -> Vec<&str> {
 }
 
 /// The largest source read (a file or inline text). Real configurations are a few KiB; the
-/// bound keeps `/dev/zero` or a 50 MB file from being read into memory.
-pub const MAX_SOURCE_BYTES: usize = 4 << 20;
+/// bound keeps `/dev/zero` or a 50 MB file from being read into memory, and bounds what the
+/// YAML parser holds: it keeps every event of a document (some 300 bytes each), so a
+/// megabyte of `- - - ...` already takes about 150 MB.
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 
 /// Reads a file as text, at most [`MAX_SOURCE_BYTES`]; a missing, unreadable, oversized or
 /// non-UTF-8 file is an issue naming it.

@@ -19,6 +19,7 @@
 mod build;
 mod env;
 mod error;
+mod flow_depth;
 mod load;
 mod normalise;
 mod placeholder;
