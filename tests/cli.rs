@@ -222,3 +222,87 @@ fn plan_shows_the_kafka_dead_letter_topic() {
         "Spring's default name"
     );
 }
+
+/// A wrong command line is a usage error (64, `EX_USAGE`), not an invalid configuration (2).
+#[test]
+fn usage_errors_exit_64() {
+    let f = fixture("spring/application.yml");
+    let file = f.to_str().unwrap();
+    for args in [
+        vec!["validate", file, "--bogus"],
+        vec!["validate"],
+        vec!["plan", file, "--format", "xml"],
+        vec!["frobnicate"],
+        vec![],
+    ] {
+        let out = cli(&args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).is_empty(), "{args:?}: says what is wrong");
+    }
+    assert!(stderr(&cli(&["validate", file, "--bogus"])).contains("--bogus"));
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    for args in [
+        vec!["--help"],
+        vec!["validate", "--help"],
+        vec!["help", "plan"],
+        vec!["--version"],
+    ] {
+        let out = cli(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(!stdout(&out).is_empty(), "{args:?}");
+    }
+    assert!(stdout(&cli(&["--help"])).contains("validate"));
+}
+
+/// A file that cannot be read is a configuration problem: exit 2 naming the file.
+#[test]
+fn unreadable_files_exit_2_with_a_clear_message() {
+    let dir = std::env::temp_dir();
+    let out = cli(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read configuration file"),
+        "{}",
+        stderr(&out)
+    );
+    #[cfg(unix)]
+    {
+        let out = cli(&["validate", "/dev/zero"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("larger than 1 MiB"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A variable that is not valid UTF-8 used to make the loader panic and print it.
+#[cfg(unix)]
+#[test]
+fn environment_that_is_not_utf8_is_named_not_printed() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let f = fixture("spring/application.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_cloud-stream"))
+        .args(["validate", f.to_str().unwrap()])
+        .env_remove("APP_PROFILE")
+        .env_remove("SPRING_PROFILES_ACTIVE")
+        .env_remove("CLOUD_STREAM_PROFILES")
+        .env(
+            OsStr::from_bytes(b"SPRING_CLOUD_STREAM_\xffX"),
+            OsStr::from_bytes(b"hunter2-\xfe"),
+        )
+        .output()
+        .expect("run cloud-stream");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SPRING_CLOUD_STREAM_\\xffX"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+}

@@ -5,6 +5,11 @@
 //! - `cloud-stream plan <application.yaml> [--profile P]... [--format text|json]`: prints every
 //!   binding's effective properties, delivery plan and provisioned resources, connecting to
 //!   nothing.
+//!
+//! Exit codes: 0 success (and `--help`, `--version`); 2 the configuration is invalid, a
+//! missing or unreadable file included; 64 (`EX_USAGE`) the command line is wrong (unknown
+//! flag or subcommand, missing file argument), so scripts can tell a bad invocation from a
+//! bad configuration.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -53,6 +58,9 @@ enum Format {
 
 /// Exit code for invalid configuration.
 const INVALID: u8 = 2;
+/// Exit code for a wrong command line (`EX_USAGE` of sysexits.h); clap's own is 2, the same
+/// as an invalid configuration.
+const USAGE: u8 = 64;
 
 fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Vec<String>> {
     let registry = cloud_stream::binder_registry();
@@ -94,8 +102,22 @@ fn report_errors(errors: &[String]) -> ExitCode {
     ExitCode::from(INVALID)
 }
 
+/// Prints clap's help, version or usage error; `--help` and `--version` succeed.
+fn usage(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    // Nothing more can be said if stdout/stderr is gone.
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(USAGE),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
     match cli.command {
         Command::Validate { file, profiles } => match load(file, profiles) {
             Ok((loaded, plan)) => {

@@ -85,11 +85,7 @@ impl Builder<'_> {
     }
 
     fn typed_value<T: DeserializeOwned + Default>(&mut self, v: Value, path: &str) -> T {
-        serde_json::from_value(v).unwrap_or_else(|e| {
-            self.issues
-                .push(ConfigIssue::new(path, format!("invalid value: {e}")));
-            T::default()
-        })
+        super::typed::typed(v, path, &mut self.issues)
     }
 
     fn check(&mut self, config: &mut StreamConfig) {
@@ -198,7 +194,7 @@ impl Builder<'_> {
         if s.binders.len() < 2 || s.default_binder.is_some() || candidates == 1 {
             return;
         }
-        let names: Vec<&str> = s.binders.keys().map(String::as_str).collect();
+        let names = name_list(s.binders.keys());
         // Only the configured bindings: the others may not exist (a supplier has no `-in-0`);
         // the application checks the bindings it really binds when it picks their binder.
         for n in s.bindings.keys() {
@@ -210,8 +206,7 @@ impl Builder<'_> {
                 self.issues.push(ConfigIssue::new(
                     format!("{STREAM_PATH}.bindings.{n}.binder"),
                     format!(
-                        "several binders are configured ({}) and no default: set `spring.cloud.stream.default-binder` or this binding's `binder`",
-                        names.join(", ")
+                        "several binders are configured ({names}) and no default: set `spring.cloud.stream.default-binder` or this binding's `binder`"
                     ),
                 ));
             }
@@ -360,14 +355,13 @@ fn unknown_binder<'a>(
     path: String,
     name: &str,
     suggestion: Option<String>,
-    configured: impl Iterator<Item = &'a String>,
+    configured: impl ExactSizeIterator<Item = &'a String>,
 ) -> ConfigIssue {
-    let list: Vec<&str> = configured.map(String::as_str).collect();
     let message = match &suggestion {
         Some(s) => format!("unknown binder `{name}` (did you mean `{s}`?)"),
         None => format!(
             "unknown binder `{name}` (configured binders: {})",
-            list.join(", ")
+            name_list(configured)
         ),
     };
     ConfigIssue {
@@ -376,6 +370,19 @@ fn unknown_binder<'a>(
         suggestion,
         ..Default::default()
     }
+}
+
+/// The names joined with `, `, at most ten of them: one issue per binding each listing
+/// 20,000 binders would be quadratic in time and memory.
+fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> String {
+    const SHOWN: usize = 10;
+    let total = names.len();
+    let mut out: Vec<&str> = names.take(SHOWN).map(String::as_str).collect();
+    let more = format!("... {} more", total.saturating_sub(SHOWN));
+    if total > SHOWN {
+        out.push(&more);
+    }
+    out.join(", ")
 }
 
 /// `default.{consumer,producer}` of a binder-specific section merged under each

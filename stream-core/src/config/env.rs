@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::normalise::binder_section_node;
 use super::schema::{BinderSchemas, Kind, SchemaNode, STREAM_PATH};
 use super::tree::get_path;
+use super::yaml::MAX_DEPTH;
 
 /// Prefixes of the environment variables that override properties.
 pub const ENV_PREFIXES: &[&str] = &[
@@ -16,6 +17,9 @@ pub const ENV_PREFIXES: &[&str] = &[
     "SPRING_CLOUD_FUNCTION_",
     "SPRING_INTEGRATION_POLLER_",
 ];
+
+/// The longest variable name mapped; real ones are well under 200 bytes.
+pub const MAX_NAME_LEN: usize = 1024;
 
 /// Maps environment-variable names to property paths.
 pub struct EnvMapper<'a> {
@@ -38,13 +42,22 @@ impl EnvMapper<'_> {
     }
 
     /// The property path (segments) for an environment variable, if it maps to a valid one.
+    /// Names over [`MAX_NAME_LEN`] bytes or [`MAX_DEPTH`] tokens map to none: the search
+    /// tries every split of the tokens into a map key and the rest, so its cost grows with
+    /// a power of their number.
     pub fn map(&self, name: &str) -> Option<Vec<String>> {
+        if name.len() > MAX_NAME_LEN {
+            return None;
+        }
         let tokens: Vec<String> = name
             .to_ascii_lowercase()
             .split('_')
             .filter(|t| !t.is_empty())
             .map(str::to_owned)
             .collect();
+        if tokens.len() > MAX_DEPTH {
+            return None;
+        }
         self.search(self.root, &tokens, Vec::new())
     }
 
@@ -101,13 +114,16 @@ impl EnvMapper<'_> {
                     }
                     existing.extend(self.known_bindings.iter().cloned());
                 }
+                // Squashed once here, not once per split below.
+                let existing: Vec<(String, String)> =
+                    existing.into_iter().map(|e| (squash(&e), e)).collect();
                 let mut shortest: Option<Vec<String>> = None;
                 for i in 1..=tokens.len() {
                     let squashed: String = tokens[..i].concat();
                     let Some(found) = self.search(inner, &tokens[i..], Vec::new()) else {
                         continue;
                     };
-                    if let Some(name) = existing.iter().find(|e| squash(e) == squashed) {
+                    if let Some((_, name)) = existing.iter().find(|(s, _)| *s == squashed) {
                         let mut p = with(path, name.clone());
                         p.extend(found);
                         return Some(p);
@@ -190,5 +206,10 @@ mod tests {
             Some("spring.integration.poller.fixed-delay")
         );
         assert_eq!(p("SPRING_CLOUD_STREAM_BINDINGS_X_BOGUS"), None);
+        let long = format!(
+            "SPRING_CLOUD_STREAM_BINDINGS_{}GROUP",
+            "X_".repeat(MAX_DEPTH)
+        );
+        assert_eq!(p(&long), None);
     }
 }

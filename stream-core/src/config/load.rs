@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use super::error::ConfigIssue;
 use super::normalise::normalise;
 use super::schema::{BinderSchemas, Schema};
-use super::tree::{expand_dotted, get_path, remove_path, scalar_text, yaml_to_json};
+use super::tree::{expand_dotted, get_path, remove_path, scalar_text};
+use super::yaml::{Budget, LimitHit, Seed};
 
 /// One YAML document of a source, normalised.
 #[derive(Clone, Debug)]
@@ -31,10 +32,37 @@ pub fn parse_yaml(
     schema: &Schema,
     binders: &BinderSchemas,
 ) -> Result<Vec<Doc>, ConfigIssue> {
+    if text.len() > MAX_SOURCE_BYTES {
+        return Err(ConfigIssue {
+            message: too_large("source"),
+            source: Some(name.to_owned()),
+            ..Default::default()
+        });
+    }
+    if let Err(at) = super::flow_depth::check(text) {
+        return Err(ConfigIssue {
+            message: format!(
+                "{} nested deeper than {} levels at line {}, column {}",
+                at.what,
+                super::flow_depth::MAX_FLOW_DEPTH,
+                at.line,
+                at.column
+            ),
+            source: Some(name.to_owned()),
+            ..Default::default()
+        });
+    }
     let mut docs = Vec::new();
+    let budget = Budget::default();
     for de in serde_yaml_ng::Deserializer::from_str(text) {
-        let raw = serde_yaml_ng::Value::deserialize(de).map_err(|e| yaml_issue(name, &e))?;
-        let json = yaml_to_json(raw);
+        let seed = Seed {
+            budget: &budget,
+            depth: 0,
+        };
+        let json = seed.deserialize(de).map_err(|e| match budget.take_hit() {
+            Some(hit) => limit_issue(name, hit, &e),
+            None => yaml_issue(name, &e),
+        })?;
         let json = match json {
             Value::Null => continue,
             Value::Object(_) => json,
@@ -53,10 +81,24 @@ pub fn parse_yaml(
             }
         };
         let mut tree = normalise(expand_dotted(json), Some(&schema.root), "", binders);
-        let activation = take_activation(&mut tree);
+        let activation = take_activation(&mut tree).map_err(|i| i.with_source(name))?;
         docs.push(Doc { tree, activation });
     }
     Ok(docs)
+}
+
+/// A parsing bound that was hit, at the path where and the line if known.
+fn limit_issue(name: &str, hit: LimitHit, e: &serde_yaml_ng::Error) -> ConfigIssue {
+    let mut message = hit.message;
+    if let Some(loc) = e.location() {
+        message.push_str(&format!(" at line {}, column {}", loc.line(), loc.column()));
+    }
+    ConfigIssue {
+        path: hit.path,
+        message,
+        source: Some(name.to_owned()),
+        ..Default::default()
+    }
 }
 
 fn yaml_issue(name: &str, e: &serde_yaml_ng::Error) -> ConfigIssue {
@@ -79,20 +121,30 @@ fn yaml_issue(name: &str, e: &serde_yaml_ng::Error) -> ConfigIssue {
     }
 }
 
-/// Removes and returns the document's activation expression.
-fn take_activation(tree: &mut Value) -> Option<String> {
+/// Removes and returns the document's activation expression; an expression nested too
+/// deeply is an issue at its key.
+fn take_activation(tree: &mut Value) -> Result<Option<String>, ConfigIssue> {
     let as_expr = |v: &Value| match v {
         Value::Array(items) => Some(items.iter().map(scalar_text).collect::<Vec<_>>().join(",")),
         Value::Object(_) | Value::Null => None,
         other => Some(scalar_text(other)),
     };
+    let checked = |path: &str, expr: Option<String>| match expr {
+        Some(e) => check_profile_expr(&e)
+            .map(|()| Some(e))
+            .map_err(|m| ConfigIssue::new(path, m)),
+        None => Ok(None),
+    };
     let mut expr = None;
     if let Some(v) = remove_path(tree, &["spring", "config", "activate", "on-profile"]) {
-        expr = as_expr(&v);
+        expr = checked("spring.config.activate.on-profile", as_expr(&v))?;
         prune_empty(tree, &["spring", "config", "activate"]);
         prune_empty(tree, &["spring", "config"]);
     }
-    let legacy = get_path(tree, &["spring", "profiles"]).and_then(as_expr);
+    let legacy = checked(
+        "spring.profiles",
+        get_path(tree, &["spring", "profiles"]).and_then(as_expr),
+    )?;
     if let Some(l) = legacy {
         remove_path(tree, &["spring", "profiles"]);
         expr = Some(match expr {
@@ -100,7 +152,7 @@ fn take_activation(tree: &mut Value) -> Option<String> {
             None => l,
         });
     }
-    expr
+    Ok(expr)
 }
 
 fn prune_empty(tree: &mut Value, path: &[&str]) {
@@ -112,30 +164,58 @@ fn prune_empty(tree: &mut Value, path: &[&str]) {
     }
 }
 
+/// The deepest a profile expression may nest: each `!`, parenthesis and operator level
+/// counts. Real expressions use two or three; the bound keeps the recursion short.
+pub const MAX_PROFILE_NESTING: usize = 32;
+
 /// Whether a profile expression matches the active profiles. Supports `a,b` and `a|b` (any),
-/// `a&b` (all), `!a` (not) and parentheses.
+/// `a&b` (all), `!a` (not) and parentheses. An expression nested deeper than
+/// [`MAX_PROFILE_NESTING`] matches nothing (parsing reports it, see [`check_profile_expr`]).
 pub fn profiles_match(expr: &str, active: &[String]) -> bool {
+    eval_profiles(expr, active, 0).unwrap_or(false)
+}
+
+/// An error message when the expression nests deeper than [`MAX_PROFILE_NESTING`].
+pub fn check_profile_expr(expr: &str) -> Result<(), String> {
+    match eval_profiles(expr, &[], 0) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "profile expression is nested more than {MAX_PROFILE_NESTING} levels deep"
+        )),
+    }
+}
+
+/// The expression's value, or `None` past the nesting bound. Every part is evaluated (no
+/// short cut), so that a too-deep part is found whatever the active profiles are.
+fn eval_profiles(expr: &str, active: &[String], depth: usize) -> Option<bool> {
+    if depth > MAX_PROFILE_NESTING {
+        return None;
+    }
     let e = expr.trim();
     if e.is_empty() {
-        return false;
+        return Some(false);
     }
     for sep in [[',', '|'], ['&', '&']] {
         let parts = split_top(e, sep);
         if parts.len() > 1 {
-            return if sep[0] == ',' {
-                parts.iter().any(|p| profiles_match(p, active))
+            let mut values = Vec::with_capacity(parts.len());
+            for p in parts {
+                values.push(eval_profiles(p, active, depth + 1)?);
+            }
+            return Some(if sep[0] == ',' {
+                values.iter().any(|v| *v)
             } else {
-                parts.iter().all(|p| profiles_match(p, active))
-            };
+                values.iter().all(|v| *v)
+            });
         }
     }
     if let Some(rest) = e.strip_prefix('!') {
-        return !profiles_match(rest, active);
+        return eval_profiles(rest, active, depth + 1).map(|v| !v);
     }
     if let Some(inner) = e.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        return profiles_match(inner, active);
+        return eval_profiles(inner, active, depth + 1);
     }
-    active.iter().any(|a| a == e)
+    Some(active.iter().any(|a| a == e))
 }
 
 fn split_top(e: &str, seps: [char; 2]) -> Vec<&str> {
@@ -157,17 +237,50 @@ fn split_top(e: &str, seps: [char; 2]) -> Vec<&str> {
     parts
 }
 
-/// Reads a file as text; a missing or unreadable file is an issue naming it.
+/// The largest source read (a file or inline text). Real configurations are a few KiB; the
+/// bound keeps `/dev/zero` or a 50 MB file from being read into memory, and bounds what the
+/// YAML parser holds: it keeps every event of a document (some 300 bytes each), so a
+/// megabyte of `- - - ...` already takes about 150 MB.
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+
+/// Reads a file as text, at most [`MAX_SOURCE_BYTES`]; a missing, unreadable, oversized or
+/// non-UTF-8 file is an issue naming it.
 pub fn read_text(path: &Path) -> Result<String, ConfigIssue> {
-    std::fs::read_to_string(path).map_err(|e| ConfigIssue {
-        message: if e.kind() == std::io::ErrorKind::NotFound {
+    use std::io::Read;
+    let issue = |message: String| ConfigIssue {
+        message,
+        source: Some(path.display().to_string()),
+        ..Default::default()
+    };
+    let file = std::fs::File::open(path).map_err(|e| {
+        issue(if e.kind() == std::io::ErrorKind::NotFound {
             "configuration file not found".to_owned()
         } else {
             format!("cannot read configuration file: {e}")
-        },
-        source: Some(path.display().to_string()),
-        ..Default::default()
+        })
+    })?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "too large".
+    file.take(MAX_SOURCE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| issue(format!("cannot read configuration file: {e}")))?;
+    if bytes.len() > MAX_SOURCE_BYTES {
+        return Err(issue(too_large("configuration file")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        issue(format!(
+            "configuration file is not valid UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        ))
     })
+}
+
+/// The message for a source over [`MAX_SOURCE_BYTES`].
+pub fn too_large(what: &str) -> String {
+    format!(
+        "{what} is larger than {} MiB; not read",
+        MAX_SOURCE_BYTES >> 20
+    )
 }
 
 /// The existing profile-specific files for `main` (`<stem>-<profile>.yaml`, then `.yml`).
@@ -197,6 +310,18 @@ mod tests {
         assert!(!profiles_match("!dev", &active));
         assert!(profiles_match("dev & (eu | us)", &active));
         assert!(!profiles_match("dev & us", &active));
+        assert!(profiles_match("!!dev", &active));
+    }
+
+    #[test]
+    fn profile_expressions_are_bounded() {
+        let ok = format!("{}dev", "!".repeat(MAX_PROFILE_NESTING));
+        assert!(check_profile_expr(&ok).is_ok());
+        let deep = format!("{}dev", "!".repeat(20_000));
+        assert!(check_profile_expr(&deep).is_err());
+        assert!(!profiles_match(&deep, &["dev".to_owned()]));
+        let parens = format!("{}dev{}", "(".repeat(50), ")".repeat(50));
+        assert!(check_profile_expr(&parens).is_err());
     }
 
     #[test]

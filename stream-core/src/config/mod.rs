@@ -19,6 +19,7 @@
 mod build;
 mod env;
 mod error;
+mod flow_depth;
 mod load;
 mod normalise;
 mod placeholder;
@@ -28,12 +29,15 @@ pub mod schema;
 mod secret;
 mod suggest;
 mod tree;
+mod typed;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -51,10 +55,14 @@ use env::EnvMapper;
 use load::{parse_yaml, profile_files, profiles_match, read_text, Doc};
 use normalise::normalise;
 use placeholder::Resolver;
+use redact::Secrets;
 use tree::{get_path, nest, scalar_text, split_key};
 
 /// The binder types cloud-stream knows about (each may or may not be compiled in).
 pub const KNOWN_BINDER_TYPES: &[&str] = &["memory", "kafka", "rabbit", "sqs"];
+
+/// The most binder-section names taken from the binder types of `binders.*`.
+const MAX_DERIVED_SECTIONS: usize = 32;
 
 /// A main source: a file or inline text.
 #[derive(Clone, Debug)]
@@ -201,13 +209,14 @@ impl ConfigLoader {
     /// is reported in the error, not just the first.
     #[allow(clippy::result_large_err)]
     pub fn load(&self) -> Result<LoadedConfig, ConfigError> {
+        let _suggestions = suggest::Budget::new(error::MAX_ISSUES);
+        let mut warnings = Vec::new();
         let env: BTreeMap<String, String> = match &self.env {
             Some(e) => e.clone(),
-            None => std::env::vars().collect(),
+            None => utf8_env(std::env::vars_os(), &mut warnings),
         };
         let schema = Schema::core();
         let mut issues = Vec::new();
-        let mut warnings = Vec::new();
         let mut sources = Vec::new();
 
         // 1. Main sources.
@@ -232,7 +241,7 @@ impl ConfigLoader {
             }
         }
         if !issues.is_empty() {
-            return Err(ConfigError { issues });
+            return Err(scrubbed(issues, &Secrets::collect(&Value::Null, &env)));
         }
 
         // 2. Active profiles.
@@ -273,7 +282,7 @@ impl ConfigLoader {
             }
         }
         if !issues.is_empty() {
-            return Err(ConfigError { issues });
+            return Err(scrubbed(issues, &Secrets::collect(&Value::Null, &env)));
         }
 
         // 4. Environment variables.
@@ -308,6 +317,10 @@ impl ConfigLoader {
             if segs.is_empty() {
                 continue;
             }
+            if segs.len() > yaml::MAX_DEPTH {
+                issues.push(too_deep_key(&segs));
+                continue;
+            }
             let piece = normalise(
                 nest(&segs, Value::String(v.clone())),
                 Some(&schema.root),
@@ -331,11 +344,8 @@ impl ConfigLoader {
 
         // 6. Placeholders.
         let snapshot = tree.clone();
-        Resolver {
-            root: &snapshot,
-            env: &env,
-        }
-        .resolve_tree(&mut tree, "", &mut issues);
+        Resolver::new(&snapshot, &env).resolve_tree(&mut tree, "", &mut issues);
+        let secrets = Secrets::collect(&tree, &env);
 
         // 7. Schema validation and coercion.
         let sections = self.binder_section_names(&tree);
@@ -373,12 +383,12 @@ impl ConfigLoader {
         warnings.append(&mut builder.warnings);
 
         if !issues.is_empty() {
-            return Err(ConfigError { issues });
+            return Err(scrubbed(issues, &secrets));
         }
         Ok(LoadedConfig {
             config,
             root: tree,
-            warnings: warnings.iter().map(|w| redact::redact_uris(w)).collect(),
+            warnings: shown_warnings(&warnings, &secrets),
             sources,
         })
     }
@@ -398,16 +408,16 @@ impl ConfigLoader {
             .or_else(|| env.get("SPRING_PROFILES_ACTIVE").cloned())
             .or_else(|| get_path(base, &["spring", "profiles", "active"]).map(list_text));
         let include = get_path(base, &["spring", "profiles", "include"]).map(list_text);
-        let resolver = Resolver { root: base, env };
+        let resolver = Resolver::new(base, env);
         let mut out: Vec<String> = Vec::new();
         let parts = [primary, env.get("CLOUD_STREAM_PROFILES").cloned()];
         for text in parts.into_iter().flatten() {
-            let text = resolver.resolve_str(&text, &mut Vec::new()).unwrap_or(text);
+            let text = resolver.resolve(&text).unwrap_or(text);
             out.extend(split_profiles(&text));
         }
         out.extend(self.profiles.iter().flat_map(|p| split_profiles(p)));
         if let Some(text) = include {
-            let text = resolver.resolve_str(&text, &mut Vec::new()).unwrap_or(text);
+            let text = resolver.resolve(&text).unwrap_or(text);
             out.extend(split_profiles(&text));
         }
         let mut seen = BTreeSet::new();
@@ -450,11 +460,18 @@ impl ConfigLoader {
         if let Some(Value::Object(binders)) =
             get_path(tree, &["spring", "cloud", "stream", "binders"])
         {
+            // A type outside the ones above is reported as unknown when typing; accepting its
+            // section only spares a second issue. Capped: the validator compares every
+            // unknown key with every name, and 20,000 binders must not make that quadratic.
+            let mut derived = 0;
             for (name, b) in binders {
-                match b.get("type") {
-                    Some(Value::String(t)) => names.insert(t.clone()),
-                    _ => names.insert(name.clone()),
+                let t = match b.get("type") {
+                    Some(Value::String(t)) => t,
+                    _ => name,
                 };
+                if derived < MAX_DERIVED_SECTIONS && names.insert(t.clone()) {
+                    derived += 1;
+                }
             }
         }
         names
@@ -481,6 +498,78 @@ impl ConfigLoader {
         }
         out
     }
+}
+
+/// The environment as text. `std::env::vars` panics on a variable that is not valid UTF-8
+/// (and prints its value); such a variable is skipped here with a warning that names it,
+/// escaped, and never shows its value, which may be a secret.
+fn utf8_env(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in vars {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => {
+                out.insert(k, v);
+            }
+            (name, _) => {
+                let name = match name {
+                    Ok(k) => k,
+                    Err(raw) => raw.as_encoded_bytes().escape_ascii().to_string(),
+                };
+                warnings.push(format!(
+                    "environment variable `{name}` is not valid UTF-8; ignored"
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The issue for a key set in code with more segments than a file may nest.
+fn too_deep_key(segs: &[String]) -> ConfigIssue {
+    ConfigIssue::new(
+        format!("{}...", segs[..yaml::MAX_DEPTH].join(".")),
+        format!(
+            "key has {} levels, more than {}; not set",
+            segs.len(),
+            yaml::MAX_DEPTH
+        ),
+    )
+}
+
+/// The error for `issues` (capped), with every known secret value cut out of their texts.
+fn scrubbed(issues: Vec<ConfigIssue>, secrets: &Secrets) -> ConfigError {
+    let mut err = ConfigError::capped(issues);
+    for i in &mut err.issues {
+        i.message = secrets.scrub(&i.message);
+        for t in [&mut i.expected, &mut i.found, &mut i.suggestion]
+            .into_iter()
+            .flatten()
+        {
+            *t = secrets.scrub(t);
+        }
+    }
+    err
+}
+
+/// Warnings as they may be shown: secrets and URI passwords hidden, control characters
+/// escaped, long ones cut, at most [`error::MAX_ISSUES`] of them (junk input must not flood
+/// a log).
+fn shown_warnings(warnings: &[String], secrets: &Secrets) -> Vec<String> {
+    let mut out: Vec<String> = warnings
+        .iter()
+        .take(error::MAX_ISSUES)
+        .map(|w| error::shown(&secrets.scrub(&redact::redact_uris(w)), 600))
+        .collect();
+    if warnings.len() > error::MAX_ISSUES {
+        out.push(format!(
+            "... and {} more warnings",
+            warnings.len() - error::MAX_ISSUES
+        ));
+    }
+    out
 }
 
 fn split_profiles(text: &str) -> Vec<String> {

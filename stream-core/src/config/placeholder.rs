@@ -1,31 +1,125 @@
 //! `${NAME}` / `${NAME:default}` placeholders, resolved from environment variables and other
 //! properties (dotted path, relaxed names). Defaults may themselves contain placeholders.
 //! Cycles are detected.
+//!
+//! Resolution is bounded, since a few hundred bytes can describe an exponential expansion
+//! (`p1: ${p0}${p0}`, `p2: ${p1}${p1}`, ...): placeholders nest at most [`MAX_DEPTH`] deep,
+//! one value expands to at most [`MAX_VALUE_LEN`] bytes, and one resolver spends at most
+//! [`WORK_BUDGET`] units of work in all. Error messages name placeholders, never echo the
+//! text around them, and hide names found where a secret could be.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use super::error::ConfigIssue;
 use super::normalise::join;
+use super::redact::{is_secret_key, redact_uris, REDACTED};
 use super::tree::{kebab, scalar_text, split_key};
 
-/// Where placeholder values come from.
-pub struct Resolver<'a> {
-    /// The merged (unresolved) property tree.
-    pub root: &'a Value,
-    /// The environment variables.
-    pub env: &'a BTreeMap<String, String>,
+/// How deep placeholders may nest: a placeholder in a default, or in the value of the
+/// property a placeholder names, is one level deeper.
+pub const MAX_DEPTH: usize = 32;
+/// The longest value a placeholder may expand to (bytes).
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+/// The work one resolver may do: each expansion costs one unit, each 64 bytes of text
+/// scanned one more, and each key compared when a name is looked up relaxed one more. Real
+/// configurations need a few hundred.
+pub const WORK_BUDGET: usize = 250_000;
+
+/// Why a value could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A `${` without its `}`, in the value itself or in the value of the named property.
+    Unterminated(Option<String>),
+    /// Nothing is named `name` and there is no default. `hidden`: the name was found inside
+    /// the value of a secret property, so it may be (part of) the secret.
+    Unresolvable { name: String, hidden: bool },
+    /// The names that refer to each other, the first repeated last.
+    Cycle(Vec<String>),
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Longer than [`MAX_VALUE_LEN`].
+    TooLong,
+    /// The resolver's [`WORK_BUDGET`] is spent.
+    OutOfBudget,
 }
 
-impl Resolver<'_> {
+impl Failure {
+    /// The message for the value at `path` (which decides whether names are shown).
+    pub fn describe(&self, path: &str) -> String {
+        match self {
+            Failure::Unterminated(None) => {
+                "unterminated placeholder: a `${` has no closing `}`".to_owned()
+            }
+            Failure::Unterminated(Some(n)) => format!(
+                "unterminated placeholder in the value of `{}`: a `${{` has no closing `}}`",
+                shown_name(n)
+            ),
+            Failure::Unresolvable { name, hidden } => {
+                let name = if *hidden || is_secret_key(path) {
+                    REDACTED.to_owned()
+                } else {
+                    shown_name(name)
+                };
+                format!("cannot resolve placeholder `${{{name}}}`: no environment variable or property `{name}` and no default")
+            }
+            Failure::Cycle(chain) => format!(
+                "placeholder cycle: {}",
+                chain
+                    .iter()
+                    .map(|n| format!("`{}`", shown_name(n)))
+                    .collect::<Vec<_>>()
+                    .join(" -> ")
+            ),
+            Failure::TooDeep => format!("placeholders nested more than {MAX_DEPTH} levels deep"),
+            Failure::TooLong => format!(
+                "placeholders expand to more than {} KiB",
+                MAX_VALUE_LEN / 1024
+            ),
+            Failure::OutOfBudget => format!(
+                "placeholder resolution stopped: the placeholders of this configuration need more than {WORK_BUDGET} steps in all"
+            ),
+        }
+    }
+}
+
+/// A placeholder name as shown: URI passwords hidden, cut after 100 characters.
+fn shown_name(name: &str) -> String {
+    const MAX: usize = 100;
+    let name = redact_uris(name);
+    match name.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &name[..i]),
+        None => name,
+    }
+}
+
+/// Where placeholder values come from, and the work left.
+pub struct Resolver<'a> {
+    root: &'a Value,
+    env: &'a BTreeMap<String, String>,
+    work_left: Cell<usize>,
+}
+
+impl<'a> Resolver<'a> {
+    /// Resolves from `root` (the merged, unresolved property tree) and `env`, with a fresh
+    /// [`WORK_BUDGET`].
+    pub fn new(root: &'a Value, env: &'a BTreeMap<String, String>) -> Self {
+        Resolver {
+            root,
+            env,
+            work_left: Cell::new(WORK_BUDGET),
+        }
+    }
+
     /// Resolves every string value of `tree` in place; each failure becomes an issue at the
     /// key path of the value.
     pub fn resolve_tree(&self, tree: &mut Value, path: &str, issues: &mut Vec<ConfigIssue>) {
         match tree {
-            Value::String(s) if s.contains("${") => match self.resolve_str(s, &mut Vec::new()) {
+            Value::String(s) if s.contains("${") => match self.resolve(s) {
                 Ok(r) => *s = r,
-                Err(msg) => issues.push(ConfigIssue::new(path, msg)),
+                Err(f) => issues.push(ConfigIssue::new(path, f.describe(path))),
             },
             Value::Object(m) => {
                 for (k, v) in m.iter_mut() {
@@ -43,58 +137,80 @@ impl Resolver<'_> {
         }
     }
 
-    /// Resolves the placeholders of one string. `stack` holds the names being resolved (for
-    /// cycle detection). The error is a message naming the placeholder.
-    pub fn resolve_str(&self, text: &str, stack: &mut Vec<String>) -> Result<String, String> {
-        let mut out = String::with_capacity(text.len());
+    /// Resolves the placeholders of one string.
+    pub fn resolve(&self, text: &str) -> Result<String, Failure> {
+        let mut out = String::new();
+        self.expand(text, &mut Stack::default(), &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends `text` to `out` with its placeholders resolved.
+    fn expand(&self, text: &str, stack: &mut Stack, out: &mut String) -> Result<(), Failure> {
+        self.spend(1 + text.len() / 64)?;
         let mut rest = text;
         while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
+            push_bounded(out, &rest[..start])?;
             let body_start = start + 2;
             let Some(len) = matching_close(&rest[body_start..]) else {
-                return Err(format!("unterminated placeholder in `{}`", &rest[start..]));
+                return Err(Failure::Unterminated(stack.names.last().cloned()));
             };
-            let body = &rest[body_start..body_start + len];
-            let (name, default) = split_default(body);
-            let name = name.trim();
-            if stack.iter().any(|n| n == name) {
-                let mut chain = stack.clone();
-                chain.push(name.to_owned());
-                let start_at = chain.iter().position(|n| n == name).unwrap_or(0);
-                return Err(format!(
-                    "placeholder cycle: {}",
-                    chain[start_at..]
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(" -> ")
-                ));
-            }
-            stack.push(name.to_owned());
-            let looked_up = self.lookup(name);
-            let resolved = match (looked_up, default) {
-                (Some(v), _) => self.resolve_str(&v, stack),
-                (None, Some(d)) => self.resolve_str(d, stack),
-                (None, None) => Err(format!(
-                    "cannot resolve placeholder `${{{name}}}`: no environment variable or property `{name}` and no default"
-                )),
-            };
-            stack.pop();
-            out.push_str(&resolved?);
+            let (name, default) = split_default(&rest[body_start..body_start + len]);
+            self.placeholder(name.trim(), default, stack, out)?;
             rest = &rest[body_start + len + 1..];
         }
-        out.push_str(rest);
-        Ok(out)
+        push_bounded(out, rest)
+    }
+
+    /// Appends the value of one placeholder.
+    fn placeholder(
+        &self,
+        name: &str,
+        default: Option<&str>,
+        stack: &mut Stack,
+        out: &mut String,
+    ) -> Result<(), Failure> {
+        if let Some(at) = stack.names.iter().position(|n| n == name) {
+            let mut chain = stack.names[at..].to_vec();
+            chain.push(name.to_owned());
+            return Err(Failure::Cycle(chain));
+        }
+        if stack.names.len() >= MAX_DEPTH {
+            return Err(Failure::TooDeep);
+        }
+        let hidden = stack.secret_from.is_some();
+        let value = self.lookup(name)?;
+        stack.push(name);
+        let result = match (value, default) {
+            (Some(v), _) => self.expand(&v, stack, out),
+            (None, Some(d)) => self.expand(d, stack, out),
+            (None, None) => Err(Failure::Unresolvable {
+                name: name.to_owned(),
+                hidden,
+            }),
+        };
+        stack.pop();
+        result
+    }
+
+    /// Takes `units` from the work budget.
+    fn spend(&self, units: usize) -> Result<(), Failure> {
+        let left = self.work_left.get();
+        if units > left {
+            self.work_left.set(0);
+            return Err(Failure::OutOfBudget);
+        }
+        self.work_left.set(left - units);
+        Ok(())
     }
 
     /// The raw value for a placeholder name: exact environment variable, then property (relaxed
     /// dotted path), then the environment variable in its relaxed form (`a.b-c` → `A_B_C`).
-    fn lookup(&self, name: &str) -> Option<String> {
+    fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
         if let Some(v) = self.env.get(name) {
-            return Some(v.clone());
+            return Ok(Some(v.clone()));
         }
-        if let Some(v) = lookup_property(self.root, name) {
-            return Some(v);
+        if let Some(v) = self.lookup_property(name)? {
+            return Ok(Some(v));
         }
         let upper: String = name
             .chars()
@@ -106,30 +222,71 @@ impl Resolver<'_> {
                 }
             })
             .collect();
-        self.env.get(&upper).cloned()
+        Ok(self.env.get(&upper).cloned())
+    }
+
+    /// The scalar property at dotted `name`, keys compared relaxed (each key compared costs
+    /// a unit of work).
+    fn lookup_property(&self, name: &str) -> Result<Option<String>, Failure> {
+        let mut cur = self.root;
+        for seg in split_key(name) {
+            let Some(obj) = cur.as_object() else {
+                return Ok(None);
+            };
+            cur = match obj.get(&seg) {
+                Some(v) => v,
+                None => {
+                    self.spend(obj.len())?;
+                    let k = kebab(&seg);
+                    match obj.iter().find(|(key, _)| kebab(key) == k) {
+                        Some((_, v)) => v,
+                        None => return Ok(None),
+                    }
+                }
+            };
+        }
+        Ok(match cur {
+            Value::Object(_) | Value::Null => None,
+            Value::Array(items) => {
+                Some(items.iter().map(scalar_text).collect::<Vec<_>>().join(","))
+            }
+            v => Some(scalar_text(v)),
+        })
     }
 }
 
-/// The scalar property at dotted `name`, keys compared relaxed.
-fn lookup_property(root: &Value, name: &str) -> Option<String> {
-    let mut cur = root;
-    for seg in split_key(name) {
-        let obj = cur.as_object()?;
-        cur = match obj.get(&seg) {
-            Some(v) => v,
-            None => {
-                let k = kebab(&seg);
-                obj.iter()
-                    .find(|(key, _)| kebab(key) == k)
-                    .map(|(_, v)| v)?
-            }
-        };
+/// The names being resolved, innermost last (cycle detection and depth).
+#[derive(Default)]
+struct Stack {
+    names: Vec<String>,
+    /// The depth of the first secret-named property on the stack: text inside its value may
+    /// be the secret.
+    secret_from: Option<usize>,
+}
+
+impl Stack {
+    fn push(&mut self, name: &str) {
+        if self.secret_from.is_none() && is_secret_key(name) {
+            self.secret_from = Some(self.names.len());
+        }
+        self.names.push(name.to_owned());
     }
-    match cur {
-        Value::Object(_) | Value::Null => None,
-        Value::Array(items) => Some(items.iter().map(scalar_text).collect::<Vec<_>>().join(",")),
-        v => Some(scalar_text(v)),
+
+    fn pop(&mut self) {
+        self.names.pop();
+        if self.secret_from == Some(self.names.len()) {
+            self.secret_from = None;
+        }
     }
+}
+
+/// Appends `text` unless the result would pass [`MAX_VALUE_LEN`].
+fn push_bounded(out: &mut String, text: &str) -> Result<(), Failure> {
+    if out.len() + text.len() > MAX_VALUE_LEN {
+        return Err(Failure::TooLong);
+    }
+    out.push_str(text);
+    Ok(())
 }
 
 /// Length of the placeholder body up to its matching `}` (nested `${...}` allowed).
@@ -190,30 +347,71 @@ mod tests {
     fn resolves_env_properties_and_defaults() {
         let root = json!({"app": {"topic-name": "orders", "a": "${app.b}", "b": "${app.a}", "nested": "${MISSING:${HOST}}"}});
         let env = env();
-        let r = Resolver {
-            root: &root,
-            env: &env,
-        };
-        let mut st = Vec::new();
+        let r = Resolver::new(&root, &env);
         assert_eq!(
-            r.resolve_str("amqp://${HOST}:${PORT:5672}", &mut st)
-                .unwrap(),
+            r.resolve("amqp://${HOST}:${PORT:5672}").unwrap(),
             "amqp://h1:5672"
         );
-        assert_eq!(
-            r.resolve_str("${app.topicName}-x", &mut st).unwrap(),
-            "orders-x"
-        );
-        assert_eq!(r.resolve_str("${app.group}", &mut st).unwrap(), "g-env");
-        assert_eq!(
-            r.resolve_str("${NOPE:${ALSO_NOPE:d}}", &mut st).unwrap(),
-            "d"
-        );
-        assert_eq!(r.resolve_str("${app.nested}", &mut st).unwrap(), "h1");
-        let err = r.resolve_str("${app.a}", &mut st).unwrap_err();
-        assert!(err.contains("cycle"), "{err}");
-        let err = r.resolve_str("${NOPE}", &mut st).unwrap_err();
+        assert_eq!(r.resolve("${app.topicName}-x").unwrap(), "orders-x");
+        assert_eq!(r.resolve("${app.group}").unwrap(), "g-env");
+        assert_eq!(r.resolve("${NOPE:${ALSO_NOPE:d}}").unwrap(), "d");
+        assert_eq!(r.resolve("${app.nested}").unwrap(), "h1");
+        let err = r.resolve("${app.a}").unwrap_err().describe("x");
+        assert_eq!(err, "placeholder cycle: `app.a` -> `app.b` -> `app.a`");
+        let err = r.resolve("${NOPE}").unwrap_err().describe("x");
         assert!(err.contains("`${NOPE}`"), "{err}");
-        assert!(r.resolve_str("${oops", &mut st).is_err());
+        assert_eq!(r.resolve("${oops"), Err(Failure::Unterminated(None)));
+    }
+
+    #[test]
+    fn names_that_could_be_secrets_are_hidden() {
+        let root = json!({"db": {"password": "${pa55word}", "user": "${db.password}"}});
+        let env = env();
+        let r = Resolver::new(&root, &env);
+        let f = r.resolve("${db.user}").unwrap_err();
+        assert!(
+            matches!(f, Failure::Unresolvable { hidden: true, .. }),
+            "{f:?}"
+        );
+        assert!(!f.describe("app.x").contains("pa55word"));
+        let f = r.resolve("${pa55word}").unwrap_err();
+        assert!(f.describe("app.x").contains("pa55word"));
+        assert!(!f.describe("spring.rabbitmq.password").contains("pa55word"));
+    }
+
+    #[test]
+    fn depth_length_and_work_are_bounded() {
+        let env = BTreeMap::new();
+        let mut root = serde_json::Map::new();
+        root.insert("p0".into(), json!("x".repeat(1000)));
+        root.insert("e0".into(), json!(""));
+        for i in 1..=40 {
+            root.insert(
+                format!("p{i}"),
+                json!(format!("${{p{j}}}${{p{j}}}", j = i - 1)),
+            );
+            root.insert(
+                format!("e{i}"),
+                json!(format!("${{e{j}}}${{e{j}}}", j = i - 1)),
+            );
+        }
+        let root = Value::Object(root);
+        let r = Resolver::new(&root, &env);
+        assert_eq!(r.resolve("${p40}"), Err(Failure::TooDeep), "41 levels");
+        assert_eq!(r.resolve("${p20}"), Err(Failure::TooLong));
+        assert_eq!(r.resolve("${e30}"), Err(Failure::OutOfBudget));
+        assert_eq!(
+            r.resolve("${e1}"),
+            Err(Failure::OutOfBudget),
+            "budget is spent"
+        );
+        let r = Resolver::new(&root, &env);
+        let deep: String = (0..100).map(|i| format!("${{n{i}:")).collect();
+        let deep = format!("{deep}x{}", "}".repeat(100));
+        assert_eq!(r.resolve(&deep), Err(Failure::TooDeep));
+        assert_eq!(
+            r.resolve(&"${".repeat(20_000)),
+            Err(Failure::Unterminated(None))
+        );
     }
 }

@@ -1,5 +1,54 @@
 //! "Did you mean ...?" suggestions for misspelt keys and names.
 
+use std::cell::Cell;
+
+/// Names longer than this (characters) get no suggestion: no real key is that long, and the
+/// edit distance costs the product of the two lengths.
+const MAX_NAME: usize = 100;
+/// The most candidates compared for one name. Schemas have a few dozen keys; only hostile
+/// input (20,000 binders) has more, and comparing each unknown key with all of them would be
+/// quadratic.
+const MAX_CANDIDATES: usize = 256;
+
+thread_local! {
+    /// Suggestions this thread may still make in the current [`Budget`] (`None`: no limit).
+    static LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Limits the suggestions made on this thread while it lives. A load lists only its first
+/// issues and each suggestion belongs to one issue, in order, so suggestions past that
+/// number would never be shown; 20,000 misspelt keys would still cost seconds to compare.
+pub(crate) struct Budget {
+    previous: Option<usize>,
+}
+
+impl Budget {
+    /// At most `n` suggestions until the budget is dropped.
+    pub(crate) fn new(n: usize) -> Self {
+        Budget {
+            previous: LEFT.replace(Some(n)),
+        }
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        LEFT.set(self.previous);
+    }
+}
+
+/// Takes one suggestion from the budget; `false` when none is left.
+fn take_one() -> bool {
+    LEFT.with(|left| match left.get() {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            left.set(Some(n - 1));
+            true
+        }
+    })
+}
+
 /// The candidate closest to `input` if it is close enough to be a plausible typo, compared
 /// case-insensitively and ignoring `-`/`_` (so relaxed spellings are not penalised).
 pub fn suggest<'a, I>(input: &str, candidates: I) -> Option<String>
@@ -13,15 +62,23 @@ where
             .collect()
     };
     let wanted = norm(input);
-    if wanted.is_empty() {
+    let wanted_len = wanted.chars().count();
+    if wanted.is_empty() || wanted_len > MAX_NAME || !take_one() {
         return None;
     }
     let mut best: Option<(f64, &str)> = None;
-    for cand in candidates {
+    for cand in candidates.into_iter().take(MAX_CANDIDATES) {
+        if cand.len() > MAX_NAME * 4 {
+            continue;
+        }
         let c = norm(cand);
+        let c_len = c.chars().count();
+        let max_len = wanted_len.max(c_len);
+        if !could_be_close(wanted_len, c_len) {
+            continue;
+        }
         let jw = strsim::jaro_winkler(&wanted, &c);
         let lev = strsim::levenshtein(&wanted, &c);
-        let max_len = wanted.chars().count().max(c.chars().count());
         // Accept a small edit distance relative to the length, or a very high Jaro-Winkler
         // similarity for longer names.
         let close = lev <= 2.max(max_len / 4) && lev < max_len || jw >= 0.93;
@@ -34,6 +91,15 @@ where
         }
     }
     best.map(|(_, c)| c.to_owned())
+}
+
+/// Whether two names of these lengths can pass the closeness test below, so that the cost of
+/// the string metrics is paid only for plausible candidates. The edit distance is at least
+/// the length difference; Jaro is at most `(2 + short/long) / 3` and the Winkler prefix bonus
+/// adds at most 0.4 of the rest, so `jw >= 0.93` needs `short/long >= 0.65`.
+fn could_be_close(a: usize, b: usize) -> bool {
+    let (short, long) = (a.min(b), a.max(b));
+    long - short <= 2.max(long / 4) || short * 100 >= long * 65
 }
 
 #[cfg(test)]
@@ -63,5 +129,16 @@ mod tests {
             suggest("rabit", ["memory", "kafka", "rabbit", "sqs"]).as_deref(),
             Some("rabbit")
         );
+        assert_eq!(suggest(&"x".repeat(MAX_NAME + 1), ["x"]), None);
+    }
+
+    #[test]
+    fn budget_limits_suggestions_while_it_lives() {
+        {
+            let _b = Budget::new(1);
+            assert!(suggest("bindngs", ["bindings"]).is_some());
+            assert_eq!(suggest("bindngs", ["bindings"]), None);
+        }
+        assert!(suggest("bindngs", ["bindings"]).is_some());
     }
 }

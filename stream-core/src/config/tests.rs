@@ -732,3 +732,30 @@ fn accepted_but_unsupported_keys_are_warned_about() {
             .unwrap_or_else(|e| panic!("{e}"));
     assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
 }
+
+#[cfg(unix)]
+#[test]
+fn environment_that_is_not_utf8_is_skipped_with_its_name_only() {
+    use std::os::unix::ffi::OsStringExt;
+    let vars = vec![
+        (OsString::from("GOOD"), OsString::from("v")),
+        (
+            OsString::from_vec(b"BAD_\xffNAME".to_vec()),
+            OsString::from("s3cr3t"),
+        ),
+        (
+            OsString::from("BAD_VALUE"),
+            OsString::from_vec(b"s3cr3t\xfe".to_vec()),
+        ),
+    ];
+    let mut warnings = Vec::new();
+    let env = utf8_env(vars.into_iter(), &mut warnings);
+    assert_eq!(env, BTreeMap::from([("GOOD".to_owned(), "v".to_owned())]));
+    assert_eq!(
+        warnings,
+        vec![
+            "environment variable `BAD_\\xffNAME` is not valid UTF-8; ignored",
+            "environment variable `BAD_VALUE` is not valid UTF-8; ignored",
+        ]
+    );
+}

@@ -1,4 +1,4 @@
-//! Property trees: YAML → JSON conversion, dotted-key expansion (with Spring's `[a.b]` bracket
+//! Property trees: dotted-key expansion (with Spring's `[a.b]` bracket
 //! form), relaxed-name normalisation and deep merging.
 
 use serde_json::{Map, Value};
@@ -85,7 +85,7 @@ pub fn split_key(key: &str) -> Vec<String> {
 }
 
 /// Whether `key` must be split (contains an unbracketed dot or is bracketed).
-fn needs_split(key: &str) -> bool {
+pub fn needs_split(key: &str) -> bool {
     key.contains('.') || key.starts_with('[')
 }
 
@@ -152,43 +152,6 @@ pub fn flatten(value: &Value) -> Map<String, Value> {
         }
     }
     out
-}
-
-/// Converts a YAML value to JSON; non-string keys are stringified, tags dropped.
-pub fn yaml_to_json(value: serde_yaml_ng::Value) -> Value {
-    use serde_yaml_ng::Value as Y;
-    match value {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    // NaN / infinity have no JSON form; keep the text so validation can report it.
-                    .unwrap_or_else(|| Value::String(n.to_string()))
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
-        Y::Mapping(m) => {
-            let mut out = Map::new();
-            for (k, v) in m {
-                let key = match yaml_to_json(k) {
-                    Value::String(s) => s,
-                    Value::Null => "~".to_owned(),
-                    other => other.to_string(),
-                };
-                out.insert(key, yaml_to_json(v));
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(t) => yaml_to_json(t.value),
-    }
 }
 
 /// The value at `path` (exact segments), if any.

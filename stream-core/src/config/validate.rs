@@ -347,11 +347,11 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
                 _ => return None,
             };
         }
-        return if num.is_empty() && total >= 0.0 {
-            Some(total.round() as u64)
-        } else {
-            None
-        };
+        // `as u64` saturates: a total past u64::MAX (or infinite, or NaN) is out of range,
+        // not u64::MAX milliseconds.
+        let ms = total.round();
+        return (num.is_empty() && (0.0..18_446_744_073_709_551_616.0).contains(&ms))
+            .then_some(ms as u64);
     }
     let split = lower.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = lower.split_at(split);
