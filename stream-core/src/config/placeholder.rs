@@ -209,6 +209,12 @@ impl<'a> Resolver<'a> {
         if let Some(v) = self.env.get(name) {
             return Ok(Some(v.clone()));
         }
+        // An environment-style name (`TWEET_TYPE`) is no property name for Spring's relaxed
+        // binding: it never resolves to the property `tweet-type` (often the very key whose
+        // value holds the placeholder).
+        if !name.chars().any(|c| c.is_ascii_lowercase()) {
+            return Ok(None);
+        }
         if let Some(v) = self.lookup_property(name)? {
             return Ok(Some(v));
         }

@@ -759,3 +759,14 @@ fn environment_that_is_not_utf8_is_skipped_with_its_name_only() {
         ]
     );
 }
+
+#[test]
+fn environment_style_placeholder_is_not_a_relaxed_property() {
+    // `tweetType: ${TWEET_TYPE:PROGRAMMING}` is no cycle: without the variable, the default.
+    let l = load_str("tweetType: ${TWEET_TYPE:PROGRAMMING}\nspring.cloud.stream.bindings.x-in-0.group: ${TWEET_TYPE:PROGRAMMING}\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        l.config.stream.bindings["x-in-0"].group.as_deref(),
+        Some("PROGRAMMING")
+    );
+}

@@ -217,6 +217,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             drop(path);
             out.insert(key, value?);
         }
+        apply_merge_key(&mut out);
         Ok(Value::Object(out))
     }
 
@@ -224,6 +225,32 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
         let (IgnoredAny, content) = data.variant()?;
         content.newtype_variant_seed(self)
+    }
+}
+
+/// YAML merge keys (`<<: *defaults`, or a list of them), which Spring's YAML loader applies:
+/// the merged maps' entries are added where the map has no key of its own, earlier maps of a
+/// list first.
+fn apply_merge_key(map: &mut Map<String, Value>) {
+    let merged = match map.remove("<<") {
+        Some(Value::Object(m)) => vec![m],
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .collect(),
+        Some(other) => {
+            map.insert("<<".to_owned(), other);
+            return;
+        }
+        None => return,
+    };
+    for m in merged {
+        for (k, v) in m {
+            map.entry(k).or_insert(v);
+        }
     }
 }
 
@@ -303,6 +330,13 @@ mod tests {
         let aliases = vec!["*a"; 300].join(",");
         let (hit, _) = parse(&format!("big: &a [{anchor}]\ncopies: [{aliases}]\n")).unwrap_err();
         assert!(hit.unwrap().message.contains("aliases"));
+    }
+
+    #[test]
+    fn merge_keys_add_what_the_map_lacks() {
+        let yaml = "d: &d {a: 1, b: 2}\ne: &e {c: 3}\nx:\n  <<: [*d, *e]\n  b: 9\n";
+        let v = parse(yaml).unwrap_or_else(|e| panic!("{}", e.1));
+        assert_eq!(v["x"], serde_json::json!({"a": 1, "b": 9, "c": 3}));
     }
 
     #[test]
