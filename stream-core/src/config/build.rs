@@ -85,7 +85,16 @@ impl Builder<'_> {
     }
 
     fn typed_value<T: DeserializeOwned + Default>(&mut self, v: Value, path: &str) -> T {
-        super::typed::typed(v, path, &mut self.issues)
+        // Validation already checked every value against its field's kind and width; a
+        // failure here is a bug worth reporting at the section, not a panic.
+        serde_json::from_value(v).unwrap_or_else(|e| {
+            let message = format!(
+                "invalid value: {}",
+                super::redact::redact_uris(&e.to_string())
+            );
+            self.issues.push(ConfigIssue::new(path, message));
+            T::default()
+        })
     }
 
     fn check(&mut self, config: &mut StreamConfig) {

@@ -29,7 +29,6 @@ pub mod schema;
 mod secret;
 mod suggest;
 mod tree;
-mod typed;
 mod validate;
 mod yaml;
 
