@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use stream_core::binder::{BindError, BinderEnvironment};
-use stream_core::config::{redact_value, Schema, SchemaNode, Secret};
+use stream_core::config::{redact_value, relaxed, Schema, SchemaNode, Secret};
 
 /// The binder's own `environment` (`spring.cloud.stream.binders.<name>.environment`): the one
 /// declaration of its keys, from which the loader's schema (validation, did-you-mean) derives.
@@ -122,20 +122,12 @@ pub fn display_uri(u: &AMQPUri) -> String {
     )
 }
 
-/// Normalises a key for relaxed matching (`virtualHost`, `virtual_host`, `virtual-host`).
-fn squash(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 /// Looks a dotted kebab-case path up in `root` with relaxed key matching at every level.
 fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(root, |node, part| {
         let obj = node.as_object()?;
-        let want = squash(part);
-        obj.iter().find(|(k, _)| squash(k) == want).map(|(_, v)| v)
+        let want = relaxed(part);
+        obj.iter().find(|(k, _)| relaxed(k) == want).map(|(_, v)| v)
     })
 }
 

@@ -115,8 +115,10 @@ impl EnvMapper<'_> {
                     existing.extend(self.known_bindings.iter().cloned());
                 }
                 // Squashed once here, not once per split below.
-                let existing: Vec<(String, String)> =
-                    existing.into_iter().map(|e| (squash(&e), e)).collect();
+                let existing: Vec<(String, String)> = existing
+                    .into_iter()
+                    .map(|e| (super::tree::relaxed(&e), e))
+                    .collect();
                 let mut shortest: Option<Vec<String>> = None;
                 for i in 1..=tokens.len() {
                     let squashed: String = tokens[..i].concat();
@@ -146,12 +148,6 @@ fn with(mut path: Vec<String>, seg: String) -> Vec<String> {
 }
 
 /// Lower-case without separators, to compare a key with env-var tokens.
-fn squash(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -48,7 +48,7 @@ pub use schema::{Kind, Leaf, Schema, SchemaNode, STREAM_PATH};
 pub use secret::Secret;
 pub use suggest::suggest;
 pub use tree::deep_merge;
-pub use tree::kebab;
+pub use tree::{kebab, relaxed};
 
 use env::EnvMapper;
 use load::{parse_yaml, profile_files, profiles_match, read_text, Doc};

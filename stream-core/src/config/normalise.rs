@@ -82,7 +82,7 @@ fn declared_spelling(
     if fields.contains_key(&key) {
         return key;
     }
-    let squash = |s: &str| s.replace('-', "");
+    let squash = super::tree::relaxed;
     let wanted = squash(&key);
     fields
         .keys()

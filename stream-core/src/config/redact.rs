@@ -20,11 +20,7 @@ pub const REDACTED: &str = "****";
 
 /// Whether a property key (any relaxed spelling, dotted or not) names a secret.
 pub fn is_secret_key(key: &str) -> bool {
-    let squashed: String = key
-        .chars()
-        .filter(|c| !matches!(c, '-' | '_' | '.' | '[' | ']' | ' '))
-        .flat_map(char::to_lowercase)
-        .collect();
+    let squashed = super::tree::relaxed(key);
     SECRET_KEY_PARTS.iter().any(|p| squashed.contains(p))
 }
 

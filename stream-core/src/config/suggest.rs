@@ -55,12 +55,7 @@ pub fn suggest<'a, I>(input: &str, candidates: I) -> Option<String>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let norm = |s: &str| -> String {
-        s.chars()
-            .filter(|c| !matches!(c, '-' | '_'))
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
+    let norm = super::tree::relaxed;
     let wanted = norm(input);
     let wanted_len = wanted.chars().count();
     if wanted.is_empty() || wanted_len > MAX_NAME || !take_one() {

@@ -21,6 +21,17 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
     }
 }
 
+/// A name as Spring's relaxed binding compares it: lower-case letters and digits only
+/// (`partitionKeyExpression`, `partition_key_expression`, `PARTITIONKEYEXPRESSION` and
+/// `partition-key-expression` are the same). The one comparison form of keys, enumerated
+/// values, environment-variable tokens and did-you-mean.
+pub fn relaxed(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// The relaxed (kebab-case) form of a key: `maxAttempts`, `max_attempts`, `MAX_ATTEMPTS` and
 /// `max-attempts` all become `max-attempts`.
 pub fn kebab(key: &str) -> String {

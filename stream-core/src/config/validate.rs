@@ -11,7 +11,7 @@ use super::normalise::join;
 use super::redact::redact_value;
 use super::schema::{unsupported_feature, BinderSchemas, Kind, Leaf, SchemaNode, STREAM_PATH};
 use super::suggest::suggest;
-use super::tree::scalar_text;
+use super::tree::{relaxed, scalar_text};
 
 /// What validation needs besides the schema node.
 pub struct Validator<'a> {
@@ -274,14 +274,8 @@ fn one_of(leaf: &Leaf, v: Value) -> Result<Value, String> {
     let (Value::String(text), false) = (&v, leaf.allowed.is_empty()) else {
         return Ok(v);
     };
-    let squash = |s: &str| -> String {
-        s.chars()
-            .filter(|c| !matches!(c, '-' | '_'))
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    let wanted = squash(text);
-    match leaf.allowed.iter().find(|a| squash(a) == wanted) {
+    let wanted = relaxed(text);
+    match leaf.allowed.iter().find(|a| relaxed(a) == wanted) {
         Some(a) => Ok(Value::String(a.clone())),
         None => {
             let list = leaf.allowed.join(", ");
