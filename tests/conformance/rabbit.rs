@@ -175,7 +175,10 @@ async fn unknown_environment_key_and_bad_host_fail_with_typed_errors() {
         .err()
         .expect("unknown key")
         .to_string();
-    assert!(e.contains("spring.rabbitmq.host"), "{e}");
+    assert!(
+        e.contains("spring.rabbitmq.hots") && e.contains("did you mean `host`"),
+        "{e}"
+    );
     // Nothing listens on port 1: a connect error, with the password hidden.
     let e = f
         .create(
