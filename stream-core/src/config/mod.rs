@@ -489,10 +489,12 @@ fn too_deep_key(segs: &[String]) -> ConfigIssue {
     )
 }
 
-/// The error for `issues` (capped), with every known secret value cut out of their texts.
+/// The error for `issues` (capped), with every known secret value cut out of their texts,
+/// paths included (a function definition that resolves to a secret names bindings after it).
 fn scrubbed(issues: Vec<ConfigIssue>, secrets: &Secrets) -> ConfigError {
     let mut err = ConfigError::capped(issues);
     for i in &mut err.issues {
+        i.path = secrets.scrub(&i.path);
         i.message = secrets.scrub(&i.message);
         for t in [&mut i.expected, &mut i.found, &mut i.suggestion]
             .into_iter()
