@@ -15,6 +15,15 @@
 //! the main sources' documents activated by `spring.config.activate.on-profile` (or legacy
 //! `spring.profiles`) → environment variables (`SPRING_CLOUD_STREAM_*`,
 //! `SPRING_CLOUD_FUNCTION_*`, `SPRING_INTEGRATION_POLLER_*`) → values set in code.
+//!
+//! Any input ends in a configuration or a [`ConfigError`], within bounds: a source is read up
+//! to 1 MiB; properties nest at most 64 levels (each segment of a dotted key counts, in files,
+//! environment variables and [`ConfigLoader::set`]), flow collections too, and a source holds
+//! at most 250,000 values once its aliases are expanded; placeholders nest at most 32 deep and
+//! expand to at most 64 KiB per value within a fixed amount of work; profile expressions nest
+//! at most 32 deep. An error lists its first 100 issues, each on one line with control
+//! characters escaped, and never shows the value of a secret property or variable, wherever
+//! a placeholder carried it. Environment variables that are not valid UTF-8 are skipped.
 
 mod build;
 mod env;
@@ -538,10 +547,12 @@ fn too_deep_key(segs: &[String]) -> ConfigIssue {
     )
 }
 
-/// The error for `issues` (capped), with every known secret value cut out of their texts.
+/// The error for `issues` (capped), with every known secret value cut out of their texts,
+/// paths included (a function definition that resolves to a secret names bindings after it).
 fn scrubbed(issues: Vec<ConfigIssue>, secrets: &Secrets) -> ConfigError {
     let mut err = ConfigError::capped(issues);
     for i in &mut err.issues {
+        i.path = secrets.scrub(&i.path);
         i.message = secrets.scrub(&i.message);
         for t in [&mut i.expected, &mut i.found, &mut i.suggestion]
             .into_iter()
