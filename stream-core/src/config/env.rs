@@ -147,8 +147,6 @@ fn with(mut path: Vec<String>, seg: String) -> Vec<String> {
     path
 }
 
-/// Lower-case without separators, to compare a key with env-var tokens.
-
 #[cfg(test)]
 mod tests {
     use super::*;
