@@ -26,6 +26,7 @@ macro_rules! conformance_suite {
             function_round_trip,
             headers_and_content_type_round_trip,
             spring_content_type_header_is_read_and_not_propagated,
+            oversized_output_is_dead_lettered_at_once_on_every_route,
             dlq_after_max_attempts_with_error_headers,
             backoff_spacing_follows_policy,
             permanent_error_skips_retries,

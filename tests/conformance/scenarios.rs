@@ -76,6 +76,53 @@ pub async fn headers_and_content_type_round_trip(t: &dyn Target) {
     app.shutdown().await;
 }
 
+/// An output larger than the broker takes is a permanent failure on every output route (the
+/// binding's own output and `sendto.destination`): dead-lettered after one attempt, not
+/// retried `max-attempts` times. Binders without a limit a test can reach say so in their
+/// manifest (`max_payload_bytes`).
+pub async fn oversized_output_is_dead_lettered_at_once_on_every_route(t: &dyn Target) {
+    let Some(max) = t.capabilities().max_payload_bytes.filter(|m| *m <= 4 << 20) else {
+        println!(
+            "{}: no payload limit under 4 MiB in the manifest; skipped",
+            t.binder_type()
+        );
+        return;
+    };
+    let (input, output, other) = (unique("in"), unique("out"), unique("other"));
+    let yaml = format!(
+        "spring.cloud.function.definition: grow\nspring.cloud.stream.bindings:\n  grow-in-0: {{ destination: {input}, group: g, consumer: {{ max-attempts: 3, back-off-initial-interval: 10 }} }}\n  grow-out-0: {{ destination: {output} }}\n"
+    );
+    let attempts = Attempts::default();
+    let a = attempts.clone();
+    let app = start_app(t, &yaml, move |b| {
+        b.function("grow", move |route: String| {
+            a.record();
+            let big = "x".repeat(max + 1);
+            let mut m = Message::new(big);
+            if route == "sendto" {
+                m = m.header(header::SENDTO_DESTINATION, other.clone());
+            }
+            async move { Ok::<_, HandlerError>(m) }
+        })
+    })
+    .await;
+    let probe = Probe::new(t).await;
+    probe.send(&input, [json(json!("own"))]).await;
+    probe.send(&input, [json(json!("sendto"))]).await;
+    let dead = t.dead_letters(&input, "g", 2, WAIT).await;
+    assert_eq!(dead.len(), 2, "both routes dead-lettered");
+    for d in &dead {
+        assert_eq!(
+            d.headers.get_str(header::ORIGINAL_ATTEMPTS),
+            Some("1"),
+            "{:?}",
+            d.headers
+        );
+    }
+    assert_eq!(attempts.count(), 2, "no retries");
+    app.shutdown().await;
+}
+
 /// A message from a Spring producer names its content type `contentType` (spring-kafka writes
 /// it JSON-quoted, with `spring_json_header_types`): it is read, and neither header is copied
 /// onto an output, whose own content type differs.
