@@ -152,7 +152,7 @@ impl Binder for RabbitBinder {
         for g in &spec.required_groups {
             for p in partitions_of(spec) {
                 let plan = group_plan(destination, g, p, &props.queue);
-                declare_group_queue(&ch, &plan, &props.queue, false).await?;
+                declare_group_queue(&live, &ch, &plan, &props.queue, false, false).await?;
             }
         }
         let _ = ch.close(200, "provisioned".into()).await;

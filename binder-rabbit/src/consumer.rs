@@ -55,10 +55,12 @@ impl ConsumerCtx {
         let queue = match &self.group {
             Some(_) => {
                 declare_group_queue(
+                    &live,
                     &ch,
                     &self.plan,
                     &self.props.queue,
                     self.props.single_active_consumer,
+                    !self.props.republish_to_dlq,
                 )
                 .await?;
                 self.plan.queue.clone()

@@ -5,7 +5,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::Channel;
 use stream_core::binder::BindError;
 
-use crate::connection::boxed;
+use crate::connection::{boxed, Live};
 use crate::props::{ExchangeProps, QueueProps};
 
 /// What a consumer reads from.
@@ -136,67 +136,101 @@ fn queue_args(props: &QueueProps, dead_letter: Option<&DeadLetterPlan>) -> Field
     args
 }
 
-/// Declares a durable group queue, its DLX and DLQ (when `auto-bind-dlq`), and binds it.
+/// Declares a durable group queue (joining it as it is when it exists), its DLX and DLQ (when
+/// `auto-bind-dlq`), and binds it. An existing queue was declared by another application,
+/// maybe a Spring one with other arguments: declaring it again with ours would fail with
+/// `PRECONDITION_FAILED`, so it is joined, not re-declared. A new one carries the
+/// dead-letter arguments only when the broker dead-letters (`broker_dead_letters`, i.e.
+/// `republish-to-dlq: false`): otherwise the runtime republishes dead letters itself, and a
+/// queue without them is what a Spring application with default settings declares too.
 pub async fn declare_group_queue(
+    live: &Live,
     ch: &Channel,
     plan: &QueuePlan,
     props: &QueueProps,
     single_active_consumer: bool,
+    broker_dead_letters: bool,
 ) -> Result<(), BindError> {
-    if let Some(dl) = &plan.dead_letter {
-        ch.exchange_declare(
-            ShortString::from(dl.exchange.as_str()),
-            lapin::ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| provision_err(format!("dead-letter exchange {}", dl.exchange), e))?;
-        let mut dlq_args = FieldTable::default();
-        if props.quorum.enabled {
-            dlq_args.insert(
-                "x-queue-type".into(),
-                AMQPValue::LongString(LongString::from(&b"quorum"[..])),
-            );
+    if !queue_exists(live, &plan.queue).await {
+        let dead_letter = plan.dead_letter.as_ref().filter(|_| broker_dead_letters);
+        let mut args = queue_args(props, dead_letter);
+        if single_active_consumer {
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         }
-        ch.queue_declare(
-            ShortString::from(dl.queue.as_str()),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            dlq_args,
-        )
-        .await
-        .map_err(|e| provision_err(format!("queue {}", dl.queue), e))?;
-        ch.queue_bind(
-            ShortString::from(dl.queue.as_str()),
-            ShortString::from(dl.exchange.as_str()),
-            ShortString::from(dl.routing_key.as_str()),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| provision_err(format!("binding {} -> {}", dl.exchange, dl.queue), e))?;
-    }
-    let mut args = queue_args(props, plan.dead_letter.as_ref());
-    if single_active_consumer {
-        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    }
-    ch.queue_declare(
-        ShortString::from(plan.queue.as_str()),
-        QueueDeclareOptions {
+        let options = QueueDeclareOptions {
             durable: plan.durable,
             ..Default::default()
+        };
+        ch.queue_declare(ShortString::from(plan.queue.as_str()), options, args)
+            .await
+            .map_err(|e| provision_err(format!("queue {}", plan.queue), e))?;
+    }
+    if let Some(dl) = &plan.dead_letter {
+        declare_dead_letter_queue(ch, dl, props).await?;
+    }
+    bind(ch, plan).await
+}
+
+/// Whether `queue` exists, asked on a channel of its own (a failed passive declaration
+/// closes the channel it was made on).
+async fn queue_exists(live: &Live, queue: &str) -> bool {
+    let Ok(probe) = live.channel().await else {
+        return false;
+    };
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let exists = probe
+        .queue_declare(ShortString::from(queue), passive, FieldTable::default())
+        .await
+        .is_ok();
+    if exists {
+        let _ = probe.close(200, "checked".into()).await;
+    }
+    exists
+}
+
+/// The dead-letter exchange (direct, durable), the DLQ and their binding.
+async fn declare_dead_letter_queue(
+    ch: &Channel,
+    dl: &DeadLetterPlan,
+    props: &QueueProps,
+) -> Result<(), BindError> {
+    ch.exchange_declare(
+        ShortString::from(dl.exchange.as_str()),
+        lapin::ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
         },
-        args,
+        FieldTable::default(),
     )
     .await
-    .map_err(|e| provision_err(format!("queue {}", plan.queue), e))?;
-    bind(ch, plan).await
+    .map_err(|e| provision_err(format!("dead-letter exchange {}", dl.exchange), e))?;
+    let mut dlq_args = FieldTable::default();
+    if props.quorum.enabled {
+        dlq_args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from(&b"quorum"[..])),
+        );
+    }
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(ShortString::from(dl.queue.as_str()), durable, dlq_args)
+        .await
+        .map_err(|e| provision_err(format!("queue {}", dl.queue), e))?;
+    ch.queue_bind(
+        ShortString::from(dl.queue.as_str()),
+        ShortString::from(dl.exchange.as_str()),
+        ShortString::from(dl.routing_key.as_str()),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .map_err(|e| provision_err(format!("binding {} -> {}", dl.exchange, dl.queue), e))
 }
 
 /// Declares an exclusive, auto-delete queue (server-named unless `name` is given) and binds it;

@@ -481,3 +481,106 @@ async fn amqps_uri_attempts_tls_and_fails_cleanly_on_a_plain_port() {
     assert!(!format!("{e} {e:?}").contains("tls-s3cret"), "{e:?}");
     println!("amqps on a plain port: {e}");
 }
+
+/// Declares `<dest>.g` as a Spring application does: the topic exchange, the durable queue
+/// with `args` (none with Spring's defaults; dead-letter arguments with `autoBindDlq: true`),
+/// bound with `#`.
+async fn declare_as_spring(ch: &lapin::Channel, dest: &str, args: lapin::types::FieldTable) {
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let fields = lapin::types::FieldTable::default;
+    ch.exchange_declare(dest.into(), lapin::ExchangeKind::Topic, durable, fields())
+        .await
+        .expect("exchange");
+    let queue = format!("{dest}.g");
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(queue.as_str().into(), options, args)
+        .await
+        .expect("Spring's queue declaration");
+    ch.queue_bind(
+        queue.as_str().into(),
+        dest.into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        fields(),
+    )
+    .await
+    .expect("binding");
+}
+
+/// A consumer on `<dest>.g` that dead-letters `0` and keeps the rest: it starts, consumes and
+/// dead-letters on a queue declared by someone else.
+async fn consume_on_shared_queue(t: &RabbitTarget, dest: &str) {
+    let yaml = format!(
+        "spring.cloud.function.definition: pick\nspring.cloud.stream.bindings.pick-in-0: {{ destination: {dest}, group: g, consumer: {{ max-attempts: 1 }} }}\n"
+    );
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let app = start_app(t, &yaml, move |b| {
+        b.consumer("pick", move |v: u32| {
+            let s = Arc::clone(&s);
+            async move {
+                if v == 0 {
+                    return Err(HandlerError::permanent("zero"));
+                }
+                s.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+                Ok(())
+            }
+        })
+    })
+    .await;
+    Probe::new(t)
+        .await
+        .send(dest, [json(json!(0)), json(json!(1))])
+        .await;
+    assert_eq!(
+        t.dead_letters(dest, "g", 1, WAIT).await.len(),
+        1,
+        "{dest}: dead letter kept"
+    );
+    let got = crate::target::eventually(WAIT, || {
+        !seen.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    })
+    .await;
+    assert!(got, "{dest}: consumed");
+    app.shutdown().await;
+}
+
+/// A cloud-stream service joins a group queue a Spring service declared (with Spring's
+/// defaults, or with `autoBindDlq: true`), and a Spring service with default settings can
+/// declare the queue cloud-stream made: either start order works, and dead letters still reach
+/// `<queue>.dlq` (the runtime republishes them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_group_queues_with_spring_declarations_in_either_order() {
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let Some(t) = target() else { return };
+    let conn = lapin::Connection::connect(&uri(), Default::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    let spring_default = unique("springdefault");
+    declare_as_spring(&ch, &spring_default, FieldTable::default()).await;
+    consume_on_shared_queue(&t, &spring_default).await;
+
+    let spring_dlq = unique("springdlq");
+    let mut args = FieldTable::default();
+    let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes()));
+    args.insert("x-dead-letter-exchange".into(), text("DLX"));
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        text(&format!("{spring_dlq}.g")),
+    );
+    declare_as_spring(&ch, &spring_dlq, args).await;
+    consume_on_shared_queue(&t, &spring_dlq).await;
+
+    let ours_first = unique("oursfirst");
+    consume_on_shared_queue(&t, &ours_first).await;
+    declare_as_spring(&ch, &ours_first, FieldTable::default()).await;
+    let _ = conn.close(200, "done".into()).await;
+}
