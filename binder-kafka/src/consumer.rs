@@ -45,12 +45,15 @@ pub const PAUSE_AFTER: Duration = Duration::from_secs(5);
 /// Timeout of the blocking offset and watermark look-ups made while binding.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Dead-letter header: the original partition (Spring's `x-original-partition`, as text).
+/// Dead-letter header: the original partition, a 4-byte big-endian integer (as Spring writes
+/// `x-original-partition`).
 pub const ORIGINAL_PARTITION: &str = "x-original-partition";
-/// Dead-letter header: the original offset (Spring's `x-original-offset`, as text).
+/// Dead-letter header: the original offset, an 8-byte big-endian integer (Spring's).
 pub const ORIGINAL_OFFSET: &str = "x-original-offset";
-/// Dead-letter header: the original record timestamp in ms (`x-original-timestamp`).
+/// Dead-letter header: the original record timestamp in ms, an 8-byte big-endian integer.
 pub const ORIGINAL_TIMESTAMP: &str = "x-original-timestamp";
+/// Dead-letter header: `CreateTime` or `LogAppendTime` (Spring's `x-original-timestamp-type`).
+pub const ORIGINAL_TIMESTAMP_TYPE: &str = "x-original-timestamp-type";
 
 fn lock(t: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
     t.lock().unwrap_or_else(|e| e.into_inner())
@@ -398,10 +401,10 @@ impl Poller {
         KafkaDelivery {
             original: self.dlq.as_ref().map(|_| message.clone()),
             message,
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: m.key().map(Bytes::copy_from_slice),
             tp,
             offset: m.offset(),
-            timestamp: m.timestamp().to_millis(),
+            timestamp: m.timestamp(),
             generation,
             consumer: Arc::clone(&self.consumer),
             shared: Arc::clone(&self.shared),
@@ -551,10 +554,11 @@ impl Drop for KafkaSubscription {
 pub struct KafkaDelivery {
     message: RawMessage,
     original: Option<RawMessage>,
-    key: Option<String>,
+    /// The record key as it came (bytes: a binary key goes to the DLQ unchanged).
+    key: Option<Bytes>,
     tp: Tp,
     offset: i64,
-    timestamp: Option<i64>,
+    timestamp: rdkafka::Timestamp,
     generation: u64,
     consumer: Arc<KConsumer>,
     shared: Arc<Shared>,
@@ -627,7 +631,10 @@ impl Delivery for KafkaDelivery {
     }
 
     fn ordering_key(&self) -> Option<String> {
-        self.key.clone()
+        // Order only needs the same text for the same key: a lossy rendering serves.
+        self.key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
@@ -649,19 +656,14 @@ impl Delivery for KafkaDelivery {
             return self.complete();
         };
         let mut m = self.original.take().unwrap_or_else(|| self.message.clone());
-        m.headers.insert(header::ORIGINAL_TOPIC, self.tp.0.as_str());
-        m.headers.insert(ORIGINAL_PARTITION, self.tp.1.to_string());
-        m.headers.insert(ORIGINAL_OFFSET, self.offset.to_string());
-        if let Some(ts) = self.timestamp {
-            m.headers.insert(ORIGINAL_TIMESTAMP, ts.to_string());
-        }
-        m.headers.insert(header::ORIGINAL_GROUP, dlq.group.as_str());
-        m.headers
-            .insert(header::EXCEPTION_MESSAGE, reason.error_message.as_str());
-        m.headers
-            .insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
-        m.headers
-            .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
+        stamp_dead_letter(
+            &mut m,
+            &self.tp,
+            self.offset,
+            self.timestamp,
+            &dlq.group,
+            &reason,
+        );
         let partition =
             (self.tp.1 >= 0 && (self.tp.1 as u32) < dlq.partitions).then_some(self.tp.1);
         match send_record(
@@ -681,4 +683,43 @@ impl Delivery for KafkaDelivery {
             }
         }
     }
+}
+
+/// The dead-letter headers in Spring's names and encodings (what Spring's DLQ tooling reads):
+/// partition, offset and timestamp as big-endian integers, the error as message, stack trace
+/// (our error chain) and type name; plus the runtime's own `x-exception-kind`,
+/// `x-original-group` and `x-original-attempts`, as text.
+fn stamp_dead_letter(
+    m: &mut RawMessage,
+    tp: &Tp,
+    offset: i64,
+    timestamp: rdkafka::Timestamp,
+    group: &str,
+    reason: &DeadLetter,
+) {
+    let h = &mut m.headers;
+    h.insert(header::ORIGINAL_TOPIC, tp.0.as_str());
+    h.insert(ORIGINAL_PARTITION, tp.1.to_be_bytes().to_vec());
+    h.insert(ORIGINAL_OFFSET, offset.to_be_bytes().to_vec());
+    let (ts, kind) = match timestamp {
+        rdkafka::Timestamp::CreateTime(t) => (Some(t), "CreateTime"),
+        rdkafka::Timestamp::LogAppendTime(t) => (Some(t), "LogAppendTime"),
+        rdkafka::Timestamp::NotAvailable => (None, ""),
+    };
+    if let Some(t) = ts {
+        h.insert(ORIGINAL_TIMESTAMP, t.to_be_bytes().to_vec());
+        h.insert(ORIGINAL_TIMESTAMP_TYPE, kind);
+    }
+    h.insert(header::ORIGINAL_GROUP, group);
+    h.insert(header::EXCEPTION_MESSAGE, reason.error_message.as_str());
+    h.insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
+    h.insert(
+        header::EXCEPTION_FQCN,
+        format!("cloud_stream::HandlerError::{}", reason.error_kind),
+    );
+    h.insert(
+        header::EXCEPTION_STACKTRACE,
+        format!("{} error: {}", reason.error_kind, reason.error_message),
+    );
+    h.insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
 }

@@ -81,11 +81,11 @@ pub async fn send_record(
     producer: &FutureProducer,
     topic: &str,
     message: &RawMessage,
-    key: Option<&str>,
+    key: Option<&[u8]>,
     partition: Option<i32>,
     max_message_bytes: usize,
 ) -> Result<(), SendError> {
-    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
         .payload(&message.payload[..])
         .headers(headers::to_record(&message.headers));
     if let Some(k) = key {
@@ -118,7 +118,7 @@ impl Producer for KafkaProducer {
             &self.producer,
             &self.topic,
             &message,
-            key.as_deref(),
+            key.as_deref().map(str::as_bytes),
             partition,
             self.max_message_bytes,
         )

@@ -44,6 +44,10 @@ pub mod header {
     pub const EXCEPTION_KIND: &str = "x-exception-kind";
     /// Dead-letter header: how many attempts were made before giving up.
     pub const ORIGINAL_ATTEMPTS: &str = "x-original-attempts";
+    /// Dead-letter header (Spring's): the error as a chain of causes, for DLQ tooling.
+    pub const EXCEPTION_STACKTRACE: &str = "x-exception-stacktrace";
+    /// Dead-letter header (Spring's, on Kafka): the error's type name.
+    pub const EXCEPTION_FQCN: &str = "x-exception-fqcn";
     /// Output header: send this message to the named destination instead of the bound one.
     pub const SENDTO_DESTINATION: &str = "spring.cloud.stream.sendto.destination";
     /// Spring's spelling of [`CONTENT_TYPE`] (on Kafka JSON-quoted: `"text/plain"`); read when

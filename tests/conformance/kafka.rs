@@ -203,3 +203,75 @@ async fn unknown_kafka_binding_key_is_rejected_with_suggestion() {
         "{msg}"
     );
 }
+
+/// A dead letter is what Spring's DLQ tooling reads: the record key unchanged (here a Java
+/// `LongSerializer` key, not text), `x-original-partition` as a 4-byte and
+/// `x-original-offset`/`x-original-timestamp` as 8-byte big-endian integers, the timestamp
+/// type, and the error as message, stack trace and type name. Written and read with raw
+/// rdkafka clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_use_springs_header_encodings_and_keep_binary_keys() {
+    use cloud_stream::binder_kafka::rdkafka::config::ClientConfig;
+    use cloud_stream::binder_kafka::rdkafka::consumer::{Consumer as _, StreamConsumer};
+    use cloud_stream::binder_kafka::rdkafka::message::{Headers as _, Message as _};
+    use cloud_stream::binder_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: reject\nspring.cloud.stream.bindings.reject-in-0: {{ destination: {input}, group: g, consumer: {{ max-attempts: 1 }} }}\n"
+    );
+    let app = crate::target::start_app(&t, &yaml, |b| {
+        b.consumer("reject", |_: serde_json::Value| async {
+            Err::<(), _>(cloud_stream::HandlerError::permanent("no thanks"))
+        })
+    })
+    .await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &t.brokers)
+        .create()
+        .expect("raw producer");
+    let key = 1000i64.to_be_bytes();
+    producer
+        .send(
+            FutureRecord::to(&input).key(&key[..]).payload("{\"n\":1}"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("raw send");
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &t.brokers)
+        .set("group.id", unique("raw-dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("raw consumer");
+    reader
+        .subscribe(&[&format!("error.{input}.g")])
+        .expect("subscribe");
+    let record = tokio::time::timeout(crate::target::WAIT, reader.recv())
+        .await
+        .expect("a dead letter in time")
+        .expect("a record");
+    assert_eq!(record.key(), Some(&key[..]), "the binary key is kept");
+    let headers = record.headers().expect("headers");
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .to_vec()
+    };
+    assert_eq!(
+        get("x-original-partition"),
+        record.partition().to_be_bytes().to_vec()
+    );
+    assert_eq!(get("x-original-partition").len(), 4);
+    assert_eq!(get("x-original-offset"), 0i64.to_be_bytes().to_vec());
+    assert_eq!(get("x-original-timestamp").len(), 8);
+    assert_eq!(get("x-original-timestamp-type"), b"CreateTime".to_vec());
+    assert_eq!(get("x-original-topic"), input.as_bytes().to_vec());
+    assert!(String::from_utf8_lossy(&get("x-exception-message")).contains("no thanks"));
+    assert!(String::from_utf8_lossy(&get("x-exception-stacktrace")).contains("no thanks"));
+    assert!(!get("x-exception-fqcn").is_empty());
+    app.shutdown().await;
+}
