@@ -685,10 +685,9 @@ impl Delivery for KafkaDelivery {
     }
 }
 
-/// The dead-letter headers in Spring's names and encodings (what Spring's DLQ tooling reads):
-/// partition, offset and timestamp as big-endian integers, the error as message, stack trace
-/// (our error chain) and type name; plus the runtime's own `x-exception-kind`,
-/// `x-original-group` and `x-original-attempts`, as text.
+/// The dead-letter headers ([`DeadLetter::stamp`]) plus Kafka's in Spring's names and
+/// encodings (what Spring's DLQ tooling reads): partition, offset and timestamp as big-endian
+/// integers, the timestamp type and the error's type name.
 fn stamp_dead_letter(
     m: &mut RawMessage,
     tp: &Tp,
@@ -697,8 +696,8 @@ fn stamp_dead_letter(
     group: &str,
     reason: &DeadLetter,
 ) {
+    reason.stamp(&mut m.headers, &tp.0, Some(group));
     let h = &mut m.headers;
-    h.insert(header::ORIGINAL_TOPIC, tp.0.as_str());
     h.insert(ORIGINAL_PARTITION, tp.1.to_be_bytes().to_vec());
     h.insert(ORIGINAL_OFFSET, offset.to_be_bytes().to_vec());
     let (ts, kind) = match timestamp {
@@ -710,16 +709,8 @@ fn stamp_dead_letter(
         h.insert(ORIGINAL_TIMESTAMP, t.to_be_bytes().to_vec());
         h.insert(ORIGINAL_TIMESTAMP_TYPE, kind);
     }
-    h.insert(header::ORIGINAL_GROUP, group);
-    h.insert(header::EXCEPTION_MESSAGE, reason.error_message.as_str());
-    h.insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
     h.insert(
         header::EXCEPTION_FQCN,
         format!("cloud_stream::HandlerError::{}", reason.error_kind),
     );
-    h.insert(
-        header::EXCEPTION_STACKTRACE,
-        format!("{} error: {}", reason.error_kind, reason.error_message),
-    );
-    h.insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
 }

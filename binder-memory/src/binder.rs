@@ -14,7 +14,7 @@ use stream_core::binder::{
     SendError, SettleError, Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
-use stream_core::message::{header, Message, RawMessage};
+use stream_core::message::{Message, RawMessage};
 
 use crate::broker::{
     Destination, Entry, InFlight, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Signal, Take,
@@ -570,17 +570,11 @@ impl Delivery for MemoryDelivery {
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
         let dlq = dlq_name(&self.from.dest.name, self.from.group.as_deref());
         let mut m = self.message.clone();
-        m.headers
-            .insert(header::ORIGINAL_TOPIC, self.from.dest.name.as_str());
-        if let Some(g) = &self.from.group {
-            m.headers.insert(header::ORIGINAL_GROUP, &**g);
-        }
-        m.headers
-            .insert(header::EXCEPTION_MESSAGE, reason.error_message.as_str());
-        m.headers
-            .insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
-        m.headers
-            .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
+        reason.stamp(
+            &mut m.headers,
+            &self.from.dest.name,
+            self.from.group.as_deref(),
+        );
         // On failure `self` is dropped unsettled, which requeues the original.
         self.from
             .broker

@@ -15,7 +15,7 @@ use lapin::{Acker, Channel};
 use stream_core::binder::{
     BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
 };
-use stream_core::message::{header, RawMessage};
+use stream_core::message::RawMessage;
 
 use crate::connection::{boxed, Backoff, Connector};
 use crate::headers::{delivery_count, from_delivery, to_properties};
@@ -197,12 +197,21 @@ impl Subscription for RabbitSubscription {
     }
 }
 
+/// Dead-letter header (Spring's): the exchange the message was consumed from.
+pub const ORIGINAL_EXCHANGE: &str = "x-original-exchange";
+/// Dead-letter header (Spring's): the routing key it was published with.
+pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routingKey";
+
 /// One received message.
 pub struct RabbitDelivery {
     message: RawMessage,
     /// The AMQP properties as received: the headers are rebuilt from them when the message
     /// was taken and must be dead-lettered (so `take_message` needs no copy).
     properties: lapin::BasicProperties,
+    /// Where the broker took it from, for the dead letter's `x-original-exchange` and
+    /// `x-original-routingKey` (Spring's republish-from-DLQ reads them).
+    exchange: lapin::types::ShortString,
+    routing_key: lapin::types::ShortString,
     acker: Option<Acker>,
     redelivery_count: u32,
     ctx: Arc<ConsumerCtx>,
@@ -219,6 +228,8 @@ impl RabbitDelivery {
         RabbitDelivery {
             message,
             properties: d.properties,
+            exchange: d.exchange,
+            routing_key: d.routing_key,
             acker: Some(d.acker),
             redelivery_count,
             ctx: Arc::clone(ctx),
@@ -292,14 +303,10 @@ impl Delivery for RabbitDelivery {
         let payload = std::mem::take(&mut self.message.payload);
         let mut m = from_delivery(Vec::new(), &self.properties);
         m.payload = payload;
-        let h = &mut m.headers;
-        h.insert(header::ORIGINAL_TOPIC, ctx.destination.as_str());
-        if let Some(g) = &ctx.group {
-            h.insert(header::ORIGINAL_GROUP, g.as_str());
-        }
-        h.insert(header::EXCEPTION_MESSAGE, reason.error_message);
-        h.insert(header::EXCEPTION_KIND, reason.error_kind);
-        h.insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
+        reason.stamp(&mut m.headers, &ctx.destination, ctx.group.as_deref());
+        m.headers.insert(ORIGINAL_EXCHANGE, self.exchange.as_str());
+        m.headers
+            .insert(ORIGINAL_ROUTING_KEY, self.routing_key.as_str());
         match ctx
             .dlq
             .publish(

@@ -47,7 +47,7 @@ pub use config::{
     connection_settings, environment_schema, ConnectionSettings, RabbitBootProperties,
     RabbitEnvironment,
 };
-pub use consumer::{RabbitDelivery, RabbitSubscription};
+pub use consumer::{RabbitDelivery, RabbitSubscription, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY};
 pub use producer::RabbitProducer;
 pub use props::{
     schema, ConsumerProps, DeliveryMode, ExchangeProps, ExchangeType, ProducerProps, QueueProps,

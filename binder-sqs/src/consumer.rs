@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use stream_core::binder::{ConsumeError, DeadLetter, Delivery, SettleError, Subscription};
-use stream_core::message::{header, RawMessage};
+use stream_core::message::RawMessage;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -564,17 +564,11 @@ impl Delivery for SqsDelivery {
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
         let mut m = self.message.clone();
-        m.headers
-            .insert(header::ORIGINAL_TOPIC, self.shared.destination.as_str());
-        if let Some(g) = &self.shared.group {
-            m.headers.insert(header::ORIGINAL_GROUP, g.as_str());
-        }
-        m.headers
-            .insert(header::EXCEPTION_MESSAGE, reason.error_message.as_str());
-        m.headers
-            .insert(header::EXCEPTION_KIND, reason.error_kind.as_str());
-        m.headers
-            .insert(header::ORIGINAL_ATTEMPTS, reason.attempts.to_string());
+        reason.stamp(
+            &mut m.headers,
+            &self.shared.destination,
+            self.shared.group.as_deref(),
+        );
         let encoded = headers::encode(&m, &[], true);
         let url = self
             .shared

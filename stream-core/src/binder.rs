@@ -215,6 +215,32 @@ pub struct DeadLetter {
     pub attempts: u32,
 }
 
+impl DeadLetter {
+    /// Writes the dead-letter headers every binder carries, in Spring's names: where the
+    /// message was consumed (`x-original-topic`, `x-original-group`), the error
+    /// (`x-exception-message`, `x-exception-stacktrace`, `x-exception-kind`) and
+    /// `x-original-attempts`. A binder adds its broker's own (partition, offset, exchange).
+    pub fn stamp(
+        &self,
+        headers: &mut crate::message::Headers,
+        destination: &str,
+        group: Option<&str>,
+    ) {
+        use crate::message::header;
+        headers.insert(header::ORIGINAL_TOPIC, destination);
+        if let Some(g) = group {
+            headers.insert(header::ORIGINAL_GROUP, g);
+        }
+        headers.insert(header::EXCEPTION_MESSAGE, self.error_message.as_str());
+        headers.insert(
+            header::EXCEPTION_STACKTRACE,
+            format!("{} error: {}", self.error_kind, self.error_message),
+        );
+        headers.insert(header::EXCEPTION_KIND, self.error_kind.as_str());
+        headers.insert(header::ORIGINAL_ATTEMPTS, self.attempts.to_string());
+    }
+}
+
 /// One received message, settled exactly once: the settle methods consume it.
 ///
 /// Dropping a delivery without settling it must make the broker redeliver it later (crash

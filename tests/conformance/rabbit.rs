@@ -539,11 +539,14 @@ async fn consume_on_shared_queue(t: &RabbitTarget, dest: &str) {
         .await
         .send(dest, [json(json!(0)), json(json!(1))])
         .await;
-    assert_eq!(
-        t.dead_letters(dest, "g", 1, WAIT).await.len(),
-        1,
-        "{dest}: dead letter kept"
-    );
+    let dead = t.dead_letters(dest, "g", 1, WAIT).await;
+    assert_eq!(dead.len(), 1, "{dest}: dead letter kept");
+    // What Spring's republish-from-DLQ pattern reads to send it back.
+    let h = &dead[0].headers;
+    assert_eq!(h.get_str("x-original-exchange"), Some(dest), "{h:?}");
+    assert!(h.get_str("x-original-routingKey").is_some(), "{h:?}");
+    let trace = h.get_str("x-exception-stacktrace").unwrap_or("");
+    assert!(trace.contains("zero"), "{h:?}");
     let got = crate::target::eventually(WAIT, || {
         !seen.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     })
