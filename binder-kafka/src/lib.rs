@@ -1,6 +1,6 @@
 //! Kafka binder for cloud-stream (binder type `kafka`), on rdkafka with its bundled librdkafka.
 //!
-//! Mapping (DESIGN §7): a destination is a topic (provisioned through the admin API with
+//! Mapping (docs/architecture.md §7): a destination is a topic (provisioned through the admin API with
 //! `max(partition-count, min-partition-count)` partitions), a group is a consumer group
 //! (anonymous bindings get a unique group starting at the latest offset), partitions are native,
 //! headers are record headers, a send resolves on the delivery report of an idempotent

@@ -1,10 +1,12 @@
-//! Headers ↔ message attributes (DESIGN §7).
+//! Headers ↔ message attributes (docs/architecture.md §7).
 //!
 //! SQS carries at most 10 message attributes (and SNS raw delivery forwards at most 10). The
-//! well-known headers (content type, id, trace context, correlation id, partition key, the
-//! dead-letter error headers) go first as native attributes; when everything does not fit (or
-//! a header's name or value is not a valid attribute), the rest is folded into one JSON
-//! attribute [`FOLDED`]. Decoding restores every header exactly, including binary values.
+//! headers other consumers read go first as native attributes (content type, id, trace
+//! context, correlation id, the dead-letter error headers), then the user's own headers, and
+//! the runtime's bookkeeping (partition key, partition, timestamp, delivery attempt, stack
+//! trace) last; when everything does not fit (or a header's name or value is not a valid
+//! attribute), the rest is folded into one JSON attribute [`FOLDED`]. Decoding restores every
+//! header exactly, including binary values.
 //!
 //! Bodies: SQS bodies are text restricted to XML characters and at least one character long.
 //! A payload that is not such text is sent base64-encoded, marked by the attribute [`BODY`].
@@ -22,22 +24,28 @@ pub const BODY: &str = "cs-body";
 /// Most attributes per message (SQS, and SNS raw delivery to SQS).
 pub const MAX_ATTRIBUTES: usize = 10;
 
-/// Headers that become native attributes first, in this order.
+/// Headers that become native attributes first, in this order (what a foreign consumer reads).
 const PRIORITY: &[&str] = &[
     header::CONTENT_TYPE,
     header::ID,
     header::TRACEPARENT,
     header::TRACESTATE,
     header::CORRELATION_ID,
-    header::PARTITION_KEY,
-    header::PARTITION,
     header::EXCEPTION_MESSAGE,
     header::EXCEPTION_KIND,
     header::ORIGINAL_TOPIC,
     header::ORIGINAL_GROUP,
     header::ORIGINAL_ATTEMPTS,
+];
+
+/// The runtime's own bookkeeping headers: native attributes only after the user's headers
+/// (they are the first folded), so the 10 attribute slots go to what other consumers read.
+const LAST: &[&str] = &[
+    header::PARTITION_KEY,
+    header::PARTITION,
     header::TIMESTAMP,
     header::DELIVERY_ATTEMPT,
+    header::EXCEPTION_STACKTRACE,
 ];
 
 /// One message attribute value, independent of the SQS/SNS SDK types.
@@ -135,20 +143,20 @@ pub fn encode(message: &RawMessage, extra: &[(String, String)], binary: bool) ->
             b64().encode(&message.payload)
         }
     };
-    // Headers in priority order, then the rest by name.
+    // Headers in priority order, then the user's by name, then the runtime's bookkeeping.
     let mut ordered: Vec<(&str, &HeaderValue)> = Vec::with_capacity(message.headers.len());
-    for p in PRIORITY {
-        if let Some(v) = message.headers.get(p) {
-            if !extra.iter().any(|(n, _)| n == p) {
-                ordered.push((p, v));
-            }
-        }
-    }
-    for (n, v) in message.headers.iter() {
-        if !PRIORITY.contains(&n) && !extra.iter().any(|(e, _)| e == n) {
-            ordered.push((n, v));
-        }
-    }
+    let not_extra = |n: &str| !extra.iter().any(|(e, _)| e == n);
+    let known = |list: &'static [&'static str]| {
+        list.iter()
+            .filter(|n| not_extra(n))
+            .filter_map(|n| message.headers.get(n).map(|v| (*n, v)))
+            .collect::<Vec<(&str, &HeaderValue)>>()
+    };
+    ordered.extend(known(PRIORITY));
+    let user = message.headers.iter();
+    ordered
+        .extend(user.filter(|(n, _)| !PRIORITY.contains(n) && !LAST.contains(n) && not_extra(n)));
+    ordered.extend(known(LAST));
     let room = MAX_ATTRIBUTES.saturating_sub(attributes.len());
     let all_native = ordered.len() <= room
         && ordered
@@ -248,6 +256,37 @@ pub fn decode(body: &str, attributes: &HashMap<String, Attr>) -> Result<RawMessa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The runtime's bookkeeping headers are folded before the user's: a foreign consumer
+    /// reads seven user headers as attributes beside content type, id and trace context.
+    #[test]
+    fn user_headers_get_the_attribute_slots_before_bookkeeping() {
+        let mut m = RawMessage::new(Bytes::from_static(b"{}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ID, "i")
+            .header(
+                header::TRACEPARENT,
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )
+            .header(header::TIMESTAMP, "1")
+            .header(header::PARTITION_KEY, "k");
+        for i in 0..7 {
+            m = m.header(format!("user-{i}"), "v");
+        }
+        let e = encode(&m, &[], true);
+        let names: Vec<&str> = e.attributes.iter().map(|(n, _)| n.as_str()).collect();
+        for i in 0..6 {
+            assert!(names.contains(&format!("user-{i}").as_str()), "{names:?}");
+        }
+        assert!(!names.contains(&header::TIMESTAMP), "{names:?}");
+        let back = decode(&e.body, &e.attributes.into_iter().collect()).unwrap();
+        assert_eq!(
+            back.headers.get_str(header::PARTITION_KEY),
+            Some("k"),
+            "round trip"
+        );
+        assert_eq!(back.headers.get_str("user-6"), Some("v"), "round trip");
+    }
 
     fn round_trip(m: &RawMessage, extra: &[(String, String)]) -> RawMessage {
         let e = encode(m, extra, true);

@@ -1,6 +1,6 @@
 //! Amazon SQS/SNS binder for cloud-stream (binder type `sqs`), on aws-sdk-sqs and aws-sdk-sns.
 //!
-//! Mapping (DESIGN §7):
+//! Mapping (docs/architecture.md §7):
 //! * destination (`sns` mode, the default) = an SNS topic; each group = an SQS queue
 //!   `<destination>-<group>` subscribed with raw message delivery, so one event fans out to
 //!   every group. `sqs` mode (`destination-mode: sqs`): the destination is a queue

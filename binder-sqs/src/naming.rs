@@ -1,4 +1,4 @@
-//! Topic and queue names (DESIGN §7): topic `<prefix><destination>`, group queue
+//! Topic and queue names (docs/architecture.md §7): topic `<prefix><destination>`, group queue
 //! `<prefix><destination>-<group>`, DLQ `<queue>-dlq`, FIFO names end in `.fifo`.
 
 /// The longest SQS queue name (SNS topics allow 256; the shorter limit is used for both).

@@ -378,7 +378,7 @@ impl Clients {
         .to_string()
     }
 
-    /// Provisions what a consumer of `destination`/`group` reads from (see DESIGN §7):
+    /// Provisions what a consumer of `destination`/`group` reads from (see docs/architecture.md §7):
     /// sns mode: the topic, the group queue (or a temporary one), its DLQ, the queue policy,
     /// the redrive policy and the raw-delivery subscription; sqs mode: the queue and its DLQ.
     pub async fn provision_consumer(
