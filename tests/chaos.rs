@@ -13,6 +13,9 @@
 //! Own `main` (`harness = false`): the binary re-executes itself as the relay, producer,
 //! collector or mock-cluster process (`CHAOS_ROLE`).
 
+#[path = "support/mock_cluster.rs"]
+mod mock_cluster;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -161,22 +164,7 @@ async fn child(role: &str) {
             app.shutdown().await;
             say("SENT");
         }
-        ["mock-cluster"] => {
-            use cloud_stream::binder_kafka::rdkafka::producer::{BaseProducer, Producer as _};
-            use cloud_stream::binder_kafka::rdkafka::ClientConfig;
-            let owner: BaseProducer = ClientConfig::new()
-                .set("test.mock.num.brokers", "1")
-                .create()
-                .expect("mock cluster");
-            let bootstrap = owner
-                .client()
-                .mock_cluster()
-                .expect("mock cluster")
-                .bootstrap_servers();
-            say(&format!("BOOTSTRAP {bootstrap}"));
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-        }
+        ["mock-cluster"] => mock_cluster::serve(),
         other => panic!("unknown role {other:?}"),
     }
 }

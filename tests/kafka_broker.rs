@@ -14,6 +14,9 @@
 //! When the broker is unreachable the tests are skipped with a message, unless `CI=true`, where
 //! they fail.
 
+#[path = "support/mock_cluster.rs"]
+mod mock_cluster;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -371,23 +374,7 @@ async fn child(role: &str) {
             app.shutdown().await;
             println!("SENT");
         }
-        ["mock-cluster"] => {
-            use cloud_stream::binder_kafka::rdkafka::producer::{BaseProducer, Producer as _};
-            let owner: BaseProducer = ClientConfig::new()
-                .set("test.mock.num.brokers", "1")
-                .create()
-                .expect("librdkafka mock cluster");
-            let bootstrap = owner
-                .client()
-                .mock_cluster()
-                .expect("mock cluster")
-                .bootstrap_servers();
-            println!("BOOTSTRAP {bootstrap}");
-            let _ = std::io::stdout().flush();
-            // The cluster lives until the parent closes our stdin (or dies).
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-        }
+        ["mock-cluster"] => mock_cluster::serve(),
         other => panic!("unknown role {other:?}"),
     }
 }
