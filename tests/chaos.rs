@@ -1,20 +1,28 @@
 //! Chaos on the real brokers, with the application in separate processes: a relay (a Function
-//! binding `in` → `out`, group `relay`) is killed with SIGKILL a third of the way through a
-//! stream and started again, and a relay with slow handlers is stopped with SIGTERM while
-//! messages are in flight and started again. In both, every id sent must come out of the
-//! relay (duplicates are allowed under at-least-once and counted); each run prints its
-//! figures (sent, lost, duplicates, recovery time).
+//! binding `in` → `out`, group `relay`) is interrupted a third of the way through a stream in
+//! three ways: killed with SIGKILL and started again; stopped with SIGTERM while slow handlers
+//! are in flight and started again; and the broker goes away and comes back while the
+//! producer, the relay and the collector keep running and recover by themselves. In each,
+//! every id sent must come out of the relay (duplicates are allowed under at-least-once and
+//! counted); each run prints its figures (sent, lost, duplicates, recovery time).
 //!
 //! Brokers: RabbitMQ and SQS/SNS (moto) as `scripts/brokers` starts them, Kafka as
 //! librdkafka's mock cluster in a process of its own (tansu can skip records when a consumer
 //! resumes inside a record batch, see `tests/kafka_broker.rs`). A broker that is not reachable
-//! is skipped with a message, or fails the run under `CI=true`.
+//! is skipped with a message, or fails the run under `CI=true`. The broker "restart" is
+//! `scripts/brokers restart rabbit` on RabbitMQ, the mock cluster's broker taken down and up
+//! on Kafka (its log and offsets kept, like a restarted Kafka's disk), and on SQS an outage of
+//! the endpoint at a proxy in this process (moto loses every queue on restart; real SQS does
+//! not restart, it becomes unreachable). Arguments filter the scenarios by name
+//! (`cargo test --all-features --test chaos -- "kafka broker"`).
 //!
 //! Own `main` (`harness = false`): the binary re-executes itself as the relay, producer,
 //! collector or mock-cluster process (`CHAOS_ROLE`).
 
 #[path = "support/mock_cluster.rs"]
 mod mock_cluster;
+#[path = "support/outage_proxy.rs"]
+mod outage_proxy;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -23,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloud_stream::{HandlerError, StreamApp};
+use outage_proxy::OutageProxy;
 
 const ROLE: &str = "CHAOS_ROLE";
 const BINDER_YAML: &str = "CHAOS_BINDER_YAML";
@@ -35,13 +44,24 @@ fn main() {
         return;
     }
     let mut failed = Vec::new();
+    let scenarios = [
+        ("kill -9", Interruption::Signal("KILL")),
+        ("SIGTERM", Interruption::Signal("TERM")),
+        ("broker restart", Interruption::BrokerRestart),
+    ];
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     for (name, binder) in brokers() {
-        for (scenario, delay_ms, signal) in [("kill -9", 0u64, "KILL"), ("SIGTERM", 100, "TERM")] {
+        for (scenario, how) in scenarios {
+            let test = format!("{name} {scenario}");
+            if !filters.is_empty() && !filters.iter().any(|f| test.contains(f.as_str())) {
+                continue;
+            }
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                rt.block_on(relay_interrupted(
-                    &name, &binder, scenario, delay_ms, signal,
-                ))
+                rt.block_on(relay_interrupted(&name, &binder, scenario, how))
             }));
             match result {
                 Ok(()) => println!("test {name} {scenario} ... ok"),
@@ -70,8 +90,7 @@ fn brokers() -> Vec<(String, String)> {
             format!("type: rabbit\n    environment: {{ uri: \"{amqp}\" }}"),
         ));
     }
-    let aws = std::env::var("CLOUD_STREAM_TEST_AWS_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned());
+    let aws = aws_endpoint();
     let aws_addr = aws.trim_start_matches("http://").to_owned();
     if reachable("sqs", &aws_addr) {
         out.push((
@@ -81,6 +100,11 @@ fn brokers() -> Vec<(String, String)> {
     }
     out.push(("kafka".to_owned(), "kafka".to_owned()));
     out
+}
+
+fn aws_endpoint() -> String {
+    std::env::var("CLOUD_STREAM_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned())
 }
 
 fn reachable(name: &str, addr: &str) -> bool {
@@ -159,13 +183,23 @@ async fn child(role: &str) {
                 .await
                 .unwrap_or_else(|e| panic!("producer did not start: {e}"));
             for i in 0..n {
-                app.bridge().send("feed", &i).await.expect("confirmed send");
+                send_until_confirmed(&app, i).await;
             }
             app.shutdown().await;
             say("SENT");
         }
         ["mock-cluster"] => mock_cluster::serve(),
         other => panic!("unknown role {other:?}"),
+    }
+}
+
+/// Sends `i` until the broker confirms it, as a producer that must not drop its message
+/// does while the broker is away (a failed send may have arrived: a duplicate at worst).
+async fn send_until_confirmed(app: &cloud_stream::RunningApp, i: u32) {
+    let deadline = Instant::now() + WAIT;
+    while let Err(e) = app.bridge().send("feed", &i).await {
+        assert!(Instant::now() < deadline, "send {i} never confirmed: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -229,6 +263,13 @@ impl Proc {
             .collect()
     }
 
+    /// Writes `line` to the process's stdin.
+    fn tell(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write to child");
+        stdin.flush().expect("flush child stdin");
+    }
+
     fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([format!("-{signal}"), self.child.id().to_string()])
@@ -245,56 +286,128 @@ impl Drop for Proc {
     }
 }
 
-/// Relays `n` messages; the relay is interrupted by `signal` a third of the way through and
-/// started again. Every id sent comes out.
-async fn relay_interrupted(
-    broker: &str,
-    binder: &str,
-    scenario: &str,
-    delay_ms: u64,
-    signal: &str,
-) {
-    let (_cluster, binder) = match broker {
-        "kafka" => {
-            let cluster = Proc::spawn("mock-cluster", "");
-            let bootstrap = cluster.wait_for("BOOTSTRAP ").await;
-            let bootstrap = bootstrap.trim_start_matches("BOOTSTRAP ").to_owned();
-            let yaml = format!("type: kafka\n    environment: {{ brokers: \"{bootstrap}\", auto-create-topics: false, consumer-properties: {{ session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }} }}");
-            (Some(cluster), yaml)
+/// How the relay's run is interrupted a third of the way through.
+#[derive(Clone, Copy)]
+enum Interruption {
+    /// The relay process gets the signal (`KILL`, `TERM`) and is started again.
+    Signal(&'static str),
+    /// The broker goes away for a while and comes back; the apps recover by themselves.
+    BrokerRestart,
+}
+
+/// The broker a scenario runs on, and what it takes to interrupt it.
+struct Broker {
+    /// The binder YAML the child processes use.
+    binder: String,
+    /// The Kafka mock cluster's process (Kafka only).
+    cluster: Option<Proc>,
+    /// The proxy that cuts the endpoint (SQS only: moto keeps no state across a restart).
+    proxy: Option<OutageProxy>,
+}
+
+impl Broker {
+    async fn start(name: &str, binder: &str) -> Broker {
+        match name {
+            "kafka" => {
+                let cluster = Proc::spawn("mock-cluster", "");
+                let bootstrap = cluster.wait_for("BOOTSTRAP ").await;
+                let bootstrap = bootstrap.trim_start_matches("BOOTSTRAP ").to_owned();
+                let binder = format!("type: kafka\n    environment: {{ brokers: \"{bootstrap}\", auto-create-topics: false, consumer-properties: {{ session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }} }}");
+                Broker { binder, cluster: Some(cluster), proxy: None }
+            }
+            "sqs" => {
+                let proxy = OutageProxy::start(&aws_endpoint().replace("http://", "")).await;
+                let binder = binder.replace(&aws_endpoint(), &format!("http://{}", proxy.addr));
+                Broker { binder, cluster: None, proxy: Some(proxy) }
+            }
+            _ => Broker { binder: binder.to_owned(), cluster: None, proxy: None },
         }
-        _ => (None, binder.to_owned()),
-    };
-    let n: u32 = if broker == "sqs" { 300 } else { 2000 };
+    }
+
+    /// Takes the broker away and brings it back: RabbitMQ is restarted (`scripts/brokers
+    /// restart rabbit`), the Kafka mock cluster's broker is taken down and up, the SQS
+    /// endpoint is cut at the proxy; the last two for [`OUTAGE`].
+    async fn restart(&mut self, name: &str) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.tell("down");
+            cluster.wait_for("OK down").await;
+            tokio::time::sleep(OUTAGE).await;
+            cluster.tell("up");
+            cluster.wait_for("OK up").await;
+        } else if let Some(proxy) = &self.proxy {
+            proxy.cut();
+            tokio::time::sleep(OUTAGE).await;
+            proxy.restore();
+        } else {
+            let name = name.to_owned();
+            tokio::task::spawn_blocking(move || brokers_script("restart", &name))
+                .await
+                .expect("join");
+        }
+    }
+}
+
+/// How long the Kafka broker and the SQS endpoint stay away.
+const OUTAGE: Duration = Duration::from_secs(5);
+
+fn brokers_script(verb: &str, broker: &str) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brokers");
+    let status = Command::new(script)
+        .args([verb, broker])
+        .status()
+        .expect("run scripts/brokers");
+    assert!(status.success(), "scripts/brokers {verb} {broker} failed");
+}
+
+/// Relays `n` messages, interrupted a third of the way through; every id sent comes out.
+/// Recovery is the time from the relay's restart, or the broker's return, to the next
+/// message out.
+async fn relay_interrupted(name: &str, binder: &str, scenario: &str, how: Interruption) {
+    let mut broker = Broker::start(name, binder).await;
+    let binder = broker.binder.clone();
+    let delay_ms = if matches!(how, Interruption::Signal("TERM")) { 100 } else { 0 };
+    let n: u32 = if name == "sqs" { 300 } else { 2000 };
     let n = if delay_ms > 0 { n.min(200) } else { n };
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (input, output) = (
         format!("chaos-in-{}", &id[..8]),
         format!("chaos-out-{}", &id[..8]),
     );
+    let relay_role = format!("relay|{input}|{output}|{delay_ms}");
     let collector = Proc::spawn(&format!("collect|{output}"), &binder);
     collector.wait_for("READY").await;
-    let relay = Proc::spawn(&format!("relay|{input}|{output}|{delay_ms}"), &binder);
+    let mut relay = Proc::spawn(&relay_role, &binder);
     relay.wait_for("READY").await;
     let producer = Proc::spawn(&format!("produce|{input}|{n}"), &binder);
     let deadline = Instant::now() + WAIT;
     while (collector.got().len() as u32) < n / 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    relay.signal(signal);
-    let stopped_at = Instant::now();
-    if signal == "TERM" {
-        relay.wait_for("STOPPED").await;
-    }
-    drop(relay);
     let before = collector.got().len();
-    let restarted = Proc::spawn(&format!("relay|{input}|{output}|{delay_ms}"), &binder);
-    restarted.wait_for("READY").await;
+    // Recovery counts from the signal (the restart is part of it) or from the broker's return.
+    let mut back_at = Instant::now();
+    match how {
+        Interruption::Signal(signal) => {
+            relay.signal(signal);
+            if signal == "TERM" {
+                relay.wait_for("STOPPED").await;
+            }
+            drop(relay);
+            relay = Proc::spawn(&relay_role, &binder);
+            relay.wait_for("READY").await;
+        }
+        Interruption::BrokerRestart => {
+            broker.restart(name).await;
+            back_at = Instant::now();
+        }
+    }
+    let back = collector.got().len();
     let deadline = Instant::now() + WAIT;
     let mut recovery = None;
     loop {
         let got = collector.got();
-        if recovery.is_none() && got.len() > before {
-            recovery = Some(stopped_at.elapsed());
+        if recovery.is_none() && got.len() > back {
+            recovery = Some(back_at.elapsed());
         }
         let distinct: BTreeSet<u32> = got.iter().copied().collect();
         if distinct.len() as u32 >= n || Instant::now() >= deadline {
@@ -303,13 +416,14 @@ async fn relay_interrupted(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     producer.wait_for("SENT").await;
+    drop(relay);
     let got = collector.got();
     let distinct: BTreeSet<u32> = got.iter().copied().collect();
     let lost = (0..n).filter(|i| !distinct.contains(i)).count();
     println!(
-        "{broker} {scenario} at {before} of {n}: sent {n}, lost {lost}, duplicates {}, recovery {:.1} s",
+        "{name} {scenario} at {before} of {n}: sent {n}, lost {lost}, duplicates {}, recovery {:.1} s",
         got.len() - distinct.len(),
         recovery.unwrap_or_default().as_secs_f64(),
     );
-    assert_eq!(lost, 0, "{broker} {scenario}: every id sent came out");
+    assert_eq!(lost, 0, "{name} {scenario}: every id sent came out");
 }

@@ -2,27 +2,38 @@
 //! can be killed and restarted against one broker (shared by `tests/kafka_broker.rs` and
 //! `tests/chaos.rs`, whose binaries re-execute themselves in this role).
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 
 use cloud_stream::binder_kafka::rdkafka::producer::{BaseProducer, Producer as _};
 use cloud_stream::binder_kafka::rdkafka::ClientConfig;
 
-/// Runs the cluster: prints `BOOTSTRAP <addresses>` and keeps it alive until the parent
-/// closes this process's stdin (or dies).
+/// The id of the cluster's one broker (librdkafka numbers mock brokers from 1).
+const BROKER: i32 = 1;
+
+/// Runs the cluster: prints `BOOTSTRAP <addresses>`, then reads commands from stdin until the
+/// parent closes it (or dies): `down` takes the broker away (connections closed, new ones
+/// refused; its log, offsets and groups are kept, as a restarted Kafka keeps its disk), `up`
+/// brings it back. Each command is answered with `OK <command>`.
 pub fn serve() {
     let owner: BaseProducer = ClientConfig::new()
         .set("test.mock.num.brokers", "1")
         .create()
         .expect("librdkafka mock cluster");
-    let bootstrap = owner
-        .client()
-        .mock_cluster()
-        .expect("mock cluster")
-        .bootstrap_servers();
+    let cluster = owner.client().mock_cluster().expect("mock cluster");
+    say(&format!("BOOTSTRAP {}", cluster.bootstrap_servers()));
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let done = match line.trim() {
+            "down" => cluster.broker_down(BROKER),
+            "up" => cluster.broker_up(BROKER),
+            other => panic!("unknown mock-cluster command {other:?}"),
+        };
+        done.unwrap_or_else(|e| panic!("mock cluster {line}: {e}"));
+        say(&format!("OK {}", line.trim()));
+    }
+}
+
+fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "BOOTSTRAP {bootstrap}");
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
-    drop(out);
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
 }
