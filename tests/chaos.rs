@@ -313,14 +313,26 @@ impl Broker {
                 let bootstrap = cluster.wait_for("BOOTSTRAP ").await;
                 let bootstrap = bootstrap.trim_start_matches("BOOTSTRAP ").to_owned();
                 let binder = format!("type: kafka\n    environment: {{ brokers: \"{bootstrap}\", auto-create-topics: false, consumer-properties: {{ session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }} }}");
-                Broker { binder, cluster: Some(cluster), proxy: None }
+                Broker {
+                    binder,
+                    cluster: Some(cluster),
+                    proxy: None,
+                }
             }
             "sqs" => {
                 let proxy = OutageProxy::start(&aws_endpoint().replace("http://", "")).await;
                 let binder = binder.replace(&aws_endpoint(), &format!("http://{}", proxy.addr));
-                Broker { binder, cluster: None, proxy: Some(proxy) }
+                Broker {
+                    binder,
+                    cluster: None,
+                    proxy: Some(proxy),
+                }
             }
-            _ => Broker { binder: binder.to_owned(), cluster: None, proxy: None },
+            _ => Broker {
+                binder: binder.to_owned(),
+                cluster: None,
+                proxy: None,
+            },
         }
     }
 
@@ -365,7 +377,11 @@ fn brokers_script(verb: &str, broker: &str) {
 async fn relay_interrupted(name: &str, binder: &str, scenario: &str, how: Interruption) {
     let mut broker = Broker::start(name, binder).await;
     let binder = broker.binder.clone();
-    let delay_ms = if matches!(how, Interruption::Signal("TERM")) { 100 } else { 0 };
+    let delay_ms = if matches!(how, Interruption::Signal("TERM")) {
+        100
+    } else {
+        0
+    };
     let n: u32 = if name == "sqs" { 300 } else { 2000 };
     let n = if delay_ms > 0 { n.min(200) } else { n };
     let id = uuid::Uuid::new_v4().simple().to_string();

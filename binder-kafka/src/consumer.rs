@@ -396,7 +396,7 @@ impl Poller {
         let generation = lock(&self.shared.tracker).delivered(&tp, m.offset());
         let message = RawMessage::with_headers(
             Bytes::copy_from_slice(m.payload().unwrap_or(&[])),
-            headers::from_record(m.headers()),
+            headers::from_record(m),
         );
         KafkaDelivery {
             original: self.dlq.as_ref().map(|_| message.clone()),

@@ -87,6 +87,7 @@ pub fn from_delivery(data: Vec<u8>, props: &BasicProperties) -> RawMessage {
     if let Some(ct) = props.content_type() {
         headers.insert(header::CONTENT_TYPE, ct.as_str());
     }
+    headers.adopt_spring_content_type();
     if !headers.contains(header::CORRELATION_ID) {
         if let Some(c) = props.correlation_id() {
             headers.insert(header::CORRELATION_ID, c.as_str());

@@ -1,7 +1,8 @@
 //! Headers ↔ message attributes (docs/architecture.md §7).
 //!
 //! SQS carries at most 10 message attributes (and SNS raw delivery forwards at most 10). The
-//! headers other consumers read go first as native attributes (content type, id, trace
+//! headers other consumers read go first as native attributes (content type, under Spring's
+//! name `contentType`, id, trace
 //! context, correlation id, the dead-letter error headers), then the user's own headers, and
 //! the runtime's bookkeeping (partition key, partition, timestamp, delivery attempt, stack
 //! trace) last; when everything does not fit (or a header's name or value is not a valid
@@ -176,7 +177,7 @@ pub fn encode(message: &RawMessage, extra: &[(String, String)], binary: bool) ->
         };
         match attr {
             Some(a) if attributes.len() - (MAX_ATTRIBUTES - room) < native_budget => {
-                attributes.push((name.to_owned(), a));
+                attributes.push((attribute_name(name).to_owned(), a));
             }
             _ => {
                 let v = match value {
@@ -194,6 +195,15 @@ pub fn encode(message: &RawMessage, extra: &[(String, String)], binary: bool) ->
         ));
     }
     Encoded { body, attributes }
+}
+
+/// The attribute name of header `name`: the content type under Spring's name `contentType`
+/// (what Spring Cloud AWS maps to a message's content type), others as they are.
+fn attribute_name(name: &str) -> &str {
+    match name {
+        header::CONTENT_TYPE => header::SPRING_CONTENT_TYPE,
+        other => other,
+    }
 }
 
 /// Why a received message could not be decoded.
@@ -241,6 +251,7 @@ pub fn decode(body: &str, attributes: &HashMap<String, Attr>) -> Result<RawMessa
             }
         }
     }
+    headers.adopt_spring_content_type();
     let payload = match attributes.get(BODY) {
         Some(Attr::Text(t)) if t == "base64" => Bytes::from(
             b64()
@@ -321,7 +332,7 @@ mod tests {
         }
         let e = encode(&m, &[], true);
         assert_eq!(e.attributes.len(), MAX_ATTRIBUTES);
-        assert!(e.attributes.iter().any(|(n, _)| n == "content-type"));
+        assert!(e.attributes.iter().any(|(n, _)| n == "contentType"));
         assert!(e.attributes.iter().any(|(n, _)| n == "traceparent"));
         assert_eq!(round_trip(&m, &[]), m);
     }

@@ -527,6 +527,23 @@ impl Headers {
         })
     }
 
+    /// Turns Spring's `contentType` (JSON-quoted as spring-kafka writes it, or plain) into
+    /// `content-type`, which wins when both are present. Binders call this on what they
+    /// receive, so that the runtime sees one name.
+    pub fn adopt_spring_content_type(&mut self) {
+        let Some(spring) = self.remove(header::SPRING_CONTENT_TYPE) else {
+            return;
+        };
+        let text = spring
+            .as_str()
+            .map(|s| s.trim().trim_matches('"').to_owned());
+        if let (Some(t), false) = (text, self.contains(header::CONTENT_TYPE)) {
+            if !t.is_empty() {
+                self.insert(header::CONTENT_TYPE, t);
+            }
+        }
+    }
+
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: &str) -> Option<HeaderValue> {
         let i = self.find(name)?;

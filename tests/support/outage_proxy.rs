@@ -56,7 +56,12 @@ impl OutageProxy {
     /// Cuts the endpoint: every open connection is dropped and new ones are closed at once.
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for link in self
+            .links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             link.abort();
         }
     }
