@@ -384,6 +384,98 @@ mod kafka {
         app.shutdown().await;
     }
 
+    /// A cloud-stream binding with default settings joins a consumer group that another
+    /// client (here raw rdkafka with the `range` assignor, which Spring's Kafka clients also
+    /// offer by default) consumes: the group splits the partitions between them and every
+    /// record is consumed by one of the two.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shares_a_consumer_group_with_another_client() {
+        let Some(brokers) = brokers() else { return };
+        let (topic, group) = (unique("interop-group"), unique("g"));
+        let seen = Seen::default();
+        let env = format!(
+            "type: kafka\n    environment: {{ brokers: \"{brokers}\", min-partition-count: 2 }}"
+        );
+        let body = format!("spring.cloud.function.definition: sink\nspring.cloud.stream.bindings.sink-in-0: {{ destination: {topic}, group: {group} }}\n");
+        let app = start(&env, &body, |b| recording(b, &seen)).await;
+        let other: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "range")
+            .create()
+            .expect("raw consumer");
+        other.subscribe(&[&topic]).expect("subscribe");
+        let theirs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let split = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (t, s) = (Arc::clone(&theirs), Arc::clone(&split));
+        let reader = tokio::spawn(async move {
+            loop {
+                // Polling drives the rebalance; the group has split once this member holds
+                // one of the two partitions.
+                let polled = tokio::time::timeout(Duration::from_millis(200), other.recv()).await;
+                if other.assignment().is_ok_and(|a| a.count() == 1) {
+                    s.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                if let Ok(Ok(m)) = polled {
+                    let text = String::from_utf8_lossy(m.payload().unwrap_or_default());
+                    t.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(text.into_owned());
+                }
+            }
+        });
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !split.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the group never split"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("raw producer");
+        let n = 40;
+        for i in 0..n {
+            let key = format!("k{i}");
+            producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .key(&key)
+                        .payload(&format!("\"m{i}\"")),
+                    WAIT,
+                )
+                .await
+                .expect("raw send");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let (ours, other_count) = loop {
+            let ours: Vec<String> = seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect();
+            let theirs = theirs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let all: std::collections::BTreeSet<String> = ours
+                .iter()
+                .cloned()
+                .chain(theirs.iter().map(|t| t.trim_matches('"').to_owned()))
+                .collect();
+            if all.len() >= n || tokio::time::Instant::now() >= deadline {
+                assert_eq!(all.len(), n, "every record consumed by one of the two");
+                break (ours.len(), theirs.len());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        println!("group {group}: cloud-stream {ours}, other client {other_count}");
+        assert!(ours > 0 && other_count > 0, "both members got partitions");
+        reader.abort();
+        app.shutdown().await;
+    }
+
     /// What cloud-stream produces, as a Spring consumer and a plain client read it: the content
     /// type under Spring's `contentType` in plain text (Spring's converters read it), user
     /// headers as UTF-8, no `id`, `timestamp` or `partition` record headers (Spring reserves
