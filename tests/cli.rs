@@ -117,6 +117,7 @@ fn plan_json_is_the_stable_interface() {
     assert_eq!(input["binder_type"], "memory");
     assert_eq!(input["content_type"], "application/json");
     assert_eq!(input["dlq"], "orders.pipeline.dlq");
+    assert_eq!(input["function"], "enrich|validate");
     let c = &input["consumer"];
     for key in [
         "max_attempts",
@@ -177,6 +178,30 @@ fn plan_json_is_the_stable_interface() {
             .contains(&serde_json::json!({"name": "rabbit1", "type": "rabbit", "default": false})),
         "{plan}"
     );
+}
+
+/// `--format mermaid` and `--format dot` draw the flow: the composed function, both input
+/// destinations in the binder's box, the group on the input edges, the DLQ dashed.
+#[test]
+fn plan_draws_the_flow_as_mermaid_and_dot() {
+    let f = fixture("spring/application.yml");
+    let path = f.to_str().unwrap();
+    let out = cli(&["plan", path, "--profile", "prod", "--format", "mermaid"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = stdout(&out);
+    assert!(m.starts_with("flowchart LR\n"), "{m}");
+    assert!(m.contains("[\"enrich|validate\"]"), "{m}");
+    assert!(m.contains("subgraph") && m.contains("[\"local (memory)\"]"), "{m}");
+    assert!(m.contains("[(\"orders\")]") && m.contains("[(\"returns\")]"), "{m}");
+    assert_eq!(m.matches("-->|\"pipeline\"|").count(), 2, "{m}");
+    assert!(m.contains("-.->|\"dead letters\"|") && m.contains("orders.pipeline.dlq"), "{m}");
+    let out = cli(&["plan", path, "--profile", "prod", "--format", "dot"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d = stdout(&out);
+    assert!(d.starts_with("digraph flow {"), "{d}");
+    assert!(d.contains("label=\"enrich|validate\", shape=box"), "{d}");
+    assert!(d.contains("style=dashed"), "{d}");
+    assert!(!m.contains("s3cr3t") && !d.contains("s3cr3t"), "no secrets");
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //!
 //! - `cloud-stream validate <application.yaml> [--profile P]...`: exit 0 when the configuration
 //!   is valid, exit 2 with every problem listed otherwise.
-//! - `cloud-stream plan <application.yaml> [--profile P]... [--format text|json]`: prints every
-//!   binding's effective properties, delivery plan and provisioned resources, connecting to
-//!   nothing.
+//! - `cloud-stream plan <application.yaml> [--profile P]... [--format text|json|mermaid|dot]`:
+//!   prints every binding's effective properties, delivery plan and provisioned resources,
+//!   connecting to nothing; `mermaid` and `dot` draw the event flow instead (functions,
+//!   destinations by binder, groups, DLQs).
 //!
 //! Exit codes: 0 success (and `--help`, `--version`); 2 the configuration is invalid, a
 //! missing or unreadable file included; 64 (`EX_USAGE`) the command line is wrong (unknown
@@ -54,6 +55,10 @@ enum Command {
 enum Format {
     Text,
     Json,
+    /// The event flow as a Mermaid flowchart.
+    Mermaid,
+    /// The event flow as a Graphviz digraph.
+    Dot,
 }
 
 /// Exit code for invalid configuration.
@@ -148,6 +153,8 @@ fn main() -> ExitCode {
                 }
                 match format {
                     Format::Text => emit(&plan.to_string()),
+                    Format::Mermaid => emit(&plan.mermaid()),
+                    Format::Dot => emit(&plan.dot()),
                     Format::Json => match serde_json::to_string_pretty(&plan) {
                         Ok(s) => emit(&format!("{s}\n")),
                         Err(e) => {

@@ -108,6 +108,18 @@ pub fn binding_name(function: &str, direction: Direction, index: usize) -> Strin
     }
 }
 
+/// The parts of a derived binding name: `("uppercase", Input, 0)` for `uppercase-in-0`;
+/// `None` for a name of another form.
+pub fn split_binding_name(name: &str) -> Option<(&str, Direction, usize)> {
+    let (head, index) = name.rsplit_once('-')?;
+    let index = index.parse().ok()?;
+    let (function, direction) = match head.strip_suffix("-in") {
+        Some(f) => (f, Direction::Input),
+        None => (head.strip_suffix("-out")?, Direction::Output),
+    };
+    (!function.is_empty()).then_some((function, direction, index))
+}
+
 /// Applies `spring.cloud.stream.function.bindings` (derived name → alias).
 pub fn apply_alias(derived: &str, aliases: &BTreeMap<String, String>) -> String {
     aliases

@@ -11,10 +11,12 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::binder::{BinderRegistry, ConsumerSpec, ProducerSpec, ProvisionPlan};
-use crate::binding::{binding_name, parse_definition, Direction};
+use crate::binding::{binding_name, parse_definition, split_binding_name, Direction};
 use crate::config::{
     deep_merge, BindingProperties, ConsumerProperties, ProducerProperties, StreamConfig,
 };
+
+mod graph;
 
 /// Binding names are resolved against configuration that names no binder.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -198,17 +200,7 @@ pub fn resolve_binding(
 /// `-in-<n>`/`-out-<n>` suffixes, aliases, `input-bindings`/`output-bindings`, else input when it
 /// has a group.
 pub fn infer_direction(config: &StreamConfig, name: &str) -> Direction {
-    let from_suffix = |n: &str| {
-        let (head, index) = n.rsplit_once('-')?;
-        index.parse::<u32>().ok()?;
-        if head.ends_with("-in") {
-            Some(Direction::Input)
-        } else if head.ends_with("-out") {
-            Some(Direction::Output)
-        } else {
-            None
-        }
-    };
+    let from_suffix = |n: &str| split_binding_name(n).map(|(_, d, _)| d);
     if let Some(d) = from_suffix(name) {
         return d;
     }
@@ -240,6 +232,17 @@ pub fn infer_direction(config: &StreamConfig, name: &str) -> Direction {
         Some(b) if b.group.is_some() && b.group != config.stream.default.group => Direction::Input,
         _ => Direction::Output,
     }
+}
+
+/// The function binding `name` belongs to: the `<function>` of its `<function>-in-<n>` or
+/// `<function>-out-<n>` name, or of the derived name it is an alias of.
+pub fn function_of(config: &StreamConfig, name: &str) -> Option<String> {
+    let aliases = &config.stream.function.bindings;
+    let derived = aliases
+        .iter()
+        .find(|(_, alias)| *alias == name)
+        .map_or(name, |(derived, _)| derived.as_str());
+    split_binding_name(derived).map(|(function, _, _)| function.to_owned())
 }
 
 /// Every binding the configuration implies, without the application's code: the configured
@@ -300,6 +303,9 @@ pub struct Plan {
 pub struct PlannedBinding {
     /// Binding name.
     pub name: String,
+    /// The function it binds (from its `<function>-in-<n>`/`-out-<n>` name, after aliases);
+    /// `null` for `StreamBridge` bindings.
+    pub function: Option<String>,
     /// `input` or `output`.
     pub direction: &'static str,
     /// Destinations.
@@ -434,6 +440,7 @@ pub fn build_plan(
         }
         planned.push(PlannedBinding {
             name: b.name.clone(),
+            function: function_of(config, name),
             direction: direction.as_str(),
             destinations: b.destinations.clone(),
             group: b.group.clone(),
