@@ -10,7 +10,7 @@
 //! librdkafka's mock cluster in a process of its own (tansu can skip records when a consumer
 //! resumes inside a record batch, see `tests/kafka_broker.rs`). A broker that is not reachable
 //! is skipped with a message, or fails the run under `CI=true`. The broker "restart" is
-//! `scripts/brokers restart rabbit` on RabbitMQ, the mock cluster's broker taken down and up
+//! `scripts/brokers down rabbit` (checked: the port is closed) and `up rabbit` on RabbitMQ, the mock cluster's broker taken down and up
 //! on Kafka (its log and offsets kept, like a restarted Kafka's disk), and on SQS an outage of
 //! the endpoint at a proxy in this process (moto loses every queue on restart; real SQS does
 //! not restart, it becomes unreachable). Arguments filter the scenarios by name
@@ -107,11 +107,15 @@ fn aws_endpoint() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned())
 }
 
-fn reachable(name: &str, addr: &str) -> bool {
-    let ok = std::net::ToSocketAddrs::to_socket_addrs(addr)
+fn connects(addr: &str) -> bool {
+    std::net::ToSocketAddrs::to_socket_addrs(addr)
         .ok()
         .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+}
+
+fn reachable(name: &str, addr: &str) -> bool {
+    let ok = connects(addr);
     if !ok && std::env::var("CI").as_deref() == Ok("true") {
         panic!("{name} broker not reachable at {addr}; run scripts/brokers up {name}");
     }
@@ -336,9 +340,9 @@ impl Broker {
         }
     }
 
-    /// Takes the broker away and brings it back: RabbitMQ is restarted (`scripts/brokers
-    /// restart rabbit`), the Kafka mock cluster's broker is taken down and up, the SQS
-    /// endpoint is cut at the proxy; the last two for [`OUTAGE`].
+    /// Takes the broker away and brings it back: RabbitMQ is stopped and started
+    /// (`scripts/brokers down rabbit`, `up rabbit`), the Kafka mock cluster's broker is taken
+    /// down and up, the SQS endpoint is cut at the proxy; the last two for [`OUTAGE`].
     async fn restart(&mut self, name: &str) {
         if let Some(cluster) = &mut self.cluster {
             cluster.tell("down");
@@ -351,10 +355,23 @@ impl Broker {
             tokio::time::sleep(OUTAGE).await;
             proxy.restore();
         } else {
+            // `down`, then a check that the broker is really gone (a restart that did not
+            // happen would pass for a perfect recovery), then `up`.
             let name = name.to_owned();
-            tokio::task::spawn_blocking(move || brokers_script("restart", &name))
-                .await
-                .expect("join");
+            tokio::task::spawn_blocking(move || {
+                brokers_script("down", &name);
+                let deadline = Instant::now() + WAIT;
+                while connects("127.0.0.1:5672") {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name} still accepts connections"
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                brokers_script("up", &name);
+            })
+            .await
+            .expect("join");
         }
     }
 }

@@ -191,10 +191,19 @@ fn plan_draws_the_flow_as_mermaid_and_dot() {
     let m = stdout(&out);
     assert!(m.starts_with("flowchart LR\n"), "{m}");
     assert!(m.contains("[\"enrich|validate\"]"), "{m}");
-    assert!(m.contains("subgraph") && m.contains("[\"local (memory)\"]"), "{m}");
-    assert!(m.contains("[(\"orders\")]") && m.contains("[(\"returns\")]"), "{m}");
+    assert!(
+        m.contains("subgraph") && m.contains("[\"local (memory)\"]"),
+        "{m}"
+    );
+    assert!(
+        m.contains("[(\"orders\")]") && m.contains("[(\"returns\")]"),
+        "{m}"
+    );
     assert_eq!(m.matches("-->|\"pipeline\"|").count(), 2, "{m}");
-    assert!(m.contains("-.->|\"dead letters\"|") && m.contains("orders.pipeline.dlq"), "{m}");
+    assert!(
+        m.contains("-.->|\"dead letters\"|") && m.contains("orders.pipeline.dlq"),
+        "{m}"
+    );
     let out = cli(&["plan", path, "--profile", "prod", "--format", "dot"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let d = stdout(&out);
@@ -330,4 +339,58 @@ fn environment_that_is_not_utf8_is_named_not_printed() {
         stderr(&out)
     );
     assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+}
+
+/// `asyncapi` writes an AsyncAPI 3.0 document that the official JSON schema (vendored under
+/// `tests/fixtures/asyncapi`, see its SOURCES) accepts, for a Spring configuration with two
+/// binders and for the shop example, in both output formats; servers name where each binder
+/// connects, never a credential.
+#[test]
+fn asyncapi_documents_validate_against_the_official_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("asyncapi/3.0.0-without-id.json")).expect("schema"),
+    )
+    .expect("schema json");
+    let validator = jsonschema::validator_for(&schema).expect("the AsyncAPI schema compiles");
+    let spring = fixture("spring/application.yml");
+    let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop/application.yaml");
+    for (file, profile) in [(&spring, "prod"), (&shop, "default")] {
+        let path = file.to_str().unwrap();
+        let out = cli(&["asyncapi", path, "--profile", profile, "--format", "json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{path}: {errors:?}\n{doc:#}");
+        assert!(!stdout(&out).contains("s3cr3t"), "no credentials");
+        let yaml = cli(&["asyncapi", path, "--profile", profile]);
+        let from_yaml: serde_json::Value =
+            serde_yaml_ng::from_slice(&yaml.stdout).expect("the default format is YAML");
+        assert_eq!(from_yaml, doc);
+    }
+    let out = cli(&[
+        "asyncapi",
+        spring.to_str().unwrap(),
+        "--profile",
+        "prod",
+        "--format",
+        "json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["info"]["title"], "order-pipeline");
+    assert_eq!(doc["servers"]["rabbit1"]["host"], "rabbit.internal:5672");
+    assert_eq!(doc["servers"]["rabbit1"]["protocol"], "amqp");
+    let op = &doc["operations"]["enrich_validate-in-0"];
+    assert_eq!(op["action"], "receive");
+    assert_eq!(op["x-cloud-stream-group"], "pipeline");
+    assert_eq!(
+        doc["operations"]["audit-in-0_dead_letters"]["action"],
+        "send"
+    );
+    // The schema does reject what is wrong: a server without its host.
+    let mut broken = doc.clone();
+    broken["servers"]["rabbit1"]
+        .as_object_mut()
+        .expect("server")
+        .remove("host");
+    assert!(!validator.is_valid(&broken));
 }

@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::ClientConfig;
 use stream_core::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
-    OrderingScope, Producer, ProducerSpec, ProvisionPlan, Subscription,
+    OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
 };
 use stream_core::config::Schema;
 use stream_core::expr::Expression;
@@ -137,6 +137,14 @@ impl BinderFactory for KafkaBinderFactory {
                 spec.partition_count.max(1)
             )],
         }
+    }
+
+    fn server(&self, name: &str, environment: &BinderEnvironment) -> Option<ServerAddress> {
+        let config = KafkaBinderConfig::from_environment(name, environment).ok()?;
+        Some(ServerAddress {
+            protocol: "kafka".to_owned(),
+            host: config.brokers,
+        })
     }
 }
 

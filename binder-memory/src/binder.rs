@@ -11,7 +11,7 @@ use serde::Deserialize;
 use stream_core::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError, ConsumerSpec,
     DeadLetter, Delivery, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route,
-    SendError, SettleError, Subscription,
+    SendError, ServerAddress, SettleError, Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::message::{Message, RawMessage};
@@ -753,5 +753,12 @@ impl BinderFactory for MemoryBinderFactory {
             dlq: None,
             resources,
         }
+    }
+
+    fn server(&self, _name: &str, _environment: &BinderEnvironment) -> Option<ServerAddress> {
+        Some(ServerAddress {
+            protocol: "memory".to_owned(),
+            host: "in-process".to_owned(),
+        })
     }
 }

@@ -9,7 +9,7 @@ use lapin::options::BasicGetOptions;
 use lapin::types::ShortString;
 use stream_core::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
-    OrderingScope, Producer, ProducerSpec, ProvisionPlan, Subscription,
+    OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
 };
 use stream_core::config::Schema;
 use stream_core::message::RawMessage;
@@ -339,5 +339,23 @@ impl BinderFactory for RabbitBinderFactory {
             dlq: None,
             resources,
         }
+    }
+
+    fn server(&self, name: &str, environment: &BinderEnvironment) -> Option<ServerAddress> {
+        let settings = connection_settings(name, environment).ok()?;
+        let first = settings.uris.first()?;
+        let hosts: Vec<String> = settings
+            .uris
+            .iter()
+            .map(|u| format!("{}:{}", u.authority.host, u.authority.port))
+            .collect();
+        Some(ServerAddress {
+            protocol: match first.scheme {
+                lapin::uri::AMQPScheme::AMQPS => "amqps",
+                lapin::uri::AMQPScheme::AMQP => "amqp",
+            }
+            .to_owned(),
+            host: hosts.join(","),
+        })
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use stream_core::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
-    OrderingScope, Producer, ProducerSpec, ProvisionPlan, Subscription,
+    OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
 };
+use stream_core::config::redact_uris;
 use stream_core::config::schema::Schema;
 use stream_core::message::RawMessage;
 
@@ -359,5 +360,17 @@ impl BinderFactory for SqsBinderFactory {
             dlq: None,
             resources,
         }
+    }
+
+    fn server(&self, name: &str, environment: &BinderEnvironment) -> Option<ServerAddress> {
+        let settings = BinderSettings::from_environment(name, environment).ok()?;
+        let host = match &settings.endpoint {
+            Some(e) => redact_uris(e.split_once("://").map_or(e.as_str(), |(_, h)| h)),
+            None => format!("sqs.{}.amazonaws.com", settings.region()),
+        };
+        Some(ServerAddress {
+            protocol: "sqs".to_owned(),
+            host: host.trim_end_matches('/').to_owned(),
+        })
     }
 }

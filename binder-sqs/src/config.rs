@@ -26,6 +26,9 @@ pub enum DestinationMode {
     Sqs,
 }
 
+/// The AWS region when nothing sets one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
 /// Long-poll wait by default (seconds, SQS maximum).
 pub const DEFAULT_WAIT_TIME_SECONDS: u32 = 20;
 /// Visibility timeout of received messages by default (seconds); extended while a handler runs.
@@ -263,6 +266,11 @@ fn paired_keys(section: &Value, path: &str) -> Result<(), BindError> {
 }
 
 impl BinderSettings {
+    /// The region, [`DEFAULT_REGION`] when nothing sets one.
+    pub fn region(&self) -> &str {
+        self.region.as_deref().unwrap_or(DEFAULT_REGION)
+    }
+
     /// Reads the settings of binder `name`, lowest first: Spring Cloud AWS's
     /// `spring.cloud.aws.{region.static, endpoint, credentials.{access-key,secret-key}}` from
     /// the inherited properties, the same in the binder's own environment, then

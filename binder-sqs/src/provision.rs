@@ -127,10 +127,7 @@ impl PartitionFilter {
 impl Clients {
     /// Builds the clients from the settings (nothing is contacted yet).
     pub async fn connect(settings: BinderSettings) -> Clients {
-        let region = settings
-            .region
-            .clone()
-            .unwrap_or_else(|| "us-east-1".to_owned());
+        let region = settings.region().to_owned();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region))
             .timeout_config(
@@ -162,10 +159,7 @@ impl Clients {
     fn endpoint(&self) -> String {
         match &self.settings.endpoint {
             Some(e) => stream_core::config::redact_value("endpoint", e),
-            None => format!(
-                "AWS ({})",
-                self.settings.region.as_deref().unwrap_or("us-east-1")
-            ),
+            None => format!("AWS ({})", self.settings.region()),
         }
     }
 

@@ -6,6 +6,9 @@
 //!   prints every binding's effective properties, delivery plan and provisioned resources,
 //!   connecting to nothing; `mermaid` and `dot` draw the event flow instead (functions,
 //!   destinations by binder, groups, DLQs).
+//! - `cloud-stream asyncapi <application.yaml> [--profile P]... [--format yaml|json]`: an
+//!   AsyncAPI 3.0 document of the same bindings: a server per binder (no credentials), a channel
+//!   per destination and DLQ, an operation per binding.
 //!
 //! Exit codes: 0 success (and `--help`, `--version`); 2 the configuration is invalid, a
 //! missing or unreadable file included; 64 (`EX_USAGE`) the command line is wrong (unknown
@@ -13,12 +16,12 @@
 //! bad configuration.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use cloud_stream::config::{ConfigLoader, LoadedConfig};
-use cloud_stream::plan::{build_plan, configured_bindings, Plan};
+use cloud_stream::plan::{build_plan, configured_bindings, AsyncApiInfo, Plan};
 
 /// Validate and explain cloud-stream configuration.
 #[derive(Debug, Parser)]
@@ -49,6 +52,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Write an AsyncAPI 3.0 document of the bindings (servers, channels, operations).
+    Asyncapi {
+        /// The application.yaml.
+        file: PathBuf,
+        /// Active profile (repeatable).
+        #[arg(long = "profile", short = 'p')]
+        profiles: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DocFormat::Yaml)]
+        format: DocFormat,
+    },
+}
+
+/// Output format of `asyncapi`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DocFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -66,6 +87,27 @@ const INVALID: u8 = 2;
 /// Exit code for a wrong command line (`EX_USAGE` of sysexits.h); clap's own is 2, the same
 /// as an invalid configuration.
 const USAGE: u8 = 64;
+
+/// The AsyncAPI document of `plan`: titled `spring.application.name` (else the file's
+/// stem), versioned `info.app.version` (else `0.0.0`).
+fn asyncapi(file: &Path, loaded: &LoadedConfig, plan: &Plan) -> serde_json::Value {
+    let text = |path: &str| {
+        path.split('.')
+            .try_fold(&loaded.root, |v, k| v.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let info = AsyncApiInfo {
+        title: text("spring.application.name")
+            .or(stem)
+            .unwrap_or_else(|| "application".to_owned()),
+        version: text("info.app.version").unwrap_or_else(|| "0.0.0".to_owned()),
+    };
+    let registry = cloud_stream::binder_registry();
+    let servers = plan.servers(&loaded.config, &loaded.root, &registry);
+    plan.asyncapi(&info, &servers)
+}
 
 fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Vec<String>> {
     let registry = cloud_stream::binder_registry();
@@ -162,6 +204,32 @@ fn main() -> ExitCode {
                             ExitCode::FAILURE
                         }
                     },
+                }
+            }
+            Err(errors) => report_errors(&errors),
+        },
+        Command::Asyncapi {
+            file,
+            profiles,
+            format,
+        } => match load(file.clone(), profiles) {
+            Ok((loaded, plan)) => {
+                for w in &loaded.warnings {
+                    eprintln!("warning: {w}");
+                }
+                let doc = asyncapi(&file, &loaded, &plan);
+                let text = match format {
+                    DocFormat::Yaml => serde_yaml_ng::to_string(&doc).map_err(|e| e.to_string()),
+                    DocFormat::Json => serde_json::to_string_pretty(&doc)
+                        .map(|s| s + "\n")
+                        .map_err(|e| e.to_string()),
+                };
+                match text {
+                    Ok(t) => emit(&t),
+                    Err(e) => {
+                        eprintln!("cannot render the AsyncAPI document: {e}");
+                        ExitCode::FAILURE
+                    }
                 }
             }
             Err(errors) => report_errors(&errors),

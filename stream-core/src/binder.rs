@@ -351,6 +351,30 @@ pub struct BinderEnvironment {
 }
 
 impl BinderEnvironment {
+    /// The environment binder `name` gets: its own `environment`, and the application's whole
+    /// tree `root` when `inherit-environment` (Spring's default).
+    pub fn for_binder(
+        config: &crate::config::StreamConfig,
+        root: &serde_json::Value,
+        name: &str,
+    ) -> Self {
+        let empty = || serde_json::Value::Object(Default::default());
+        match config.stream.binders.get(name) {
+            None => BinderEnvironment {
+                own: empty(),
+                inherited: root.clone(),
+            },
+            Some(b) => BinderEnvironment {
+                own: b.environment.clone(),
+                inherited: if b.inherit_environment {
+                    root.clone()
+                } else {
+                    empty()
+                },
+            },
+        }
+    }
+
     /// An environment with only the binder's own properties.
     pub fn own(own: serde_json::Value) -> Self {
         BinderEnvironment {
@@ -428,6 +452,24 @@ pub trait BinderFactory: Send + Sync {
         let _ = (destination, spec);
         ProvisionPlan::default()
     }
+
+    /// Where binder `name` would connect, read from `environment` as
+    /// [`BinderFactory::create`] reads it, without credentials (for documents such as
+    /// AsyncAPI). `None` when that is not known without connecting, or the environment is
+    /// invalid.
+    fn server(&self, name: &str, environment: &BinderEnvironment) -> Option<ServerAddress> {
+        let _ = (name, environment);
+        None
+    }
+}
+
+/// Where a binder connects: the protocol and the host(s), never credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerAddress {
+    /// The protocol as AsyncAPI names it (`amqp`, `amqps`, `kafka`, `sqs`, ...).
+    pub protocol: String,
+    /// `host[:port]`, several comma-separated where the binder knows several.
+    pub host: String,
 }
 
 /// The binder factories an application knows, keyed by `type`.

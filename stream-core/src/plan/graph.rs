@@ -57,7 +57,10 @@ impl Graph {
     fn of(plan: &Plan) -> Graph {
         let mut g = Graph::default();
         for b in &plan.bindings {
-            let function = b.function.clone().unwrap_or_else(|| "StreamBridge".to_owned());
+            let function = b
+                .function
+                .clone()
+                .unwrap_or_else(|| "StreamBridge".to_owned());
             let f = g.node(Shape::Function, None, &function);
             for d in &b.destinations {
                 let dest = g.node(Shape::Destination, Some(&b.binder), d);
@@ -69,7 +72,8 @@ impl Graph {
             }
             if let Some(dlq) = &b.dlq {
                 let q = g.node(Shape::DeadLetters, Some(&b.binder), dlq);
-                g.edges.push((f.clone(), q, "dead letters".to_owned(), true));
+                g.edges
+                    .push((f.clone(), q, "dead letters".to_owned(), true));
             }
         }
         g
@@ -77,7 +81,11 @@ impl Graph {
 
     /// The id of the node for `name` (created on first use).
     fn node(&mut self, shape: Shape, binder: Option<&str>, name: &str) -> String {
-        let key = (shape as u8, binder.unwrap_or_default().to_owned(), name.to_owned());
+        let key = (
+            shape as u8,
+            binder.unwrap_or_default().to_owned(),
+            name.to_owned(),
+        );
         if let Some(id) = self.ids.get(&key) {
             return id.clone();
         }
@@ -101,7 +109,9 @@ impl Graph {
         let mut out: BTreeMap<&str, Vec<(String, &Node)>> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
             if let Some(b) = &n.2 {
-                out.entry(b.as_str()).or_default().push((format!("n{i}"), n));
+                out.entry(b.as_str())
+                    .or_default()
+                    .push((format!("n{i}"), n));
             }
         }
         out
@@ -156,7 +166,11 @@ impl Plan {
         }
         for (i, (binder, ids)) in g.by_binder().into_iter().enumerate() {
             let title = format!("{binder} ({})", binder_type(binder));
-            let _ = writeln!(out, "  subgraph b{i}[\"{}\"]", label(&title, mermaid_escape));
+            let _ = writeln!(
+                out,
+                "  subgraph b{i}[\"{}\"]",
+                label(&title, mermaid_escape)
+            );
             for (id, node) in ids {
                 let _ = writeln!(out, "    {}", shape(&id, node));
             }
@@ -184,7 +198,10 @@ impl Plan {
                 Shape::Destination => "cylinder",
                 Shape::DeadLetters => "folder",
             };
-            format!("{id} [label=\"{}\", shape={shape}];", label(text, dot_escape))
+            format!(
+                "{id} [label=\"{}\", shape={shape}];",
+                label(text, dot_escape)
+            )
         };
         for (id, n) in g.loose() {
             let _ = writeln!(out, "  {}", node(&id, n));
@@ -277,7 +294,10 @@ mod tests {
         let d = plan().dot();
         assert!(d.starts_with("digraph flow {"), "{d}");
         assert!(d.contains("subgraph cluster_0 {"), "{d}");
-        assert!(d.contains("label=\"up-in-0-dest \\\"q\\\"\", shape=cylinder"), "{d}");
+        assert!(
+            d.contains("label=\"up-in-0-dest \\\"q\\\"\", shape=cylinder"),
+            "{d}"
+        );
         assert!(d.contains("style=dashed"), "{d}");
         assert!(d.trim_end().ends_with('}'));
     }

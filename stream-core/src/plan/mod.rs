@@ -16,7 +16,10 @@ use crate::config::{
     deep_merge, BindingProperties, ConsumerProperties, ProducerProperties, StreamConfig,
 };
 
+mod asyncapi;
 mod graph;
+
+pub use asyncapi::AsyncApiInfo;
 
 /// Binding names are resolved against configuration that names no binder.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -11,29 +11,6 @@ use crate::error::Error;
 /// Attempts to connect a binder before giving up at start.
 const CONNECT_ATTEMPTS: u32 = 5;
 
-/// The environment a binder gets: its own `environment`, and the application's whole tree when
-/// `inherit-environment` (Spring's default).
-pub(crate) fn binder_environment(
-    config: &StreamConfig,
-    root: &serde_json::Value,
-    name: &str,
-) -> BinderEnvironment {
-    match config.stream.binders.get(name) {
-        None => BinderEnvironment {
-            own: serde_json::Value::Object(Default::default()),
-            inherited: root.clone(),
-        },
-        Some(b) => BinderEnvironment {
-            own: b.environment.clone(),
-            inherited: if b.inherit_environment {
-                root.clone()
-            } else {
-                serde_json::Value::Object(Default::default())
-            },
-        },
-    }
-}
-
 /// Connects each `(name, type)` binder, retrying with exponential back-off (500 ms doubling,
 /// capped at `binding-retry-interval`) before a clear error. `binding-retry-interval: 0` fails
 /// fast.
@@ -53,7 +30,7 @@ pub(crate) async fn connect_all(
                 binder_type: binder_type.clone(),
                 available: registry.types().join(", "),
             })?;
-        let env = binder_environment(config, root, name);
+        let env = BinderEnvironment::for_binder(config, root, name);
         let mut wait = Duration::from_millis(500);
         let mut attempt = 1;
         let binder = loop {
