@@ -354,7 +354,13 @@ fn asyncapi_documents_validate_against_the_official_schema() {
     let validator = jsonschema::validator_for(&schema).expect("the AsyncAPI schema compiles");
     let spring = fixture("spring/application.yml");
     let shop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop/application.yaml");
-    for (file, profile) in [(&spring, "prod"), (&shop, "default")] {
+    for (file, profile) in [
+        (&spring, "prod"),
+        (&shop, "default"),
+        (&shop, "rabbit"),
+        (&shop, "kafka"),
+        (&shop, "sqs"),
+    ] {
         let path = file.to_str().unwrap();
         let out = cli(&["asyncapi", path, "--profile", profile, "--format", "json"]);
         assert!(out.status.success(), "{}", stderr(&out));
