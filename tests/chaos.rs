@@ -419,6 +419,7 @@ async fn relay_interrupted(name: &str, binder: &str, scenario: &str, how: Interr
     let before = collector.got().len();
     // Recovery counts from the signal (the restart is part of it) or from the broker's return.
     let mut back_at = Instant::now();
+    let mut outage = None;
     match how {
         Interruption::Signal(signal) => {
             relay.signal(signal);
@@ -431,6 +432,7 @@ async fn relay_interrupted(name: &str, binder: &str, scenario: &str, how: Interr
         }
         Interruption::BrokerRestart => {
             broker.restart(name).await;
+            outage = Some(back_at.elapsed());
             back_at = Instant::now();
         }
     }
@@ -453,8 +455,13 @@ async fn relay_interrupted(name: &str, binder: &str, scenario: &str, how: Interr
     let got = collector.got();
     let distinct: BTreeSet<u32> = got.iter().copied().collect();
     let lost = (0..n).filter(|i| !distinct.contains(i)).count();
+    // A broker's outage (down until its `up` returned) is printed apart: the clients may
+    // reconnect while the broker is still finishing its start, so recovery can be ~0.
+    let outage = outage.map_or(String::new(), |o: Duration| {
+        format!(", outage {:.1} s", o.as_secs_f64())
+    });
     println!(
-        "{name} {scenario} at {before} of {n}: sent {n}, lost {lost}, duplicates {}, recovery {:.1} s",
+        "{name} {scenario} at {before} of {n}: sent {n}, lost {lost}, duplicates {}{outage}, recovery {:.1} s",
         got.len() - distinct.len(),
         recovery.unwrap_or_default().as_secs_f64(),
     );
