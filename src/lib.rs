@@ -83,7 +83,7 @@ pub fn binder_registry() -> stream_core::binder::BinderRegistry {
 
 /// Everything an application usually needs.
 pub mod prelude {
-    pub use crate::StreamApp;
+    pub use crate::{StreamApp, StreamAppBuilder};
     pub use serde::{Deserialize, Serialize};
     pub use stream_core::message::header;
     pub use stream_core::{HandlerError, Headers, Message, StreamBridge};

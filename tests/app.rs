@@ -191,12 +191,9 @@ async fn permanent_send_to_failure_is_dead_lettered_without_retries() {
         .await
         .expect("build");
     harness.send_json("in", "x").await.expect("send");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while harness.dead_letters("in", Some("g")).is_empty() && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let dead = harness.dead_letters("in", Some("g"));
+    let dead = harness
+        .wait_for_dead_letters("in", Some("g"), 1, std::time::Duration::from_secs(5))
+        .await;
     assert_eq!(dead.len(), 1, "dead-lettered");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
     let msg = dead[0]
@@ -204,6 +201,58 @@ async fn permanent_send_to_failure_is_dead_lettered_without_retries() {
         .get_str(header::EXCEPTION_MESSAGE)
         .unwrap_or("");
     assert!(msg.contains("forbidden"), "{msg}");
+    app.shutdown().await;
+}
+
+/// The harness waits for dead letters and reads outputs as typed JSON; with the clock paused,
+/// a retry schedule of 10 s + 10 s (the doubled interval capped by Spring's default
+/// `back-off-max-interval`, 10 s) passes in virtual time.
+#[tokio::test(start_paused = true)]
+async fn harness_waits_for_dead_letters_and_reads_typed_json_in_virtual_time() {
+    use cloud_stream::binder_memory::{ReceiveError, TestHarness};
+    let harness = TestHarness::new();
+    let yaml = "spring.cloud.function.definition: check
+spring.cloud.stream.bindings:
+  check-in-0: { destination: in, group: g, consumer: { max-attempts: 3, back-off-initial-interval: 10000 } }
+  check-out-0: { destination: out }
+";
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(harness.factory()))
+        .function("check", |n: i64| async move {
+            match n {
+                n if n < 0 => Err(HandlerError::retryable("negative")),
+                n => Ok::<_, HandlerError>(serde_json::json!({ "double": n * 2 })),
+            }
+        })
+        .config_yaml(yaml)
+        .build()
+        .await
+        .expect("build");
+    harness.send_json("in", &21).await.expect("send");
+    let out: serde_json::Value = harness
+        .receive_json("out", std::time::Duration::from_secs(1))
+        .await
+        .expect("typed output");
+    assert_eq!(out["double"], 42);
+    harness.send_json("in", &-1).await.expect("send");
+    let started = tokio::time::Instant::now();
+    let dead = harness
+        .wait_for_dead_letters("in", Some("g"), 1, std::time::Duration::from_secs(60))
+        .await;
+    assert_eq!(dead.len(), 1, "dead-lettered after the last attempt");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(20),
+        "the back-off ran: {waited:?}"
+    );
+    let none = harness
+        .receive_json::<serde_json::Value>("out", std::time::Duration::from_secs(1))
+        .await;
+    assert!(
+        matches!(none, Err(ReceiveError::Timeout { .. })),
+        "{none:?}"
+    );
     app.shutdown().await;
 }
 

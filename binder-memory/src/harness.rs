@@ -8,6 +8,30 @@ use stream_core::message::{header, Message, RawMessage};
 use crate::binder::MemoryBinderFactory;
 use crate::broker::MemoryBroker;
 
+/// How often [`TestHarness::wait_for_dead_letters`] looks.
+const DEAD_LETTER_POLL: Duration = Duration::from_millis(5);
+
+/// Why [`TestHarness::receive_json`] has no value.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// Nothing was sent to the destination in time.
+    #[error("nothing sent to `{destination}` within {waited:?}")]
+    Timeout {
+        /// The destination.
+        destination: String,
+        /// How long the harness waited.
+        waited: Duration,
+    },
+    /// What was sent is not JSON of the asked type.
+    #[error("the message sent to `{destination}` is not the JSON expected: {source}")]
+    Decode {
+        /// The destination.
+        destination: String,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+}
+
 /// Drives an application in tests: register [`TestHarness::factory`] with the application (as the
 /// `memory` binder type), then [`send`](TestHarness::send) input messages and
 /// [`receive`](TestHarness::receive) what the application published.
@@ -94,6 +118,37 @@ impl TestHarness {
         self.receive_until(destination, deadline).await
     }
 
+    /// The next message recorded as sent to `destination`, decoded from JSON as `T`, waiting
+    /// up to `timeout`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use binder_memory::TestHarness;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let harness = TestHarness::new();
+    /// harness.send_json("orders", &serde_json::json!({"id": 7})).await.unwrap();
+    /// let order: serde_json::Value = harness.receive_json("orders", Duration::from_secs(1)).await.unwrap();
+    /// assert_eq!(order["id"], 7);
+    /// # }
+    /// ```
+    pub async fn receive_json<T: serde::de::DeserializeOwned>(
+        &self,
+        destination: &str,
+        timeout: Duration,
+    ) -> Result<T, ReceiveError> {
+        let message =
+            self.receive(destination, timeout)
+                .await
+                .ok_or_else(|| ReceiveError::Timeout {
+                    destination: destination.to_owned(),
+                    waited: timeout,
+                })?;
+        serde_json::from_slice(&message.payload).map_err(|source| ReceiveError::Decode {
+            destination: destination.to_owned(),
+            source,
+        })
+    }
+
     /// Up to `n` messages recorded as sent to `destination`, waiting up to `timeout` in total;
     /// fewer if the time runs out.
     pub async fn receive_n(
@@ -140,6 +195,26 @@ impl TestHarness {
     /// headers), oldest first. Not consumed by reading.
     pub fn dead_letters(&self, destination: &str, group: Option<&str>) -> Vec<RawMessage> {
         self.broker.dead_letters(destination, group)
+    }
+
+    /// Waits until at least `n` messages were dead-lettered from binding `destination`/`group`
+    /// (retries and back-off included; under `tokio::time::pause()` in virtual time), then
+    /// returns them all, oldest first; what there is when `timeout` passes.
+    pub async fn wait_for_dead_letters(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<RawMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let dead = self.dead_letters(destination, group);
+            if dead.len() >= n || tokio::time::Instant::now() >= deadline {
+                return dead;
+            }
+            tokio::time::sleep(DEAD_LETTER_POLL).await;
+        }
     }
 
     /// Forgets every recorded message and dead letter (queues and subscriptions are untouched).

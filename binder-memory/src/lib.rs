@@ -62,4 +62,4 @@ pub use binder::{
 pub use broker::{
     MemoryBroker, MemoryBrokerConfig, DEAD_LETTER_HISTORY, DEFAULT_CAPACITY, MAX_PARTITIONS,
 };
-pub use harness::TestHarness;
+pub use harness::{ReceiveError, TestHarness};

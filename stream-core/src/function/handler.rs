@@ -87,7 +87,20 @@ impl Default for CallContext {
     }
 }
 
-/// A handler argument type decoded from a raw message.
+/// A handler argument type decoded from a raw message: any `serde::Deserialize` type, or
+/// [`Message<T>`] for the headers as well. Anything else is a compile error that says so
+/// (`` `NotSerde` cannot be a handler's input ``, with a note on what a handler takes):
+///
+/// ```compile_fail,E0277
+/// struct NotSerde;
+/// let _ = stream_core::StreamAppBuilder::new()
+///     .consumer("c", |_: NotSerde| async { Ok(()) });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler's input",
+    label = "this handler's argument",
+    note = "a handler takes one argument: a type that implements `serde::Deserialize` (decoded with the binding's content type), or `Message<T>` to see the headers as well"
+)]
 pub trait FromInput<M>: Sized + Send + 'static {
     /// Decodes the invocation's message (the `content-type` header wins over the binding's
     /// content type).
@@ -134,7 +147,20 @@ pub struct Encoded {
     pub headers: Headers,
 }
 
-/// A handler return type encoded into zero or one raw message.
+/// A handler return type encoded into zero or one raw message: any `serde::Serialize` type,
+/// [`Message<T>`], or `Option<Message<T>>` (`None` sends nothing). Anything else is a compile
+/// error that says so:
+///
+/// ```compile_fail,E0277
+/// struct NotSerde;
+/// let _ = stream_core::StreamAppBuilder::new()
+///     .function("f", |_: String| async { Ok::<_, stream_core::HandlerError>(NotSerde) });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler's output",
+    label = "this handler's output",
+    note = "a handler returns `Result<T, HandlerError>` where `T` implements `serde::Serialize`, or is `Message<T>` (with headers), or `Option<Message<T>>` (`None` sends nothing)"
+)]
 pub trait IntoOutput<M>: Send + 'static {
     /// Encodes the value; `Ok(None)` means "no message" (a filter).
     fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError>;
