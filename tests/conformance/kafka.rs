@@ -182,6 +182,9 @@ impl Target for KafkaTarget {
     fn virtual_time(&self) -> bool {
         false
     }
+    fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String {
+        crate::target::replay_binding(binding, &format!("error.{destination}.{group}"))
+    }
 }
 
 crate::conformance_suite!(crate::kafka::target(), real);

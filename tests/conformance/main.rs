@@ -28,6 +28,7 @@ macro_rules! conformance_suite {
             spring_content_type_header_is_read_and_not_propagated,
             oversized_output_is_dead_lettered_at_once_on_every_route,
             dlq_after_max_attempts_with_error_headers,
+            dead_letters_can_be_consumed_by_a_binding,
             backoff_spacing_follows_policy,
             permanent_error_skips_retries,
             undecodable_payload_is_dead_lettered_and_next_flows,

@@ -138,6 +138,11 @@ impl Target for RabbitTarget {
     fn virtual_time(&self) -> bool {
         false
     }
+    fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String {
+        format!(
+            "spring.cloud.stream.bindings.{binding}: {{ destination: DLX, group: \"{destination}.{group}.dlq\" }}\nspring.cloud.stream.rabbit.bindings.{binding}.consumer: {{ queue-name-group-only: true, exchange-type: direct, binding-routing-key: \"{destination}.{group}\", auto-bind-dlq: false }}\n"
+        )
+    }
 }
 
 crate::conformance_suite!(crate::rabbit::target(), real);

@@ -217,6 +217,51 @@ pub async fn dlq_after_max_attempts_with_error_headers(t: &dyn Target) {
     app.shutdown().await;
 }
 
+/// Dead letters are an ordinary destination: a binding configured as README's "Consuming
+/// dead letters" says for the binder reads them, error headers included.
+pub async fn dead_letters_can_be_consumed_by_a_binding(t: &dyn Target) {
+    let input = unique("in");
+    let reject = format!(
+        "spring.cloud.function.definition: reject;replay\nspring.cloud.stream.bindings.reject-in-0: {{ destination: {input}, group: g, consumer: {{ max-attempts: 1 }} }}\n{}",
+        t.dead_letter_consumer_yaml("replay-in-0", &input, "g")
+    );
+    let seen: Arc<Mutex<Vec<Message<serde_json::Value>>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    let app = start_app(t, &reject, move |b| {
+        b.consumer("reject", |_: serde_json::Value| async {
+            Err::<(), _>(HandlerError::permanent("poison"))
+        })
+        .consumer("replay", move |m: Message<serde_json::Value>| {
+            s.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+            async { Ok(()) }
+        })
+    })
+    .await;
+    Probe::new(t)
+        .await
+        .send(&input, [json(json!({"n": 7}))])
+        .await;
+    let got = eventually(WAIT, || {
+        !seen.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    })
+    .await;
+    assert!(
+        got,
+        "{input}: the dead letter reached the binding on the DLQ"
+    );
+    let m = seen.lock().unwrap_or_else(|e| e.into_inner())[0].clone();
+    assert_eq!(m.payload, json!({"n": 7}));
+    assert_eq!(
+        m.headers.get_str(header::ORIGINAL_TOPIC),
+        Some(input.as_str())
+    );
+    assert!(m
+        .headers
+        .get_str(header::EXCEPTION_MESSAGE)
+        .is_some_and(|e| e.contains("poison")));
+    app.shutdown().await;
+}
+
 pub async fn backoff_spacing_follows_policy(t: &dyn Target) {
     let input = unique("in");
     let yaml = format!(

@@ -141,6 +141,12 @@ impl Target for SqsTarget {
     fn virtual_time(&self) -> bool {
         false
     }
+    fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String {
+        format!(
+            "{}spring.cloud.stream.sqs.bindings.{binding}.consumer.destination-mode: sqs\n",
+            crate::target::replay_binding(binding, &format!("{destination}-{group}-dlq"))
+        )
+    }
 }
 
 crate::conformance_suite!(crate::sqs::target(), real);

@@ -36,6 +36,15 @@ pub trait Target: Send + Sync {
     ) -> Vec<RawMessage>;
     /// Whether the scenarios run in tokio's virtual time.
     fn virtual_time(&self) -> bool;
+    /// Configuration of a consumer binding `binding` (group `replay`) that reads the
+    /// dead letters of `destination`/`group`, as README ("Consuming dead letters") documents
+    /// for the binder.
+    fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String;
+}
+
+/// A binding's `destination` and `group: replay`, as YAML lines under `bindings`.
+pub fn replay_binding(binding: &str, destination: &str) -> String {
+    format!("spring.cloud.stream.bindings.{binding}: {{ destination: \"{destination}\", group: replay }}\n")
 }
 
 /// The in-memory binder.
@@ -86,6 +95,9 @@ impl Target for MemoryTarget {
     }
     fn virtual_time(&self) -> bool {
         true
+    }
+    fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String {
+        replay_binding(binding, &format!("{destination}.{group}.dlq"))
     }
 }
 
