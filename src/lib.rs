@@ -36,6 +36,8 @@ pub use binder_memory;
 pub use binder_rabbit;
 #[cfg(feature = "sqs")]
 pub use binder_sqs;
+#[cfg(feature = "actuator")]
+pub use stream_actuator as actuator;
 pub use stream_core;
 pub use stream_core::{
     app, binder, binding, bridge, config, convert, expr, function, message, observe, plan, runtime,
@@ -48,11 +50,16 @@ pub use stream_core::{
 pub struct StreamApp;
 
 impl StreamApp {
-    /// A builder with the built-in binder factories registered.
+    /// A builder with the built-in binder factories registered (and, with the `actuator`
+    /// feature, the actuator, which starts when `management.server.port` is set).
     pub fn builder() -> StreamAppBuilder {
         let mut b = StreamAppBuilder::new();
         for f in binder_factories() {
             b = b.binder_factory(f);
+        }
+        #[cfg(feature = "actuator")]
+        {
+            b = b.extension(Arc::new(stream_actuator::Actuator));
         }
         b
     }

@@ -64,6 +64,14 @@ pub enum Error {
         #[source]
         source: crate::expr::ExprError,
     },
+    /// An extension (e.g. the actuator) could not start.
+    #[error("{extension}: {message}")]
+    Extension {
+        /// The extension, or the property path its problem is at.
+        extension: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Waiting for a shutdown signal failed.
     #[error("cannot listen for shutdown signals: {0}")]
     Signal(#[source] std::io::Error),

@@ -35,6 +35,9 @@ type Binders = Arc<BTreeMap<String, Arc<dyn Binder>>>;
 /// The whole of `build`, in order.
 pub(super) async fn run(app: StreamAppBuilder) -> Result<RunningApp, Error> {
     let loaded = load_config(&app)?;
+    for extension in &app.extensions {
+        extension.prepare(&loaded.root)?;
+    }
     let config = Arc::new(loaded.config.clone());
     let ios = resolve_functions(&app, &config)?;
     let bindings = derive_bindings(&ios);
@@ -49,7 +52,17 @@ pub(super) async fn run(app: StreamAppBuilder) -> Result<RunningApp, Error> {
     for io in ios {
         wiring.bind(io).await?;
     }
-    Ok(wiring.start(plan, bridge, app.shutdown_timeout))
+    let mut running = wiring.start(plan, bridge, app.shutdown_timeout, loaded.root);
+    for extension in &app.extensions {
+        match extension.start(&running).await {
+            Ok(guard) => running.extensions.extend(guard),
+            Err(e) => {
+                running.shutdown().await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(running)
 }
 
 /// Reads and validates the configuration with every registered binder's schemas.
@@ -395,7 +408,13 @@ impl Wiring {
     }
 
     /// Starts every bound binding at once.
-    fn start(self, plan: Plan, bridge: StreamBridge, shutdown_timeout: Duration) -> RunningApp {
+    fn start(
+        self,
+        plan: Plan,
+        bridge: StreamBridge,
+        shutdown_timeout: Duration,
+        properties: serde_json::Value,
+    ) -> RunningApp {
         let mut tasks = JoinSet::new();
         for start in self.starts {
             tasks.spawn(start);
@@ -419,6 +438,8 @@ impl Wiring {
             outputs: self.outputs,
             binders: self.binders,
             shutdown_timeout,
+            properties: Arc::new(properties),
+            extensions: Vec::new(),
         }
     }
 }

@@ -15,6 +15,9 @@
 //! ```
 
 mod build;
+mod extension;
+
+pub use extension::{AppExtension, ExtensionGuard};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -55,6 +58,7 @@ pub struct StreamAppBuilder {
     binders: BinderRegistry,
     codecs: CodecRegistry,
     shutdown_timeout: Duration,
+    extensions: Vec<Arc<dyn AppExtension>>,
 }
 
 impl Default for StreamAppBuilder {
@@ -89,6 +93,7 @@ impl StreamAppBuilder {
             binders: BinderRegistry::new(),
             codecs: CodecRegistry::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            extensions: Vec::new(),
         }
     }
 
@@ -131,6 +136,13 @@ impl StreamAppBuilder {
     /// Registers a codec for another content type.
     pub fn codec(mut self, codec: Arc<dyn Codec>) -> Self {
         self.codecs.register(codec);
+        self
+    }
+
+    /// Starts `extension` with the application (after the bindings) and stops it at
+    /// shutdown; see [`AppExtension`].
+    pub fn extension(mut self, extension: Arc<dyn AppExtension>) -> Self {
+        self.extensions.push(extension);
         self
     }
 
@@ -271,6 +283,7 @@ impl Clone for StreamAppBuilder {
             binders: self.binders.clone(),
             codecs: self.codecs.clone(),
             shutdown_timeout: self.shutdown_timeout,
+            extensions: self.extensions.clone(),
         }
     }
 }
@@ -301,6 +314,8 @@ pub struct RunningApp {
     outputs: Vec<SharedOutput>,
     binders: Arc<BTreeMap<String, Arc<dyn Binder>>>,
     shutdown_timeout: Duration,
+    properties: Arc<serde_json::Value>,
+    extensions: Vec<ExtensionGuard>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -325,6 +340,18 @@ impl RunningApp {
     /// The delivery plan the application was built with.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The running extension of type `T` (what its [`AppExtension::start`] returned), e.g.
+    /// the actuator's server with its address.
+    pub fn extension<T: 'static>(&self) -> Option<&T> {
+        self.extensions.iter().find_map(|g| g.downcast_ref::<T>())
+    }
+
+    /// The application's whole property tree, as loaded (placeholders resolved, keys
+    /// kebab-case): where extensions read their own settings (e.g. `management.*`).
+    pub fn properties(&self) -> &serde_json::Value {
+        &self.properties
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
@@ -372,6 +399,8 @@ impl RunningApp {
         for b in self.binders.values() {
             b.close().await;
         }
+        // Extensions (the actuator) stop last, so health can be read during the drain.
+        self.extensions.clear();
         tracing::info!("shutdown complete");
     }
 }

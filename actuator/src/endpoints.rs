@@ -1,0 +1,174 @@
+//! The endpoints, in Spring Boot's and Spring Cloud Stream's JSON shapes: health (overall,
+//! per binder, per binding; 503 when DOWN), bindings (list, one, change state) and
+//! Prometheus metrics. Errors are JSON (`{"error": ...}`) with a 4xx status.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Value};
+use stream_core::config::redact_uris;
+use stream_core::plan::Plan;
+use stream_core::runtime::{AppHealth, BindingState, BindingsHandle, ControlError};
+
+/// What the endpoints read: the bindings, the plan, the metrics.
+pub struct App {
+    /// Binding control and health.
+    pub bindings: BindingsHandle,
+    /// The delivery plan (destinations, groups, binders).
+    pub plan: Plan,
+    /// The Prometheus recorder's handle, when this process installed it.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+type Shared = State<Arc<App>>;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// A binding's status in health: its binder's when that is DOWN, else its state.
+fn binding_status(health: &AppHealth, binder: Option<&str>, state: BindingState) -> &'static str {
+    let binder_down = binder
+        .and_then(|b| health.binders.get(b))
+        .is_some_and(|s| s != "UP");
+    match (binder_down, state) {
+        (true, _) => "DOWN",
+        (false, BindingState::Running) => "UP",
+        (false, BindingState::Paused) => "PAUSED",
+        (false, BindingState::Stopped) => "STOPPED",
+    }
+}
+
+/// `GET /health`: Spring Boot's composite shape; 503 when a binder is DOWN.
+pub async fn health(State(app): Shared) -> Response {
+    let h = app.bindings.health().await;
+    let binders: serde_json::Map<String, Value> = h
+        .binders
+        .iter()
+        .map(|(name, s)| {
+            let v = match s.strip_prefix("DOWN: ") {
+                Some(reason) => {
+                    json!({"status": "DOWN", "details": {"error": redact_uris(reason)}})
+                }
+                None => json!({"status": "UP"}),
+            };
+            (name.clone(), v)
+        })
+        .collect();
+    let bindings: serde_json::Map<String, Value> = h
+        .bindings
+        .iter()
+        .map(|(name, state)| {
+            let status = binding_status(&h, app.bindings.binder_of(name), *state);
+            (name.clone(), json!({ "status": status }))
+        })
+        .collect();
+    let status = if h.up { "UP" } else { "DOWN" };
+    let body = json!({
+        "status": status,
+        "components": {
+            "binders": {"status": status, "components": binders},
+            "bindings": {"status": status, "components": bindings},
+        }
+    });
+    let code = if h.up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// One binding in Spring Cloud Stream's `/actuator/bindings` shape.
+fn binding_json(app: &App, name: &str) -> Option<Value> {
+    let state = app.bindings.state(name)?;
+    let planned = app.plan.bindings.iter().find(|b| b.name == name);
+    let input = planned.is_some_and(|b| b.direction == "input");
+    let destination = planned
+        .map(|b| b.destinations.join(","))
+        .unwrap_or_default();
+    Some(json!({
+        "bindingName": name,
+        "name": destination,
+        "group": planned.and_then(|b| b.group.clone()),
+        "pausable": input,
+        "state": match state {
+            BindingState::Running => "running",
+            BindingState::Paused => "paused",
+            BindingState::Stopped => "stopped",
+        },
+        "paused": state == BindingState::Paused,
+        "input": input,
+        "extendedInfo": planned.map(|b| json!({
+            "bindingDestination": destination,
+            "binder": b.binder,
+            "binderType": b.binder_type,
+            "contentType": b.content_type,
+            "function": b.function,
+            "dlq": b.dlq,
+        })),
+    }))
+}
+
+/// `GET /bindings`.
+pub async fn bindings(State(app): Shared) -> Response {
+    let all: Vec<Value> = app
+        .bindings
+        .names()
+        .iter()
+        .filter_map(|n| binding_json(&app, n))
+        .collect();
+    Json(all).into_response()
+}
+
+/// `GET /bindings/{name}`.
+pub async fn binding(State(app): Shared, Path(name): Path<String>) -> Response {
+    match binding_json(&app, &name) {
+        Some(b) => Json(b).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no binding named `{name}`")),
+    }
+}
+
+/// `POST /bindings/{name}` with `{"state": "STOPPED|STARTED|PAUSED|RESUMED"}`.
+pub async fn change(State(app): Shared, Path(name): Path<String>, body: String) -> Response {
+    let wanted = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("state")?.as_str().map(str::to_ascii_uppercase));
+    let handle = &app.bindings;
+    let done = match wanted.as_deref() {
+        Some("STOPPED") => handle.stop(&name),
+        Some("STARTED") => handle.start(&name),
+        Some("PAUSED") => handle.pause(&name),
+        Some("RESUMED") => handle.resume(&name),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                r#"expected a JSON body {"state": "STOPPED|STARTED|PAUSED|RESUMED"}"#,
+            )
+        }
+    };
+    match done {
+        Ok(()) => binding(State(Arc::clone(&app)), Path(name)).await,
+        Err(e @ ControlError::UnknownBinding { .. }) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// `GET /prometheus`: the text exposition format.
+pub async fn prometheus(State(app): Shared) -> Response {
+    match &app.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another metrics recorder was installed in this process before the actuator's",
+        ),
+    }
+}
