@@ -23,11 +23,14 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
 use super::Plan;
 
 /// What a node stands for (its shape in the picture).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
     /// A function, or the app's `StreamBridge` for bindings without one.
     Function,
     /// A destination (topic, exchange, queue).
@@ -36,82 +39,108 @@ enum Shape {
     DeadLetters,
 }
 
-/// An edge: from, to (node ids), label, and whether it carries dead letters (dashed).
-type Edge = (String, String, String, bool);
-
-/// A node: label, shape, and the binder whose box holds it (destinations and DLQs).
-type Node = (String, Shape, Option<String>);
-
-/// Nodes, each binder's destinations, and edges, with ids that are safe in both syntaxes.
-#[derive(Default)]
-struct Graph {
-    /// Nodes in order of appearance (the id of node `i` is `n<i>`): label, shape, and the
-    /// binder name for destinations and DLQs.
-    nodes: Vec<Node>,
-    /// Node ids by their (kind, binder, name) key, to give each node one id.
-    ids: BTreeMap<(u8, String, String), String>,
-    edges: Vec<Edge>,
+/// A node of the flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowNode {
+    /// `n<index>`: safe in Mermaid, DOT and HTML.
+    pub id: String,
+    /// The function's or destination's name.
+    pub label: String,
+    /// What it is.
+    pub kind: NodeKind,
+    /// The binder of a destination or DLQ.
+    pub binder: Option<String>,
 }
 
-impl Graph {
-    fn of(plan: &Plan) -> Graph {
-        let mut g = Graph::default();
+/// An edge of the flow: a binding (into or out of a function), or dead letters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowEdge {
+    /// The source node's id.
+    pub from: String,
+    /// The target node's id.
+    pub to: String,
+    /// The group (inputs), the binding's name (outputs) or `dead letters`.
+    pub label: String,
+    /// The binding the edge stands for.
+    pub binding: String,
+    /// Whether it carries dead letters (drawn dashed).
+    pub dead_letters: bool,
+}
+
+/// The event flow of a plan: functions, destinations and DLQs, and the bindings between them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FlowGraph {
+    /// Nodes in order of appearance.
+    pub nodes: Vec<FlowNode>,
+    /// Edges in the plan's binding order.
+    pub edges: Vec<FlowEdge>,
+}
+
+impl FlowGraph {
+    fn of(plan: &Plan) -> FlowGraph {
+        let mut g = FlowGraph::default();
         for b in &plan.bindings {
             let function = b
                 .function
                 .clone()
                 .unwrap_or_else(|| "StreamBridge".to_owned());
-            let f = g.node(Shape::Function, None, &function);
+            let f = g.node(NodeKind::Function, None, &function);
             for d in &b.destinations {
-                let dest = g.node(Shape::Destination, Some(&b.binder), d);
-                let label = b.group.clone().unwrap_or_default();
-                match b.direction {
-                    "input" => g.edges.push((dest, f.clone(), label, false)),
-                    _ => g.edges.push((f.clone(), dest, b.name.clone(), false)),
-                }
+                let dest = g.node(NodeKind::Destination, Some(&b.binder), d);
+                let (from, to, label) = match b.direction {
+                    "input" => (dest, f.clone(), b.group.clone().unwrap_or_default()),
+                    _ => (f.clone(), dest, b.name.clone()),
+                };
+                g.edge(from, to, label, &b.name, false);
             }
             if let Some(dlq) = &b.dlq {
-                let q = g.node(Shape::DeadLetters, Some(&b.binder), dlq);
-                g.edges
-                    .push((f.clone(), q, "dead letters".to_owned(), true));
+                let q = g.node(NodeKind::DeadLetters, Some(&b.binder), dlq);
+                g.edge(f.clone(), q, "dead letters".to_owned(), &b.name, true);
             }
         }
         g
     }
 
+    fn edge(&mut self, from: String, to: String, label: String, binding: &str, dead: bool) {
+        self.edges.push(FlowEdge {
+            from,
+            to,
+            label,
+            binding: binding.to_owned(),
+            dead_letters: dead,
+        });
+    }
+
     /// The id of the node for `name` (created on first use).
-    fn node(&mut self, shape: Shape, binder: Option<&str>, name: &str) -> String {
-        let key = (
-            shape as u8,
-            binder.unwrap_or_default().to_owned(),
-            name.to_owned(),
-        );
-        if let Some(id) = self.ids.get(&key) {
-            return id.clone();
+    fn node(&mut self, kind: NodeKind, binder: Option<&str>, name: &str) -> String {
+        let found = self
+            .nodes
+            .iter()
+            .find(|n| n.kind == kind && n.binder.as_deref() == binder && n.label == name);
+        if let Some(n) = found {
+            return n.id.clone();
         }
         let id = format!("n{}", self.nodes.len());
-        self.ids.insert(key, id.clone());
-        self.nodes
-            .push((name.to_owned(), shape, binder.map(str::to_owned)));
+        self.nodes.push(FlowNode {
+            id: id.clone(),
+            label: name.to_owned(),
+            kind,
+            binder: binder.map(str::to_owned),
+        });
         id
     }
 
-    /// The nodes outside any binder's box (functions), with their ids.
-    fn loose(&self) -> impl Iterator<Item = (String, &Node)> {
-        let nodes = self.nodes.iter().enumerate();
-        nodes
-            .filter(|(_, n)| n.2.is_none())
-            .map(|(i, n)| (format!("n{i}"), n))
+    /// The nodes outside any binder's box (functions).
+    fn loose(&self) -> impl Iterator<Item = &FlowNode> {
+        self.nodes.iter().filter(|n| n.binder.is_none())
     }
 
-    /// The nodes drawn inside each binder's box, with their ids.
-    fn by_binder(&self) -> BTreeMap<&str, Vec<(String, &Node)>> {
-        let mut out: BTreeMap<&str, Vec<(String, &Node)>> = BTreeMap::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            if let Some(b) = &n.2 {
-                out.entry(b.as_str())
-                    .or_default()
-                    .push((format!("n{i}"), n));
+    /// The nodes drawn inside each binder's box.
+    fn by_binder(&self) -> BTreeMap<&str, Vec<&FlowNode>> {
+        let mut out: BTreeMap<&str, Vec<&FlowNode>> = BTreeMap::new();
+        for n in &self.nodes {
+            if let Some(b) = &n.binder {
+                out.entry(b.as_str()).or_default().push(n);
             }
         }
         out
@@ -148,80 +177,80 @@ fn dot_escape(c: char) -> Option<&'static str> {
 }
 
 impl Plan {
+    /// The event flow as a graph (what the pictures draw).
+    pub fn flow(&self) -> FlowGraph {
+        FlowGraph::of(self)
+    }
+
     /// The event flow as a Mermaid flowchart.
     pub fn mermaid(&self) -> String {
-        let g = Graph::of(self);
+        let g = self.flow();
         let binder_type = self.binder_types();
         let mut out = String::from("flowchart LR\n");
-        let shape = |id: &str, (text, shape, _): &Node| {
-            let t = label(text, mermaid_escape);
-            match shape {
-                Shape::Function => format!("{id}[\"{t}\"]"),
-                Shape::Destination => format!("{id}[(\"{t}\")]"),
-                Shape::DeadLetters => format!("{id}[/\"{t}\"/]"),
+        let shape = |n: &FlowNode| {
+            let (id, t) = (&n.id, label(&n.label, mermaid_escape));
+            match n.kind {
+                NodeKind::Function => format!("{id}[\"{t}\"]"),
+                NodeKind::Destination => format!("{id}[(\"{t}\")]"),
+                NodeKind::DeadLetters => format!("{id}[/\"{t}\"/]"),
             }
         };
-        for (id, node) in g.loose() {
-            let _ = writeln!(out, "  {}", shape(&id, node));
+        for n in g.loose() {
+            let _ = writeln!(out, "  {}", shape(n));
         }
-        for (i, (binder, ids)) in g.by_binder().into_iter().enumerate() {
+        for (i, (binder, nodes)) in g.by_binder().into_iter().enumerate() {
             let title = format!("{binder} ({})", binder_type(binder));
             let _ = writeln!(
                 out,
                 "  subgraph b{i}[\"{}\"]",
                 label(&title, mermaid_escape)
             );
-            for (id, node) in ids {
-                let _ = writeln!(out, "    {}", shape(&id, node));
+            for n in nodes {
+                let _ = writeln!(out, "    {}", shape(n));
             }
             out.push_str("  end\n");
         }
-        for (from, to, text, dead) in &g.edges {
-            let arrow = if *dead { "-.->" } else { "-->" };
-            let text = match text.is_empty() {
+        for e in &g.edges {
+            let arrow = if e.dead_letters { "-.->" } else { "-->" };
+            let text = match e.label.is_empty() {
                 true => String::new(),
-                false => format!("|\"{}\"|", label(text, mermaid_escape)),
+                false => format!("|\"{}\"|", label(&e.label, mermaid_escape)),
             };
-            let _ = writeln!(out, "  {from} {arrow}{text} {to}");
+            let _ = writeln!(out, "  {} {arrow}{text} {}", e.from, e.to);
         }
         out
     }
 
     /// The event flow as a Graphviz digraph.
     pub fn dot(&self) -> String {
-        let g = Graph::of(self);
+        let g = self.flow();
         let binder_type = self.binder_types();
         let mut out = String::from("digraph flow {\n  rankdir=LR;\n");
-        let node = |id: &str, (text, shape, _): &Node| {
-            let shape = match shape {
-                Shape::Function => "box",
-                Shape::Destination => "cylinder",
-                Shape::DeadLetters => "folder",
+        let node = |n: &FlowNode| {
+            let shape = match n.kind {
+                NodeKind::Function => "box",
+                NodeKind::Destination => "cylinder",
+                NodeKind::DeadLetters => "folder",
             };
-            format!(
-                "{id} [label=\"{}\", shape={shape}];",
-                label(text, dot_escape)
-            )
+            let text = label(&n.label, dot_escape);
+            format!("{} [label=\"{text}\", shape={shape}];", n.id)
         };
-        for (id, n) in g.loose() {
-            let _ = writeln!(out, "  {}", node(&id, n));
+        for n in g.loose() {
+            let _ = writeln!(out, "  {}", node(n));
         }
-        for (i, (binder, ids)) in g.by_binder().into_iter().enumerate() {
+        for (i, (binder, nodes)) in g.by_binder().into_iter().enumerate() {
             let title = format!("{binder} ({})", binder_type(binder));
             let _ = writeln!(out, "  subgraph cluster_{i} {{");
             let _ = writeln!(out, "    label=\"{}\";", label(&title, dot_escape));
-            for (id, n) in ids {
-                let _ = writeln!(out, "    {}", node(&id, n));
+            for n in nodes {
+                let _ = writeln!(out, "    {}", node(n));
             }
             out.push_str("  }\n");
         }
-        for (from, to, text, dead) in &g.edges {
-            let style = if *dead { ", style=dashed" } else { "" };
-            let _ = writeln!(
-                out,
-                "  {from} -> {to} [label=\"{}\"{style}];",
-                label(text, dot_escape)
-            );
+        for e in &g.edges {
+            let style = if e.dead_letters { ", style=dashed" } else { "" };
+            let text = label(&e.label, dot_escape);
+            let _ = writeln!(out, "  {} -> {} [label=\"{text}\"{style}];", e.from, e.to);
         }
         out.push_str("}\n");
         out

@@ -20,6 +20,7 @@ mod asyncapi;
 mod graph;
 
 pub use asyncapi::AsyncApiInfo;
+pub use graph::{FlowEdge, FlowGraph, FlowNode, NodeKind};
 
 /// Binding names are resolved against configuration that names no binder.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
