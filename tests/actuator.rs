@@ -12,25 +12,50 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// One HTTP/1.1 request; the status and the body.
+/// One request to the app's actuator; the status and the body.
 async fn http(app: &RunningApp, method: &str, path: &str, body: &str) -> (u16, String) {
     let addr = app
         .extension::<ActuatorServer>()
         .expect("the actuator runs")
         .local_addr();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", addr.port()))
-        .await
-        .expect("connect to the actuator");
+    request(("127.0.0.1", addr.port()), method, path, body).await
+}
+
+/// One HTTP/1.1 request to `addr`; the status and the body.
+async fn request(addr: (&str, u16), method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        addr.0,
+        addr.1,
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
-        .await
-        .expect("a response in time")
-        .expect("read");
+    // Read to the end of the body: by `Content-Length` (Chromium keeps the connection open),
+    // else until the server closes.
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let complete = |raw: &[u8]| {
+        let text = String::from_utf8_lossy(raw);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let length = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })?;
+        Some(body.len() >= length)
+    };
+    loop {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .expect("read");
+        raw.extend_from_slice(&chunk[..n]);
+        if n == 0 || complete(&raw) == Some(true) {
+            break;
+        }
+    }
+    let response = String::from_utf8_lossy(&raw).into_owned();
     let status = response
         .split(' ')
         .nth(1)
@@ -238,4 +263,227 @@ async fn off_by_default_and_health_only_unless_exposed() {
         .await;
     let err = bad.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("management.server.port"), "{err}");
+}
+
+/// Headless Chromium driven over the DevTools protocol.
+mod browser {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{json, Value};
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    /// The browser binary (`CHROMIUM`, else `chromium` on the PATH); a missing one fails under
+    /// `CI=true` (`scripts/prereqs` installs it) and skips otherwise.
+    pub fn binary() -> Option<String> {
+        let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
+        let found = Command::new(&bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found && std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{bin} not installed; scripts/prereqs installs Debian's chromium");
+        }
+        if !found {
+            eprintln!("SKIPPED: {bin} not installed (scripts/prereqs installs it)");
+        }
+        found.then_some(bin)
+    }
+
+    /// A headless browser process; killed when dropped.
+    pub struct Browser {
+        child: Child,
+        port: u16,
+        _profile: std::path::PathBuf,
+    }
+
+    impl Drop for Browser {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self._profile);
+        }
+    }
+
+    impl Browser {
+        pub fn start(bin: &str) -> Browser {
+            let profile =
+                std::env::temp_dir().join(format!("cs-chromium-{}", uuid::Uuid::new_v4()));
+            let mut child = Command::new(bin)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                ])
+                .arg("--remote-debugging-port=0")
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg("about:blank")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start chromium");
+            // The DevTools port is announced on stderr, which is drained for the browser's life.
+            let stderr = child.stderr.take().expect("stderr");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(url) = line.strip_prefix("DevTools listening on ws://") {
+                        let port = url.split(['/', ':']).nth(1).and_then(|p| p.parse().ok());
+                        let _ = tx.send(port);
+                    }
+                }
+            });
+            let port = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .ok()
+                .flatten()
+                .expect("chromium's DevTools port");
+            Browser {
+                child,
+                port,
+                _profile: profile,
+            }
+        }
+
+        /// Opens `url` in a new tab and connects to it.
+        pub async fn open(&self, url: &str) -> Page {
+            let (status, body) = super::request(
+                ("127.0.0.1", self.port),
+                "PUT",
+                &format!("/json/new?{url}"),
+                "",
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let target: Value = serde_json::from_str(&body).expect("target json");
+            let ws = target["webSocketDebuggerUrl"]
+                .as_str()
+                .expect("page websocket");
+            let (socket, _) = tokio_tungstenite::connect_async(ws)
+                .await
+                .expect("devtools");
+            Page { socket, next: 0 }
+        }
+    }
+
+    /// A tab.
+    pub struct Page {
+        socket: tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        next: u64,
+    }
+
+    impl Page {
+        /// Calls a DevTools method; its `result`.
+        pub async fn call(&mut self, method: &str, params: Value) -> Value {
+            self.try_call(method, params)
+                .await
+                .unwrap_or_else(|e| panic!("{method}: {e}"))
+        }
+
+        /// Calls a DevTools method; its `result`, or its `error`.
+        async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+            self.next += 1;
+            let id = self.next;
+            let msg = json!({"id": id, "method": method, "params": params}).to_string();
+            self.socket.send(Frame::text(msg)).await.expect("send");
+            while let Some(frame) = self.socket.next().await {
+                let Ok(Frame::Text(text)) = frame else {
+                    continue;
+                };
+                let reply: Value = serde_json::from_str(text.as_str()).expect("json");
+                if reply["id"] == id {
+                    return match reply.get("error") {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(reply["result"].clone()),
+                    };
+                }
+            }
+            panic!("devtools closed during {method}");
+        }
+
+        /// Evaluates `expression` in the page (awaiting a promise); its value. Tried again
+        /// while the tab is still navigating to its page (its first context is destroyed).
+        pub async fn eval(&mut self, expression: &str) -> Value {
+            let params =
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true});
+            for _ in 0..100 {
+                match self.try_call("Runtime.evaluate", params.clone()).await {
+                    Ok(r) => {
+                        assert!(r.get("exceptionDetails").is_none(), "{expression}: {r}");
+                        return r["result"]["value"].clone();
+                    }
+                    Err(e) if e["message"].as_str().is_some_and(|m| m.contains("context")) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("{expression}: {e}"),
+                }
+            }
+            panic!("{expression}: the page never settled");
+        }
+    }
+}
+
+/// The topology page in a real browser (headless Chromium): it draws every node of the flow
+/// with its counters, and its Pause button pauses the binding. Set `TOPOLOGY_SCREENSHOT` to a
+/// path to keep a picture of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_page_draws_the_flow_and_its_buttons_work_in_chromium() {
+    use cloud_stream::runtime::BindingState;
+    let Some(bin) = browser::binary() else { return };
+    let app = app("{ type: memory }").await;
+    let nodes = app.plan().flow().nodes.len();
+    let port = app
+        .extension::<ActuatorServer>()
+        .expect("actuator")
+        .local_addr()
+        .port();
+    let browser = browser::Browser::start(&bin);
+    let mut page = browser
+        .open(&format!("http://127.0.0.1:{port}/actuator/topology"))
+        .await;
+    let drawn = page
+        .eval(&format!(
+            "new Promise((ok, fail) => {{ const t0 = Date.now(); const t = () => {{ const n = document.querySelectorAll('[data-node]').length; if (n >= {nodes}) ok(n); else if (Date.now() - t0 > 20000) fail(new Error('drew ' + n)); else setTimeout(t, 50); }}; t(); }})"
+        ))
+        .await;
+    assert_eq!(drawn, nodes, "every node of the flow is drawn");
+    let labels = page
+        .eval(
+            "[...document.querySelectorAll('[data-node] text')].map(t => t.textContent).join('|')",
+        )
+        .await;
+    assert!(
+        labels.as_str().is_some_and(|l| l.contains("upper")
+            && l.contains(" · failed ")
+            && l.contains(".g.dlq")),
+        "{labels}"
+    );
+    page.eval("document.querySelector('button[data-binding=\"upper-in-0\"][data-state=\"PAUSED\"]').click(); true")
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.bindings().state("upper-in-0") != Some(BindingState::Paused) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Pause button paused the binding"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Ok(path) = std::env::var("TOPOLOGY_SCREENSHOT") {
+        use base64::Engine as _;
+        let shot = page
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({"format": "png"}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .expect("png");
+        std::fs::write(path, png).expect("write screenshot");
+    }
+    app.shutdown().await;
 }

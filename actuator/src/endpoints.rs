@@ -43,6 +43,65 @@ fn binding_status(health: &AppHealth, binder: Option<&str>, state: BindingState)
     }
 }
 
+/// `GET /topology`: the self-contained page that draws the flow and its live counters.
+pub async fn topology_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("topology.html"),
+    )
+        .into_response()
+}
+
+/// Per-binding counters from the Prometheus text (`cloud_stream_<name>_total{binding="b"} n`).
+fn counters(text: &str) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for line in text.lines().filter(|l| l.starts_with("cloud_stream_")) {
+        let Some((metric, rest)) = line.split_once("{binding=\"") else {
+            continue;
+        };
+        let Some((binding, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        let name = metric.trim_start_matches("cloud_stream_");
+        let (Some(name), Ok(n)) = (name.strip_suffix("_total"), value.trim().parse::<f64>()) else {
+            continue;
+        };
+        let entry = out.entry(binding.to_owned()).or_insert_with(|| json!({}));
+        entry[name] = json!(n);
+    }
+    out
+}
+
+/// `GET /topology.json`: the flow graph, each binding's status and counters.
+pub async fn topology_data(State(app): Shared) -> Response {
+    let h = app.bindings.health().await;
+    let bindings: serde_json::Map<String, Value> = h
+        .bindings
+        .iter()
+        .map(|(name, state)| {
+            let planned = app.plan.bindings.iter().find(|b| b.name == *name);
+            let status = binding_status(&h, app.bindings.binder_of(name), *state);
+            let controllable = planned.is_some_and(|b| b.direction == "input");
+            (
+                name.clone(),
+                json!({"state": status, "controllable": controllable}),
+            )
+        })
+        .collect();
+    let counters = app
+        .metrics
+        .as_ref()
+        .map(|m| counters(&m.render()))
+        .unwrap_or_default();
+    Json(json!({
+        "status": if h.up { "UP" } else { "DOWN" },
+        "graph": app.plan.flow(),
+        "bindings": bindings,
+        "counters": counters,
+    }))
+    .into_response()
+}
+
 /// `GET /health`: Spring Boot's composite shape; 503 when a binder is DOWN.
 pub async fn health(State(app): Shared) -> Response {
     let h = app.bindings.health().await;
@@ -170,5 +229,17 @@ pub async fn prometheus(State(app): Shared) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "another metrics recorder was installed in this process before the actuator's",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_come_from_the_prometheus_text() {
+        let text = "# TYPE cloud_stream_consumed_total counter\ncloud_stream_consumed_total{binding=\"a-in-0\"} 3\ncloud_stream_failed_total{binding=\"a-in-0\"} 1\ncloud_stream_handler_seconds{binding=\"a-in-0\",quantile=\"0.5\"} 0.1\nother 2\n";
+        let c = counters(text);
+        assert_eq!(c["a-in-0"], json!({"consumed": 3.0, "failed": 1.0}));
     }
 }

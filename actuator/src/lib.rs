@@ -2,7 +2,9 @@
 //! `GET {base}/health` (overall, per binder, per binding; HTTP 503 when DOWN, so it can be a
 //! readiness probe), `GET {base}/bindings`, `GET`/`POST {base}/bindings/{name}` (state
 //! `STOPPED|STARTED|PAUSED|RESUMED`) and `GET {base}/prometheus` (every metric the runtime
-//! records).
+//! records), and `GET {base}/topology`: one self-contained page (no CDN, works offline) that
+//! draws the event flow with live counters and binding states, with pause/resume/stop/start
+//! buttons (its data: `GET {base}/topology.json`).
 //!
 //! Off unless `management.server.port` is set. Spring Boot's keys:
 //!
@@ -88,6 +90,11 @@ fn router(settings: &Settings, app: Arc<endpoints::App>) -> Router {
     if settings.exposes("prometheus") {
         routes = routes.route("/prometheus", get(endpoints::prometheus));
     }
+    if settings.exposes("topology") {
+        routes = routes
+            .route("/topology", get(endpoints::topology_page))
+            .route("/topology.json", get(endpoints::topology_data));
+    }
     Router::new()
         .nest(&settings.base_path, routes)
         .with_state(app)
@@ -98,7 +105,9 @@ impl AppExtension for Actuator {
     fn prepare(&self, properties: &serde_json::Value) -> Result<(), Error> {
         let settings = Settings::from_properties(properties)?;
         // Before the bindings register their metrics: those made earlier go nowhere.
-        if settings.port.is_some() && settings.exposes("prometheus") {
+        if settings.port.is_some()
+            && (settings.exposes("prometheus") || settings.exposes("topology"))
+        {
             recorder();
         }
         Ok(())
@@ -124,7 +133,9 @@ impl AppExtension for Actuator {
         let state = Arc::new(endpoints::App {
             bindings: app.bindings(),
             plan: app.plan().clone(),
-            metrics: settings.exposes("prometheus").then(recorder).flatten(),
+            metrics: (settings.exposes("prometheus") || settings.exposes("topology"))
+                .then(recorder)
+                .flatten(),
         });
         let routes = router(&settings, state);
         let task = tokio::spawn(async move {

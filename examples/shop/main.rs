@@ -14,6 +14,8 @@
 //! cargo run --example shop                    # 10 orders on the memory binder, then exit 0
 //! cargo run --example shop -- --orders 25     # more orders
 //! cargo run --example shop -- --forever       # until Ctrl-C
+//! cargo run --example shop --features actuator -- --profile actuator --forever
+//!                                               # + http://127.0.0.1:8081/actuator/topology
 //! cargo run --example shop -- --profile kafka # same handlers on another binder (once built in)
 //! ```
 
