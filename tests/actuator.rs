@@ -3,7 +3,12 @@
 //! no secrets in any response. Brokers as `scripts/brokers` starts them; an unreachable one is
 //! skipped with a message, or fails under `CI=true`.
 
+#[path = "support/reachable.rs"]
+mod reachable;
+
 use std::time::Duration;
+
+use reachable::reachable;
 
 use cloud_stream::actuator::ActuatorServer;
 use cloud_stream::{HandlerError, RunningApp, StreamApp};
@@ -72,20 +77,6 @@ async fn json(app: &RunningApp, method: &str, path: &str, body: &str) -> (u16, V
     let (status, text) = http(app, method, path, body).await;
     let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
     (status, value)
-}
-
-fn reachable(name: &str, addr: &str) -> bool {
-    let ok = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} not reachable at {addr}; run scripts/brokers up");
-    }
-    if !ok {
-        eprintln!("SKIPPED: {name} not reachable at {addr}");
-    }
-    ok
 }
 
 /// An app with a function `upper` (group `g`) and the actuator on a free port, every

@@ -23,6 +23,8 @@
 mod mock_cluster;
 #[path = "support/outage_proxy.rs"]
 mod outage_proxy;
+#[path = "support/reachable.rs"]
+mod reachable;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use cloud_stream::{HandlerError, StreamApp};
 use outage_proxy::OutageProxy;
+use reachable::{connects, reachable};
 
 const ROLE: &str = "CHAOS_ROLE";
 const BINDER_YAML: &str = "CHAOS_BINDER_YAML";
@@ -105,24 +108,6 @@ fn brokers() -> Vec<(String, String)> {
 fn aws_endpoint() -> String {
     std::env::var("CLOUD_STREAM_TEST_AWS_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned())
-}
-
-fn connects(addr: &str) -> bool {
-    std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-}
-
-fn reachable(name: &str, addr: &str) -> bool {
-    let ok = connects(addr);
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} broker not reachable at {addr}; run scripts/brokers up {name}");
-    }
-    if !ok {
-        eprintln!("SKIPPED: {name} broker not reachable at {addr}");
-    }
-    ok
 }
 
 /// The application YAML of a child: the binder under test plus `body`.

@@ -15,8 +15,13 @@
 //! provisioning scenarios: a cloud-stream app and a Spring declaration sharing a group queue
 //! in either order (`rabbit::shares_group_queues_with_spring_declarations_in_either_order`).
 
+#[path = "support/reachable.rs"]
+mod reachable;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use reachable::reachable;
 
 use cloud_stream::{HandlerError, Headers, Message, RunningApp, StreamApp, StreamAppBuilder};
 
@@ -30,22 +35,6 @@ fn unique(base: &str) -> String {
 }
 
 /// Whether `addr` accepts connections; unreachable fails under `CI=true`, else skips.
-fn reachable(name: &str, addr: &str) -> bool {
-    use std::net::ToSocketAddrs;
-    let ok = addr
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if !ok && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} not reachable at {addr}; run scripts/brokers up");
-    }
-    if !ok {
-        eprintln!("SKIPPED: {name} not reachable at {addr} (scripts/brokers up)");
-    }
-    ok
-}
-
 /// Starts an app on the binder `binder` (YAML of its `binders.b` entry) with `body`.
 async fn start(
     binder: &str,
