@@ -20,6 +20,8 @@ pub const METRIC_FAILED: &str = "cloud_stream_failed_total";
 pub const METRIC_RETRIED: &str = "cloud_stream_retried_total";
 /// Counter: messages dead-lettered.
 pub const METRIC_DEAD_LETTERED: &str = "cloud_stream_dead_lettered_total";
+/// Counter: duplicates an idempotent binding acked without handling.
+pub const METRIC_DUPLICATES: &str = "cloud_stream_duplicates_total";
 /// Histogram: handler latency in seconds (per attempt, outputs included).
 pub const METRIC_HANDLER_SECONDS: &str = "cloud_stream_handler_seconds";
 
@@ -34,6 +36,8 @@ pub struct BindingMetrics {
     pub retried: metrics::Counter,
     /// [`METRIC_DEAD_LETTERED`].
     pub dead_lettered: metrics::Counter,
+    /// [`METRIC_DUPLICATES`].
+    pub duplicates: metrics::Counter,
     /// [`METRIC_HANDLER_SECONDS`].
     pub handler_seconds: metrics::Histogram,
 }
@@ -47,6 +51,7 @@ impl BindingMetrics {
             failed: metrics::counter!(METRIC_FAILED, "binding" => b.clone()),
             retried: metrics::counter!(METRIC_RETRIED, "binding" => b.clone()),
             dead_lettered: metrics::counter!(METRIC_DEAD_LETTERED, "binding" => b.clone()),
+            duplicates: metrics::counter!(METRIC_DUPLICATES, "binding" => b.clone()),
             handler_seconds: metrics::histogram!(METRIC_HANDLER_SECONDS, "binding" => b),
         }
     }

@@ -29,6 +29,7 @@ macro_rules! conformance_suite {
             oversized_output_is_dead_lettered_at_once_on_every_route,
             dlq_after_max_attempts_with_error_headers,
             dead_letters_can_be_consumed_by_a_binding,
+            idempotent_consumer_handles_each_key_once,
             backoff_spacing_follows_policy,
             permanent_error_skips_retries,
             undecodable_payload_is_dead_lettered_and_next_flows,

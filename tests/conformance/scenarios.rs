@@ -262,6 +262,50 @@ pub async fn dead_letters_can_be_consumed_by_a_binding(t: &dyn Target) {
     app.shutdown().await;
 }
 
+/// `consumer.idempotent: true` handles each key once per group: a duplicate (here the same
+/// `payload.id` sent twice) is acked without calling the handler, and nothing is redelivered.
+pub async fn idempotent_consumer_handles_each_key_once(t: &dyn Target) {
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: once\nspring.cloud.stream.bindings.once-in-0: {{ destination: {input}, group: g, consumer: {{ idempotent: true, idempotent-key-expression: payload.id }} }}\n"
+    );
+    let calls: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let c = Arc::clone(&calls);
+    let app = start_app(t, &yaml, move |b| {
+        b.consumer("once", move |v: serde_json::Value| {
+            c.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+            async { Ok(()) }
+        })
+    })
+    .await;
+    Probe::new(t)
+        .await
+        .send(
+            &input,
+            [
+                json(json!({"id": 1, "n": 1})),
+                json(json!({"id": 1, "n": 2})),
+                json(json!({"id": 2, "n": 3})),
+            ],
+        )
+        .await;
+    let count = || calls.lock().unwrap_or_else(|e| e.into_inner()).len();
+    assert!(
+        eventually(WAIT, || count() >= 2).await,
+        "{input}: two keys handled"
+    );
+    tokio::time::sleep(QUIET).await;
+    let mut ids: Vec<serde_json::Value> = calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|v| v["id"].clone())
+        .collect();
+    ids.sort_by_key(|v| v.as_i64());
+    assert_eq!(ids, [json!(1), json!(2)], "{input}: each key once");
+    app.shutdown().await;
+}
+
 pub async fn backoff_spacing_follows_policy(t: &dyn Target) {
     let input = unique("in");
     let yaml = format!(

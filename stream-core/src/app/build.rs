@@ -340,6 +340,7 @@ impl Wiring {
             output: output.as_ref().map(|(_, o)| Arc::clone(o)),
             bridge: self.bridge.clone(),
             metrics: crate::observe::BindingMetrics::new(&eff.name),
+            inbox: crate::runtime::inbox::Inbox::of(&eff.consumer),
         });
         for destination in &eff.destinations {
             let initial = match auto_startup {

@@ -251,6 +251,18 @@ pub struct ConsumerProperties {
     pub multiplex: bool,
     /// `batch-mode`.
     pub batch_mode: bool,
+    /// `idempotent` (cloud-stream's): handle each message key once per group; a duplicate of
+    /// a key already handled successfully is acked without calling the handler.
+    pub idempotent: bool,
+    /// `idempotent-key-expression`: the key (default `headers['id']`).
+    #[schemars(extend("x-kind" = "expression"))]
+    pub idempotent_key_expression: Option<String>,
+    /// `idempotent-retention` (ms): how long a handled key is remembered (default 24 h).
+    #[schemars(extend("x-kind" = "duration-ms"))]
+    pub idempotent_retention: u64,
+    /// `idempotent-capacity`: the most keys remembered per binding (oldest forgotten first).
+    #[schemars(range(min = 1))]
+    pub idempotent_capacity: u32,
     /// Spring keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedConsumerKeys,
@@ -274,6 +286,10 @@ impl Default for ConsumerProperties {
             instance_index_list: Vec::new(),
             multiplex: false,
             batch_mode: false,
+            idempotent: false,
+            idempotent_key_expression: None,
+            idempotent_retention: 86_400_000,
+            idempotent_capacity: 100_000,
             unused: UnusedConsumerKeys::default(),
         }
     }

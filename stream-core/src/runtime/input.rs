@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::control::BindingState;
+use super::inbox::{Claim, Claimed, Inbox};
 use super::output::SharedOutput;
 use super::retry::RetryPolicy;
 use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
@@ -35,11 +36,39 @@ pub(crate) struct InputProcessor {
     pub output: Option<SharedOutput>,
     pub bridge: StreamBridge,
     pub metrics: BindingMetrics,
+    /// The idempotent consumer's inbox (`consumer.idempotent`).
+    pub inbox: Option<Inbox>,
 }
 
 impl InputProcessor {
+    /// Handles `delivery`, or acks it unhandled when the inbox has seen its key.
+    async fn process(&self, destination: &str, delivery: Box<dyn Delivery>) {
+        let Some(inbox) = &self.inbox else {
+            return self.handle(destination, delivery, None).await;
+        };
+        match inbox.claim(delivery.message()).await {
+            Claim::Duplicate => {
+                self.metrics.duplicates.increment(1);
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(binding = %self.binding.name, error = %e, "ack of a duplicate failed; the broker will redeliver");
+                }
+            }
+            Claim::New(key) => {
+                let claimed = Claimed::new(inbox, key);
+                self.handle(destination, delivery, Some(claimed)).await
+            }
+            Claim::Keyless => self.handle(destination, delivery, None).await,
+        }
+    }
+
     /// Handles `delivery` to the end: success and ack, or dead-letter after the last attempt.
-    async fn process(&self, destination: &str, mut delivery: Box<dyn Delivery>) {
+    /// A claimed inbox key is completed before the ack (else released when dropped).
+    async fn handle(
+        &self,
+        destination: &str,
+        mut delivery: Box<dyn Delivery>,
+        claimed: Option<Claimed<'_>>,
+    ) {
         let binding = self.binding.name.as_str();
         self.metrics.consumed.increment(1);
         // The trace context is worked out when first needed (an output, or an enabled span):
@@ -83,6 +112,9 @@ impl InputProcessor {
             self.metrics.handler_seconds.record(SecondsSince(started));
             let error = match result {
                 Ok(()) => {
+                    if let Some(c) = claimed {
+                        c.complete();
+                    }
                     let acked = match delivery.try_ack() {
                         Some(result) => result,
                         None => delivery.ack().await,
@@ -107,6 +139,7 @@ impl InputProcessor {
             self.metrics.retried.increment(1);
             attempt += 1;
         };
+        drop(claimed);
         let reason = DeadLetter {
             error_message: error.message().to_owned(),
             error_kind: error.kind().to_owned(),
