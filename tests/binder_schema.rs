@@ -8,7 +8,7 @@ use cloud_stream::binder::{
     BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, ProvisionPlan,
 };
 use cloud_stream::binder_memory::MemoryBinderFactory;
-use cloud_stream::config::{Schema, SchemaNode};
+use cloud_stream::config::{Kind, Schema, SchemaNode};
 use cloud_stream::{HandlerError, StreamAppBuilder};
 
 /// The memory binder, declaring a schema with one consumer key `depth`.
@@ -25,7 +25,7 @@ impl BinderFactory for WithSchema {
     fn config_schema(&self) -> Option<Schema> {
         Some(Schema::binder_section(
             SchemaNode::object([]),
-            SchemaNode::object([("depth", SchemaNode::uint())]),
+            SchemaNode::object([("depth", SchemaNode::leaf(Kind::UnsignedInt))]),
             SchemaNode::object([]),
         ))
     }

@@ -123,54 +123,6 @@ impl SchemaNode {
             unused: false,
         })
     }
-    /// A string leaf.
-    pub fn string() -> Self {
-        Self::leaf(Kind::String)
-    }
-    /// A boolean leaf.
-    pub fn bool() -> Self {
-        Self::leaf(Kind::Bool)
-    }
-    /// An unsigned integer leaf.
-    pub fn uint() -> Self {
-        Self::leaf(Kind::UnsignedInt)
-    }
-    /// A signed integer leaf.
-    pub fn int() -> Self {
-        Self::leaf(Kind::Int)
-    }
-    /// A floating-point leaf.
-    pub fn float() -> Self {
-        Self::leaf(Kind::Float)
-    }
-    /// A duration (milliseconds) leaf.
-    pub fn duration_ms() -> Self {
-        Self::leaf(Kind::DurationMs)
-    }
-    /// A list-of-strings leaf.
-    pub fn string_list() -> Self {
-        Self::leaf(Kind::StringList)
-    }
-    /// A free-form map leaf.
-    pub fn free_map() -> Self {
-        Self::leaf(Kind::FreeMap)
-    }
-    /// Requires numbers `>= min` (no effect on non-leaves).
-    pub fn at_least(mut self, min: f64) -> Self {
-        if let SchemaNode::Leaf(l) = &mut self {
-            l.min = Some(min);
-            l.min_exclusive = false;
-        }
-        self
-    }
-    /// Requires numbers `> min` (no effect on non-leaves).
-    pub fn greater_than(mut self, min: f64) -> Self {
-        if let SchemaNode::Leaf(l) = &mut self {
-            l.min = Some(min);
-            l.min_exclusive = true;
-        }
-        self
-    }
     /// A closed object with the given (kebab-case) keys.
     pub fn object<'a, I: IntoIterator<Item = (&'a str, SchemaNode)>>(fields: I) -> Self {
         SchemaNode::Object {
@@ -265,8 +217,8 @@ impl Schema {
         static CORE: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
         CORE.get_or_init(|| {
             let profiles = SchemaNode::open_object([
-                ("active", SchemaNode::string_list()),
-                ("include", SchemaNode::string_list()),
+                ("active", SchemaNode::leaf(Kind::StringList)),
+                ("include", SchemaNode::leaf(Kind::StringList)),
             ]);
             let cloud = SchemaNode::open_object([
                 ("stream", SchemaNode::of::<StreamProperties>()),

@@ -522,8 +522,8 @@ fn secrets_are_redacted_in_errors() {
     // A secret-named key with a bad value.
     let schema = Schema::binder_section(
         SchemaNode::object([
-            ("password", SchemaNode::string()),
-            ("token-ttl", SchemaNode::uint()),
+            ("password", SchemaNode::leaf(Kind::String)),
+            ("token-ttl", SchemaNode::leaf(Kind::UnsignedInt)),
         ]),
         SchemaNode::Any,
         SchemaNode::Any,
@@ -616,12 +616,12 @@ fn bad_function_definition_is_an_issue() {
 #[test]
 fn registered_binder_schema_validates_section() {
     let schema = Schema::binder_section(
-        SchemaNode::object([("brokers", SchemaNode::string_list())]),
+        SchemaNode::object([("brokers", SchemaNode::leaf(Kind::StringList))]),
         SchemaNode::object([
-            ("start-offset", SchemaNode::string()),
-            ("enable-dlq", SchemaNode::bool()),
+            ("start-offset", SchemaNode::leaf(Kind::String)),
+            ("enable-dlq", SchemaNode::leaf(Kind::Bool)),
         ]),
-        SchemaNode::object([("sync", SchemaNode::bool())]),
+        SchemaNode::object([("sync", SchemaNode::leaf(Kind::Bool))]),
     );
     let err = ConfigLoader::new()
         .env(no_env())

@@ -50,7 +50,7 @@ fn convert(schema: &Value, defs: &Map<String, Value>) -> SchemaNode {
             .filter_map(|v| v.get("const").cloned())
             .collect();
         if !consts.is_empty() && consts.len() == variants.len() {
-            let mut leaf = SchemaNode::string();
+            let mut leaf = SchemaNode::leaf(Kind::String);
             if let SchemaNode::Leaf(l) = &mut leaf {
                 set_allowed(l, &consts);
             }
@@ -63,8 +63,8 @@ fn convert(schema: &Value, defs: &Map<String, Value>) -> SchemaNode {
         );
     }
     let node = match obj.get("x-kind").and_then(Value::as_str) {
-        Some("duration-ms") => SchemaNode::duration_ms(),
-        Some("free-map") => SchemaNode::free_map(),
+        Some("duration-ms") => SchemaNode::leaf(Kind::DurationMs),
+        Some("free-map") => SchemaNode::leaf(Kind::FreeMap),
         Some("expression") => SchemaNode::leaf(Kind::Expression),
         _ => by_type(obj, defs),
     };
@@ -83,19 +83,19 @@ fn type_of(obj: &Map<String, Value>) -> Option<&str> {
 fn by_type(obj: &Map<String, Value>, defs: &Map<String, Value>) -> SchemaNode {
     match type_of(obj) {
         Some("object") => object(obj, defs),
-        Some("boolean") => SchemaNode::bool(),
-        Some("string") => SchemaNode::string(),
-        Some("number") => SchemaNode::float(),
+        Some("boolean") => SchemaNode::leaf(Kind::Bool),
+        Some("string") => SchemaNode::leaf(Kind::String),
+        Some("number") => SchemaNode::leaf(Kind::Float),
         Some("integer") => integer(obj),
         Some("array") => {
             let items = obj.get("items").and_then(Value::as_object);
             match items.and_then(type_of) {
                 Some("integer") => SchemaNode::leaf(Kind::UnsignedIntList),
-                _ => SchemaNode::string_list(),
+                _ => SchemaNode::leaf(Kind::StringList),
             }
         }
         // An enum of unit variants has `enum` and no `type` in some generators.
-        _ if obj.contains_key("enum") => SchemaNode::string(),
+        _ if obj.contains_key("enum") => SchemaNode::leaf(Kind::String),
         _ => SchemaNode::Any,
     }
 }
@@ -125,7 +125,7 @@ fn object(obj: &Map<String, Value>, defs: &Map<String, Value>) -> SchemaNode {
     }
     match obj.get("additionalProperties") {
         Some(inner @ Value::Object(_)) => SchemaNode::map(convert(inner, defs)),
-        _ => SchemaNode::free_map(),
+        _ => SchemaNode::leaf(Kind::FreeMap),
     }
 }
 
