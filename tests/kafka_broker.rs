@@ -1,8 +1,9 @@
 //! The Kafka binder against a separate Kafka-protocol broker process (tansu, started by
 //! `scripts/brokers up kafka`; `CLOUD_STREAM_TEST_KAFKA_BROKERS`, default `127.0.0.1:9092`):
 //! provisioning through the admin API, producer and consumer in separate processes, and a
-//! broker restart. Two tests use librdkafka's mock cluster hosted in a process of its own (the
-//! `mock-cluster` role): a consumer killed mid-stream and replaced, and a reproduction of the
+//! broker restart. Three tests use librdkafka's mock cluster hosted in a process of its own (the
+//! `mock-cluster` role), whose fetches are correct: the same broker restart (its broker taken
+//! down and up), a consumer killed mid-stream and replaced, and a reproduction of the
 //! test broker's one known quirk (a fetch that starts inside a record batch gets the next
 //! batch, so a consumer resuming there skips records; tests that resume on tansu can pass or
 //! fail by luck).
@@ -73,6 +74,10 @@ fn main() {
         ("fetch_from_inside_a_record_batch", |b| {
             Box::pin(fetch_from_inside_a_record_batch(b.to_owned()))
         }),
+        (
+            "broker_restart_loses_nothing_acknowledged_on_the_mock_cluster",
+            |_| Box::pin(broker_restart_loses_nothing_acknowledged_on_the_mock_cluster()),
+        ),
         (
             "consumer_killed_mid_stream_loses_nothing_on_the_mock_cluster",
             |_| Box::pin(consumer_killed_mid_stream_loses_nothing_on_the_mock_cluster()),
@@ -301,9 +306,15 @@ async fn provisions_topics_through_the_admin_api(brokers: String) {
 const ON_MOCK: &str = "KAFKA_BROKER_TEST_ON_MOCK";
 
 fn app_yaml(brokers: &str, body: &str) -> String {
-    let mock = match std::env::var_os(ON_MOCK) {
-        Some(_) => ", auto-create-topics: false, consumer-properties: { session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }",
-        None => "",
+    app_yaml_on(brokers, body, std::env::var_os(ON_MOCK).is_some())
+}
+
+/// The app's YAML on `brokers`; on the mock cluster without admin provisioning and with a
+/// short session timeout.
+fn app_yaml_on(brokers: &str, body: &str, on_mock: bool) -> String {
+    let mock = match on_mock {
+        true => ", auto-create-topics: false, consumer-properties: { session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }",
+        false => "",
     };
     format!(
         "spring.cloud.stream.default-binder: k\nspring.cloud.stream.binders.k:\n  type: kafka\n  environment: {{ brokers: \"{brokers}\", health-timeout: 1{mock} }}\n{body}"
@@ -469,8 +480,60 @@ fn brokers_script(verb: &str) {
 /// re-bound) carry on; every send confirmed before, during (if it completed) or after the
 /// outage is consumed; the idempotent producer keeps working after the restart.
 async fn broker_restart_loses_nothing_acknowledged(brokers: String) {
+    restart_loses_nothing(&brokers, &mut Outage::Tansu).await;
+}
+
+/// The same restart on librdkafka's mock cluster in its own process, whose fetches are
+/// correct: its broker is taken down and brought up again (log and offsets kept).
+async fn broker_restart_loses_nothing_acknowledged_on_the_mock_cluster() {
+    let mut cluster = Command::new(std::env::current_exe().expect("test binary"))
+        .env(ROLE, "mock-cluster")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mock cluster process");
+    let mut lines = lines_of(&mut cluster);
+    let brokers = line_starting(&mut lines, "BOOTSTRAP ").await;
+    let stdin = cluster.stdin.take().expect("stdin");
+    restart_loses_nothing(&brokers, &mut Outage::Mock { stdin, lines }).await;
+    let _ = cluster.kill();
+    let _ = cluster.wait();
+}
+
+/// How the broker goes away and comes back.
+enum Outage {
+    /// `scripts/brokers down kafka` / `up kafka` (tansu).
+    Tansu,
+    /// The mock-cluster process's `down`/`up` commands.
+    Mock {
+        stdin: std::process::ChildStdin,
+        lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    },
+}
+
+impl Outage {
+    async fn set(&mut self, verb: &'static str) {
+        match self {
+            Outage::Tansu => tokio::task::spawn_blocking(move || brokers_script(verb))
+                .await
+                .expect("join"),
+            Outage::Mock { stdin, lines } => {
+                writeln!(stdin, "{verb}").expect("mock cluster command");
+                stdin.flush().expect("flush");
+                line_starting(lines, &format!("OK {verb}")).await;
+            }
+        }
+    }
+}
+
+async fn restart_loses_nothing(brokers: &str, outage: &mut Outage) {
+    let brokers = brokers.to_owned();
+    let on_mock = matches!(outage, Outage::Mock { .. });
+    let app_yaml = |brokers: &str, body: &str| app_yaml_on(brokers, body, on_mock);
     let (topic, group) = (unique("restart"), unique("g"));
-    create_topic(&brokers, &topic, 2).await;
+    if !on_mock {
+        create_topic(&brokers, &topic, 2).await;
+    }
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
     let s = Arc::clone(&seen);
     let consumer = start(
@@ -507,9 +570,7 @@ async fn broker_restart_loses_nothing_acknowledged(brokers: String) {
         "before restart"
     );
 
-    tokio::task::spawn_blocking(|| brokers_script("down"))
-        .await
-        .expect("join");
+    outage.set("down").await;
     let h = producer.bindings();
     let down = {
         let deadline = Instant::now() + WAIT;
@@ -532,9 +593,7 @@ async fn broker_restart_loses_nothing_acknowledged(brokers: String) {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    tokio::task::spawn_blocking(|| brokers_script("up"))
-        .await
-        .expect("join");
+    outage.set("up").await;
 
     for i in 200..230u32 {
         let deadline = Instant::now() + WAIT;
