@@ -3,12 +3,12 @@
 //! no secrets in any response. Brokers as `scripts/brokers` starts them; an unreachable one is
 //! skipped with a message, or fails under `CI=true`.
 
-#[path = "support/reachable.rs"]
-mod reachable;
+#[path = "support/brokers.rs"]
+mod brokers;
 
 use std::time::Duration;
 
-use reachable::reachable;
+use brokers::reachable;
 
 use cloud_stream::actuator::ActuatorServer;
 use cloud_stream::{HandlerError, RunningApp, StreamApp};

@@ -19,12 +19,12 @@
 //! Own `main` (`harness = false`): the binary re-executes itself as the relay, producer,
 //! collector or mock-cluster process (`CHAOS_ROLE`).
 
+#[path = "support/brokers.rs"]
+mod brokers;
 #[path = "support/mock_cluster.rs"]
 mod mock_cluster;
 #[path = "support/outage_proxy.rs"]
 mod outage_proxy;
-#[path = "support/reachable.rs"]
-mod reachable;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -32,9 +32,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use brokers::{connects, reachable};
 use cloud_stream::{HandlerError, StreamApp};
 use outage_proxy::OutageProxy;
-use reachable::{connects, reachable};
 
 const ROLE: &str = "CHAOS_ROLE";
 const BINDER_YAML: &str = "CHAOS_BINDER_YAML";
@@ -344,7 +344,7 @@ impl Broker {
             // happen would pass for a perfect recovery), then `up`.
             let name = name.to_owned();
             tokio::task::spawn_blocking(move || {
-                brokers_script("down", &name);
+                brokers::script("down", &name);
                 let deadline = Instant::now() + WAIT;
                 while connects("127.0.0.1:5672") {
                     assert!(
@@ -353,7 +353,7 @@ impl Broker {
                     );
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                brokers_script("up", &name);
+                brokers::script("up", &name);
             })
             .await
             .expect("join");
@@ -363,15 +363,6 @@ impl Broker {
 
 /// How long the Kafka broker and the SQS endpoint stay away.
 const OUTAGE: Duration = Duration::from_secs(5);
-
-fn brokers_script(verb: &str, broker: &str) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brokers");
-    let status = Command::new(script)
-        .args([verb, broker])
-        .status()
-        .expect("run scripts/brokers");
-    assert!(status.success(), "scripts/brokers {verb} {broker} failed");
-}
 
 /// Relays `n` messages, interrupted a third of the way through; every id sent comes out.
 /// Recovery is the time from the relay's restart, or the broker's return, to the next

@@ -15,13 +15,13 @@
 //! provisioning scenarios: a cloud-stream app and a Spring declaration sharing a group queue
 //! in either order (`rabbit::shares_group_queues_with_spring_declarations_in_either_order`).
 
-#[path = "support/reachable.rs"]
-mod reachable;
+#[path = "support/brokers.rs"]
+mod brokers;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reachable::reachable;
+use brokers::reachable;
 
 use cloud_stream::{HandlerError, Headers, Message, RunningApp, StreamApp, StreamAppBuilder};
 

@@ -15,12 +15,13 @@
 //! When the broker is unreachable the tests are skipped with a message, unless `CI=true`, where
 //! they fail.
 
+#[path = "support/brokers.rs"]
+mod brokers;
 #[path = "support/mock_cluster.rs"]
 mod mock_cluster;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -126,12 +127,7 @@ fn main() {
 fn brokers() -> Option<String> {
     let brokers = std::env::var("CLOUD_STREAM_TEST_KAFKA_BROKERS")
         .unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
-    let reachable = brokers.split(',').any(|a| {
-        a.to_socket_addrs()
-            .ok()
-            .and_then(|mut it| it.next())
-            .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok())
-    });
+    let reachable = brokers.split(',').any(brokers::connects);
     if reachable {
         return Some(brokers);
     }
@@ -464,15 +460,6 @@ async fn producer_and_consumer_in_separate_processes(brokers: String) {
     assert_eq!(got.len(), n as usize, "no duplicates in a clean run");
 }
 
-fn brokers_script(verb: &str) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brokers");
-    let status = Command::new(script)
-        .args([verb, "kafka"])
-        .status()
-        .expect("run scripts/brokers");
-    assert!(status.success(), "scripts/brokers {verb} kafka failed");
-}
-
 /// The broker process stops and starts again while a producer app and a consumer app keep
 /// running (`scripts/brokers down kafka` / `up kafka`; tansu's log lives in its store, so like a
 /// real Kafka it comes back with its topics, records, committed offsets and producer state).
@@ -486,14 +473,7 @@ async fn broker_restart_loses_nothing_acknowledged(brokers: String) {
 /// The same restart on librdkafka's mock cluster in its own process, whose fetches are
 /// correct: its broker is taken down and brought up again (log and offsets kept).
 async fn broker_restart_loses_nothing_acknowledged_on_the_mock_cluster() {
-    let mut cluster = Command::new(std::env::current_exe().expect("test binary"))
-        .env(ROLE, "mock-cluster")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mock cluster process");
-    let mut lines = lines_of(&mut cluster);
-    let brokers = line_starting(&mut lines, "BOOTSTRAP ").await;
+    let (mut cluster, lines, brokers) = mock_cluster().await;
     let stdin = cluster.stdin.take().expect("stdin");
     restart_loses_nothing(&brokers, &mut Outage::Mock { stdin, lines }).await;
     let _ = cluster.kill();
@@ -514,7 +494,7 @@ enum Outage {
 impl Outage {
     async fn set(&mut self, verb: &'static str) {
         match self {
-            Outage::Tansu => tokio::task::spawn_blocking(move || brokers_script(verb))
+            Outage::Tansu => tokio::task::spawn_blocking(move || brokers::script(verb, "kafka"))
                 .await
                 .expect("join"),
             Outage::Mock { stdin, lines } => {
@@ -780,6 +760,24 @@ async fn first_offset_read_from(brokers: &str, create: bool) -> Option<i64> {
 }
 
 /// The lines a child process prints, as they come.
+/// Starts the mock cluster in a process of its own (the `mock-cluster` role, stdin piped for
+/// its `down`/`up` commands): the process, its output lines, and its bootstrap address.
+async fn mock_cluster() -> (
+    std::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    String,
+) {
+    let mut cluster = Command::new(std::env::current_exe().expect("test binary"))
+        .env(ROLE, "mock-cluster")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mock cluster process");
+    let mut lines = lines_of(&mut cluster);
+    let brokers = line_starting(&mut lines, "BOOTSTRAP ").await;
+    (cluster, lines, brokers)
+}
+
 fn lines_of(child: &mut std::process::Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -833,14 +831,7 @@ async fn collect_until(
 /// skip records when a consumer resumes inside a record batch, see
 /// `fetch_from_inside_a_record_batch`).
 async fn consumer_killed_mid_stream_loses_nothing_on_the_mock_cluster() {
-    let mut cluster = Command::new(std::env::current_exe().expect("test binary"))
-        .env(ROLE, "mock-cluster")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mock cluster process");
-    let mut cluster_out = lines_of(&mut cluster);
-    let brokers = line_starting(&mut cluster_out, "BOOTSTRAP ").await;
+    let (mut cluster, _cluster_out, brokers) = mock_cluster().await;
     let (topic, group, n) = (unique("chaos"), unique("g"), 3000u32);
     let consume = format!("consume|{brokers}|{topic}|{group}|{n}");
     let on_mock = [(ON_MOCK, "1")];
