@@ -105,9 +105,7 @@ impl AppExtension for Actuator {
     fn prepare(&self, properties: &serde_json::Value) -> Result<(), Error> {
         let settings = Settings::from_properties(properties)?;
         // Before the bindings register their metrics: those made earlier go nowhere.
-        if settings.port.is_some()
-            && (settings.exposes("prometheus") || settings.exposes("topology"))
-        {
+        if settings.port.is_some() && settings.reads_metrics() {
             recorder();
         }
         Ok(())
@@ -133,9 +131,7 @@ impl AppExtension for Actuator {
         let state = Arc::new(endpoints::App {
             bindings: app.bindings(),
             plan: app.plan().clone(),
-            metrics: (settings.exposes("prometheus") || settings.exposes("topology"))
-                .then(recorder)
-                .flatten(),
+            metrics: settings.reads_metrics().then(recorder).flatten(),
         });
         let routes = router(&settings, state);
         let task = tokio::spawn(async move {

@@ -92,6 +92,11 @@ impl Settings {
     pub fn exposes(&self, endpoint: &str) -> bool {
         self.exposed.contains(&endpoint)
     }
+
+    /// Whether an exposed endpoint reads the metrics (`prometheus`, and `topology`'s counters).
+    pub fn reads_metrics(&self) -> bool {
+        self.exposes("prometheus") || self.exposes("topology")
+    }
 }
 
 #[cfg(test)]
