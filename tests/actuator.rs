@@ -246,6 +246,25 @@ async fn off_by_default_and_health_only_unless_exposed() {
         404
     );
     health_only.shutdown().await;
+    // `base-path: /` serves the endpoints at the root (axum cannot nest there).
+    let at_root = StreamApp::builder()
+        .env(Default::default())
+        .config_yaml("management.server: { port: 0, address: 127.0.0.1 }\nmanagement.endpoints.web.base-path: /\nspring.cloud.function.definition: upper\n")
+        .function("upper", |s: String| async move { Ok::<_, HandlerError>(s) })
+        .build()
+        .await
+        .expect("app");
+    assert_eq!(http(&at_root, "GET", "/health", "").await.0, 200);
+    at_root.shutdown().await;
+    // A base path in route syntax is a configuration error, not a router panic.
+    let bad_base = StreamApp::builder()
+        .env(Default::default())
+        .config_yaml("management.server.port: 0\nmanagement.endpoints.web.base-path: \"/a{b}\"\nspring.cloud.function.definition: upper\n")
+        .function("upper", |s: String| async move { Ok::<_, HandlerError>(s) })
+        .build()
+        .await;
+    let err = bad_base.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("management.endpoints.web.base-path"), "{err}");
     let bad = StreamApp::builder()
         .env(Default::default())
         .config_yaml("management.server.port: http\nspring.cloud.function.definition: upper\n")

@@ -95,9 +95,12 @@ fn router(settings: &Settings, app: Arc<endpoints::App>) -> Router {
             .route("/topology", get(endpoints::topology_page))
             .route("/topology.json", get(endpoints::topology_data));
     }
-    Router::new()
-        .nest(&settings.base_path, routes)
-        .with_state(app)
+    // axum nests only below the root; `base-path: /` serves the endpoints at the root.
+    let routes = match settings.base_path.as_str() {
+        "/" => routes,
+        base => Router::new().nest(base, routes),
+    };
+    routes.with_state(app)
 }
 
 #[async_trait]

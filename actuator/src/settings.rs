@@ -72,6 +72,20 @@ impl Settings {
             .and_then(text)
             .unwrap_or_else(|| "/actuator".to_owned());
         let base_path = format!("/{}", base_path.trim_matches('/'));
+        // Route syntax (`{`, `*`) or empty segments would make the router panic.
+        let segment_ok = |seg: &str| {
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        };
+        if base_path != "/" && !base_path[1..].split('/').all(segment_ok) {
+            return Err(invalid(
+                "management.endpoints.web.base-path",
+                "expected a path such as /actuator (letters, digits, - _ . ~ between slashes)"
+                    .to_owned(),
+            ));
+        }
         let include = list(at(root, "management.endpoints.web.exposure.include"))
             .unwrap_or_else(|| vec!["health".to_owned()]);
         let exclude =
@@ -122,6 +136,24 @@ mod tests {
         assert_eq!(s.port, Some(8081));
         assert_eq!(s.base_path, "/manage");
         assert_eq!(s.exposed, ["health", "bindings", "topology"]);
+    }
+
+    #[test]
+    fn a_base_path_is_a_plain_path_or_an_error_at_its_key() {
+        let base = |p: &str| {
+            Settings::from_properties(
+                &json!({"management": {"endpoints": {"web": {"base-path": p}}}}),
+            )
+        };
+        assert_eq!(base("/").unwrap().base_path, "/");
+        assert_eq!(base("ops/manage").unwrap().base_path, "/ops/manage");
+        for bad in ["/a{b}", "/x/*rest", "/a//b", "/a b"] {
+            let e = base(bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("management.endpoints.web.base-path: expected a path"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
