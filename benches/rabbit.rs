@@ -1,8 +1,20 @@
-//! RabbitMQ: raw lapin vs a cloud-stream Function binding on the same broker (docs/architecture.md §9).
+//! RabbitMQ: raw lapin vs cloud-stream bindings on the same broker (docs/architecture.md §9).
 //!
-//! Run with `scripts/bench rabbit [N]` (default 20 000). One process, one multi-threaded tokio
-//! runtime, two phases over the same workload — N JSON events of 1 KiB, each carrying its send
-//! timestamp, through the same topology: driver → exchange `in` → queue `in.bench` → transform
+//! Run with `scripts/bench rabbit [--tuned] [N]` (default 20 000). One process, one
+//! multi-threaded tokio runtime, N JSON events of 1 KiB each carrying its send timestamp, and
+//! at most `WINDOW` events in flight end to end (a sender sends again only when the sink has
+//! received one: closed loop, so the latency measures the path rather than a backlog).
+//!
+//! **Default workload (`RESULT binder=rabbit`): what a user gets without tuning.** Driver →
+//! exchange → queue → consumer that decodes, records the latency and acks.
+//! * **raw**: a lapin publisher with confirms (`WINDOW` publishers, each awaiting its own
+//!   confirm); a lapin consumer with prefetch `DEFAULT_PREFETCH` (the binder's default for
+//!   `concurrency: 1`) that decodes and acks without waiting for the ack's write.
+//! * **binder**: `StreamBridge::send` from `WINDOW` senders and a consumer binding with every
+//!   setting left at its default (`concurrency: 1`, default prefetch, `max-attempts: 3`).
+//!
+//! **Tuned workload (`--tuned`, `RESULT binder=rabbit-tuned`)**: a Function in the middle,
+//! with per-message concurrency on both sides: driver → exchange `in` → queue `in.bench` → transform
 //! (decode, uppercase a field, encode) → exchange `out` → queue `out.sink` → sink (decode,
 //! record the end-to-end latency). Publisher confirms and manual acks everywhere; the transform
 //! acks its input only after its output is confirmed.
@@ -16,8 +28,8 @@
 //!   binding `transform` and a consumer binding `sink`, both with `concurrency: CONCURRENCY`
 //!   and `prefetch: PREFETCH`, `max-attempts: 1`.
 //!
-//! Runs `BENCH_ROUNDS` (default 3) alternating rounds, binder first; prints msgs/s and p50/p99
-//! latency of every phase, then of each side's median round, the process peak RSS (`VmHWM`)
+//! Both workloads run `BENCH_ROUNDS` (default 3) alternating rounds, binder first; print msgs/s
+//! and p50/p99 latency of every phase, then of each side's median round, the process peak RSS (`VmHWM`)
 //! after the first binder phase (before any raw phase ran), the ratio and one `RESULT` line.
 
 mod common;
@@ -27,24 +39,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloud_stream::prelude::*;
-use common::{now_ns, summarize, BoxResult, Event, PhaseResult};
-use futures::StreamExt;
+use common::{now_ns, summarize, BoxResult, Event, LatencySink, PhaseResult};
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
 
-/// Messages in flight end to end (both phases): the driver runs `WINDOW` senders and sends a
-/// new message only when the sink has received one (closed loop), so the latency measures the
-/// path rather than an ever-growing backlog.
+/// Messages in flight end to end (all phases).
 const WINDOW: usize = 64;
-/// Consumer prefetch (both phases).
+/// The binder's default prefetch for `concurrency: 1` (the raw consumer of the default
+/// workload uses the same).
+const DEFAULT_PREFETCH: u16 = cloud_stream::binder_rabbit::MIN_DEFAULT_PREFETCH as u16;
+/// Consumer prefetch (tuned workload, both phases).
 const PREFETCH: u16 = 128;
-/// Handler concurrency of the binder phase (lanes).
+/// Handler concurrency of the tuned binder phase (lanes).
 const CONCURRENCY: u32 = 128;
 /// Give up on a phase after this long.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -55,42 +69,215 @@ fn props() -> BasicProperties {
         .with_content_type("application/json".into())
 }
 
-async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
+/// Declares a durable topic exchange and a durable queue bound to it with `#`.
+async fn declare(ch: &Channel, ex: &str, q: &str) -> BoxResult<()> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        ex.into(),
+        ExchangeKind::Topic,
+        durable,
+        FieldTable::default(),
+    )
+    .await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(q.into(), durable, FieldTable::default())
+        .await?;
+    ch.queue_bind(
+        q.into(),
+        ex.into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a bench queue and its exchange (best effort).
+async fn remove(ch: &Channel, ex: &str, q: &str) {
+    let _ = ch
+        .queue_delete(q.into(), QueueDeleteOptions::default())
+        .await;
+    let _ = ch
+        .exchange_delete(ex.into(), ExchangeDeleteOptions::default())
+        .await;
+}
+
+/// Deletes the (exchange, queue) pairs a binder phase declared, over a connection of its own.
+async fn remove_all(uri: &str, pairs: &[(&str, &str)]) {
+    let Ok(conn) = Connection::connect(uri, ConnectionProperties::default()).await else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        for (ex, q) in pairs {
+            remove(&ch, ex, q).await;
+        }
+        let _ = ch.close(200, "done".into()).await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
+
+/// `WINDOW` raw publishers with confirms, each sending its share of `n` events to `ex` as the
+/// window allows.
+fn raw_driver(drv: &Channel, ex: &str, n: usize, window: &Arc<Semaphore>) -> Vec<JoinHandle<()>> {
+    (0..WINDOW)
+        .map(|k| {
+            let (drv, ex, w) = (drv.clone(), ex.to_owned(), Arc::clone(window));
+            tokio::spawn(async move {
+                for id in (k..n).step_by(WINDOW) {
+                    w.acquire().await.expect("window").forget();
+                    let bytes = serde_json::to_vec(&Event::kib(id as u64)).expect("encode");
+                    let c = drv
+                        .basic_publish(
+                            ex.as_str().into(),
+                            ex.as_str().into(),
+                            BasicPublishOptions::default(),
+                            &bytes,
+                            props(),
+                        )
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("confirm");
+                    assert!(c.is_ack());
+                }
+            })
+        })
+        .collect()
+}
+
+/// `WINDOW` senders through the app's `StreamBridge` to the output binding `load`.
+fn bridge_driver(
+    app: &cloud_stream::RunningApp,
+    n: usize,
+    window: &Arc<Semaphore>,
+) -> Vec<JoinHandle<()>> {
+    (0..WINDOW)
+        .map(|k| {
+            let (bridge, w) = (app.bridge(), Arc::clone(window));
+            tokio::spawn(async move {
+                for id in (k..n).step_by(WINDOW) {
+                    w.acquire().await.expect("window").forget();
+                    bridge
+                        .send("load", &Event::kib(id as u64))
+                        .await
+                        .expect("bridge send");
+                }
+            })
+        })
+        .collect()
+}
+
+/// Default workload, raw: lapin publisher with confirms → queue → consumer that decodes and
+/// awaits each ack.
+async fn raw_default(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
+    let conn = Connection::connect(uri, ConnectionProperties::default()).await?;
+    let ex = format!("raw-{tag}");
+    let q = format!("{ex}.bench");
+    let setup = conn.create_channel().await?;
+    declare(&setup, &ex, &q).await?;
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(DEFAULT_PREFETCH, BasicQosOptions::default())
+        .await?;
+    let mut consumer = ch
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let sink = LatencySink::new(n);
+    let (w, s) = (Arc::clone(&window), sink.clone());
+    let consuming = tokio::spawn(async move {
+        while s.received() < n {
+            let Some(Ok(d)) = consumer.next().await else {
+                break;
+            };
+            let e: Event = serde_json::from_slice(&d.data).expect("decode");
+            s.record(e.sent_ns);
+            w.add_permits(1);
+            // The ack is queued for lapin's I/O loop without waiting for its write, as
+            // the binder does.
+            let _ = d.ack(BasicAckOptions::default()).now_or_never();
+        }
+    });
+    let drv = conn.create_channel().await?;
+    drv.confirm_select(ConfirmSelectOptions::default()).await?;
+    let start = Instant::now();
+    let drivers = raw_driver(&drv, &ex, n, &window);
+    sink.wait(PHASE_TIMEOUT).await;
+    let elapsed = start.elapsed();
+    for d in drivers {
+        d.await?;
+    }
+    consuming.await?;
+    remove(&setup, &ex, &q).await;
+    for c in [&setup, &ch, &drv] {
+        let _ = c.close(200, "done".into()).await;
+    }
+    conn.close(200, "done".into()).await?;
+    Ok(summarize(n, elapsed, sink.take()))
+}
+
+/// Default workload, binder: `StreamBridge` → consumer binding with default settings.
+async fn binder_default(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
+    let ex = format!("cs-{tag}");
+    let config = format!(
+        r#"
+spring:
+  cloud:
+    function:
+      definition: sink
+    stream:
+      default-binder: rabbit
+      binders:
+        rabbit: {{ type: rabbit, environment: {{ uri: "{uri}" }} }}
+      output-bindings: load
+      bindings:
+        load:      {{ destination: {ex} }}
+        sink-in-0: {{ destination: {ex}, group: bench }}
+"#
+    );
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let sink = LatencySink::new(n);
+    let (w, s) = (Arc::clone(&window), sink.clone());
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(&config)
+        .consumer("sink", move |e: Event| {
+            s.record(e.sent_ns);
+            w.add_permits(1);
+            async { Ok(()) }
+        })
+        .build()
+        .await?;
+    let start = Instant::now();
+    let drivers = bridge_driver(&app, n, &window);
+    sink.wait(PHASE_TIMEOUT).await;
+    let elapsed = start.elapsed();
+    for d in drivers {
+        d.await?;
+    }
+    app.shutdown().await;
+    remove_all(uri, &[(&ex, &format!("{ex}.bench"))]).await;
+    Ok(summarize(n, elapsed, sink.take()))
+}
+
+async fn raw_tuned(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     let conn = Arc::new(Connection::connect(uri, ConnectionProperties::default()).await?);
     let (ex_in, ex_out) = (format!("raw-in-{tag}"), format!("raw-out-{tag}"));
     let (q_in, q_out) = (format!("{ex_in}.bench"), format!("{ex_out}.sink"));
     let setup = conn.create_channel().await?;
     for (ex, q) in [(&ex_in, &q_in), (&ex_out, &q_out)] {
-        setup
-            .exchange_declare(
-                ex.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        setup
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        setup
-            .queue_bind(
-                q.as_str().into(),
-                ex.as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        declare(&setup, ex, q).await?;
     }
 
     // Sink: decode, record, ack.
@@ -186,44 +373,15 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     let drv = conn.create_channel().await?;
     drv.confirm_select(ConfirmSelectOptions::default()).await?;
     let start = Instant::now();
-    let mut drivers = Vec::new();
-    for k in 0..WINDOW {
-        let (drv, ex_in, w) = (drv.clone(), ex_in.clone(), Arc::clone(&window));
-        drivers.push(tokio::spawn(async move {
-            for id in (k..n).step_by(WINDOW) {
-                w.acquire().await.expect("window").forget();
-                let bytes = serde_json::to_vec(&Event::kib(id as u64)).expect("encode");
-                let c = drv
-                    .basic_publish(
-                        ex_in.as_str().into(),
-                        ex_in.as_str().into(),
-                        BasicPublishOptions::default(),
-                        &bytes,
-                        props(),
-                    )
-                    .await
-                    .expect("publish")
-                    .await
-                    .expect("confirm");
-                assert!(c.is_ack());
-            }
-        }));
-    }
+    let drivers = raw_driver(&drv, &ex_in, n, &window);
     let latencies = tokio::time::timeout(PHASE_TIMEOUT, sink).await??;
     let elapsed = start.elapsed();
     for d in drivers {
         d.await?;
     }
     transform.await?;
-    for q in [&q_in, &q_out] {
-        setup
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await?;
-    }
-    for ex in [&ex_in, &ex_out] {
-        setup
-            .exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default())
-            .await?;
+    for (ex, q) in [(&ex_in, &q_in), (&ex_out, &q_out)] {
+        remove(&setup, ex, q).await;
     }
     for ch in [&setup, &sink_ch, &in_ch, &drv] {
         let _ = ch.close(200, "done".into()).await;
@@ -232,7 +390,7 @@ async fn raw_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     Ok(summarize(n, elapsed, latencies))
 }
 
-async fn binder_phase(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
+async fn binder_tuned(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     let (ex_in, ex_out) = (format!("cs-in-{tag}"), format!("cs-out-{tag}"));
     let config = format!(
         r#"
@@ -284,42 +442,21 @@ spring:
             .await?
     };
     let start = Instant::now();
-    let mut drivers = Vec::new();
-    for k in 0..WINDOW {
-        let (bridge, w) = (app.bridge(), Arc::clone(&window));
-        drivers.push(tokio::spawn(async move {
-            for id in (k..n).step_by(WINDOW) {
-                w.acquire().await.expect("window").forget();
-                bridge
-                    .send("load", &Event::kib(id as u64))
-                    .await
-                    .expect("bridge send");
-            }
-        }));
-    }
+    let drivers = bridge_driver(&app, n, &window);
     tokio::time::timeout(PHASE_TIMEOUT, done.notified()).await?;
     let elapsed = start.elapsed();
     for d in drivers {
         d.await?;
     }
     app.shutdown().await;
-    // Remove the bench queues and exchanges.
-    if let Ok(conn) = Connection::connect(uri, ConnectionProperties::default()).await {
-        if let Ok(ch) = conn.create_channel().await {
-            for q in [format!("{ex_in}.bench"), format!("{ex_out}.sink")] {
-                let _ = ch
-                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-            }
-            for ex in [&ex_in, &ex_out] {
-                let _ = ch
-                    .exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default())
-                    .await;
-            }
-            let _ = ch.close(200, "done".into()).await;
-        }
-        let _ = conn.close(200, "done".into()).await;
-    }
+    remove_all(
+        uri,
+        &[
+            (&ex_in, &format!("{ex_in}.bench")),
+            (&ex_out, &format!("{ex_out}.sink")),
+        ],
+    )
+    .await;
     let latencies = std::mem::take(&mut *latencies.lock().expect("latencies"));
     Ok(summarize(n, elapsed, latencies))
 }
@@ -332,17 +469,30 @@ async fn main() -> BoxResult<()> {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
     let sample = serde_json::to_vec(&Event::kib(0))?.len();
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    println!(
-        "rabbit: raw lapin vs cloud-stream Function binding: {n} messages of {sample} B JSON, confirms + manual acks, driver window {WINDOW}, prefetch {PREFETCH}, binder concurrency {CONCURRENCY}, {} worker threads",
-        std::thread::available_parallelism().map_or(0, |p| p.get())
-    );
+    let threads = std::thread::available_parallelism().map_or(0, |p| p.get());
+    if std::env::args().any(|a| a == "--tuned") {
+        println!("rabbit (tuned): raw lapin vs cloud-stream Function binding: {n} messages of {sample} B JSON, confirms + manual acks, window {WINDOW}, prefetch {PREFETCH}, binder concurrency {CONCURRENCY}, {threads} worker threads");
+    } else {
+        println!("rabbit (default settings): raw lapin vs cloud-stream consumer binding: {n} messages of {sample} B JSON, confirms + manual acks, window {WINDOW}, prefetch {DEFAULT_PREFETCH}, {threads} worker threads");
+    }
     let (uri, tag) = (uri.as_str(), tag.as_str());
+    let rounds = common::rounds(3);
+    if std::env::args().any(|a| a == "--tuned") {
+        return common::compare(
+            "rabbit-tuned",
+            n,
+            rounds,
+            |round| async move { binder_tuned(uri, n, &format!("{tag}{round}")).await },
+            |round| async move { raw_tuned(uri, n, &format!("{tag}{round}")).await },
+        )
+        .await;
+    }
     common::compare(
         "rabbit",
         n,
-        common::rounds(3),
-        |round| async move { binder_phase(uri, n, &format!("{tag}{round}")).await },
-        |round| async move { raw_phase(uri, n, &format!("{tag}{round}")).await },
+        rounds,
+        |round| async move { binder_default(uri, n, &format!("{tag}{round}")).await },
+        |round| async move { raw_default(uri, n, &format!("{tag}{round}")).await },
     )
     .await
 }

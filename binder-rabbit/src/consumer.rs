@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     QueueDeleteOptions,
@@ -124,6 +124,25 @@ impl RabbitSubscription {
         self.current = None;
         self.retry_at = Some(tokio::time::Instant::now() + self.backoff.next_delay());
     }
+
+    /// What the lapin consumer yielded: a delivery, or `None` after noting the channel lost
+    /// (the next [`Subscription::next`] resubscribes).
+    fn received(
+        &mut self,
+        item: Option<lapin::Result<lapin::message::Delivery>>,
+    ) -> Option<Box<dyn Delivery>> {
+        match item {
+            Some(Ok(d)) => return Some(Box::new(RabbitDelivery::new(d, &self.ctx))),
+            Some(Err(e)) => {
+                tracing::warn!(destination = %self.ctx.destination, error = %crate::connection::redact(&e), "rabbit consumer lost its channel; resubscribing");
+            }
+            None => {
+                tracing::warn!(destination = %self.ctx.destination, "rabbit consumer cancelled by the broker; resubscribing");
+            }
+        }
+        self.lost();
+        None
+    }
 }
 
 async fn stop(ctx: &ConsumerCtx, c: Consuming) {
@@ -175,18 +194,18 @@ impl Subscription for RabbitSubscription {
                 }
                 continue;
             };
-            match c.consumer.next().await {
-                Some(Ok(d)) => return Some(Ok(Box::new(RabbitDelivery::new(d, &self.ctx)))),
-                Some(Err(e)) => {
-                    tracing::warn!(destination = %self.ctx.destination, error = %crate::connection::redact(&e), "rabbit consumer lost its channel; resubscribing");
-                    self.lost();
-                }
-                None => {
-                    tracing::warn!(destination = %self.ctx.destination, queue = %c.queue, "rabbit consumer cancelled by the broker; resubscribing");
-                    self.lost();
-                }
+            let item = c.consumer.next().await;
+            if let Some(d) = self.received(item) {
+                return Some(Ok(d));
             }
         }
+    }
+
+    // Lapin buffers the deliveries its I/O loop has read: taking a buffered one directly
+    // saves the runtime a wake-up per message.
+    fn try_next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        let item = self.current.as_mut()?.consumer.next().now_or_never()?;
+        self.received(item).map(Ok)
     }
 
     async fn close(mut self: Box<Self>) {
@@ -273,6 +292,20 @@ impl Delivery for RabbitDelivery {
 
     fn redelivery_count(&self) -> u32 {
         self.redelivery_count
+    }
+
+    // The ack is handed to lapin's I/O loop at once and its write is not awaited: waiting
+    // costs a wake-up per message, and an ack that never reaches the broker only means a
+    // redelivery, as with a failed awaited one. The handler has succeeded by now.
+    fn try_ack(&mut self) -> Option<Result<(), SettleError>> {
+        let acker = match self.take_acker() {
+            Ok(a) => a,
+            Err(e) => return Some(Err(e)),
+        };
+        match acker.ack(BasicAckOptions::default()).now_or_never() {
+            Some(Err(e)) => Some(Err(settle_err(e))),
+            _ => Some(Ok(())),
+        }
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
