@@ -1,7 +1,9 @@
 //! What every `scripts/bench <binder>` run shares: the clock in the events, latency summaries,
 //! process CPU and peak RSS, the command line, alternating rounds with medians, and the final
 //! `RESULT` line (a contract other tooling parses:
-//! `RESULT binder=<b> raw_msgs_per_s=.. binder_msgs_per_s=.. ratio=.. raw_p99_ms=.. binder_p99_ms=.. binder_rss_mb=..`).
+//! `RESULT binder=<b> raw_msgs_per_s=.. binder_msgs_per_s=.. ratio=.. raw_p99_ms=.. binder_p99_ms=.. binder_rss_mb=..`,
+//! then, added later and so after those, `raw_p50_ms binder_p50_ms raw_cpu_us_per_msg
+//! binder_cpu_us_per_msg`).
 //!
 //! Each bench binary includes this file with `mod common;` and uses part of it.
 #![allow(dead_code)]
@@ -314,12 +316,16 @@ where
         binder.p99_ms - raw.p99_ms
     );
     println!(
-        "RESULT binder={binder_name} raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={ratio:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3}",
+        "RESULT binder={binder_name} raw_msgs_per_s={:.3} binder_msgs_per_s={:.3} ratio={ratio:.3} raw_p99_ms={:.3} binder_p99_ms={:.3} binder_rss_mb={:.3} raw_p50_ms={:.3} binder_p50_ms={:.3} raw_cpu_us_per_msg={:.1} binder_cpu_us_per_msg={:.1}",
         raw.msgs_per_s,
         binder.msgs_per_s,
         raw.p99_ms,
         binder.p99_ms,
         binder_rss.unwrap_or(0.0),
+        raw.p50_ms,
+        binder.p50_ms,
+        raw.cpu_us_per_msg,
+        binder.cpu_us_per_msg,
     );
     Ok(())
 }

@@ -604,7 +604,7 @@ impl Delivery for MemoryDelivery {
 /// [`MemoryBinderFactory::with_broker`], every binder uses the given broker, which is how a test
 /// harness and an application share one broker.
 ///
-/// Environment keys: `capacity` (positive integer, per-queue capacity, default 10 000) and
+/// Environment keys: `capacity` (positive integer, per-queue capacity, default [`crate::DEFAULT_CAPACITY`]) and
 /// `recording` (boolean). Both are ignored with `with_broker` (the broker is already made).
 pub struct MemoryBinderFactory {
     fixed: Option<MemoryBroker>,

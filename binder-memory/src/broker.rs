@@ -10,7 +10,7 @@ use stream_core::message::RawMessage;
 use tokio::sync::Notify;
 
 /// Default number of messages one group or anonymous queue holds before producers wait.
-pub const DEFAULT_CAPACITY: usize = 10_000;
+pub const DEFAULT_CAPACITY: usize = 256;
 
 /// Largest number of partitions a destination may have (guards against absurd partition
 /// indexes allocating unbounded memory).
