@@ -2,7 +2,10 @@
 //!
 //! Run with `scripts/bench kafka [N]` (default 20 000) against the broker at
 //! `CLOUD_STREAM_TEST_KAFKA_BROKERS` (default `127.0.0.1:9092`, tansu from
-//! `scripts/brokers up kafka`). Both phases move N events of 1 KiB JSON through the same
+//! `scripts/brokers up kafka`), or with `scripts/bench kafka --mock [N]` against librdkafka's
+//! mock cluster in this process (`RESULT binder=kafka-mock`): tansu is slower than either
+//! client, so on it both sides run at its pace and the ratio says little about us; the mock
+//! cluster keeps up with the clients, so there the ratio measures the client paths. Both phases move N events of 1 KiB JSON through the same
 //! topology, on fresh topics (3 partitions each, created through the admin API):
 //!
 //! * **raw**: an idempotent `FutureProducer` (acks=all) sends to `in` with many sends in flight,
@@ -20,7 +23,7 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cloud_stream::binder_kafka::rdkafka::admin::{
@@ -29,16 +32,23 @@ use cloud_stream::binder_kafka::rdkafka::admin::{
 use cloud_stream::binder_kafka::rdkafka::client::DefaultClientContext;
 use cloud_stream::binder_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
 use cloud_stream::binder_kafka::rdkafka::message::Message as _;
-use cloud_stream::binder_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use cloud_stream::binder_kafka::rdkafka::producer::{
+    BaseProducer, FutureProducer, FutureRecord, Producer as _,
+};
 use cloud_stream::binder_kafka::rdkafka::util::Timeout;
 use cloud_stream::binder_kafka::rdkafka::ClientConfig;
 use cloud_stream::prelude::*;
 use common::{now_ns, summarize, BoxResult, Event, LatencySink, PhaseResult};
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 
 const PHASE_TIMEOUT: Duration = Duration::from_secs(600);
 const IN_FLIGHT: usize = 64;
+/// Events in flight end to end (both phases): the producer sends again only when the sink has
+/// received one (closed loop), so latency measures the path, not a backlog, and the mock
+/// cluster (which keeps only the last few MiB of each partition) never drops unread events.
+const WINDOW: usize = 1024;
 const PARTITIONS: i32 = 3;
 
 fn unique(base: &str) -> String {
@@ -48,7 +58,25 @@ fn unique(base: &str) -> String {
     )
 }
 
+/// Settings of every consumer (raw and binder) on the mock cluster, which answers a fetch only
+/// when `fetch.wait.max.ms` runs out rather than when data arrives, and whose empty answers
+/// librdkafka backs off from: librdkafka's defaults (500 ms each) would set the pace.
+const MOCK_CONSUMER: &[(&str, &str)] =
+    &[("fetch.wait.max.ms", "5"), ("fetch.error.backoff.ms", "5")];
+
+/// The in-process mock cluster's owner (`--mock`).
+static MOCK: OnceLock<BaseProducer> = OnceLock::new();
+
 async fn create_topics(brokers: &str, topics: &[&str]) {
+    // The mock cluster does not serve the admin API's CreateTopics: it is told directly.
+    if let Some(cluster) = MOCK.get().and_then(|owner| owner.client().mock_cluster()) {
+        for t in topics {
+            cluster
+                .create_topic(t, PARTITIONS, 1)
+                .expect("create mock topic");
+        }
+        return;
+    }
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -74,7 +102,13 @@ fn producer(brokers: &str) -> FutureProducer {
 }
 
 fn consumer(brokers: &str, group: &str, topic: &str, auto_store: bool) -> StreamConsumer {
-    let c: StreamConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if MOCK.get().is_some() {
+        for (k, v) in MOCK_CONSUMER {
+            config.set(*k, *v);
+        }
+    }
+    let c: StreamConsumer = config
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
@@ -95,37 +129,14 @@ async fn raw_phase(brokers: &str, n: usize) -> BoxResult<PhaseResult> {
     let sink = consumer(brokers, &unique("raw-sink"), &tout, true);
     let transform = Arc::new(consumer(brokers, &unique("raw-transform"), &tin, false));
     let out_producer = producer(brokers);
-    // Let both groups settle (joins) before timing.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-
-    let start = Instant::now();
-    let t_in = tin.clone();
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let (t_in, w) = (tin.clone(), Arc::clone(&window));
     let p = producer(brokers);
-    let produce = tokio::spawn(async move {
-        let mut pending = FuturesUnordered::new();
-        for id in 0..n as u64 {
-            let payload = serde_json::to_vec(&Event::kib(id)).expect("serialize");
-            let p = p.clone();
-            let t = t_in.clone();
-            pending.push(async move {
-                p.send(
-                    FutureRecord::<(), _>::to(&t).payload(&payload),
-                    Timeout::Never,
-                )
-                .await
-                .expect("raw send");
-            });
-            if pending.len() >= 1024 {
-                pending.next().await;
-            }
-        }
-        while pending.next().await.is_some() {}
-    });
     let tf = Arc::clone(&transform);
     let transformer = tokio::spawn(async move {
         let permits = Arc::new(Semaphore::new(IN_FLIGHT));
         let mut done = 0usize;
-        while done < n {
+        while done < n + 1 {
             let m = tf.recv().await.expect("raw transform recv");
             let event: Event = serde_json::from_slice(m.payload().unwrap_or(&[])).expect("json");
             let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
@@ -143,12 +154,43 @@ async fn raw_phase(brokers: &str, n: usize) -> BoxResult<PhaseResult> {
             done += 1;
         }
     });
+    // As in the binder phase: one warm-up event through the whole path (both groups joined,
+    // producers connected) before timing; it is not counted.
+    p.send(
+        FutureRecord::<(), _>::to(&tin).payload(&serde_json::to_vec(&Event::kib(u64::MAX))?),
+        Timeout::Never,
+    )
+    .await
+    .map_err(|(e, _)| e)?;
+    tokio::time::timeout(PHASE_TIMEOUT, sink.recv()).await??;
+    let start = Instant::now();
+    let produce = tokio::spawn(async move {
+        let mut pending = FuturesUnordered::new();
+        for id in 0..n as u64 {
+            w.acquire().await.expect("window").forget();
+            let payload = serde_json::to_vec(&Event::kib(id)).expect("serialize");
+            let p = p.clone();
+            let t = t_in.clone();
+            pending.push(async move {
+                p.send(
+                    FutureRecord::<(), _>::to(&t).payload(&payload),
+                    Timeout::Never,
+                )
+                .await
+                .expect("raw send");
+            });
+            // Reap finished sends without waiting.
+            while pending.next().now_or_never().flatten().is_some() {}
+        }
+        while pending.next().await.is_some() {}
+    });
     let mut latencies = Vec::with_capacity(n);
     let sink_all = async {
         while latencies.len() < n {
             let m = sink.recv().await.expect("raw sink recv");
             let e: Event = serde_json::from_slice(m.payload().unwrap_or(&[])).expect("json");
             latencies.push(now_ns().saturating_sub(e.sent_ns));
+            window.add_permits(1);
         }
     };
     tokio::time::timeout(PHASE_TIMEOUT, sink_all)
@@ -172,18 +214,32 @@ spring:
     stream:
       default-binder: kafka
       binders:
-        kafka: {{ type: kafka, environment: {{ brokers: "{brokers}" }} }}
+        kafka: {{ type: kafka, environment: {{ brokers: "{brokers}"{provisioning} }} }}
       bindings:
         transform-in-0:  {{ destination: {tin}, group: {g1}, consumer: {{ max-attempts: 1, concurrency: {IN_FLIGHT} }} }}
         transform-out-0: {{ destination: {tout} }}
         sink-in-0:       {{ destination: {tout}, group: {g2}, consumer: {{ max-attempts: 1 }} }}
 "#,
+        // The mock cluster has no admin API: the topics are made up front, as on tansu.
+        provisioning = if MOCK.get().is_some() {
+            let props: Vec<String> = MOCK_CONSUMER
+                .iter()
+                .map(|(k, v)| format!("{k}: \"{v}\""))
+                .collect();
+            format!(
+                ", auto-create-topics: false, consumer-properties: {{ {} }}",
+                props.join(", ")
+            )
+        } else {
+            String::new()
+        },
         g1 = unique("transform"),
         g2 = unique("sink"),
     );
     let sink = LatencySink::new(n);
+    let window = Arc::new(Semaphore::new(WINDOW));
     let app = {
-        let sink = sink.clone();
+        let (sink, w) = (sink.clone(), Arc::clone(&window));
         StreamApp::builder()
             .env(Default::default())
             .config_yaml(&yaml)
@@ -192,6 +248,7 @@ spring:
             })
             .consumer("sink", move |e: Event| {
                 sink.record(e.sent_ns);
+                w.add_permits(1);
                 async { Ok(()) }
             })
             .build()
@@ -208,17 +265,17 @@ spring:
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     sink.reset();
+    window.acquire().await?.forget(); // the permit the warm-up event gave back
     let start = Instant::now();
-    let t = tin.clone();
+    let (t, w) = (tin.clone(), Arc::clone(&window));
     let producer = tokio::spawn(async move {
         let mut pending = FuturesUnordered::new();
         for id in 0..n as u64 {
+            w.acquire().await.expect("window").forget();
             let b = bridge.clone();
             let t = t.clone();
             pending.push(async move { b.send(&t, &Event::kib(id)).await.expect("bridge send") });
-            if pending.len() >= 1024 {
-                pending.next().await;
-            }
+            while pending.next().now_or_never().flatten().is_some() {}
         }
         while pending.next().await.is_some() {}
     });
@@ -229,20 +286,38 @@ spring:
     Ok(summarize(n, elapsed, sink.take()))
 }
 
+/// Starts librdkafka's mock cluster (`PARTITIONS` brokers, owned by [`MOCK`] for the whole
+/// run) and returns its bootstrap servers.
+fn mock_cluster() -> BoxResult<String> {
+    let owner: BaseProducer = ClientConfig::new()
+        .set("test.mock.num.brokers", PARTITIONS.to_string())
+        .create()?;
+    let owner = MOCK.get_or_init(|| owner);
+    let cluster = owner.client().mock_cluster();
+    Ok(cluster
+        .ok_or("librdkafka made no mock cluster")?
+        .bootstrap_servers())
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> BoxResult<()> {
     common::init_tracing();
     let n = common::message_count("kafka", 20_000);
-    let brokers = std::env::var("CLOUD_STREAM_TEST_KAFKA_BROKERS")
-        .unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let mock = std::env::args().any(|a| a == "--mock");
+    let brokers = match mock {
+        true => mock_cluster()?,
+        false => std::env::var("CLOUD_STREAM_TEST_KAFKA_BROKERS")
+            .unwrap_or_else(|_| "127.0.0.1:9092".to_owned()),
+    };
     let sample = serde_json::to_vec(&Event::kib(0))?.len();
     println!(
-        "kafka binder vs raw rdkafka at {brokers}: {n} messages of {sample} B JSON, in -> transform -> out -> sink, {} worker threads",
+        "kafka binder vs raw rdkafka at {brokers}{}: {n} messages of {sample} B JSON, in -> transform -> out -> sink, {} worker threads",
+        if mock { " (librdkafka mock cluster, in process)" } else { "" },
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
     let brokers = brokers.as_str();
     common::compare(
-        "kafka",
+        if mock { "kafka-mock" } else { "kafka" },
         n,
         common::rounds(3),
         |_| binder_phase(brokers, n),
