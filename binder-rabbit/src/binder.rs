@@ -8,8 +8,8 @@ use lapin::options::BasicAckOptions;
 use lapin::options::BasicGetOptions;
 use lapin::types::ShortString;
 use stream_core::binder::{
-    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
-    OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
+    Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
+    Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
 };
 use stream_core::config::Schema;
 use stream_core::message::RawMessage;
@@ -20,7 +20,9 @@ use crate::consumer::{ConsumerCtx, RabbitSubscription};
 use crate::headers::from_delivery;
 use crate::producer::RabbitProducer;
 use crate::props::{ConsumerProps, ProducerProps};
-use crate::provision::{declare_exchange, declare_group_queue, group_plan, QueuePlan};
+use crate::provision::{
+    declare_exchange, declare_group_queue, group_plan, ready_messages, QueuePlan,
+};
 use crate::publisher::Publisher;
 
 /// The binder type name.
@@ -207,6 +209,34 @@ impl Binder for RabbitBinder {
             dlq: Publisher::new(Arc::clone(&self.connector), None),
         };
         Ok(Box::new(RabbitSubscription::start(ctx).await?))
+    }
+
+    /// Ready messages of the group queue and of its DLQ (`auto-bind-dlq`), by passive
+    /// declarations; an anonymous subscription's queue is not looked up.
+    async fn backlog(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Backlog {
+        let (Some(g), Ok(props)) = (group, ConsumerProps::parse(spec)) else {
+            return Backlog::default();
+        };
+        let Ok(partition) = partition_of(spec) else {
+            return Backlog::default();
+        };
+        let Ok(live) = self.connector.live().await else {
+            return Backlog::default();
+        };
+        let plan = group_plan(destination, g, partition, &props.queue);
+        let dead_letters = match &plan.dead_letter {
+            Some(dl) => ready_messages(&live, &dl.queue).await,
+            None => None,
+        };
+        Backlog {
+            pending: ready_messages(&live, &plan.queue).await,
+            dead_letters,
+        }
     }
 
     async fn health(&self) -> Health {

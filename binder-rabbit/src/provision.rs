@@ -171,24 +171,26 @@ pub async fn declare_group_queue(
     bind(ch, plan).await
 }
 
-/// Whether `queue` exists, asked on a channel of its own (a failed passive declaration
-/// closes the channel it was made on).
+/// Whether `queue` exists.
 async fn queue_exists(live: &Live, queue: &str) -> bool {
-    let Ok(probe) = live.channel().await else {
-        return false;
-    };
+    ready_messages(live, queue).await.is_some()
+}
+
+/// The ready (not delivered) messages of `queue`, `None` when it does not exist or the broker
+/// cannot be asked; asked with a passive declaration on a channel of its own (a failed one
+/// closes the channel it was made on).
+pub async fn ready_messages(live: &Live, queue: &str) -> Option<u64> {
+    let probe = live.channel().await.ok()?;
     let passive = QueueDeclareOptions {
         passive: true,
         ..Default::default()
     };
-    let exists = probe
+    let declared = probe
         .queue_declare(ShortString::from(queue), passive, FieldTable::default())
         .await
-        .is_ok();
-    if exists {
-        let _ = probe.close(200, "checked".into()).await;
-    }
-    exists
+        .ok()?;
+    let _ = probe.close(200, "checked".into()).await;
+    Some(u64::from(declared.message_count()))
 }
 
 /// The dead-letter exchange (direct, durable), the DLQ and their binding.

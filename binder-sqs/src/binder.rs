@@ -6,9 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_sqs::types::QueueAttributeName;
 use stream_core::binder::{
-    BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec, Health,
-    OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
+    Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
+    Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
 };
 use stream_core::config::redact_uris;
 use stream_core::config::schema::Schema;
@@ -86,6 +87,57 @@ impl SqsBinder {
         &self.clients.settings
     }
 
+    /// The queue a binding consumes (sns mode: `<destination>-<group>`, or the topic's name for
+    /// an anonymous consumer, whose DLQ is named after it; sqs mode: `<destination>`).
+    fn queue_of(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        mode: DestinationMode,
+        fifo: bool,
+    ) -> String {
+        let prefix = &self.clients.settings.name_prefix;
+        match (mode, group) {
+            (DestinationMode::Sns, Some(g)) => {
+                naming::group_queue(prefix, destination, g, None, fifo)
+            }
+            (DestinationMode::Sns, None) => naming::topic(prefix, destination, fifo),
+            (DestinationMode::Sqs, _) => naming::direct_queue(prefix, destination, fifo),
+        }
+    }
+
+    async fn queue_url(&self, queue: &str) -> Result<String, String> {
+        match self
+            .clients
+            .sqs
+            .get_queue_url()
+            .queue_name(queue)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.queue_url().unwrap_or_default().to_owned()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// SQS's approximate number of visible messages in `queue`, if it exists.
+    async fn visible_messages(&self, queue: &str) -> Option<u64> {
+        let url = self.queue_url(queue).await.ok()?;
+        let out = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .ok()?;
+        out.attributes()?
+            .get(&QueueAttributeName::ApproximateNumberOfMessages)?
+            .parse()
+            .ok()
+    }
+
     /// Receives (and deletes) up to 10 messages waiting in the dead-letter queue of
     /// `destination`/`group` (sns mode: `<destination>-<group>-dlq`; sqs mode:
     /// `<destination>-dlq`), decoded like any delivery. Waits up to `wait_seconds` (0..=20).
@@ -97,26 +149,8 @@ impl SqsBinder {
         fifo: bool,
         wait_seconds: u32,
     ) -> Result<Vec<RawMessage>, String> {
-        let prefix = &self.clients.settings.name_prefix;
-        let queue = match (mode, group) {
-            (DestinationMode::Sns, Some(g)) => {
-                naming::group_queue(prefix, destination, g, None, fifo)
-            }
-            (DestinationMode::Sns, None) => naming::topic(prefix, destination, fifo),
-            (DestinationMode::Sqs, _) => naming::direct_queue(prefix, destination, fifo),
-        };
-        let dlq = naming::dlq(&queue);
-        let url = match self
-            .clients
-            .sqs
-            .get_queue_url()
-            .queue_name(&dlq)
-            .send()
-            .await
-        {
-            Ok(out) => out.queue_url().unwrap_or_default().to_owned(),
-            Err(e) => return Err(describe(&e)),
-        };
+        let queue = self.queue_of(destination, group, mode, fifo);
+        let url = self.queue_url(&naming::dlq(&queue)).await?;
         let out = self
             .clients
             .sqs
@@ -260,6 +294,29 @@ impl Binder for SqsBinder {
             &settings,
             spec.concurrency,
         )))
+    }
+
+    /// SQS's approximate visible messages of the binding's queue and of its DLQ (a group's;
+    /// an anonymous consumer's temporary queue is not counted).
+    async fn backlog(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Backlog {
+        let Ok(settings) = self.clients.settings.consumer_for(spec) else {
+            return Backlog::default();
+        };
+        let mode = settings.destination_mode;
+        if group.is_none() && mode == DestinationMode::Sns {
+            return Backlog::default();
+        }
+        let fifo = wants_fifo(destination, settings.fifo, spec.partitioned);
+        let queue = self.queue_of(destination, group, mode, fifo);
+        Backlog {
+            pending: self.visible_messages(&queue).await,
+            dead_letters: self.visible_messages(&naming::dlq(&queue)).await,
+        }
     }
 
     async fn health(&self) -> Health {

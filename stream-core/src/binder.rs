@@ -302,6 +302,18 @@ pub trait Subscription: Send {
     async fn close(self: Box<Self>);
 }
 
+/// How many messages wait for a consumer binding, as its broker counts them (approximate:
+/// brokers count asynchronously). `None` where the broker cannot tell or the binding has no
+/// such queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Backlog {
+    /// Messages not yet delivered: RabbitMQ's ready messages, Kafka's consumer lag, SQS's
+    /// approximate number of visible messages, the memory binder's queued messages.
+    pub pending: Option<u64>,
+    /// Messages in the binding's dead-letter queue (or topic).
+    pub dead_letters: Option<u64>,
+}
+
 /// A connected binder (docs/architecture.md §5).
 #[async_trait]
 pub trait Binder: Send + Sync {
@@ -326,6 +338,18 @@ pub trait Binder: Send + Sync {
 
     /// Current health.
     async fn health(&self) -> Health;
+
+    /// The backlog of the consumer binding on `destination` and `group` (the same arguments
+    /// and spec as [`Binder::bind_consumer`]): what waits in its queue and in its dead-letter
+    /// queue, as far as the broker tells. Nothing known ([`Backlog::default`]) by default.
+    async fn backlog(
+        &self,
+        _destination: &str,
+        _group: Option<&str>,
+        _spec: &ConsumerSpec,
+    ) -> Backlog {
+        Backlog::default()
+    }
 
     /// Messages this binder holds in the application's own process for consumers that are
     /// still bound (queued or delivered and unsettled): lost if the process exits, so a

@@ -10,6 +10,8 @@
 pub(crate) use crate::trace::fast_uuid;
 pub use crate::trace::TraceContext;
 
+use crate::runtime::BacklogReport;
+
 /// Counter: messages handed to a handler (first attempts only).
 pub const METRIC_CONSUMED: &str = "cloud_stream_consumed_total";
 /// Counter: messages confirmed by the broker on output.
@@ -24,6 +26,36 @@ pub const METRIC_DEAD_LETTERED: &str = "cloud_stream_dead_lettered_total";
 pub const METRIC_DUPLICATES: &str = "cloud_stream_duplicates_total";
 /// Histogram: handler latency in seconds (per attempt, outputs included).
 pub const METRIC_HANDLER_SECONDS: &str = "cloud_stream_handler_seconds";
+/// Gauge: messages waiting for an input binding on one destination ([`Backlog::pending`](crate::binder::Backlog::pending)),
+/// labelled `binding` and `destination`; set by [`publish_backlogs`].
+pub const METRIC_BACKLOG: &str = "cloud_stream_backlog_messages";
+/// Gauge: messages in an input binding's dead-letter queue ([`Backlog::dead_letters`](crate::binder::Backlog::dead_letters)).
+pub const METRIC_DEAD_LETTER_BACKLOG: &str = "cloud_stream_dead_letter_messages";
+
+/// Sets the backlog gauges from `reports` (what [`BindingsHandle::backlogs`] found): a count
+/// the binder does not give leaves its gauge unset; one it did not give in time is NaN, so a
+/// dashboard never shows a stale count as current.
+///
+/// [`BindingsHandle::backlogs`]: crate::runtime::BindingsHandle::backlogs
+pub fn publish_backlogs(reports: &[BacklogReport]) {
+    for r in reports {
+        let labels = [
+            ("binding", r.binding.clone()),
+            ("destination", r.destination.clone()),
+        ];
+        let Some(backlog) = r.backlog else {
+            metrics::gauge!(METRIC_BACKLOG, &labels).set(f64::NAN);
+            metrics::gauge!(METRIC_DEAD_LETTER_BACKLOG, &labels).set(f64::NAN);
+            continue;
+        };
+        if let Some(n) = backlog.pending {
+            metrics::gauge!(METRIC_BACKLOG, &labels).set(n as f64);
+        }
+        if let Some(n) = backlog.dead_letters {
+            metrics::gauge!(METRIC_DEAD_LETTER_BACKLOG, &labels).set(n as f64);
+        }
+    }
+}
 
 /// The metric handles of one input binding, registered once (not per message).
 #[derive(Clone)]

@@ -370,7 +370,10 @@ impl Wiring {
             self.starts.push(Box::pin(run.run(initial)));
         }
         let name = io.input.unwrap_or_else(|| eff.name.clone());
-        let e = entry(Direction::Input, eff.binder.clone(), state_tx);
+        let e = BindingEntry {
+            input: Some(Arc::clone(&eff)),
+            ..entry(Direction::Input, eff.binder.clone(), state_tx)
+        };
         self.entries.insert(name, e);
         Ok(())
     }
@@ -458,6 +461,7 @@ fn entry(direction: Direction, binder: String, state: watch::Sender<BindingState
         binder,
         state,
         controllable: true,
+        input: None,
     }
 }
 

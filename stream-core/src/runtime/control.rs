@@ -7,8 +7,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::binder::{Binder, Health};
+use crate::binder::{Backlog, Binder, Health};
 use crate::binding::Direction;
+use crate::plan::EffectiveBinding;
 
 /// The state of a binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -45,7 +46,23 @@ pub(crate) struct BindingEntry {
     /// Whether the binding drives work (inputs and supplier outputs); a function's output
     /// follows its input.
     pub controllable: bool,
+    /// An input binding's effective settings (for its backlog).
+    pub input: Option<Arc<EffectiveBinding>>,
 }
+
+/// The backlog of one input binding on one of its destinations.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BacklogReport {
+    /// The binding's name.
+    pub binding: String,
+    /// The destination.
+    pub destination: String,
+    /// What its broker counted; `None` when it did not answer in time.
+    pub backlog: Option<Backlog>,
+}
+
+/// How long one binder may take to count a backlog before it is reported unknown.
+pub const BACKLOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Health of the application: every binder's health and every binding's state.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -129,6 +146,29 @@ impl BindingsHandle {
     /// The binder a binding uses.
     pub fn binder_of(&self, name: &str) -> Option<&str> {
         self.entries.get(name).map(|e| e.binder.as_str())
+    }
+
+    /// The backlog of every input binding on each of its destinations, counted concurrently;
+    /// `None` where the binder did not answer within [`BACKLOG_TIMEOUT`].
+    pub async fn backlogs(&self) -> Vec<BacklogReport> {
+        let mut counts = Vec::new();
+        for (name, e) in self.entries.iter() {
+            let (Some(eff), Some(binder)) = (&e.input, self.binders.get(&e.binder)) else {
+                continue;
+            };
+            for destination in &eff.destinations {
+                counts.push(async move {
+                    let spec = eff.consumer_spec();
+                    let count = binder.backlog(destination, eff.group.as_deref(), &spec);
+                    BacklogReport {
+                        binding: name.clone(),
+                        destination: destination.clone(),
+                        backlog: tokio::time::timeout(BACKLOG_TIMEOUT, count).await.ok(),
+                    }
+                });
+            }
+        }
+        futures::future::join_all(counts).await
     }
 
     /// Health of every binder and the state of every binding.

@@ -8,6 +8,8 @@ pub mod output;
 pub mod retry;
 pub(crate) mod supplier;
 
-pub use control::{AppHealth, BindingState, BindingsHandle, ControlError};
+pub use control::{
+    AppHealth, BacklogReport, BindingState, BindingsHandle, ControlError, BACKLOG_TIMEOUT,
+};
 pub use output::{select_partition, Partitioning};
 pub use retry::RetryPolicy;

@@ -1,0 +1,58 @@
+//! Backlog counts for the actuator's gauges: a group's lag on a topic and a topic's depth,
+//! read from the brokers' watermarks and the group's committed offsets (blocking calls: run
+//! them on a blocking thread).
+
+use std::time::Duration;
+
+use rdkafka::client::{Client, ClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// How long each broker request of a count may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+fn partitions<C: ClientContext>(client: &Client<C>, topic: &str) -> Option<Vec<i32>> {
+    let md = client.fetch_metadata(Some(topic), TIMEOUT).ok()?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())?;
+    Some(t.partitions().iter().map(|p| p.id()).collect())
+}
+
+fn count(from: i64, high: i64) -> u64 {
+    u64::try_from(high.saturating_sub(from)).unwrap_or(0)
+}
+
+/// Records retained in `topic`: high minus low watermark, summed over its partitions.
+pub fn depth<C: ClientContext>(client: &Client<C>, topic: &str) -> Option<u64> {
+    let mut total = 0u64;
+    for p in partitions(client, topic)? {
+        let (low, high) = client.fetch_watermarks(topic, p, TIMEOUT).ok()?;
+        total = total.saturating_add(count(low, high));
+    }
+    Some(total)
+}
+
+/// The lag on `topic` of the group `config` names (`group.id`): per partition, the high
+/// watermark minus the committed offset (the low watermark where the group committed
+/// nothing), summed. The client asks for offsets only; it never joins the group.
+pub fn lag(config: &ClientConfig, topic: &str) -> Option<u64> {
+    let consumer: BaseConsumer = config.create().ok()?;
+    let ps = partitions(consumer.client(), topic)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in &ps {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, TIMEOUT).ok()?;
+    let mut total = 0u64;
+    for p in ps {
+        let (low, high) = consumer.fetch_watermarks(topic, p, TIMEOUT).ok()?;
+        let from = match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o.max(low),
+            _ => low,
+        };
+        total = total.saturating_add(count(from, high));
+    }
+    Some(total)
+}
