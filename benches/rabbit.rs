@@ -123,6 +123,23 @@ async fn remove_all(uri: &str, pairs: &[(&str, &str)]) {
     let _ = conn.close(200, "done".into()).await;
 }
 
+/// Publishes `bytes` to `ex` (routing key: the exchange's name) and awaits the broker's ack.
+async fn publish_confirmed(ch: &Channel, ex: &str, bytes: &[u8]) {
+    let c = ch
+        .basic_publish(
+            ex.into(),
+            ex.into(),
+            BasicPublishOptions::default(),
+            bytes,
+            props(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(c.is_ack());
+}
+
 /// `WINDOW` raw publishers with confirms, each sending its share of `n` events to `ex` as the
 /// window allows.
 fn raw_driver(drv: &Channel, ex: &str, n: usize, window: &Arc<Semaphore>) -> Vec<JoinHandle<()>> {
@@ -133,19 +150,7 @@ fn raw_driver(drv: &Channel, ex: &str, n: usize, window: &Arc<Semaphore>) -> Vec
                 for id in (k..n).step_by(WINDOW) {
                     w.acquire().await.expect("window").forget();
                     let bytes = serde_json::to_vec(&Event::kib(id as u64)).expect("encode");
-                    let c = drv
-                        .basic_publish(
-                            ex.as_str().into(),
-                            ex.as_str().into(),
-                            BasicPublishOptions::default(),
-                            &bytes,
-                            props(),
-                        )
-                        .await
-                        .expect("publish")
-                        .await
-                        .expect("confirm");
-                    assert!(c.is_ack());
+                    publish_confirmed(&drv, &ex, &bytes).await;
                 }
             })
         })
@@ -347,19 +352,7 @@ async fn raw_tuned(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
             acks.push(tokio::spawn(async move {
                 let e: Event = serde_json::from_slice(&d.data).expect("decode");
                 let out = serde_json::to_vec(&e.uppercase_kind()).expect("encode");
-                let c = out_ch
-                    .basic_publish(
-                        ex.as_str().into(),
-                        ex.as_str().into(),
-                        BasicPublishOptions::default(),
-                        &out,
-                        props(),
-                    )
-                    .await
-                    .expect("publish")
-                    .await
-                    .expect("confirm");
-                assert!(c.is_ack());
+                publish_confirmed(&out_ch, &ex, &out).await;
                 d.acker.ack(BasicAckOptions::default()).await.expect("ack");
             }));
             done += 1;
