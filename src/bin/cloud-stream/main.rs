@@ -9,12 +9,19 @@
 //! - `cloud-stream asyncapi <application.yaml> [--profile P]... [--format yaml|json]`: an
 //!   AsyncAPI 3.0 document of the same bindings: a server per binder (no credentials), a channel
 //!   per destination and DLQ, an operation per binding.
+//! - `cloud-stream dlq list <application.yaml> [--profile P]... [--binding B] [--format
+//!   text|json]`: every input binding's dead-letter queue and how many messages it holds (and
+//!   how many wait for the binding itself), asked of the brokers with the application's own
+//!   binder configuration.
 //!
-//! Exit codes: 0 success (and `--help`, `--version`); 2 the configuration is invalid, a
-//! missing or unreadable file included; 64 (`EX_USAGE`) the command line is wrong (unknown
-//! flag or subcommand, missing file argument), so scripts can tell a bad invocation from a
-//! bad configuration.
+//! Exit codes: 0 success (and `--help`, `--version`); 1 a broker could not be asked (`dlq`);
+//! 2 the configuration is invalid, a missing or unreadable file included; 64 (`EX_USAGE`) the
+//! command line is wrong (unknown flag or subcommand, missing file argument, a `--binding`
+//! the configuration does not have), so scripts can tell a bad invocation from a bad
+//! configuration.
 #![forbid(unsafe_code)]
+
+mod dlq;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,6 +70,37 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DocFormat::Yaml)]
         format: DocFormat,
     },
+    /// Dead-letter queues of the input bindings, on the brokers the configuration names.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+/// What `dlq` does.
+#[derive(Debug, Subcommand)]
+enum DlqAction {
+    /// Each input binding's dead-letter queue and its depth, from the brokers.
+    List {
+        /// The application.yaml.
+        file: PathBuf,
+        /// Active profile (repeatable).
+        #[arg(long = "profile", short = 'p')]
+        profiles: Vec<String>,
+        /// Only this input binding.
+        #[arg(long)]
+        binding: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
+    },
+}
+
+/// Output format of `dlq list`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TableFormat {
+    Text,
+    Json,
 }
 
 /// Output format of `asyncapi`.
@@ -160,6 +198,61 @@ fn usage(e: &clap::Error) -> ExitCode {
     }
 }
 
+/// `dlq list`: connects the configured binders and prints the rows.
+fn dlq_list(
+    file: PathBuf,
+    profiles: Vec<String>,
+    binding: Option<String>,
+    format: TableFormat,
+) -> ExitCode {
+    let (loaded, plan) = match load(file, profiles) {
+        Ok(lp) => lp,
+        Err(errors) => return report_errors(&errors),
+    };
+    if let Some(b) = binding.as_deref() {
+        if !plan
+            .bindings
+            .iter()
+            .any(|p| p.direction == "input" && p.name == b)
+        {
+            let inputs: Vec<&str> = plan
+                .bindings
+                .iter()
+                .filter(|p| p.direction == "input")
+                .map(|p| p.name.as_str())
+                .collect();
+            eprintln!(
+                "no input binding named `{b}` (input bindings: {})",
+                inputs.join(", ")
+            );
+            return ExitCode::from(USAGE);
+        }
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dlq::list(&loaded, &plan, binding.as_deref())) {
+        Ok(rows) => match format {
+            TableFormat::Text => emit(&dlq::table(&rows)),
+            TableFormat::Json => match serde_json::to_string_pretty(&rows) {
+                Ok(s) => emit(&format!("{s}\n")),
+                Err(e) => {
+                    eprintln!("cannot render the list as JSON: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+        },
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -234,5 +327,14 @@ fn main() -> ExitCode {
             }
             Err(errors) => report_errors(&errors),
         },
+        Command::Dlq {
+            action:
+                DlqAction::List {
+                    file,
+                    profiles,
+                    binding,
+                    format,
+                },
+        } => dlq_list(file, profiles, binding, format),
     }
 }

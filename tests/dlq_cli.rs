@@ -1,0 +1,95 @@
+//! `cloud-stream dlq list` against RabbitMQ (as `scripts/brokers` starts it): an app
+//! dead-letters two messages, and the command, run on the app's own configuration file,
+//! reports them in the binding's DLQ; a `--binding` the file does not have is a usage error.
+//! An unreachable broker is skipped with a message, or fails under `CI=true`.
+
+#[path = "support/brokers.rs"]
+mod brokers;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cloud_stream::{HandlerError, StreamApp};
+use serde_json::Value;
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cloud-stream"))
+        .args(args)
+        .output()
+        .expect("run cloud-stream")
+}
+
+/// An app configuration whose consumer `fail` dead-letters after one attempt into an
+/// auto-bound DLQ.
+fn config(uri: &str, destination: &str) -> String {
+    format!(
+        "spring.cloud.function.definition: fail\nspring.cloud.stream.default-binder: r\nspring.cloud.stream.binders.r: {{ type: rabbit, environment: {{ uri: \"{uri}\" }} }}\nspring.cloud.stream.bindings.fail-in-0: {{ destination: {destination}, group: g, consumer: {{ max-attempts: 1 }} }}\nspring.cloud.stream.rabbit.bindings.fail-in-0.consumer.auto-bind-dlq: true\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_reports_the_dead_letters_of_each_binding() {
+    if !brokers::reachable("rabbitmq", "127.0.0.1:5672") {
+        return;
+    }
+    let uri = std::env::var("CLOUD_STREAM_TEST_AMQP_URI")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let destination = format!(
+        "dlqcli-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let yaml = config(&uri, &destination);
+    let file = std::env::temp_dir().join(format!("{destination}.yaml"));
+    std::fs::write(&file, &yaml).expect("write the configuration");
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(&yaml)
+        .consumer("fail", |_: String| async {
+            Err::<(), _>(HandlerError::permanent("always fails"))
+        })
+        .build()
+        .await
+        .expect("app starts");
+    for i in 0..2 {
+        app.bridge()
+            .send(&destination, &format!("doomed {i}"))
+            .await
+            .expect("send");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let b = app.bindings().backlogs().await;
+        let dead = b.first().and_then(|r| r.backlog?.dead_letters);
+        if dead == Some(2) || tokio::time::Instant::now() > deadline {
+            break dead;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dead, Some(2), "both messages dead-lettered");
+    app.shutdown().await;
+
+    let path = file.to_str().expect("utf-8 path");
+    let out = cli(&["dlq", "list", path, "--format", "json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let row = &rows[0];
+    assert_eq!(row["binding"], "fail-in-0", "{rows}");
+    assert_eq!(row["dlq"], format!("{destination}.g.dlq"), "{rows}");
+    assert_eq!(row["dead_letters"], 2, "{rows}");
+    assert_eq!(row["pending"], 0, "{rows}");
+    assert!(!text.contains("guest:guest"), "no credentials: {text}");
+
+    let table = cli(&["dlq", "list", path]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains(&format!("{destination}.g.dlq")), "{table}");
+
+    let unknown = cli(&["dlq", "list", path, "--binding", "nope-in-0"]);
+    assert_eq!(unknown.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("fail-in-0"));
+    let _ = std::fs::remove_file(&file);
+}
