@@ -1,6 +1,7 @@
-//! `cloud-stream dlq list` against RabbitMQ (as `scripts/brokers` starts it): an app
-//! dead-letters two messages, and the command, run on the app's own configuration file,
-//! reports them in the binding's DLQ; a `--binding` the file does not have is a usage error.
+//! `cloud-stream dlq list|peek` against RabbitMQ (as `scripts/brokers` starts it): an app
+//! dead-letters two messages, and the commands, run on the app's own configuration file,
+//! report them in the binding's DLQ and show them with Spring's error headers, leaving them
+//! there; a `--binding` the file does not have is a usage error.
 //! An unreachable broker is skipped with a message, or fails under `CI=true`.
 
 #[path = "support/brokers.rs"]
@@ -87,6 +88,28 @@ async fn list_reports_the_dead_letters_of_each_binding() {
     let table = cli(&["dlq", "list", path]);
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains(&format!("{destination}.g.dlq")), "{table}");
+
+    let peek = cli(&["dlq", "peek", path, "--count", "5", "--format", "json"]);
+    let text = String::from_utf8_lossy(&peek.stdout);
+    assert!(
+        peek.status.success(),
+        "{}",
+        String::from_utf8_lossy(&peek.stderr)
+    );
+    let peeked: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let messages = peeked[0]["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(messages.len(), 2, "{peeked}");
+    assert_eq!(messages[0]["payload"], "\"doomed 0\"", "oldest first (JSON text): {peeked}");
+    assert_eq!(
+        messages[0]["headers"]["x-exception-message"], "always fails",
+        "Spring's error headers: {peeked}"
+    );
+    let again = cli(&["dlq", "list", path, "--format", "json"]);
+    let again: Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(again[0]["dead_letters"], 2, "peek leaves them: {again}");
 
     let unknown = cli(&["dlq", "list", path, "--binding", "nope-in-0"]);
     assert_eq!(unknown.status.code(), Some(64));

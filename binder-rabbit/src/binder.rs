@@ -4,9 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lapin::options::BasicAckOptions;
-use lapin::options::BasicGetOptions;
-use lapin::types::ShortString;
 use stream_core::binder::{
     Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
     Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
@@ -17,11 +14,10 @@ use stream_core::message::RawMessage;
 use crate::config::connection_settings;
 use crate::connection::{boxed, Connector};
 use crate::consumer::{ConsumerCtx, RabbitSubscription};
-use crate::headers::from_delivery;
 use crate::producer::RabbitProducer;
 use crate::props::{ConsumerProps, ProducerProps};
 use crate::provision::{
-    declare_exchange, declare_group_queue, group_plan, ready_messages, QueuePlan,
+    declare_exchange, declare_group_queue, get_up_to, group_plan, ready_messages, QueuePlan,
 };
 use crate::publisher::Publisher;
 
@@ -91,31 +87,7 @@ impl RabbitBinder {
         max: usize,
     ) -> Result<Vec<RawMessage>, BindError> {
         let live = self.connector.live().await.map_err(|e| e.into_bind())?;
-        let err = |e: lapin::Error| BindError::Provision {
-            resource: format!("queue {queue}"),
-            source: boxed(&e),
-        };
-        let ch = live.channel().await.map_err(err)?;
-        let mut out = Vec::new();
-        while out.len() < max {
-            match ch
-                .basic_get(ShortString::from(queue), BasicGetOptions::default())
-                .await
-            {
-                Ok(Some(m)) => {
-                    let d = m.delivery;
-                    d.acker.ack(BasicAckOptions::default()).await.map_err(err)?;
-                    out.push(from_delivery(d.data, &d.properties));
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = ch.close(200, "done".into()).await;
-                    return Err(err(e));
-                }
-            }
-        }
-        let _ = ch.close(200, "done".into()).await;
-        Ok(out)
+        get_up_to(&live, queue, max, true).await
     }
 }
 
@@ -237,6 +209,27 @@ impl Binder for RabbitBinder {
             pending: ready_messages(&live, &plan.queue).await,
             dead_letters,
         }
+    }
+
+    async fn peek_dead_letters(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+        count: usize,
+    ) -> Result<Vec<RawMessage>, BindError> {
+        let props = ConsumerProps::parse(spec)?;
+        let plan = group_plan(
+            destination,
+            group.unwrap_or("anonymous"),
+            partition_of(spec)?,
+            &props.queue,
+        );
+        let Some(dl) = plan.dead_letter.filter(|_| group.is_some()) else {
+            return Ok(Vec::new());
+        };
+        let live = self.connector.live().await.map_err(|e| e.into_bind())?;
+        get_up_to(&live, &dl.queue, count, false).await
     }
 
     async fn health(&self) -> Health {

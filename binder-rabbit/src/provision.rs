@@ -1,11 +1,15 @@
 //! Idempotent declaration of exchanges, group queues, anonymous queues and dead-letter queues.
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::Channel;
 use stream_core::binder::BindError;
+use stream_core::message::RawMessage;
 
 use crate::connection::{boxed, Live};
+use crate::headers::from_delivery;
 use crate::props::{ExchangeProps, QueueProps};
 
 /// What a consumer reads from.
@@ -191,6 +195,46 @@ pub async fn ready_messages(live: &Live, queue: &str) -> Option<u64> {
         .ok()?;
     let _ = probe.close(200, "checked".into()).await;
     Some(u64::from(declared.message_count()))
+}
+
+/// Up to `max` messages of `queue`, oldest first, by `basic.get` on a channel of its own:
+/// acked when `take`, else never acked, so closing the channel puts them back in order
+/// (marked redelivered).
+pub async fn get_up_to(
+    live: &Live,
+    queue: &str,
+    max: usize,
+    take: bool,
+) -> Result<Vec<RawMessage>, BindError> {
+    let err = |e: lapin::Error| provision_err(format!("queue {queue}"), e);
+    let ch = live.channel().await.map_err(err)?;
+    let mut out = Vec::new();
+    let mut failed = None;
+    while out.len() < max {
+        let got = ch
+            .basic_get(ShortString::from(queue), BasicGetOptions::default())
+            .await;
+        let d = match got {
+            Ok(Some(m)) => m.delivery,
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        if take {
+            if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        out.push(from_delivery(d.data, &d.properties));
+    }
+    let _ = ch.close(200, "done".into()).await;
+    match failed {
+        Some(e) => Err(err(e)),
+        None => Ok(out),
+    }
 }
 
 /// The dead-letter exchange (direct, durable), the DLQ and their binding.

@@ -351,6 +351,21 @@ pub trait Binder: Send + Sync {
         Backlog::default()
     }
 
+    /// Up to `count` messages of the consumer binding's dead-letter queue, oldest first, left
+    /// where they are (for `cloud-stream dlq peek`). Unsupported by default.
+    async fn peek_dead_letters(
+        &self,
+        _destination: &str,
+        _group: Option<&str>,
+        _spec: &ConsumerSpec,
+        _count: usize,
+    ) -> Result<Vec<RawMessage>, BindError> {
+        Err(BindError::Unsupported(
+            "reading dead letters without removing them (not implemented for this binder yet)"
+                .into(),
+        ))
+    }
+
     /// Messages this binder holds in the application's own process for consumers that are
     /// still bound (queued or delivered and unsettled): lost if the process exits, so a
     /// graceful shutdown lets consumers finish them first. A broker keeps them: 0, the default.

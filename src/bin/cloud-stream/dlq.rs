@@ -1,6 +1,7 @@
-//! `cloud-stream dlq list`: every input binding's dead-letter queue and how many messages it
-//! holds, asked of the brokers the configuration names (the same binders, with the same
-//! environment and credentials, as the application; nothing in arguments).
+//! `cloud-stream dlq list|peek`: every input binding's dead-letter queue, how many messages it
+//! holds, and what they are (left in place), asked of the brokers the configuration names (the
+//! same binders, with the same environment and credentials, as the application; nothing in
+//! arguments).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,9 +10,11 @@ use std::sync::Arc;
 use cloud_stream::binder::{Binder, BinderEnvironment};
 use cloud_stream::binding::Direction;
 use cloud_stream::config::LoadedConfig;
-use cloud_stream::plan::{resolve_binding, Plan};
+use cloud_stream::message::RawMessage;
+use cloud_stream::plan::{resolve_binding, EffectiveBinding, Plan};
 use cloud_stream::runtime::BACKLOG_TIMEOUT;
 use serde::Serialize;
+use serde_json::{json, Value};
 
 /// One input binding on one destination (a `dlq list --format json` array element).
 #[derive(Debug, Serialize)]
@@ -32,20 +35,25 @@ pub struct DlqRow {
     pub pending: Option<u64>,
 }
 
-/// The input bindings of `plan` (only `only`, when given) with their dead-letter depths.
-pub async fn list(
+/// One input binding, resolved, with its connected binder.
+struct Input {
+    eff: EffectiveBinding,
+    dlq: Option<String>,
+    binder: Arc<dyn Binder>,
+}
+
+/// The input bindings of `plan` (only `only`, when given), each with its binder connected
+/// (once per binder); run `work` on them, then close the binders.
+async fn with_inputs<T>(
     loaded: &LoadedConfig,
     plan: &Plan,
     only: Option<&str>,
-) -> Result<Vec<DlqRow>, String> {
-    let inputs: Vec<_> = plan
-        .bindings
-        .iter()
-        .filter(|b| b.direction == "input" && only.is_none_or(|o| o == b.name))
-        .collect();
+    work: impl AsyncFnOnce(&[Input]) -> T,
+) -> Result<T, String> {
     let mut binders: BTreeMap<String, Arc<dyn Binder>> = BTreeMap::new();
-    let mut rows = Vec::new();
-    for planned in inputs {
+    let mut inputs = Vec::new();
+    let planned = plan.bindings.iter().filter(|b| b.direction == "input");
+    for planned in planned.filter(|b| only.is_none_or(|o| o == b.name)) {
         let eff = resolve_binding(&loaded.config, &planned.name, Direction::Input)
             .map_err(|e| e.to_string())?;
         let binder = match binders.get(&eff.binder) {
@@ -56,27 +64,131 @@ pub async fn list(
                 b
             }
         };
-        let spec = eff.consumer_spec();
-        for destination in &eff.destinations {
-            let count = binder.backlog(destination, eff.group.as_deref(), &spec);
-            let backlog = tokio::time::timeout(BACKLOG_TIMEOUT, count)
-                .await
-                .unwrap_or_default();
-            rows.push(DlqRow {
-                binding: eff.name.clone(),
-                destination: destination.clone(),
-                group: eff.group.clone(),
-                binder: eff.binder.clone(),
-                dlq: planned.dlq.clone(),
-                dead_letters: backlog.dead_letters,
-                pending: backlog.pending,
-            });
-        }
+        let dlq = planned.dlq.clone();
+        inputs.push(Input { eff, dlq, binder });
     }
+    let out = work(&inputs).await;
     for b in binders.values() {
         b.close().await;
     }
-    Ok(rows)
+    Ok(out)
+}
+
+/// The input bindings of `plan` (only `only`, when given) with their dead-letter depths.
+pub async fn list(
+    loaded: &LoadedConfig,
+    plan: &Plan,
+    only: Option<&str>,
+) -> Result<Vec<DlqRow>, String> {
+    with_inputs(loaded, plan, only, async |inputs: &[Input]| {
+        let mut rows = Vec::new();
+        for Input { eff, dlq, binder } in inputs {
+            let spec = eff.consumer_spec();
+            for destination in &eff.destinations {
+                let count = binder.backlog(destination, eff.group.as_deref(), &spec);
+                let backlog = tokio::time::timeout(BACKLOG_TIMEOUT, count)
+                    .await
+                    .unwrap_or_default();
+                rows.push(DlqRow {
+                    binding: eff.name.clone(),
+                    destination: destination.clone(),
+                    group: eff.group.clone(),
+                    binder: eff.binder.clone(),
+                    dlq: dlq.clone(),
+                    dead_letters: backlog.dead_letters,
+                    pending: backlog.pending,
+                });
+            }
+        }
+        rows
+    })
+    .await
+}
+
+/// Dead letters of one binding on one destination (a `dlq peek --format json` element).
+#[derive(Debug, Serialize)]
+pub struct Peeked {
+    /// The binding's name.
+    pub binding: String,
+    /// The destination it consumes.
+    pub destination: String,
+    /// Its dead-letter queue or topic.
+    pub dlq: Option<String>,
+    /// Up to `--count` messages, oldest first: headers (the error headers among them) and
+    /// payload (as text; bytes that are not UTF-8 are replaced).
+    pub messages: Vec<Value>,
+}
+
+/// Up to `count` dead letters of each input binding (only `only`, when given), left in place.
+pub async fn peek(
+    loaded: &LoadedConfig,
+    plan: &Plan,
+    only: Option<&str>,
+    count: usize,
+) -> Result<Vec<Peeked>, String> {
+    with_inputs(loaded, plan, only, async |inputs: &[Input]| {
+        let mut out = Vec::new();
+        for Input { eff, dlq, binder } in inputs {
+            let spec = eff.consumer_spec();
+            for destination in &eff.destinations {
+                let group = eff.group.as_deref();
+                let messages = binder
+                    .peek_dead_letters(destination, group, &spec, count)
+                    .await
+                    .map_err(|e| format!("{}: {e}", eff.name))?;
+                out.push(Peeked {
+                    binding: eff.name.clone(),
+                    destination: destination.clone(),
+                    dlq: dlq.clone(),
+                    messages: messages.iter().map(message_json).collect(),
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await?
+}
+
+fn message_json(m: &RawMessage) -> Value {
+    let headers: serde_json::Map<String, Value> = m
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let text = match v.as_str() {
+                Some(t) => t.to_owned(),
+                None => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            };
+            (k.to_owned(), Value::String(text))
+        })
+        .collect();
+    json!({ "headers": headers, "payload": String::from_utf8_lossy(&m.payload) })
+}
+
+/// Peeked messages as text: per binding, each message's headers and payload.
+pub fn peeked_text(all: &[Peeked]) -> String {
+    let mut out = String::new();
+    for p in all {
+        let dlq = p.dlq.as_deref().unwrap_or("(no DLQ)");
+        let _ = writeln!(
+            out,
+            "{} ({} -> {dlq}): {} message(s)",
+            p.binding,
+            p.destination,
+            p.messages.len()
+        );
+        for (i, m) in p.messages.iter().enumerate() {
+            let _ = writeln!(out, "  #{}", i + 1);
+            for (k, v) in m["headers"].as_object().into_iter().flatten() {
+                let _ = writeln!(out, "    {k}: {}", v.as_str().unwrap_or_default());
+            }
+            let _ = writeln!(
+                out,
+                "    payload: {}",
+                m["payload"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    out
 }
 
 /// Connects binder `name` as the application would (one attempt).

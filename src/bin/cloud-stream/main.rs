@@ -12,7 +12,8 @@
 //! - `cloud-stream dlq list <application.yaml> [--profile P]... [--binding B] [--format
 //!   text|json]`: every input binding's dead-letter queue and how many messages it holds (and
 //!   how many wait for the binding itself), asked of the brokers with the application's own
-//!   binder configuration.
+//!   binder configuration; `dlq peek ... [--count N]` shows up to N dead letters per binding
+//!   (headers and payload) and leaves them in place.
 //!
 //! Exit codes: 0 success (and `--help`, `--version`); 1 a broker could not be asked (`dlq`);
 //! 2 the configuration is invalid, a missing or unreadable file included; 64 (`EX_USAGE`) the
@@ -90,6 +91,24 @@ enum DlqAction {
         /// Only this input binding.
         #[arg(long)]
         binding: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
+    },
+    /// Up to --count dead letters of each input binding, with their error headers, left in
+    /// place.
+    Peek {
+        /// The application.yaml.
+        file: PathBuf,
+        /// Active profile (repeatable).
+        #[arg(long = "profile", short = 'p')]
+        profiles: Vec<String>,
+        /// Only this input binding.
+        #[arg(long)]
+        binding: Option<String>,
+        /// How many messages per binding.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
         /// Output format.
         #[arg(long, value_enum, default_value_t = TableFormat::Text)]
         format: TableFormat,
@@ -198,35 +217,37 @@ fn usage(e: &clap::Error) -> ExitCode {
     }
 }
 
-/// `dlq list`: connects the configured binders and prints the rows.
-fn dlq_list(
+/// What `dlq` is asked, once the configuration is loaded.
+enum DlqWork {
+    List,
+    Peek(usize),
+}
+
+/// `dlq list|peek`: loads the configuration, checks `--binding`, connects the configured
+/// binders and prints what they report.
+fn dlq(
     file: PathBuf,
     profiles: Vec<String>,
     binding: Option<String>,
     format: TableFormat,
+    work: DlqWork,
 ) -> ExitCode {
     let (loaded, plan) = match load(file, profiles) {
         Ok(lp) => lp,
         Err(errors) => return report_errors(&errors),
     };
-    if let Some(b) = binding.as_deref() {
-        if !plan
-            .bindings
-            .iter()
-            .any(|p| p.direction == "input" && p.name == b)
-        {
-            let inputs: Vec<&str> = plan
-                .bindings
-                .iter()
-                .filter(|p| p.direction == "input")
-                .map(|p| p.name.as_str())
-                .collect();
-            eprintln!(
-                "no input binding named `{b}` (input bindings: {})",
-                inputs.join(", ")
-            );
-            return ExitCode::from(USAGE);
-        }
+    let inputs: Vec<&str> = plan
+        .bindings
+        .iter()
+        .filter(|p| p.direction == "input")
+        .map(|p| p.name.as_str())
+        .collect();
+    if let Some(b) = binding.as_deref().filter(|b| !inputs.contains(b)) {
+        eprintln!(
+            "no input binding named `{b}` (input bindings: {})",
+            inputs.join(", ")
+        );
+        return ExitCode::from(USAGE);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -235,21 +256,37 @@ fn dlq_list(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dlq::list(&loaded, &plan, binding.as_deref())) {
-        Ok(rows) => match format {
-            TableFormat::Text => emit(&dlq::table(&rows)),
-            TableFormat::Json => match serde_json::to_string_pretty(&rows) {
-                Ok(s) => emit(&format!("{s}\n")),
-                Err(e) => {
-                    eprintln!("cannot render the list as JSON: {e}");
-                    ExitCode::FAILURE
-                }
-            },
-        },
+    let only = binding.as_deref();
+    let rendered = runtime.block_on(async {
+        match work {
+            DlqWork::List => dlq::list(&loaded, &plan, only)
+                .await
+                .and_then(|rows| render(format, &rows, || dlq::table(&rows))),
+            DlqWork::Peek(count) => dlq::peek(&loaded, &plan, only, count)
+                .await
+                .and_then(|all| render(format, &all, || dlq::peeked_text(&all))),
+        }
+    });
+    match rendered {
+        Ok(text) => emit(&text),
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `value` as pretty JSON, or `text()`.
+fn render<T: serde::Serialize>(
+    format: TableFormat,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<String, String> {
+    match format {
+        TableFormat::Text => Ok(text()),
+        TableFormat::Json => serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| format!("cannot render as JSON: {e}")),
     }
 }
 
@@ -327,14 +364,20 @@ fn main() -> ExitCode {
             }
             Err(errors) => report_errors(&errors),
         },
-        Command::Dlq {
-            action:
-                DlqAction::List {
-                    file,
-                    profiles,
-                    binding,
-                    format,
-                },
-        } => dlq_list(file, profiles, binding, format),
+        Command::Dlq { action } => match action {
+            DlqAction::List {
+                file,
+                profiles,
+                binding,
+                format,
+            } => dlq(file, profiles, binding, format, DlqWork::List),
+            DlqAction::Peek {
+                file,
+                profiles,
+                binding,
+                count,
+                format,
+            } => dlq(file, profiles, binding, format, DlqWork::Peek(count)),
+        },
     }
 }
