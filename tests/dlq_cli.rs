@@ -1,4 +1,5 @@
-//! `cloud-stream dlq list|peek` against RabbitMQ (as `scripts/brokers` starts it): an app
+//! `cloud-stream dlq list|peek` against RabbitMQ and SQS (moto), as `scripts/brokers` starts
+//! them: an app
 //! dead-letters two messages, and the commands, run on the app's own configuration file,
 //! report them in the binding's DLQ and show them with Spring's error headers, leaving them
 //! there; a `--binding` the file does not have is a usage error.
@@ -20,31 +21,56 @@ fn cli(args: &[&str]) -> Output {
         .expect("run cloud-stream")
 }
 
-/// An app configuration whose consumer `fail` dead-letters after one attempt into an
-/// auto-bound DLQ.
-fn config(uri: &str, destination: &str) -> String {
+/// An app configuration on `binder` whose consumer `fail` dead-letters after one attempt
+/// (`extra`: the binder's own keys).
+fn config(binder: &str, destination: &str, extra: &str) -> String {
     format!(
-        "spring.cloud.function.definition: fail\nspring.cloud.stream.default-binder: r\nspring.cloud.stream.binders.r: {{ type: rabbit, environment: {{ uri: \"{uri}\" }} }}\nspring.cloud.stream.bindings.fail-in-0: {{ destination: {destination}, group: g, consumer: {{ max-attempts: 1 }} }}\nspring.cloud.stream.rabbit.bindings.fail-in-0.consumer.auto-bind-dlq: true\n"
+        "spring.cloud.function.definition: fail\nspring.cloud.stream.default-binder: b\nspring.cloud.stream.binders.b: {binder}\nspring.cloud.stream.bindings.fail-in-0: {{ destination: {destination}, group: g, consumer: {{ max-attempts: 1 }} }}\n{extra}"
+    )
+}
+
+fn unique() -> String {
+    format!(
+        "dlqcli-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_reports_the_dead_letters_of_each_binding() {
+async fn rabbit() {
     if !brokers::reachable("rabbitmq", "127.0.0.1:5672") {
         return;
     }
     let uri = std::env::var("CLOUD_STREAM_TEST_AMQP_URI")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-    let destination = format!(
-        "dlqcli-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..10]
-    );
-    let yaml = config(&uri, &destination);
+    let destination = unique();
+    let binder = format!("{{ type: rabbit, environment: {{ uri: \"{uri}\" }} }}");
+    let extra = "spring.cloud.stream.rabbit.bindings.fail-in-0.consumer.auto-bind-dlq: true\n";
+    let yaml = config(&binder, &destination, extra);
+    list_and_peek(&yaml, &destination, &format!("{destination}.g.dlq")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs() {
+    let endpoint = std::env::var("CLOUD_STREAM_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:4566".to_owned());
+    if !brokers::reachable("sqs", endpoint.trim_start_matches("http://")) {
+        return;
+    }
+    let destination = unique();
+    let binder = format!("{{ type: sqs, environment: {{ endpoint: \"{endpoint}\", region: us-east-1, access-key: test, secret-key: s3cr3t, consumer: {{ wait-time-seconds: 1 }} }} }}");
+    let yaml = config(&binder, &destination, "");
+    list_and_peek(&yaml, &destination, &format!("{destination}-g-dlq")).await;
+}
+
+/// Runs the app of `yaml` until it dead-lettered two messages sent to `destination`, then the
+/// CLI on the same file: `list` shows them in `dlq`, `peek` shows them and leaves them.
+async fn list_and_peek(yaml: &str, destination: &str, dlq: &str) {
     let file = std::env::temp_dir().join(format!("{destination}.yaml"));
-    std::fs::write(&file, &yaml).expect("write the configuration");
+    std::fs::write(&file, yaml).expect("write the configuration");
     let app = StreamApp::builder()
         .env(Default::default())
-        .config_yaml(&yaml)
+        .config_yaml(yaml)
         .consumer("fail", |_: String| async {
             Err::<(), _>(HandlerError::permanent("always fails"))
         })
@@ -53,7 +79,7 @@ async fn list_reports_the_dead_letters_of_each_binding() {
         .expect("app starts");
     for i in 0..2 {
         app.bridge()
-            .send(&destination, &format!("doomed {i}"))
+            .send(destination, &format!("doomed {i}"))
             .await
             .expect("send");
     }
@@ -80,14 +106,17 @@ async fn list_reports_the_dead_letters_of_each_binding() {
     let rows: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     let row = &rows[0];
     assert_eq!(row["binding"], "fail-in-0", "{rows}");
-    assert_eq!(row["dlq"], format!("{destination}.g.dlq"), "{rows}");
+    assert_eq!(row["dlq"], dlq, "{rows}");
     assert_eq!(row["dead_letters"], 2, "{rows}");
     assert_eq!(row["pending"], 0, "{rows}");
-    assert!(!text.contains("guest:guest"), "no credentials: {text}");
+    assert!(
+        !text.contains("guest:guest") && !text.contains("s3cr3t"),
+        "no credentials: {text}"
+    );
 
     let table = cli(&["dlq", "list", path]);
     let table = String::from_utf8_lossy(&table.stdout);
-    assert!(table.contains(&format!("{destination}.g.dlq")), "{table}");
+    assert!(table.contains(dlq), "{table}");
 
     let peek = cli(&["dlq", "peek", path, "--count", "5", "--format", "json"]);
     let text = String::from_utf8_lossy(&peek.stdout);
@@ -102,7 +131,10 @@ async fn list_reports_the_dead_letters_of_each_binding() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(messages.len(), 2, "{peeked}");
-    assert_eq!(messages[0]["payload"], "\"doomed 0\"", "oldest first (JSON text): {peeked}");
+    assert_eq!(
+        messages[0]["payload"], "\"doomed 0\"",
+        "oldest first (JSON text): {peeked}"
+    );
     assert_eq!(
         messages[0]["headers"]["x-exception-message"], "always fails",
         "Spring's error headers: {peeked}"

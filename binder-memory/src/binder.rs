@@ -172,6 +172,19 @@ impl Binder for MemoryBinder {
         }
     }
 
+    /// The first `count` dead letters kept for the binding ([`MemoryBroker::dead_letters`]).
+    async fn peek_dead_letters(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        _spec: &ConsumerSpec,
+        count: usize,
+    ) -> Result<Vec<RawMessage>, BindError> {
+        let mut kept = self.broker.dead_letters(destination, group);
+        kept.truncate(count);
+        Ok(kept)
+    }
+
     fn held_in_process(&self) -> usize {
         self.broker.held_for_members()
     }

@@ -151,13 +151,40 @@ impl SqsBinder {
     ) -> Result<Vec<RawMessage>, String> {
         let queue = self.queue_of(destination, group, mode, fifo);
         let url = self.queue_url(&naming::dlq(&queue)).await?;
+        let mut found = Vec::new();
+        for (msg, receipt) in self.receive(&url, 10, wait_seconds, None).await? {
+            if let Some(r) = receipt {
+                self.clients
+                    .sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(r)
+                    .send()
+                    .await
+                    .map_err(|e| describe(&e))?;
+            }
+            found.push(msg);
+        }
+        Ok(found)
+    }
+
+    /// Up to `max` (at most 10) messages of the queue at `url`, decoded, with their receipt
+    /// handles; hidden for `visibility` seconds when given (else the queue's timeout).
+    async fn receive(
+        &self,
+        url: &str,
+        max: i32,
+        wait_seconds: u32,
+        visibility: Option<i32>,
+    ) -> Result<Vec<(RawMessage, Option<String>)>, String> {
         let out = self
             .clients
             .sqs
             .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(10)
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, 10))
             .wait_time_seconds(wait_seconds.min(20) as i32)
+            .set_visibility_timeout(visibility)
             .message_attribute_names("All")
             .send()
             .await
@@ -173,21 +200,49 @@ impl SqsBinder {
                 }
             }
             let msg = headers::decode(m.body().unwrap_or(""), &attrs).map_err(|e| e.to_string())?;
-            if let Some(r) = m.receipt_handle() {
-                self.clients
-                    .sqs
-                    .delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(r)
-                    .send()
-                    .await
-                    .map_err(|e| describe(&e))?;
-            }
-            found.push(msg);
+            found.push((msg, m.receipt_handle().map(str::to_owned)));
         }
         Ok(found)
     }
+
+    /// Up to `count` messages of the queue at `url`, left there: each is received hidden
+    /// (so the next receive gets others), then made visible again at once.
+    async fn peek_queue(&self, url: &str, count: usize) -> Result<Vec<RawMessage>, String> {
+        let mut found = Vec::new();
+        let mut receipts = Vec::new();
+        let mut failed = None;
+        while found.len() < count {
+            let want = i32::try_from(count - found.len()).unwrap_or(10);
+            match self.receive(url, want, 0, Some(PEEK_HIDE_SECONDS)).await {
+                Ok(got) if got.is_empty() => break,
+                Ok(got) => {
+                    for (msg, receipt) in got {
+                        found.push(msg);
+                        receipts.extend(receipt);
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        for r in receipts {
+            let visible = self.clients.sqs.change_message_visibility().queue_url(url);
+            if let Err(e) = visible.receipt_handle(r).visibility_timeout(0).send().await {
+                tracing::warn!(error = %describe(&e), "a peeked dead letter stays hidden until its visibility timeout");
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
+    }
 }
+
+/// How long a peeked message is hidden while `peek_dead_letters` reads on (it is made visible
+/// again right after; this bounds how long it stays hidden if that fails).
+const PEEK_HIDE_SECONDS: i32 = 30;
 
 #[async_trait]
 impl Binder for SqsBinder {
@@ -317,6 +372,28 @@ impl Binder for SqsBinder {
             pending: self.visible_messages(&queue).await,
             dead_letters: self.visible_messages(&naming::dlq(&queue)).await,
         }
+    }
+
+    async fn peek_dead_letters(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+        count: usize,
+    ) -> Result<Vec<RawMessage>, BindError> {
+        let settings = self.clients.settings.consumer_for(spec)?;
+        let mode = settings.destination_mode;
+        if group.is_none() && mode == DestinationMode::Sns {
+            return Ok(Vec::new());
+        }
+        let fifo = wants_fifo(destination, settings.fifo, spec.partitioned);
+        let dlq = naming::dlq(&self.queue_of(destination, group, mode, fifo));
+        let failed = |e: String| BindError::Provision {
+            resource: format!("SQS queue {dlq}"),
+            source: e.into(),
+        };
+        let url = self.queue_url(&dlq).await.map_err(failed)?;
+        self.peek_queue(&url, count).await.map_err(failed)
     }
 
     async fn health(&self) -> Health {
