@@ -1,5 +1,5 @@
 //! `cloud-stream dlq list|peek` against RabbitMQ and SQS (moto), as `scripts/brokers` starts
-//! them: an app
+//! them, and Kafka (librdkafka's mock cluster): an app
 //! dead-letters two messages, and the commands, run on the app's own configuration file,
 //! report them in the binding's DLQ and show them with Spring's error headers, leaving them
 //! there; a `--binding` the file does not have is a usage error.
@@ -61,6 +61,31 @@ async fn sqs() {
     let binder = format!("{{ type: sqs, environment: {{ endpoint: \"{endpoint}\", region: us-east-1, access-key: test, secret-key: s3cr3t, consumer: {{ wait-time-seconds: 1 }} }} }}");
     let yaml = config(&binder, &destination, "");
     list_and_peek(&yaml, &destination, &format!("{destination}-g-dlq")).await;
+}
+
+/// Kafka on librdkafka's mock cluster in this process (the CLI reaches it over TCP): its
+/// watermarks are exact, where tansu's lag behind confirmed sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_mock() {
+    use cloud_stream::binder_kafka::rdkafka::producer::{BaseProducer, Producer as _};
+    use cloud_stream::binder_kafka::rdkafka::ClientConfig;
+    let owner: BaseProducer = ClientConfig::new()
+        .set("test.mock.num.brokers", "1")
+        .create()
+        .expect("librdkafka mock cluster");
+    let cluster = owner.client().mock_cluster().expect("mock cluster");
+    let destination = unique();
+    let dlq = format!("error.{destination}.g");
+    for topic in [&destination, &dlq] {
+        cluster.create_topic(topic, 1, 1).expect("mock topic");
+    }
+    let binder = format!(
+        "{{ type: kafka, environment: {{ brokers: \"{}\", auto-create-topics: false, consumer-properties: {{ fetch.wait.max.ms: \"10\", session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }} }} }}",
+        cluster.bootstrap_servers()
+    );
+    let extra = "spring.cloud.stream.kafka.bindings.fail-in-0.consumer.enable-dlq: true\n";
+    let yaml = config(&binder, &destination, extra);
+    list_and_peek(&yaml, &destination, &dlq).await;
 }
 
 /// Runs the app of `yaml` until it dead-lettered two messages sent to `destination`, then the

@@ -1,12 +1,14 @@
-//! Backlog counts for the actuator's gauges: a group's lag on a topic and a topic's depth,
-//! read from the brokers' watermarks and the group's committed offsets (blocking calls: run
-//! them on a blocking thread).
+//! Reading a binding's queues from outside: a group's lag on a topic and a topic's depth
+//! (from the brokers' watermarks and the group's committed offsets), and the first records of
+//! a topic (for `dlq peek`). Blocking calls: run them on a blocking thread.
 
 use std::time::Duration;
 
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use stream_core::message::RawMessage;
 
 /// How long each broker request of a count may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -55,4 +57,31 @@ pub fn lag(config: &ClientConfig, topic: &str) -> Option<u64> {
         total = total.saturating_add(count(from, high));
     }
     Some(total)
+}
+
+/// Up to `count` records of `topic` from its beginning, partition by partition in offset
+/// order, read by a client that is assigned the partitions (no group joined, nothing
+/// committed, so the records stay for every consumer). Stops at `count` or when the topic
+/// yields nothing for a moment.
+pub fn first_records(config: &ClientConfig, topic: &str, count: usize) -> Option<Vec<RawMessage>> {
+    let consumer: BaseConsumer = config.create().ok()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions(consumer.client(), topic)? {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).ok()?;
+    }
+    consumer.assign(&tpl).ok()?;
+    let mut out = Vec::new();
+    while out.len() < count {
+        let Some(polled) = consumer.poll(TIMEOUT) else {
+            break;
+        };
+        let Ok(m) = polled else {
+            break;
+        };
+        out.push(RawMessage::with_headers(
+            bytes::Bytes::copy_from_slice(m.payload().unwrap_or(&[])),
+            crate::headers::from_record(&m),
+        ));
+    }
+    Some(out)
 }

@@ -15,6 +15,7 @@ use stream_core::binder::{
 };
 use stream_core::config::Schema;
 use stream_core::expr::Expression;
+use stream_core::message::RawMessage;
 
 use crate::client::{client_config, create_error};
 use crate::config::{
@@ -467,6 +468,39 @@ impl Binder for KafkaBinder {
         })
         .await
         .unwrap_or_default()
+    }
+
+    async fn peek_dead_letters(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+        count: usize,
+    ) -> Result<Vec<RawMessage>, BindError> {
+        let props = KafkaConsumerProps::of(spec, &self.cfg.default_consumer)?;
+        let Some(g) = group.filter(|_| props.enable_dlq) else {
+            return Ok(Vec::new());
+        };
+        let topic = dlq_name(destination, g, configured_dlq(&props));
+        // A group of its own that never commits: required by librdkafka, invisible to others.
+        let reader = BTreeMap::from([
+            (
+                "group.id".to_owned(),
+                format!("cloud-stream-peek-{}", uuid::Uuid::new_v4().simple()),
+            ),
+            ("enable.auto.commit".to_owned(), "false".to_owned()),
+        ]);
+        let config = client_config(&self.cfg, &[&self.cfg.consumer_properties, &reader]);
+        let t = topic.clone();
+        let read =
+            tokio::task::spawn_blocking(move || crate::backlog::first_records(&config, &t, count));
+        match read.await {
+            Ok(Some(records)) => Ok(records),
+            _ => Err(BindError::Provision {
+                resource: format!("kafka topic {topic}"),
+                source: "cannot read it (missing, or the brokers did not answer)".into(),
+            }),
+        }
     }
 
     async fn health(&self) -> Health {
