@@ -47,7 +47,7 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -97,6 +97,21 @@ async fn declare(ch: &Channel, ex: &str, q: &str) -> BoxResult<()> {
     )
     .await?;
     Ok(())
+}
+
+/// A channel with `prefetch` consuming `q` (manual acks).
+async fn consume(conn: &Connection, q: &str, prefetch: u16) -> BoxResult<(Channel, Consumer)> {
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let consumer = ch
+        .basic_consume(
+            q.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((ch, consumer))
 }
 
 /// Deletes a bench queue and its exchange (best effort).
@@ -187,17 +202,7 @@ async fn raw_default(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     let q = format!("{ex}.bench");
     let setup = conn.create_channel().await?;
     declare(&setup, &ex, &q).await?;
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(DEFAULT_PREFETCH, BasicQosOptions::default())
-        .await?;
-    let mut consumer = ch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (ch, mut consumer) = consume(&conn, &q, DEFAULT_PREFETCH).await?;
     let window = Arc::new(Semaphore::new(WINDOW));
     let sink = LatencySink::new(n);
     let (w, s) = (Arc::clone(&window), sink.clone());
@@ -286,18 +291,7 @@ async fn raw_tuned(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     }
 
     // Sink: decode, record, ack.
-    let sink_ch = conn.create_channel().await?;
-    sink_ch
-        .basic_qos(PREFETCH, BasicQosOptions::default())
-        .await?;
-    let mut sink_consumer = sink_ch
-        .basic_consume(
-            q_out.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (sink_ch, mut sink_consumer) = consume(&conn, &q_out, PREFETCH).await?;
     let window = Arc::new(Semaphore::new(WINDOW));
     let w = Arc::clone(&window);
     let sink = tokio::spawn(async move {
@@ -322,21 +316,10 @@ async fn raw_tuned(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
     });
 
     // Transform: publish each output at once; ack the input when its confirm arrives.
-    let in_ch = conn.create_channel().await?;
-    in_ch
-        .basic_qos(PREFETCH, BasicQosOptions::default())
-        .await?;
+    let (in_ch, mut in_consumer) = consume(&conn, &q_in, PREFETCH).await?;
     let out_ch = conn.create_channel().await?;
     out_ch
         .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let mut in_consumer = in_ch
-        .basic_consume(
-            q_in.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
         .await?;
     let ex_out_t = ex_out.clone();
     let transform = tokio::spawn(async move {

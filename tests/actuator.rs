@@ -7,6 +7,8 @@
 
 #[path = "support/brokers.rs"]
 mod brokers;
+#[path = "support/mock_cluster.rs"]
+mod mock_cluster;
 
 use std::time::Duration;
 
@@ -312,22 +314,8 @@ async fn sqs() {
 /// watermarks are exact; the other checks run on tansu (`kafka`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_mock() {
-    use cloud_stream::binder_kafka::rdkafka::producer::{BaseProducer, Producer as _};
-    use cloud_stream::binder_kafka::rdkafka::ClientConfig;
-    let owner: BaseProducer = ClientConfig::new()
-        .set("test.mock.num.brokers", "1")
-        .create()
-        .expect("librdkafka mock cluster");
-    let cluster = owner.client().mock_cluster().expect("mock cluster");
     let dest = format!("act-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    for topic in [dest.clone(), format!("{dest}-out")] {
-        cluster.create_topic(&topic, 1, 1).expect("mock topic");
-    }
-    // The mock answers fetches when `fetch.wait.max.ms` runs out and has no admin API.
-    let binder = format!(
-        "{{ type: kafka, environment: {{ brokers: \"{}\", auto-create-topics: false, consumer-properties: {{ fetch.wait.max.ms: \"10\", session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }} }} }}",
-        cluster.bootstrap_servers()
-    );
+    let (_cluster, binder) = mock_cluster::in_process(&[&dest, &format!("{dest}-out")]);
     let app = app_on(&binder, &dest).await;
     let destination = app.plan().bindings.iter().find(|b| b.name == "upper-in-0");
     let destination = destination

@@ -7,6 +7,8 @@
 
 #[path = "support/brokers.rs"]
 mod brokers;
+#[path = "support/mock_cluster.rs"]
+mod mock_cluster;
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -67,22 +69,9 @@ async fn sqs() {
 /// watermarks are exact, where tansu's lag behind confirmed sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_mock() {
-    use cloud_stream::binder_kafka::rdkafka::producer::{BaseProducer, Producer as _};
-    use cloud_stream::binder_kafka::rdkafka::ClientConfig;
-    let owner: BaseProducer = ClientConfig::new()
-        .set("test.mock.num.brokers", "1")
-        .create()
-        .expect("librdkafka mock cluster");
-    let cluster = owner.client().mock_cluster().expect("mock cluster");
     let destination = unique();
     let dlq = format!("error.{destination}.g");
-    for topic in [&destination, &dlq] {
-        cluster.create_topic(topic, 1, 1).expect("mock topic");
-    }
-    let binder = format!(
-        "{{ type: kafka, environment: {{ brokers: \"{}\", auto-create-topics: false, consumer-properties: {{ fetch.wait.max.ms: \"10\", session.timeout.ms: \"6000\", heartbeat.interval.ms: \"1000\" }} }} }}",
-        cluster.bootstrap_servers()
-    );
+    let (_cluster, binder) = mock_cluster::in_process(&[&destination, &dlq]);
     let extra = "spring.cloud.stream.kafka.bindings.fail-in-0.consumer.enable-dlq: true\n";
     let yaml = config(&binder, &destination, extra);
     list_and_peek(&yaml, &destination, &dlq).await;
