@@ -580,6 +580,13 @@ async fn topology_page_draws_the_flow_and_its_buttons_work_in_chromium() {
             && l.contains(".g.dlq")),
         "{labels}"
     );
+    let in_dlq = page
+        .eval("new Promise((ok, fail) => { const t0 = Date.now(); const t = () => { const c = document.querySelector('tr[data-binding=\"upper-in-0\"] td[data-col=\"in-dlq\"]'); if (c && c.textContent !== '') ok(c.textContent); else if (Date.now() - t0 > 20000) fail(new Error('no DLQ depth shown')); else setTimeout(t, 50); }; t(); })")
+        .await;
+    assert_eq!(
+        in_dlq, "0",
+        "the input's DLQ depth, from the binder, is shown"
+    );
     page.eval("document.querySelector('button[data-binding=\"upper-in-0\"][data-state=\"PAUSED\"]').click(); true")
         .await;
     let deadline = tokio::time::Instant::now() + WAIT;

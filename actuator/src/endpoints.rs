@@ -72,7 +72,8 @@ fn counters(text: &str) -> serde_json::Map<String, Value> {
     out
 }
 
-/// `GET /topology.json`: the flow graph, each binding's status and counters.
+/// `GET /topology.json`: the flow graph, each binding's status and counters, and the inputs'
+/// backlogs as their binders count them now.
 pub async fn topology_data(State(app): Shared) -> Response {
     let h = app.bindings.health().await;
     let bindings: serde_json::Map<String, Value> = h
@@ -98,6 +99,7 @@ pub async fn topology_data(State(app): Shared) -> Response {
         "graph": app.plan.flow(),
         "bindings": bindings,
         "counters": counters,
+        "backlogs": app.bindings.backlogs().await,
     }))
     .into_response()
 }
