@@ -216,6 +216,20 @@ impl KafkaBinder {
         &self.cfg
     }
 
+    /// The DLQ topic of a consumer binding (`enable-dlq` with a group), as `bind_consumer`
+    /// names it.
+    fn dlq_topic(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Result<Option<String>, BindError> {
+        let props = KafkaConsumerProps::of(spec, &self.cfg.default_consumer)?;
+        Ok(group
+            .filter(|_| props.enable_dlq)
+            .map(|g| dlq_name(destination, g, configured_dlq(&props))))
+    }
+
     async fn reachable(&self, timeout: Duration) -> Result<(), String> {
         let meta = self.meta.clone();
         tokio::task::spawn_blocking(move || {
@@ -450,17 +464,11 @@ impl Binder for KafkaBinder {
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> Backlog {
-        let (Some(g), Ok(props)) = (
-            group,
-            KafkaConsumerProps::of(spec, &self.cfg.default_consumer),
-        ) else {
+        let (Some(g), Ok(dlq)) = (group, self.dlq_topic(destination, group, spec)) else {
             return Backlog::default();
         };
         let group_id = BTreeMap::from([("group.id".to_owned(), g.to_owned())]);
         let config = client_config(&self.cfg, &[&self.cfg.consumer_properties, &group_id]);
-        let dlq = props
-            .enable_dlq
-            .then(|| dlq_name(destination, g, configured_dlq(&props)));
         let (topic, meta) = (destination.to_owned(), self.meta.clone());
         tokio::task::spawn_blocking(move || Backlog {
             pending: crate::backlog::lag(&config, &topic),
@@ -477,11 +485,9 @@ impl Binder for KafkaBinder {
         spec: &ConsumerSpec,
         count: usize,
     ) -> Result<Vec<RawMessage>, BindError> {
-        let props = KafkaConsumerProps::of(spec, &self.cfg.default_consumer)?;
-        let Some(g) = group.filter(|_| props.enable_dlq) else {
+        let Some(topic) = self.dlq_topic(destination, group, spec)? else {
             return Ok(Vec::new());
         };
-        let topic = dlq_name(destination, g, configured_dlq(&props));
         // A group of its own that never commits: required by librdkafka, invisible to others.
         let reader = BTreeMap::from([
             (

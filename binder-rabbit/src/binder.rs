@@ -100,6 +100,21 @@ fn partitions_of(spec: &ProducerSpec) -> Vec<Option<u32>> {
     }
 }
 
+/// The queue (and DLQ) of group `group` on `destination`, as `bind_consumer` declares them.
+fn group_queues(
+    destination: &str,
+    group: &str,
+    spec: &ConsumerSpec,
+) -> Result<QueuePlan, BindError> {
+    let props = ConsumerProps::parse(spec)?;
+    Ok(group_plan(
+        destination,
+        group,
+        partition_of(spec)?,
+        &props.queue,
+    ))
+}
+
 fn partition_of(spec: &ConsumerSpec) -> Result<Option<u32>, BindError> {
     Ok(spec.partition()?.map(|(index, _)| index))
 }
@@ -191,16 +206,12 @@ impl Binder for RabbitBinder {
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> Backlog {
-        let (Some(g), Ok(props)) = (group, ConsumerProps::parse(spec)) else {
-            return Backlog::default();
-        };
-        let Ok(partition) = partition_of(spec) else {
+        let Some(Ok(plan)) = group.map(|g| group_queues(destination, g, spec)) else {
             return Backlog::default();
         };
         let Ok(live) = self.connector.live().await else {
             return Backlog::default();
         };
-        let plan = group_plan(destination, g, partition, &props.queue);
         let dead_letters = match &plan.dead_letter {
             Some(dl) => ready_messages(&live, &dl.queue).await,
             None => None,
@@ -218,14 +229,10 @@ impl Binder for RabbitBinder {
         spec: &ConsumerSpec,
         count: usize,
     ) -> Result<Vec<RawMessage>, BindError> {
-        let props = ConsumerProps::parse(spec)?;
-        let plan = group_plan(
-            destination,
-            group.unwrap_or("anonymous"),
-            partition_of(spec)?,
-            &props.queue,
-        );
-        let Some(dl) = plan.dead_letter.filter(|_| group.is_some()) else {
+        let Some(g) = group else {
+            return Ok(Vec::new());
+        };
+        let Some(dl) = group_queues(destination, g, spec)?.dead_letter else {
             return Ok(Vec::new());
         };
         let live = self.connector.live().await.map_err(|e| e.into_bind())?;

@@ -106,6 +106,23 @@ impl SqsBinder {
         }
     }
 
+    /// The queue a consumer binding reads, by its settings; `None` for an anonymous consumer
+    /// in sns mode, whose temporary queue lives only while it is bound.
+    fn consumed_queue(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Result<Option<String>, BindError> {
+        let settings = self.clients.settings.consumer_for(spec)?;
+        let mode = settings.destination_mode;
+        if group.is_none() && mode == DestinationMode::Sns {
+            return Ok(None);
+        }
+        let fifo = wants_fifo(destination, settings.fifo, spec.partitioned);
+        Ok(Some(self.queue_of(destination, group, mode, fifo)))
+    }
+
     async fn queue_url(&self, queue: &str) -> Result<String, String> {
         match self
             .clients
@@ -359,15 +376,9 @@ impl Binder for SqsBinder {
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> Backlog {
-        let Ok(settings) = self.clients.settings.consumer_for(spec) else {
+        let Ok(Some(queue)) = self.consumed_queue(destination, group, spec) else {
             return Backlog::default();
         };
-        let mode = settings.destination_mode;
-        if group.is_none() && mode == DestinationMode::Sns {
-            return Backlog::default();
-        }
-        let fifo = wants_fifo(destination, settings.fifo, spec.partitioned);
-        let queue = self.queue_of(destination, group, mode, fifo);
         Backlog {
             pending: self.visible_messages(&queue).await,
             dead_letters: self.visible_messages(&naming::dlq(&queue)).await,
@@ -381,13 +392,10 @@ impl Binder for SqsBinder {
         spec: &ConsumerSpec,
         count: usize,
     ) -> Result<Vec<RawMessage>, BindError> {
-        let settings = self.clients.settings.consumer_for(spec)?;
-        let mode = settings.destination_mode;
-        if group.is_none() && mode == DestinationMode::Sns {
+        let Some(queue) = self.consumed_queue(destination, group, spec)? else {
             return Ok(Vec::new());
-        }
-        let fifo = wants_fifo(destination, settings.fifo, spec.partitioned);
-        let dlq = naming::dlq(&self.queue_of(destination, group, mode, fifo));
+        };
+        let dlq = naming::dlq(&queue);
         let failed = |e: String| BindError::Provision {
             resource: format!("SQS queue {dlq}"),
             source: e.into(),
