@@ -43,6 +43,8 @@ pub use stream_core::{
     app, binder, binding, bridge, config, convert, expr, function, message, observe, plan, runtime,
     Error, HandlerError, Headers, Message, RawMessage, RunningApp, StreamAppBuilder, StreamBridge,
 };
+#[cfg(feature = "postgres")]
+pub use stream_postgres as postgres;
 
 /// Entry point: `StreamApp::builder()` returns a builder with every binder compiled into this
 /// build already registered (memory always; kafka/rabbit/sqs by cargo feature).

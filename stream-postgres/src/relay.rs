@@ -1,0 +1,245 @@
+//! The outbox relay: publishes committed outbox rows through the application's binders (with
+//! confirms), then deletes them.
+//!
+//! One relay publishes at a time: each pass holds a transaction-scoped advisory lock (one per
+//! schema), so with several instances of the application running, a row is published once in
+//! the normal case and at least once whatever happens (a relay that dies after the broker
+//! confirmed but before its delete committed leaves the row to the next pass). Within a pass,
+//! rows with the same partition key are sent one after the other in `id` order, rows of
+//! different keys concurrently. A commit wakes the relay at once (LISTEN/NOTIFY); a poll
+//! every `poll_interval` covers a lost notification or connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Row};
+use stream_core::app::{AppExtension, ExtensionGuard};
+use stream_core::{RawMessage, RunningApp, StreamBridge};
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{headers_from_json, CHANNEL};
+use crate::{migrate, Error};
+
+/// Rows of different keys sent at once within a pass.
+const SEND_CONCURRENCY: usize = 64;
+
+/// The outbox relay. Run it as an application extension
+/// (`StreamAppBuilder::extension(Arc::new(Relay::new(pool)))`: it creates the tables if
+/// needed and publishes until the application shuts down), or drive it with [`Relay::run`] or
+/// [`Relay::publish_pending`].
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pool: PgPool,
+    batch_size: i64,
+    poll_interval: Duration,
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// This relay held the lock and published this many rows.
+    Published(usize),
+    /// Another relay holds the lock.
+    Busy,
+}
+
+/// One outbox row.
+struct OutboxRow {
+    id: i64,
+    destination: String,
+    key: Option<String>,
+    message: RawMessage,
+}
+
+impl Relay {
+    /// A relay over `pool`'s outbox (batches of 256 rows, a poll every second).
+    pub fn new(pool: PgPool) -> Self {
+        Relay {
+            pool,
+            batch_size: 256,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// The most rows one pass publishes.
+    pub fn batch_size(mut self, rows: u32) -> Self {
+        self.batch_size = i64::from(rows.max(1));
+        self
+    }
+
+    /// How often the relay looks without a notification (and waits after a failed pass).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// One pass: under the relay lock, publishes up to a batch of rows in `id` order and
+    /// deletes those the broker confirmed. An error leaves the failed row (and the later rows
+    /// of its key) for the next pass.
+    pub async fn publish_pending(&self, bridge: &StreamBridge) -> Result<Pass, Error> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox-relay'))",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !locked {
+            return Ok(Pass::Busy);
+        }
+        let rows = sqlx::query(
+            "SELECT id, destination, partition_key, headers, payload FROM cloud_stream_outbox \
+             ORDER BY id LIMIT $1",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(decode_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let (sent, failure) = publish(bridge, rows).await;
+        if !sent.is_empty() {
+            sqlx::query("DELETE FROM cloud_stream_outbox WHERE id = ANY($1)")
+                .bind(&sent)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(Pass::Published(sent.len())),
+        }
+    }
+
+    /// Publishes until `shutdown` is cancelled.
+    pub async fn run(&self, bridge: StreamBridge, shutdown: CancellationToken) {
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(mut l) => match l.listen(CHANNEL).await {
+                Ok(()) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay: LISTEN failed; polling only");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox relay: no listener connection; polling only");
+                None
+            }
+        };
+        loop {
+            match self.publish_pending(&bridge).await {
+                // More may be waiting (or committed meanwhile): look again at once.
+                Ok(Pass::Published(n)) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox relay: pass failed; retrying"),
+            }
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        if l.recv().await.is_err() {
+                            tokio::time::sleep(self.poll_interval).await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = notified => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+}
+
+fn decode_row(row: sqlx::postgres::PgRow) -> Result<OutboxRow, Error> {
+    let headers: serde_json::Value = row.try_get("headers")?;
+    let payload: Vec<u8> = row.try_get("payload")?;
+    Ok(OutboxRow {
+        id: row.try_get("id")?,
+        destination: row.try_get("destination")?,
+        key: row.try_get("partition_key")?,
+        message: RawMessage::with_headers(payload.into(), headers_from_json(&headers)),
+    })
+}
+
+/// Sends `rows`: each key's rows in order, keys concurrently. Returns the ids confirmed, and
+/// the first failure.
+async fn publish(bridge: &StreamBridge, rows: Vec<OutboxRow>) -> (Vec<i64>, Option<Error>) {
+    let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
+    let mut by_key = std::collections::HashMap::new();
+    for row in rows {
+        match row.key.clone() {
+            Some(key) => {
+                let at = *by_key.entry(key).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                groups[at].push(row);
+            }
+            None => groups.push(vec![row]),
+        }
+    }
+    let results: Vec<_> = futures::stream::iter(groups)
+        .map(|group| publish_in_order(bridge, group))
+        .buffer_unordered(SEND_CONCURRENCY)
+        .collect()
+        .await;
+    let mut sent = Vec::new();
+    let mut failure = None;
+    for (ids, error) in results {
+        sent.extend(ids);
+        failure = failure.or(error);
+    }
+    (sent, failure)
+}
+
+/// Sends one key's rows in order, stopping at the first failure (so order holds).
+async fn publish_in_order(
+    bridge: &StreamBridge,
+    rows: Vec<OutboxRow>,
+) -> (Vec<i64>, Option<Error>) {
+    let mut sent = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Err(e) = bridge.send_raw(None, &row.destination, row.message).await {
+            let error = Error::Publish {
+                id: row.id,
+                destination: row.destination,
+                message: e.to_string(),
+            };
+            return (sent, Some(error));
+        }
+        sent.push(row.id);
+    }
+    (sent, None)
+}
+
+/// Stops the relay task when the application drops it.
+struct Running(#[allow(dead_code)] tokio_util::sync::DropGuard);
+
+#[async_trait]
+impl AppExtension for Relay {
+    async fn start(&self, app: &RunningApp) -> Result<Option<ExtensionGuard>, stream_core::Error> {
+        migrate(&self.pool)
+            .await
+            .map_err(|e| stream_core::Error::Extension {
+                extension: "outbox relay".to_owned(),
+                message: e.to_string(),
+            })?;
+        let shutdown = CancellationToken::new();
+        let relay = self.clone();
+        let bridge = app.bridge();
+        let token = shutdown.clone();
+        tokio::spawn(async move { relay.run(bridge, token).await });
+        Ok(Some(Box::new(Running(shutdown.drop_guard()))))
+    }
+}
+
+impl Relay {
+    /// The relay as an [`AppExtension`] trait object, for `StreamAppBuilder::extension`.
+    pub fn extension(self) -> Arc<dyn AppExtension> {
+        Arc::new(self)
+    }
+}
