@@ -83,6 +83,7 @@ impl BinderFactory for Unreachable {
             durable_groups: false,
             anonymous_sees_only_new: true,
             in_process: false,
+            replay: false,
         }
     }
     async fn create(

@@ -64,6 +64,22 @@ fn validate_reports_every_problem_with_suggestions_and_exit_2() {
 }
 
 #[test]
+fn validate_rejects_replay_where_the_broker_keeps_no_history() {
+    let f = fixture("replay/application.yaml");
+    let out = cli(&["validate", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for binder in ["sqs", "rabbit"] {
+        let key = format!("spring.cloud.stream.{binder}.bindings.p-in-0.consumer.start-offset: not supported: replay");
+        assert!(err.contains(&key), "{err}");
+    }
+    assert!(
+        err.contains("memory binder with `retention`, can replay"),
+        "{err}"
+    );
+}
+
+#[test]
 fn validate_reports_malformed_yaml_with_position() {
     let f = fixture("malformed/application.yaml");
     let out = cli(&["validate", f.to_str().unwrap()]);

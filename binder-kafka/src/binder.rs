@@ -47,6 +47,7 @@ pub fn capabilities() -> Capabilities {
         durable_groups: true,
         anonymous_sees_only_new: true,
         in_process: false,
+        replay: true,
     }
 }
 

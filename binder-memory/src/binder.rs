@@ -45,6 +45,7 @@ pub fn capabilities() -> Capabilities {
         durable_groups: true,
         anonymous_sees_only_new: true,
         in_process: true,
+        replay: true,
     }
 }
 
@@ -212,6 +213,43 @@ pub struct MemoryConsumerProps {
     /// `prefetch`: deliveries handed out before settling (default 8 × concurrency).
     #[schemars(range(min = 1))]
     pub prefetch: Option<usize>,
+    /// `start-offset` (as Kafka's): where a new group starts when the binder keeps history
+    /// (`retention`): `earliest` (the default for a group) replays the retained messages,
+    /// `latest` (the default without a group) sees only new ones.
+    pub start_offset: Option<StartOffset>,
+}
+
+/// `start-offset` of a memory consumer binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StartOffset {
+    /// The earliest retained message.
+    Earliest,
+    /// Only messages published from now on.
+    Latest,
+}
+
+/// Whether a new queue for `group` starts from the history: `start-offset`, else Kafka's
+/// defaults (earliest for a group, latest without). Asking for `earliest` where the broker
+/// keeps no history is a configuration error rather than a silent "latest".
+fn replays(
+    broker: &MemoryBroker,
+    group: Option<&str>,
+    spec: &ConsumerSpec,
+) -> Result<bool, BindError> {
+    let props: MemoryConsumerProps = spec.props()?;
+    let retention = broker.config().retention;
+    match props.start_offset {
+        Some(StartOffset::Earliest) if retention == 0 => Err(BindError::Config {
+            key: format!(
+                "spring.cloud.stream.memory.bindings.{}.consumer.start-offset",
+                spec.binding
+            ),
+            message: "`earliest` needs history: set the memory binder's environment `retention` (messages kept per destination) above 0".into(),
+        }),
+        Some(start) => Ok(start == StartOffset::Earliest),
+        None => Ok(group.is_some() && retention > 0),
+    }
 }
 
 /// The memory binder's `environment` (`spring.cloud.stream.binders.<name>.environment`).
@@ -223,6 +261,9 @@ pub struct MemoryEnvironment {
     pub capacity: usize,
     /// `recording`: keep every published message for `TestHarness::receive` (tests only).
     pub recording: bool,
+    /// `retention`: messages kept per destination, so that a new group can replay them
+    /// (`start-offset: earliest`); 0 keeps none.
+    pub retention: usize,
 }
 
 impl Default for MemoryEnvironment {
@@ -231,6 +272,7 @@ impl Default for MemoryEnvironment {
         MemoryEnvironment {
             capacity: c.capacity,
             recording: c.recording,
+            retention: c.retention,
         }
     }
 }
@@ -265,6 +307,7 @@ pub(crate) fn subscribe(
         }
     }
     let prefetch = prefetch_of(spec)?;
+    let replay = replays(broker, group, spec)?;
     let dest = broker.destination(destination);
     let member_id = broker.next_id();
     let key = match group {
@@ -273,6 +316,9 @@ pub(crate) fn subscribe(
     };
     let (notify, in_flight) = {
         let mut st = dest.state.lock().unwrap_or_else(|e| e.into_inner());
+        if replay {
+            st.create_replaying(&key);
+        }
         let q = st.queue_mut(&key);
         let in_flight = Arc::new(InFlight::new(Arc::clone(&q.notify)));
         q.members.insert(
@@ -708,6 +754,7 @@ fn parse_environment(
     Ok(MemoryBrokerConfig {
         capacity: env.capacity,
         recording: env.recording,
+        retention: env.retention,
     })
 }
 
@@ -790,5 +837,69 @@ impl BinderFactory for MemoryBinderFactory {
             protocol: "memory".to_owned(),
             host: "in-process".to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+    use bytes::Bytes;
+    use stream_core::binder::Subscription as _;
+
+    fn spec(start_offset: Option<&str>) -> ConsumerSpec {
+        ConsumerSpec {
+            binding: "p-in-0".into(),
+            binder_properties: match start_offset {
+                Some(s) => serde_json::json!({ "start-offset": s }),
+                None => serde_json::Value::Null,
+            },
+            ..ConsumerSpec::default()
+        }
+    }
+
+    async fn taken(sub: &mut MemorySubscription) -> usize {
+        let mut n = 0;
+        while let Ok(Some(Ok(d))) =
+            tokio::time::timeout(std::time::Duration::from_millis(20), sub.next()).await
+        {
+            d.ack().await.expect("ack");
+            n += 1;
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn new_groups_replay_the_retained_history_and_anonymous_ones_do_not() {
+        let broker = MemoryBroker::with_config(MemoryBrokerConfig {
+            retention: 2,
+            ..MemoryBrokerConfig::default()
+        });
+        for i in 0..3u8 {
+            broker
+                .publish("d", RawMessage::new(Bytes::from(vec![i])), 0)
+                .await
+                .expect("publish");
+        }
+        let mut group = subscribe(&broker, "d", Some("g"), &spec(None)).expect("bind");
+        assert_eq!(taken(&mut group).await, 2, "the last 2 retained");
+        let mut anonymous = subscribe(&broker, "d", None, &spec(None)).expect("bind");
+        assert_eq!(taken(&mut anonymous).await, 0);
+        let mut latest = subscribe(&broker, "d", Some("h"), &spec(Some("latest"))).expect("bind");
+        assert_eq!(taken(&mut latest).await, 0);
+    }
+
+    #[test]
+    fn earliest_without_retention_names_the_setting() {
+        let broker = MemoryBroker::new();
+        let Err(BindError::Config { key, message }) =
+            subscribe(&broker, "d", Some("g"), &spec(Some("earliest")))
+        else {
+            panic!("a configuration error");
+        };
+        assert_eq!(
+            key,
+            "spring.cloud.stream.memory.bindings.p-in-0.consumer.start-offset"
+        );
+        assert!(message.contains("retention"), "{message}");
     }
 }

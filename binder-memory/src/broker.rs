@@ -29,6 +29,10 @@ pub struct MemoryBrokerConfig {
     /// Whether every published message is also recorded per destination for
     /// [`TestHarness::receive`](crate::TestHarness::receive). Unbounded: for tests only.
     pub recording: bool,
+    /// Messages kept per destination after delivery (the oldest dropped first), so that a new
+    /// group can start from the earliest of them (`start-offset: earliest`), as on Kafka.
+    /// 0 (the default) keeps none.
+    pub retention: usize,
 }
 
 impl Default for MemoryBrokerConfig {
@@ -36,6 +40,7 @@ impl Default for MemoryBrokerConfig {
         MemoryBrokerConfig {
             capacity: DEFAULT_CAPACITY,
             recording: false,
+            retention: 0,
         }
     }
 }
@@ -255,6 +260,7 @@ impl MemoryBroker {
             st.records.push_back(message.clone());
             dest.recorded.notify_waiters();
         }
+        st.retain(partition, &message, self.inner.config.retention);
         let p = partition as usize;
         let last = st.queues.len().saturating_sub(1);
         let mut message = Some(message);
@@ -452,6 +458,7 @@ impl MemoryBroker {
                 partitions: 1,
                 queues: BTreeMap::new(),
                 records: VecDeque::new(),
+                history: VecDeque::new(),
             }),
             room: Notify::new(),
             waiting_publishers: AtomicUsize::new(0),
@@ -484,6 +491,8 @@ pub(crate) struct DestState {
     pub(crate) partitions: u32,
     pub(crate) queues: BTreeMap<QueueKey, Queue>,
     pub(crate) records: VecDeque<RawMessage>,
+    /// The last `retention` messages published, with their partitions.
+    pub(crate) history: VecDeque<(u32, RawMessage)>,
 }
 
 impl DestState {
@@ -498,6 +507,37 @@ impl DestState {
                 q.parts.resize_with(n, VecDeque::new);
             }
         }
+    }
+
+    /// Keeps `message` in the history of at most `retention` messages.
+    fn retain(&mut self, partition: u32, message: &RawMessage, retention: usize) {
+        if retention == 0 {
+            return;
+        }
+        if self.history.len() == retention {
+            self.history.pop_front();
+        }
+        self.history.push_back((partition, message.clone()));
+    }
+
+    /// Creates the queue for `key` holding the whole history (a new group starting from the
+    /// earliest retained message); false if the queue existed (it keeps its place).
+    pub(crate) fn create_replaying(&mut self, key: &QueueKey) -> bool {
+        if self.queues.contains_key(key) {
+            return false;
+        }
+        let history: Vec<_> = self.history.iter().cloned().collect();
+        let q = self.queue_mut(key);
+        for (partition, message) in history {
+            if let Some(part) = q.parts.get_mut(partition as usize) {
+                part.push_back(Entry {
+                    message,
+                    deliveries: 0,
+                });
+                q.len += 1;
+            }
+        }
+        true
     }
 
     /// The queue for `key`, created (empty) when absent.

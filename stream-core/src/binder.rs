@@ -47,6 +47,11 @@ pub struct Capabilities {
     /// shutdown lets consumers finish what is queued ([`Binder::held_in_process`]); a crash
     /// loses it.
     pub in_process: bool,
+    /// Whether a new group can start from messages published before it existed (`start-offset:
+    /// earliest`): replaying history to rebuild a projection. Kafka keeps its log; the memory
+    /// binder keeps `retention` messages per destination; RabbitMQ's classic and quorum queues
+    /// and SQS deliver each message once and keep no history.
+    pub replay: bool,
 }
 
 /// The scope within which a broker preserves message order.

@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             topics_are_isolated,
             concurrent_subscribe_multiple_topics,
             group_keeps_messages_published_before_first_member,
+            new_group_replays_history,
             partitioned_producer_and_consumers,
             polled_supplier_emits,
         );

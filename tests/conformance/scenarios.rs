@@ -723,6 +723,60 @@ fn consumer_yaml(name: &str, destination: &str, group: Option<&str>, extra: &str
     )
 }
 
+/// Event sourcing's rebuild: messages published before any group existed are read by a new
+/// group with `start-offset: earliest`, and a second new group reads them all again.
+pub async fn new_group_replays_history(t: &dyn Target) {
+    if !t.capabilities().replay {
+        println!(
+            "{}: replay is false in the manifest (a new group cannot start from history); skipped",
+            t.binder_type()
+        );
+        return;
+    }
+    let input = unique("in");
+    let probe = Probe::new(t).await;
+    probe.send(&input, numbers(0..5)).await;
+    let projection = |group: &str| {
+        consumer_yaml("p", &input, Some(group), "")
+            + &format!(
+                "spring.cloud.stream.{}.bindings.p-in-0.consumer.start-offset: earliest\n",
+                t.binder_type()
+            )
+    };
+    let seen = Seen::new();
+    let app = start_app(t, &projection("projection-1"), |b| {
+        b.consumer("p", recording(&seen))
+    })
+    .await;
+    assert!(
+        eventually(WAIT, || seen.len() >= 5).await,
+        "{:?}",
+        seen.all()
+    );
+    probe.send(&input, numbers(5..7)).await;
+    assert!(
+        eventually(WAIT, || seen.len() >= 7).await,
+        "{:?}",
+        seen.all()
+    );
+    app.shutdown().await;
+    let rebuilt = Seen::new();
+    let app = start_app(t, &projection("projection-2"), |b| {
+        b.consumer("p", recording(&rebuilt))
+    })
+    .await;
+    assert!(
+        eventually(WAIT, || rebuilt.len() >= 7).await,
+        "{:?}",
+        rebuilt.all()
+    );
+    tokio::time::sleep(QUIET).await;
+    // All of them (in order per partition; the probe spreads them over the partitions).
+    assert_eq!(sorted(rebuilt.all()), (0..7).collect::<Vec<_>>());
+    assert_eq!(sorted(seen.all()), (0..7).collect::<Vec<_>>());
+    app.shutdown().await;
+}
+
 pub async fn fan_out_to_three_groups(t: &dyn Target) {
     let input = unique("in");
     let mut apps = Vec::new();

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use cloud_stream::binder::{
     Binder, BinderEnvironment, BinderFactory, Capabilities, ProducerSpec, Route, Subscription,
 };
-use cloud_stream::binder_memory::{MemoryBinderFactory, MemoryBroker};
+use cloud_stream::binder_memory::{MemoryBinderFactory, MemoryBroker, MemoryBrokerConfig};
 use cloud_stream::{RawMessage, RunningApp, StreamAppBuilder};
 
 /// A binder under test.
@@ -55,7 +55,12 @@ pub struct MemoryTarget {
 impl MemoryTarget {
     pub fn new() -> Self {
         MemoryTarget {
-            broker: MemoryBroker::recording(),
+            // History kept (as Kafka keeps its log), so a new group can replay.
+            broker: MemoryBroker::with_config(MemoryBrokerConfig {
+                recording: true,
+                retention: 10_000,
+                ..MemoryBrokerConfig::default()
+            }),
         }
     }
 }

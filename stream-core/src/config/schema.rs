@@ -286,8 +286,42 @@ pub const UNSUPPORTED_BINDER_TYPES: &[(&str, &str)] = &[
     ("eventhubs", "the Azure Event Hubs binder"),
 ];
 
+/// Consumer keys of one binder type's section (`spring.cloud.stream.<type>.bindings.<b>.consumer`
+/// or `.default.consumer`) that ask for what that broker cannot do, with the feature's name.
+pub const UNSUPPORTED_CONSUMER_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "rabbit",
+        "start-offset",
+        "replay (`start-offset`) on RabbitMQ: its queues deliver each message once and keep no history (capabilities.replay = false); the kafka binder, and the memory binder with `retention`, can replay",
+    ),
+    (
+        "sqs",
+        "start-offset",
+        "replay (`start-offset`) on SQS: a queue delivers each message once and keeps no history (capabilities.replay = false); the kafka binder, and the memory binder with `retention`, can replay",
+    ),
+];
+
+/// The entry of [`UNSUPPORTED_CONSUMER_KEYS`] for `path`, if it is such a key.
+fn unsupported_consumer_key(
+    path: &str,
+) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    let rest = path.strip_prefix(STREAM_PATH)?.strip_prefix('.')?;
+    let (binder_type, rest) = rest.split_once('.')?;
+    let rest = match rest.strip_prefix("bindings.") {
+        Some(binding) => binding.split_once('.')?.1,
+        None => rest.strip_prefix("default.")?,
+    };
+    let key = rest.strip_prefix("consumer.")?;
+    UNSUPPORTED_CONSUMER_KEYS
+        .iter()
+        .find(|(t, k, _)| *t == binder_type && *k == key)
+}
+
 /// The message for a key or binder type that configures a feature cloud-stream lacks.
 pub fn unsupported_feature(path: &str, binder_type: Option<&str>) -> Option<String> {
+    if let Some((_, _, feature)) = unsupported_consumer_key(path) {
+        return Some(format!("not supported: {feature}"));
+    }
     let by_key = UNSUPPORTED_KEYS.iter().find(|(prefix, _)| {
         path == *prefix
             || path
