@@ -17,6 +17,9 @@
 //! cargo run --example shop --features actuator -- --profile actuator --forever
 //!                                               # + http://127.0.0.1:8081/actuator/topology
 //! cargo run --example shop -- --profile kafka # same handlers on another binder (once built in)
+//! cargo run --example shop --features postgres -- --profile outbox
+//!                                               # orders and payments stored with their events
+//!                                               # (PostgreSQL outbox + idempotent payment)
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +27,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+#[cfg(feature = "postgres")]
+#[path = "outbox.rs"]
+mod store;
+#[cfg(not(feature = "postgres"))]
+#[path = "no_outbox.rs"]
+mod store;
 
 use clap::Parser;
 use cloud_stream::prelude::*;
@@ -195,6 +205,16 @@ async fn main() -> ExitCode {
     let analytics = Arc::new(Mutex::new(Analytics::default()));
     let (outcomes_tx, mut outcomes) = watch::channel(Outcomes::default());
     let next_id = Arc::new(AtomicU64::new(1));
+    let store = match args.profiles.iter().any(|p| p == "outbox") {
+        true => match store::Store::connect().await {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                eprintln!("shop: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        false => None,
+    };
 
     let mut builder = StreamApp::builder().config_file(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -203,17 +223,26 @@ async fn main() -> ExitCode {
     for p in &args.profiles {
         builder = builder.profile(p);
     }
+    if let Some(s) = &store {
+        builder = builder.extension(s.relay());
+    }
+    let placing = store.clone();
+    let paying = store.clone();
     let app = builder
-        // Order service: one order per poll; `None` once the fixed number is placed.
+        // Order service: one order per poll; `None` once the fixed number is placed. With the
+        // outbox, the order and its event are stored together and the relay publishes it.
         .supplier("orders", move || {
-            let next_id = Arc::clone(&next_id);
+            let (next_id, store) = (Arc::clone(&next_id), placing.clone());
             async move {
                 if limit.is_some_and(|n| next_id.load(Ordering::Relaxed) > n) {
                     return Ok::<_, HandlerError>(None);
                 }
                 let o = order(next_id.fetch_add(1, Ordering::Relaxed));
                 println!("[order]     #{} created: {} x {} for {}", o.id, o.qty, o.sku, o.customer);
-                Ok(Some(o))
+                match store {
+                    Some(s) => s.place(&o).await.map(|()| None),
+                    None => Ok(Some(o)),
+                }
             }
         })
         // Stock service: reserve, or reject to `stock-rejected` via the sendto header.
@@ -261,14 +290,22 @@ async fn main() -> ExitCode {
                 async { Ok(()) }
             }
         })
-        // Payment service: charge reserved orders.
-        .function("pay", |r: StockReserved| async move {
-            let amount_cents = price_of(&r.sku) * u64::from(r.qty);
-            println!("[payment]   #{} paid {}", r.order_id, dollars(amount_cents));
-            Ok::<_, HandlerError>(PaymentCompleted {
-                order_id: r.order_id,
-                amount_cents,
-            })
+        // Payment service: charge reserved orders (with the outbox: once per reservation,
+        // the payment stored with its event).
+        .function("pay", move |m: Message<StockReserved>| {
+            let store = paying.clone();
+            async move {
+                if let Some(s) = store {
+                    return s.pay(m).await.map(|()| None);
+                }
+                let r = m.payload;
+                let amount_cents = price_of(&r.sku) * u64::from(r.qty);
+                println!("[payment]   #{} paid {}", r.order_id, dollars(amount_cents));
+                Ok::<_, HandlerError>(Some(PaymentCompleted {
+                    order_id: r.order_id,
+                    amount_cents,
+                }))
+            }
         })
         // Order service, compensation: a rejected reservation cancels the order.
         .function("compensate", |r: StockRejected| async move {
