@@ -207,6 +207,46 @@ async fn inbox_scenario(binder: &str, destination: &str) {
     );
 }
 
+/// Handled keys are deleted after the inbox's retention by its cleanup extension; a message
+/// with an expired key is handled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_rows_expire_after_the_retention() {
+    let Some(db) = Db::create().await else { return };
+    let destination = unique("pg-ttl-");
+    let inbox = inbox(&db.pool).retention(Duration::from_secs(1));
+    let app = StreamApp::builder()
+        .config_yaml(&app_yaml(MEMORY, "bill", &bill_binding(&destination)))
+        .consumer("bill", inbox.handler(effect(Arc::default())))
+        .extension(inbox.extension())
+        .build()
+        .await
+        .expect("app");
+    let send = || async {
+        let message = Message::new(json!({"n": 1})).header(KEY, "old");
+        app.bridge()
+            .send_message(&destination, message)
+            .await
+            .expect("send");
+    };
+    send().await;
+    let handled = eventually(10, || async {
+        inbox.contains("old").await.unwrap_or(false)
+    })
+    .await;
+    let expired = eventually(10, || async {
+        !inbox.contains("old").await.unwrap_or(true)
+    })
+    .await;
+    send().await;
+    let again = eventually(10, || async { db.effects().await.get("old") == Some(&2) }).await;
+    app.shutdown().await;
+    db.drop().await;
+    assert!(
+        handled && expired && again,
+        "handled {handled}, expired {expired}, handled again {again}"
+    );
+}
+
 /// What the outbox test's consumer received: (id, key, seq).
 type Received = Arc<Mutex<Vec<(String, String, u64)>>>;
 

@@ -14,11 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
+use stream_core::app::{AppExtension, ExtensionGuard};
 use stream_core::message::header;
+use stream_core::RunningApp;
 use stream_core::{HandlerError, Message};
+use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Tx};
 
@@ -46,6 +50,7 @@ use crate::{Error, Tx};
 #[derive(Clone, Debug)]
 pub struct Inbox {
     shared: Arc<Shared>,
+    retention: Duration,
 }
 
 #[derive(Debug)]
@@ -55,6 +60,10 @@ struct Shared {
     key_header: String,
     duplicates: AtomicU64,
 }
+
+/// How long a handled key is remembered unless set ([`Inbox::retention`]): a week, longer
+/// than any broker keeps an unacked message.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Inbox {
     /// The inbox of `consumer`, keyed by the `id` header.
@@ -72,7 +81,22 @@ impl Inbox {
                 key_header: key_header.to_owned(),
                 duplicates: AtomicU64::new(0),
             }),
+            retention: DEFAULT_RETENTION,
         }
+    }
+
+    /// Sets how long handled keys are kept (a redelivery older than that is handled again);
+    /// the [`Inbox::extension`] deletes older rows.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The cleanup as an application extension: while the application runs, deletes this
+    /// consumer's rows older than the retention, at a tenth of it (between a second and an
+    /// hour).
+    pub fn extension(&self) -> Arc<dyn AppExtension> {
+        Arc::new(Cleanup(self.clone()))
     }
 
     /// How many duplicates this inbox skipped since it was made.
@@ -159,6 +183,38 @@ impl Inbox {
             .await
             .ok_or_else(|| retryable(Error::Finished))?;
         tx.commit().await.map_err(retryable)
+    }
+}
+
+/// The inbox cleanup extension.
+struct Cleanup(Inbox);
+
+#[async_trait]
+impl AppExtension for Cleanup {
+    async fn start(&self, _app: &RunningApp) -> Result<Option<ExtensionGuard>, stream_core::Error> {
+        let inbox = self.0.clone();
+        let retention = inbox.retention;
+        let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbox.purge(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::debug!(consumer = %inbox.shared.consumer, rows = n, "inbox: expired keys deleted")
+                    }
+                    Err(e) => {
+                        tracing::warn!(consumer = %inbox.shared.consumer, error = %e, "inbox: cleanup failed; retrying")
+                    }
+                }
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+        Ok(Some(Box::new(crate::relay::StopOnDrop(stop.drop_guard()))))
     }
 }
 

@@ -222,8 +222,8 @@ async fn publish_in_order(
     (sent, None)
 }
 
-/// Stops the relay task when the application drops it.
-struct Running(#[allow(dead_code)] tokio_util::sync::DropGuard);
+/// Stops a background task (the relay, an inbox cleanup) when the application drops it.
+pub(crate) struct StopOnDrop(#[allow(dead_code)] pub(crate) tokio_util::sync::DropGuard);
 
 #[async_trait]
 impl AppExtension for Relay {
@@ -239,7 +239,7 @@ impl AppExtension for Relay {
         let bridge = app.bridge();
         let token = shutdown.clone();
         tokio::spawn(async move { relay.run(bridge, token).await });
-        Ok(Some(Box::new(Running(shutdown.drop_guard()))))
+        Ok(Some(Box::new(StopOnDrop(shutdown.drop_guard()))))
     }
 }
 
