@@ -143,34 +143,17 @@ async fn inbox_phase(
         .env(Default::default())
         .config_yaml(&app_yaml(uri, "sink", &destination));
     let builder = if idempotent {
-        let record = Arc::new(record);
         let inbox = Inbox::new(pool.clone(), format!("bench-{tag}"));
         builder.consumer(
             "sink",
-            inbox.handler(move |_tx, m: Message<Event>| {
-                let done = record(m.payload);
-                async move { done.await }
-            }),
+            inbox.handler(move |_tx, m: Message<Event>| record(m.payload)),
         )
     } else {
         builder.consumer("sink", record)
     };
     let app = builder.build().await?;
     let start = Instant::now();
-    let senders: Vec<_> = (0..WINDOW)
-        .map(|k| {
-            let (bridge, w) = (app.bridge(), Arc::clone(&window));
-            tokio::spawn(async move {
-                for id in (k..n).step_by(WINDOW) {
-                    w.acquire().await.expect("window").forget();
-                    bridge
-                        .send("load", &Event::kib(id as u64))
-                        .await
-                        .expect("send");
-                }
-            })
-        })
-        .collect();
+    let senders = common::bridge_driver(&app, n, WINDOW, &window);
     sink.wait(PHASE_TIMEOUT).await;
     let elapsed = start.elapsed();
     for s in senders {

@@ -172,28 +172,6 @@ fn raw_driver(drv: &Channel, ex: &str, n: usize, window: &Arc<Semaphore>) -> Vec
         .collect()
 }
 
-/// `WINDOW` senders through the app's `StreamBridge` to the output binding `load`.
-fn bridge_driver(
-    app: &cloud_stream::RunningApp,
-    n: usize,
-    window: &Arc<Semaphore>,
-) -> Vec<JoinHandle<()>> {
-    (0..WINDOW)
-        .map(|k| {
-            let (bridge, w) = (app.bridge(), Arc::clone(window));
-            tokio::spawn(async move {
-                for id in (k..n).step_by(WINDOW) {
-                    w.acquire().await.expect("window").forget();
-                    bridge
-                        .send("load", &Event::kib(id as u64))
-                        .await
-                        .expect("bridge send");
-                }
-            })
-        })
-        .collect()
-}
-
 /// Default workload, raw: lapin publisher with confirms → queue → consumer that decodes and
 /// awaits each ack.
 async fn raw_default(uri: &str, n: usize, tag: &str) -> BoxResult<PhaseResult> {
@@ -270,7 +248,7 @@ spring:
         .build()
         .await?;
     let start = Instant::now();
-    let drivers = bridge_driver(&app, n, &window);
+    let drivers = common::bridge_driver(&app, n, WINDOW, &window);
     sink.wait(PHASE_TIMEOUT).await;
     let elapsed = start.elapsed();
     for d in drivers {
@@ -418,7 +396,7 @@ spring:
             .await?
     };
     let start = Instant::now();
-    let drivers = bridge_driver(&app, n, &window);
+    let drivers = common::bridge_driver(&app, n, WINDOW, &window);
     tokio::time::timeout(PHASE_TIMEOUT, done.notified()).await?;
     let elapsed = start.elapsed();
     for d in drivers {

@@ -147,6 +147,30 @@ impl LatencySink {
     }
 }
 
+/// `window` senders through the app's `StreamBridge` to the output binding `load`, each
+/// sending its share of `n` 1 KiB events as the window's permits allow.
+pub fn bridge_driver(
+    app: &cloud_stream::RunningApp,
+    n: usize,
+    window: usize,
+    permits: &Arc<tokio::sync::Semaphore>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..window)
+        .map(|k| {
+            let (bridge, w) = (app.bridge(), Arc::clone(permits));
+            tokio::spawn(async move {
+                for id in (k..n).step_by(window) {
+                    w.acquire().await.expect("window").forget();
+                    bridge
+                        .send("load", &Event::kib(id as u64))
+                        .await
+                        .expect("bridge send");
+                }
+            })
+        })
+        .collect()
+}
+
 /// Throughput and latency of one phase.
 #[derive(Debug, Clone)]
 pub struct PhaseResult {

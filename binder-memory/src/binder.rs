@@ -844,7 +844,6 @@ impl BinderFactory for MemoryBinderFactory {
 mod replay_tests {
     use super::*;
     use bytes::Bytes;
-    use stream_core::binder::Subscription as _;
 
     fn spec(start_offset: Option<&str>) -> ConsumerSpec {
         ConsumerSpec {
