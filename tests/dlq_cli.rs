@@ -1,8 +1,10 @@
-//! `cloud-stream dlq list|peek` against RabbitMQ and SQS (moto), as `scripts/brokers` starts
+//! `cloud-stream dlq list|peek|replay|purge` against RabbitMQ and SQS (moto), as `scripts/brokers` starts
 //! them, and Kafka (librdkafka's mock cluster): an app
 //! dead-letters two messages, and the commands, run on the app's own configuration file,
 //! report them in the binding's DLQ and show them with Spring's error headers, leaving them
-//! there; a `--binding` the file does not have is a usage error.
+//! there; `replay` republishes them (one, then the rest in a run killed mid-way, losing
+//! nothing), `purge --yes` empties the DLQ; a `--binding` the file does not have is a usage
+//! error.
 //! An unreachable broker is skipped with a message, or fails under `CI=true`.
 
 #[path = "support/brokers.rs"]
@@ -160,5 +162,58 @@ async fn list_and_peek(yaml: &str, destination: &str, dlq: &str) {
     let unknown = cli(&["dlq", "list", path, "--binding", "nope-in-0"]);
     assert_eq!(unknown.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("fail-in-0"));
+    replay_and_purge(path);
     let _ = std::fs::remove_file(&file);
+}
+
+/// (dead letters, pending) of the file's one binding, per `dlq list`.
+fn counts(path: &str) -> (u64, u64) {
+    let out = cli(&["dlq", "list", path, "--format", "json"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let n = |k: &str| rows[0][k].as_u64().unwrap_or_else(|| panic!("{k}: {rows}"));
+    (n("dead_letters"), n("pending"))
+}
+
+/// With two dead letters in the DLQ (the app stopped): `replay --count 1` moves one back to
+/// the binding's queue; a replay killed (SIGKILL) as soon as it reports progress loses
+/// nothing; `purge` needs `--yes`, then empties the DLQ.
+fn replay_and_purge(path: &str) {
+    let one = cli(&["dlq", "replay", path, "--count", "1", "--format", "json"]);
+    let text = String::from_utf8_lossy(&one.stdout);
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let done: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(done[0]["count"], 1, "{done}");
+    assert_eq!(counts(path), (1, 1), "one replayed to the binding's queue");
+
+    let mut killed = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-stream"))
+        .args(["dlq", "replay", path])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run cloud-stream");
+    let stderr = killed.stderr.take().expect("stderr");
+    let _ = std::io::BufRead::lines(std::io::BufReader::new(stderr)).next();
+    let _ = killed.kill();
+    let _ = killed.wait();
+    let (dead, pending) = counts(path);
+    assert!(
+        dead + pending >= 2 && dead + pending <= 3,
+        "an interrupted replay loses nothing (at most one republished twice): {dead} dead, {pending} pending"
+    );
+
+    let refused = cli(&["dlq", "purge", path]);
+    assert_eq!(refused.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    let purge = cli(&["dlq", "purge", path, "--yes", "--format", "json"]);
+    assert!(
+        purge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purge.stderr)
+    );
+    let purged: Value = serde_json::from_slice(&purge.stdout).expect("json");
+    assert_eq!(purged[0]["count"], dead, "{purged}");
+    assert_eq!(counts(path).0, 0, "the DLQ is empty");
 }

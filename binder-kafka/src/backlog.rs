@@ -1,4 +1,4 @@
-//! Reading a binding's queues from outside: a group's lag on a topic and a topic's depth
+//! Reading a binding's queues from outside: a group's lag on a topic
 //! (from the brokers' watermarks and the group's committed offsets), and the first records of
 //! a topic (for `dlq peek`). Blocking calls: run them on a blocking thread.
 
@@ -24,16 +24,6 @@ fn partitions<C: ClientContext>(client: &Client<C>, topic: &str) -> Option<Vec<i
 
 fn count(from: i64, high: i64) -> u64 {
     u64::try_from(high.saturating_sub(from)).unwrap_or(0)
-}
-
-/// Records retained in `topic`: high minus low watermark, summed over its partitions.
-pub fn depth<C: ClientContext>(client: &Client<C>, topic: &str) -> Option<u64> {
-    let mut total = 0u64;
-    for p in partitions(client, topic)? {
-        let (low, high) = client.fetch_watermarks(topic, p, TIMEOUT).ok()?;
-        total = total.saturating_add(count(low, high));
-    }
-    Some(total)
 }
 
 /// The lag on `topic` of the group `config` names (`group.id`): per partition, the high

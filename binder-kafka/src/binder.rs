@@ -11,7 +11,8 @@ use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::ClientConfig;
 use stream_core::binder::{
     Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
-    Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
+    DeadLetterSource, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress,
+    Subscription,
 };
 use stream_core::config::Schema;
 use stream_core::expr::Expression;
@@ -31,6 +32,10 @@ pub const BINDER_TYPE: &str = "kafka";
 /// The producers' default `message.max.bytes` (librdkafka's default, close to Kafka's 1 MiB
 /// broker limit); raise it with `producer-properties` where the broker allows more.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// The consumer group `cloud-stream dlq replay|purge` reads DLQ topics as: its committed
+/// offsets mark how far replays and purges got.
+pub const DLQ_READER_GROUP: &str = "cloud-stream-dlq";
 
 /// The capability manifest of the Kafka binder.
 pub fn capabilities() -> Capabilities {
@@ -468,15 +473,35 @@ impl Binder for KafkaBinder {
         let (Some(g), Ok(dlq)) = (group, self.dlq_topic(destination, group, spec)) else {
             return Backlog::default();
         };
-        let group_id = BTreeMap::from([("group.id".to_owned(), g.to_owned())]);
-        let config = client_config(&self.cfg, &[&self.cfg.consumer_properties, &group_id]);
-        let (topic, meta) = (destination.to_owned(), self.meta.clone());
+        let as_group = |g: &str| {
+            let group_id = BTreeMap::from([("group.id".to_owned(), g.to_owned())]);
+            client_config(&self.cfg, &[&self.cfg.consumer_properties, &group_id])
+        };
+        let (config, dlq_reader) = (as_group(g), as_group(DLQ_READER_GROUP));
+        let topic = destination.to_owned();
+        // Dead letters not replayed or purged yet: the DLQ reader group's lag (the whole
+        // topic while it has committed nothing).
         tokio::task::spawn_blocking(move || Backlog {
             pending: crate::backlog::lag(&config, &topic),
-            dead_letters: dlq.and_then(|t| crate::backlog::depth(meta.client(), &t)),
+            dead_letters: dlq.and_then(|t| crate::backlog::lag(&dlq_reader, &t)),
         })
         .await
         .unwrap_or_default()
+    }
+
+    /// The DLQ topic, read by group `cloud-stream-dlq` (its committed offsets are how far
+    /// replays and purges got).
+    fn dead_letter_source(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Option<DeadLetterSource> {
+        Some(DeadLetterSource {
+            destination: self.dlq_topic(destination, group, spec).ok()??,
+            group: Some(DLQ_READER_GROUP.to_owned()),
+            consumer: serde_json::json!({}),
+        })
     }
 
     async fn peek_dead_letters(

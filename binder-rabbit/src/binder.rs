@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use stream_core::binder::{
     Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
-    Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
+    DeadLetterSource, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress,
+    Subscription,
 };
 use stream_core::config::Schema;
 use stream_core::message::RawMessage;
@@ -221,6 +222,26 @@ impl Binder for RabbitBinder {
             pending: ready_messages(&live, &plan.queue).await,
             dead_letters,
         }
+    }
+
+    /// The DLQ itself, consumed through the dead-letter exchange (Spring's documented pattern).
+    fn dead_letter_source(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Option<DeadLetterSource> {
+        let dl = group_queues(destination, group?, spec).ok()?.dead_letter?;
+        Some(DeadLetterSource {
+            destination: dl.exchange,
+            group: Some(dl.queue),
+            consumer: serde_json::json!({
+                "queue-name-group-only": true,
+                "exchange-type": "direct",
+                "binding-routing-key": dl.routing_key,
+                "auto-bind-dlq": false,
+            }),
+        })
     }
 
     async fn peek_dead_letters(

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use stream_core::binder::{
     Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
-    Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress, Subscription,
+    DeadLetterSource, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress,
+    Subscription,
 };
 use stream_core::config::redact_uris;
 use stream_core::config::schema::Schema;
@@ -384,6 +385,22 @@ impl Binder for SqsBinder {
             pending: self.visible_messages(&queue).await,
             dead_letters: self.visible_messages(&naming::dlq(&queue)).await,
         }
+    }
+
+    /// The DLQ, consumed as a queue (`destination-mode: sqs`).
+    fn dead_letter_source(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+    ) -> Option<DeadLetterSource> {
+        let dlq = naming::dlq(&self.consumed_queue(destination, group, spec).ok()??);
+        let prefix = &self.clients.settings.name_prefix;
+        Some(DeadLetterSource {
+            destination: dlq.strip_prefix(prefix.as_str()).unwrap_or(&dlq).to_owned(),
+            group: None,
+            consumer: serde_json::json!({ "destination-mode": "sqs" }),
+        })
     }
 
     async fn peek_dead_letters(

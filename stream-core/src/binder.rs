@@ -172,6 +172,19 @@ impl ConsumerSpec {
     }
 }
 
+/// A subscription that reads a binding's dead letters ([`Binder::dead_letter_source`]): bind
+/// it with [`Binder::bind_consumer`] (`destination`, `group`, and `consumer` as the spec's
+/// binder properties).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetterSource {
+    /// The destination to consume.
+    pub destination: String,
+    /// The group to consume it as.
+    pub group: Option<String>,
+    /// Binder-specific consumer properties (a JSON object).
+    pub consumer: serde_json::Value,
+}
+
 /// Routing of one outbound message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Route {
@@ -221,6 +234,28 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// Removes what dead-lettering added: the headers [`DeadLetter::stamp`] and the binders
+    /// write (`x-original-*`, `x-exception-*`) and RabbitMQ's own (`x-death`,
+    /// `x-first-death-*`, `x-last-death-*`), so a replayed message looks as it did first.
+    pub fn strip(headers: &mut crate::message::Headers) {
+        const ADDED: &[&str] = &[
+            "x-original-",
+            "x-exception-",
+            "x-death",
+            "x-first-death-",
+            "x-last-death-",
+        ];
+        let names: Vec<String> = headers
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| ADDED.iter().any(|p| name.starts_with(p)))
+            .map(str::to_owned)
+            .collect();
+        for name in names {
+            headers.remove(&name);
+        }
+    }
+
     /// Writes the dead-letter headers every binder carries, in Spring's names: where the
     /// message was consumed (`x-original-topic`, `x-original-group`), the error
     /// (`x-exception-message`, `x-exception-stacktrace`, `x-exception-kind`) and
@@ -354,6 +389,19 @@ pub trait Binder: Send + Sync {
         _spec: &ConsumerSpec,
     ) -> Backlog {
         Backlog::default()
+    }
+
+    /// How to consume the consumer binding's dead letters as an ordinary subscription (the
+    /// README's "Consuming dead letters" table): for `cloud-stream dlq replay|purge`, which
+    /// settle each one only after it was republished. `None` (the default): the binding has no
+    /// dead-letter queue this binder can consume.
+    fn dead_letter_source(
+        &self,
+        _destination: &str,
+        _group: Option<&str>,
+        _spec: &ConsumerSpec,
+    ) -> Option<DeadLetterSource> {
+        None
     }
 
     /// Up to `count` messages of the consumer binding's dead-letter queue, oldest first, left

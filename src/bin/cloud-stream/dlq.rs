@@ -1,7 +1,7 @@
-//! `cloud-stream dlq list|peek`: every input binding's dead-letter queue, how many messages it
-//! holds, and what they are (left in place), asked of the brokers the configuration names (the
-//! same binders, with the same environment and credentials, as the application; nothing in
-//! arguments).
+//! `cloud-stream dlq list|peek|replay|purge`: every input binding's dead-letter queue, how many
+//! messages it holds, what they are (left in place), and republishing or deleting them, asked
+//! of the brokers the configuration names (the same binders, with the same environment and
+//! credentials, as the application; nothing in arguments).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +12,7 @@ use cloud_stream::binding::Direction;
 use cloud_stream::config::LoadedConfig;
 use cloud_stream::message::RawMessage;
 use cloud_stream::plan::{resolve_binding, EffectiveBinding, Plan};
+use cloud_stream::runtime::dead_letters::{self, Action};
 use cloud_stream::runtime::BACKLOG_TIMEOUT;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -103,6 +104,105 @@ pub async fn list(
         rows
     })
     .await
+}
+
+/// What `dlq replay|purge` did for one binding on one destination (a `--format json` element).
+#[derive(Debug, Serialize)]
+pub struct Drained {
+    /// The binding's name.
+    pub binding: String,
+    /// The destination it consumes.
+    pub destination: String,
+    /// Its dead-letter queue or topic.
+    pub dlq: Option<String>,
+    /// Where the dead letters were republished (`null` for a purge).
+    pub to: Option<String>,
+    /// How many were republished (or deleted).
+    pub count: u64,
+}
+
+/// Replays (to `to`, else each binding's own destination) or, with `purge`, deletes up to
+/// `count` dead letters of each input binding (only `only`, when given), printing progress on
+/// stderr. Each is removed from its DLQ only after its republish was confirmed.
+pub async fn drain(
+    loaded: &LoadedConfig,
+    plan: &Plan,
+    only: Option<&str>,
+    count: Option<u64>,
+    to: Option<&str>,
+    purge: bool,
+) -> Result<Vec<Drained>, String> {
+    let verb = if purge { "purged" } else { "replayed" };
+    with_inputs(loaded, plan, only, async |inputs: &[Input]| {
+        let mut out = Vec::new();
+        for Input { eff, dlq, binder } in inputs {
+            let spec = eff.consumer_spec();
+            for destination in &eff.destinations {
+                let group = eff.group.as_deref();
+                let depth = binder.backlog(destination, group, &spec);
+                let depth = tokio::time::timeout(BACKLOG_TIMEOUT, depth)
+                    .await
+                    .unwrap_or_default()
+                    .dead_letters;
+                let max = count.unwrap_or(u64::MAX).min(depth.unwrap_or(u64::MAX));
+                let target = to.unwrap_or(destination);
+                let mut done = 0;
+                if max > 0 && dlq.is_some() {
+                    let action = match purge {
+                        true => Action::Purge,
+                        false => Action::Replay { to: target },
+                    };
+                    let of = depth
+                        .map(|d| format!(" of {}", d.min(max)))
+                        .unwrap_or_default();
+                    let progress = |n: u64| {
+                        if n == 1 || n % 100 == 0 || n == max {
+                            eprintln!("{} ({destination}): {verb} {n}{of}", eff.name);
+                        }
+                    };
+                    done = dead_letters::drain(
+                        binder.as_ref(),
+                        (destination, group, &spec),
+                        action,
+                        max,
+                        progress,
+                    )
+                    .await
+                    .map_err(|e| format!("{} ({destination}): {e}", eff.name))?;
+                }
+                out.push(Drained {
+                    binding: eff.name.clone(),
+                    destination: destination.clone(),
+                    dlq: dlq.clone(),
+                    to: (!purge).then(|| target.to_owned()),
+                    count: done,
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await?
+}
+
+/// What `dlq replay|purge` did, as text.
+pub fn drained_text(all: &[Drained]) -> String {
+    let mut out = String::new();
+    for d in all {
+        let dlq = d.dlq.as_deref().unwrap_or("(no DLQ)");
+        let _ = match &d.to {
+            Some(to) => writeln!(
+                out,
+                "{} ({}): replayed {} from {dlq} to {to}",
+                d.binding, d.destination, d.count
+            ),
+            None => writeln!(
+                out,
+                "{} ({}): purged {} from {dlq}",
+                d.binding, d.destination, d.count
+            ),
+        };
+    }
+    out
 }
 
 /// Dead letters of one binding on one destination (a `dlq peek --format json` element).

@@ -13,7 +13,10 @@
 //!   text|json]`: every input binding's dead-letter queue and how many messages it holds (and
 //!   how many wait for the binding itself), asked of the brokers with the application's own
 //!   binder configuration; `dlq peek ... [--count N]` shows up to N dead letters per binding
-//!   (headers and payload) and leaves them in place.
+//!   (headers and payload) and leaves them in place; `dlq replay ... [--count N] [--to D]`
+//!   republishes them (dead-letter headers removed) to the binding's destination or `D`,
+//!   removing each from the DLQ only once the broker confirmed it; `dlq purge ... --yes
+//!   [--count N]` deletes them.
 //!
 //! Exit codes: 0 success (and `--help`, `--version`); 1 a broker could not be asked (`dlq`);
 //! 2 the configuration is invalid, a missing or unreadable file included; 64 (`EX_USAGE`) the
@@ -109,6 +112,47 @@ enum DlqAction {
         /// How many messages per binding.
         #[arg(long, default_value_t = 10)]
         count: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
+    },
+    /// Republishes dead letters (error headers removed) to the binding's destination (or
+    /// --to); each leaves the DLQ only once the broker confirmed its republish.
+    Replay {
+        /// The application.yaml.
+        file: PathBuf,
+        /// Active profile (repeatable).
+        #[arg(long = "profile", short = 'p')]
+        profiles: Vec<String>,
+        /// Only this input binding.
+        #[arg(long)]
+        binding: Option<String>,
+        /// At most this many per binding (default: all).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Republish to this destination instead of the binding's.
+        #[arg(long)]
+        to: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
+    },
+    /// Deletes dead letters (asks for --yes).
+    Purge {
+        /// The application.yaml.
+        file: PathBuf,
+        /// Active profile (repeatable).
+        #[arg(long = "profile", short = 'p')]
+        profiles: Vec<String>,
+        /// Only this input binding.
+        #[arg(long)]
+        binding: Option<String>,
+        /// At most this many per binding (default: all).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Yes, delete them.
+        #[arg(long)]
+        yes: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = TableFormat::Text)]
         format: TableFormat,
@@ -221,6 +265,12 @@ fn usage(e: &clap::Error) -> ExitCode {
 enum DlqWork {
     List,
     Peek(usize),
+    /// Replay (`to`: elsewhere) or purge, at most `count` per binding.
+    Drain {
+        count: Option<u64>,
+        to: Option<String>,
+        purge: bool,
+    },
 }
 
 /// `dlq list|peek`: loads the configuration, checks `--binding`, connects the configured
@@ -265,6 +315,11 @@ fn dlq(
             DlqWork::Peek(count) => dlq::peek(&loaded, &plan, only, count)
                 .await
                 .and_then(|all| render(format, &all, || dlq::peeked_text(&all))),
+            DlqWork::Drain { count, to, purge } => {
+                dlq::drain(&loaded, &plan, only, count, to.as_deref(), purge)
+                    .await
+                    .and_then(|all| render(format, &all, || dlq::drained_text(&all)))
+            }
         }
     });
     match rendered {
@@ -378,6 +433,40 @@ fn main() -> ExitCode {
                 count,
                 format,
             } => dlq(file, profiles, binding, format, DlqWork::Peek(count)),
+            DlqAction::Replay {
+                file,
+                profiles,
+                binding,
+                count,
+                to,
+                format,
+            } => {
+                let work = DlqWork::Drain {
+                    count,
+                    to,
+                    purge: false,
+                };
+                dlq(file, profiles, binding, format, work)
+            }
+            DlqAction::Purge { yes: false, .. } => {
+                eprintln!("dlq purge deletes dead letters for good: run it again with --yes (`dlq peek` shows them first)");
+                ExitCode::from(USAGE)
+            }
+            DlqAction::Purge {
+                file,
+                profiles,
+                binding,
+                count,
+                format,
+                ..
+            } => {
+                let work = DlqWork::Drain {
+                    count,
+                    to: None,
+                    purge: true,
+                };
+                dlq(file, profiles, binding, format, work)
+            }
         },
     }
 }

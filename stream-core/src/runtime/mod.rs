@@ -2,6 +2,7 @@
 
 pub(crate) mod binders;
 pub mod control;
+pub mod dead_letters;
 pub(crate) mod inbox;
 pub(crate) mod input;
 pub mod output;
