@@ -106,6 +106,71 @@ async fn app_on(binder: &str, dest: &str) -> RunningApp {
         .unwrap_or_else(|e| panic!("app starts: {e}"))
 }
 
+/// A payload type declared with `payload_schema` (schemars, opt-in).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct Order {
+    id: u64,
+    items: Vec<Item>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Item {
+    sku: String,
+    qty: u32,
+}
+
+/// `/actuator/asyncapi` serves the running app's AsyncAPI document with the payload schemas
+/// the application declared (nested types inline), and the official AsyncAPI 3.0 schema
+/// accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncapi_endpoint_carries_declared_payload_schemas() {
+    let yaml = "management.server: { port: 0, address: 127.0.0.1 }\nmanagement.endpoints.web.exposure.include: asyncapi\nspring.application.name: orders\nspring.cloud.function.definition: take\nspring.cloud.stream.bindings.take-in-0: { destination: orders, group: g }\n";
+    let app = StreamApp::builder()
+        .env(Default::default())
+        .config_yaml(yaml)
+        .consumer("take", |_: serde_json::Value| async { Ok(()) })
+        .payload_schema::<Order>("take-in-0")
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("app starts: {e}"));
+    let (status, doc) = json(&app, "GET", "/actuator/asyncapi", "").await;
+    app.shutdown().await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["info"]["title"], "orders");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/asyncapi/3.0.0-without-id.json"
+        ))
+        .expect("schema"),
+    )
+    .expect("schema json");
+    let validator = jsonschema::validator_for(&schema).expect("the AsyncAPI schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{doc}");
+    let payloads: Vec<&Value> = doc["channels"]
+        .as_object()
+        .into_iter()
+        .flat_map(|c| c.values())
+        .flat_map(|c| {
+            c["messages"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+        })
+        .filter_map(|m| m.get("payload"))
+        .collect();
+    assert!(!payloads.is_empty(), "{doc}");
+    let order = payloads[0];
+    assert_eq!(order["title"], "Order", "{order}");
+    assert_eq!(
+        order["properties"]["items"]["items"]["properties"]["sku"]["type"], "string",
+        "{order}"
+    );
+}
+
 /// Everything the endpoints promise, on one app; the backlog scenario where `backlog` says so.
 async fn endpoints_work(app: RunningApp, backlog: bool) {
     let (status, health) = json(&app, "GET", "/actuator/health", "").await;

@@ -22,6 +22,13 @@ pub struct App {
     pub plan: Plan,
     /// The Prometheus recorder's handle, when this process installed it.
     pub metrics: Option<PrometheusHandle>,
+    /// The application's AsyncAPI document (with its declared payload schemas).
+    pub asyncapi: Arc<Value>,
+}
+
+/// `GET /asyncapi`: the AsyncAPI 3.0 document of the running bindings.
+pub async fn asyncapi(State(app): Shared) -> Response {
+    Json(app.asyncapi.as_ref().clone()).into_response()
 }
 
 type Shared = State<Arc<App>>;

@@ -92,6 +92,9 @@ fn router(settings: &Settings, app: Arc<endpoints::App>) -> Router {
     if settings.exposes("prometheus") {
         routes = routes.route("/prometheus", get(endpoints::prometheus));
     }
+    if settings.exposes("asyncapi") {
+        routes = routes.route("/asyncapi", get(endpoints::asyncapi));
+    }
     if settings.exposes("topology") {
         routes = routes
             .route("/topology", get(endpoints::topology_page))
@@ -136,6 +139,7 @@ impl AppExtension for Actuator {
         let state = Arc::new(endpoints::App {
             bindings: app.bindings(),
             plan: app.plan().clone(),
+            asyncapi: Arc::new(app.asyncapi().clone()),
             metrics: settings.reads_metrics().then(recorder).flatten(),
         });
         let routes = router(&settings, state);

@@ -6,7 +6,7 @@ use serde_json::Value;
 use stream_core::Error;
 
 /// The endpoints the actuator serves.
-pub const ENDPOINTS: &[&str] = &["health", "bindings", "prometheus", "topology"];
+pub const ENDPOINTS: &[&str] = &["health", "bindings", "prometheus", "topology", "asyncapi"];
 
 /// `management.*` as the actuator uses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,7 +135,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.port, Some(8081));
         assert_eq!(s.base_path, "/manage");
-        assert_eq!(s.exposed, ["health", "bindings", "topology"]);
+        assert_eq!(s.exposed, ["health", "bindings", "topology", "asyncapi"]);
     }
 
     #[test]

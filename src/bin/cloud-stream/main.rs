@@ -190,24 +190,15 @@ const INVALID: u8 = 2;
 const USAGE: u8 = 64;
 
 /// The AsyncAPI document of `plan`: titled `spring.application.name` (else the file's
-/// stem), versioned `info.app.version` (else `0.0.0`).
+/// stem), versioned `info.app.version` (else `0.0.0`); no payload schemas (the handlers' types
+/// are not in the file).
 fn asyncapi(file: &Path, loaded: &LoadedConfig, plan: &Plan) -> serde_json::Value {
-    let text = |path: &str| {
-        path.split('.')
-            .try_fold(&loaded.root, |v, k| v.get(k))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let info = AsyncApiInfo {
-        title: text("spring.application.name")
-            .or(stem)
-            .unwrap_or_else(|| "application".to_owned()),
-        version: text("info.app.version").unwrap_or_else(|| "0.0.0".to_owned()),
-    };
+    let info =
+        AsyncApiInfo::from_properties(&loaded.root, stem.as_deref().unwrap_or("application"));
     let registry = cloud_stream::binder_registry();
     let servers = plan.servers(&loaded.config, &loaded.root, &registry);
-    plan.asyncapi(&info, &servers)
+    plan.asyncapi(&info, &servers, &Default::default())
 }
 
 fn load(file: PathBuf, profiles: Vec<String>) -> Result<(LoadedConfig, Plan), Vec<String>> {

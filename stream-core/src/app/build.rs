@@ -21,7 +21,7 @@ use crate::convert::CodecRegistry;
 use crate::error::Error;
 use crate::expr::Expression;
 use crate::function::{CallContext, Pipeline, RouterFunction};
-use crate::plan::{build_plan, resolve_binding, EffectiveBinding, Plan};
+use crate::plan::{build_plan, resolve_binding, AsyncApiInfo, EffectiveBinding, Plan};
 use crate::runtime::binders::connect_all;
 use crate::runtime::control::{BindingEntry, BindingState, BindingsHandle};
 use crate::runtime::input::{InputProcessor, InputRun};
@@ -52,7 +52,11 @@ pub(super) async fn run(app: StreamAppBuilder) -> Result<RunningApp, Error> {
     for io in ios {
         wiring.bind(io).await?;
     }
+    let info = AsyncApiInfo::from_properties(&loaded.root, "application");
+    let servers = plan.servers(&config, &loaded.root, &app.binders);
+    let asyncapi = plan.asyncapi(&info, &servers, &app.payloads);
     let mut running = wiring.start(plan, bridge, app.shutdown_timeout, loaded.root);
+    running.asyncapi = Arc::new(asyncapi);
     for extension in &app.extensions {
         match extension.start(&running).await {
             Ok(guard) => running.extensions.extend(guard),
@@ -444,6 +448,7 @@ impl Wiring {
             shutdown_timeout,
             properties: Arc::new(properties),
             extensions: Vec::new(),
+            asyncapi: Arc::default(),
         }
     }
 }

@@ -59,6 +59,7 @@ pub struct StreamAppBuilder {
     codecs: CodecRegistry,
     shutdown_timeout: Duration,
     extensions: Vec<Arc<dyn AppExtension>>,
+    payloads: crate::plan::PayloadSchemas,
 }
 
 impl Default for StreamAppBuilder {
@@ -94,7 +95,18 @@ impl StreamAppBuilder {
             codecs: CodecRegistry::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             extensions: Vec::new(),
+            payloads: Default::default(),
         }
+    }
+
+    /// Declares binding `binding`'s payload type for the AsyncAPI document
+    /// ([`RunningApp::asyncapi`], the actuator's `/actuator/asyncapi`): its JSON schema, from
+    /// `schemars`, becomes the binding's message payload. Opt-in; a binding the application
+    /// does not have is ignored.
+    pub fn payload_schema<T: schemars::JsonSchema>(mut self, binding: &str) -> Self {
+        self.payloads
+            .insert(binding.to_owned(), crate::plan::payload_schema::<T>());
+        self
     }
 
     /// Reads `application.yaml` (and `application-<profile>.yaml` beside it).
@@ -284,6 +296,7 @@ impl Clone for StreamAppBuilder {
             codecs: self.codecs.clone(),
             shutdown_timeout: self.shutdown_timeout,
             extensions: self.extensions.clone(),
+            payloads: self.payloads.clone(),
         }
     }
 }
@@ -316,6 +329,7 @@ pub struct RunningApp {
     shutdown_timeout: Duration,
     properties: Arc<serde_json::Value>,
     extensions: Vec<ExtensionGuard>,
+    asyncapi: Arc<serde_json::Value>,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -352,6 +366,12 @@ impl RunningApp {
     /// kebab-case): where extensions read their own settings (e.g. `management.*`).
     pub fn properties(&self) -> &serde_json::Value {
         &self.properties
+    }
+
+    /// The AsyncAPI 3.0 document of the running bindings, with the payload schemas declared
+    /// with [`StreamAppBuilder::payload_schema`] (titled `spring.application.name`).
+    pub fn asyncapi(&self) -> &serde_json::Value {
+        &self.asyncapi
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.

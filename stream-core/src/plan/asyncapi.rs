@@ -4,8 +4,9 @@
 //! Channel and operation ids are the names with anything outside `[A-Za-z0-9_.-]` replaced,
 //! made unique.
 //!
-//! Payload schemas are not included: `plan` reads configuration only, and the handler types
-//! live in the application's code.
+//! Payload schemas come from the application (opt-in, `StreamAppBuilder::payload_schema`,
+//! served by the running app and the actuator's `/actuator/asyncapi`): `cloud-stream asyncapi`
+//! reads configuration only and cannot see the handlers' types.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,40 @@ pub struct AsyncApiInfo {
     pub title: String,
     /// Its version (`info.version`).
     pub version: String,
+}
+
+/// JSON schemas of message payloads, by binding name (what `StreamAppBuilder::payload_schema`
+/// registered).
+pub type PayloadSchemas = BTreeMap<String, Value>;
+
+impl AsyncApiInfo {
+    /// Titled `spring.application.name` (else `fallback`), versioned `info.app.version` (else
+    /// `0.0.0`), read from the application's property tree.
+    pub fn from_properties(root: &Value, fallback: &str) -> Self {
+        let text = |path: &str| {
+            path.split('.')
+                .try_fold(root, |v, k| v.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        AsyncApiInfo {
+            title: text("spring.application.name").unwrap_or_else(|| fallback.to_owned()),
+            version: text("info.app.version").unwrap_or_else(|| "0.0.0".to_owned()),
+        }
+    }
+}
+
+/// The JSON schema of `T` as an AsyncAPI payload: draft-07 (AsyncAPI's schema dialect), with
+/// every subschema inline (the document has no `$defs` for references to point to).
+pub fn payload_schema<T: schemars::JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft07()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("$schema");
+    }
+    schema
 }
 
 /// Ids already given out, so that two names that sanitise alike get distinct ids.
@@ -64,9 +99,19 @@ struct Doc {
 impl Doc {
     /// The channel for `address` on `binder` (created on first use) with a message of
     /// `content_type`; returns the references to the channel and to its message.
-    fn channel(&mut self, binder: &str, address: &str, content_type: &str) -> (Value, Value) {
+    fn channel(
+        &mut self,
+        binder: &str,
+        address: &str,
+        content_type: &str,
+        payload: Option<&Value>,
+    ) -> (Value, Value) {
         let id = self.channel_ids.of(&format!("{binder}/{address}"));
-        let message = self.channel_ids.of(&format!("message {content_type}"));
+        let title = payload.and_then(|p| p.get("title")).and_then(Value::as_str);
+        let message = match title {
+            Some(t) => self.channel_ids.of(&format!("{t} {content_type}")),
+            None => self.channel_ids.of(&format!("message {content_type}")),
+        };
         let server = self.server_ids.of(binder);
         let channel = self.channels.entry(id.clone()).or_insert_with(|| {
             json!({
@@ -75,7 +120,11 @@ impl Doc {
                 "messages": {},
             })
         });
-        channel["messages"][&message] = json!({ "contentType": content_type });
+        let mut m = json!({ "contentType": content_type });
+        if let Some(p) = payload {
+            m["payload"] = p.clone();
+        }
+        channel["messages"][&message] = m;
         (
             json!({"$ref": format!("#/channels/{id}")}),
             json!({"$ref": format!("#/channels/{id}/messages/{message}")}),
@@ -114,17 +163,20 @@ impl Plan {
             .collect()
     }
 
-    /// The AsyncAPI 3.0 document of this plan, with `servers` from [`Plan::servers`].
+    /// The AsyncAPI 3.0 document of this plan, with `servers` from [`Plan::servers`] and the
+    /// bindings' payload schemas where known.
     pub fn asyncapi(
         &self,
         info: &AsyncApiInfo,
         servers: &BTreeMap<String, ServerAddress>,
+        payloads: &PayloadSchemas,
     ) -> Value {
         let mut doc = Doc::default();
         for b in &self.bindings {
             let input = b.direction == "input";
+            let payload = payloads.get(&b.name);
             for (i, d) in b.destinations.iter().enumerate() {
-                let (channel, message) = doc.channel(&b.binder, d, &b.content_type);
+                let (channel, message) = doc.channel(&b.binder, d, &b.content_type, payload);
                 let mut op = json!({
                     "action": if input { "receive" } else { "send" },
                     "channel": channel,
@@ -144,7 +196,7 @@ impl Plan {
                 doc.operation(&name, op);
             }
             if let Some(dlq) = &b.dlq {
-                let (channel, message) = doc.channel(&b.binder, dlq, &b.content_type);
+                let (channel, message) = doc.channel(&b.binder, dlq, &b.content_type, payload);
                 doc.operation(
                     &format!("{} dead letters", b.name),
                     json!({

@@ -19,7 +19,7 @@ use crate::config::{
 mod asyncapi;
 mod graph;
 
-pub use asyncapi::AsyncApiInfo;
+pub use asyncapi::{payload_schema, AsyncApiInfo, PayloadSchemas};
 pub use graph::{FlowEdge, FlowGraph, FlowNode, NodeKind};
 
 /// Binding names are resolved against configuration that names no binder.
