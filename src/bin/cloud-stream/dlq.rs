@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use cloud_stream::binder::{Binder, BinderEnvironment};
+use cloud_stream::binder::{Backlog, Binder, BinderEnvironment, ConsumerSpec};
 use cloud_stream::binding::Direction;
 use cloud_stream::config::LoadedConfig;
 use cloud_stream::message::RawMessage;
@@ -75,6 +75,30 @@ async fn with_inputs<T>(
     Ok(out)
 }
 
+/// What the binder counts for the binding (nothing known when it does not answer in time).
+async fn backlog(
+    binder: &dyn Binder,
+    destination: &str,
+    group: Option<&str>,
+    spec: &ConsumerSpec,
+) -> Backlog {
+    tokio::time::timeout(BACKLOG_TIMEOUT, binder.backlog(destination, group, spec))
+        .await
+        .unwrap_or_default()
+}
+
+/// Each input with its consumer spec, once per destination it consumes.
+fn each_destination(inputs: &[Input]) -> impl Iterator<Item = (&Input, ConsumerSpec, &String)> {
+    inputs.iter().flat_map(|input| {
+        let spec = input.eff.consumer_spec();
+        input
+            .eff
+            .destinations
+            .iter()
+            .map(move |d| (input, spec.clone(), d))
+    })
+}
+
 /// The input bindings of `plan` (only `only`, when given) with their dead-letter depths.
 pub async fn list(
     loaded: &LoadedConfig,
@@ -83,23 +107,17 @@ pub async fn list(
 ) -> Result<Vec<DlqRow>, String> {
     with_inputs(loaded, plan, only, async |inputs: &[Input]| {
         let mut rows = Vec::new();
-        for Input { eff, dlq, binder } in inputs {
-            let spec = eff.consumer_spec();
-            for destination in &eff.destinations {
-                let count = binder.backlog(destination, eff.group.as_deref(), &spec);
-                let backlog = tokio::time::timeout(BACKLOG_TIMEOUT, count)
-                    .await
-                    .unwrap_or_default();
-                rows.push(DlqRow {
-                    binding: eff.name.clone(),
-                    destination: destination.clone(),
-                    group: eff.group.clone(),
-                    binder: eff.binder.clone(),
-                    dlq: dlq.clone(),
-                    dead_letters: backlog.dead_letters,
-                    pending: backlog.pending,
-                });
-            }
+        for (Input { eff, dlq, binder }, spec, destination) in each_destination(inputs) {
+            let backlog = backlog(binder.as_ref(), destination, eff.group.as_deref(), &spec).await;
+            rows.push(DlqRow {
+                binding: eff.name.clone(),
+                destination: destination.clone(),
+                group: eff.group.clone(),
+                binder: eff.binder.clone(),
+                dlq: dlq.clone(),
+                dead_letters: backlog.dead_letters,
+                pending: backlog.pending,
+            });
         }
         rows
     })
@@ -135,49 +153,44 @@ pub async fn drain(
     let verb = if purge { "purged" } else { "replayed" };
     with_inputs(loaded, plan, only, async |inputs: &[Input]| {
         let mut out = Vec::new();
-        for Input { eff, dlq, binder } in inputs {
-            let spec = eff.consumer_spec();
-            for destination in &eff.destinations {
-                let group = eff.group.as_deref();
-                let depth = binder.backlog(destination, group, &spec);
-                let depth = tokio::time::timeout(BACKLOG_TIMEOUT, depth)
-                    .await
-                    .unwrap_or_default()
-                    .dead_letters;
-                let max = count.unwrap_or(u64::MAX).min(depth.unwrap_or(u64::MAX));
-                let target = to.unwrap_or(destination);
-                let mut done = 0;
-                if max > 0 && dlq.is_some() {
-                    let action = match purge {
-                        true => Action::Purge,
-                        false => Action::Replay { to: target },
-                    };
-                    let of = depth
-                        .map(|d| format!(" of {}", d.min(max)))
-                        .unwrap_or_default();
-                    let progress = |n: u64| {
-                        if n == 1 || n % 100 == 0 || n == max {
-                            eprintln!("{} ({destination}): {verb} {n}{of}", eff.name);
-                        }
-                    };
-                    done = dead_letters::drain(
-                        binder.as_ref(),
-                        (destination, group, &spec),
-                        action,
-                        max,
-                        progress,
-                    )
-                    .await
-                    .map_err(|e| format!("{} ({destination}): {e}", eff.name))?;
-                }
-                out.push(Drained {
-                    binding: eff.name.clone(),
-                    destination: destination.clone(),
-                    dlq: dlq.clone(),
-                    to: (!purge).then(|| target.to_owned()),
-                    count: done,
-                });
+        for (Input { eff, dlq, binder }, spec, destination) in each_destination(inputs) {
+            let group = eff.group.as_deref();
+            let depth = backlog(binder.as_ref(), destination, group, &spec)
+                .await
+                .dead_letters;
+            let max = count.unwrap_or(u64::MAX).min(depth.unwrap_or(u64::MAX));
+            let target = to.unwrap_or(destination);
+            let mut done = 0;
+            if max > 0 && dlq.is_some() {
+                let action = match purge {
+                    true => Action::Purge,
+                    false => Action::Replay { to: target },
+                };
+                let of = depth
+                    .map(|d| format!(" of {}", d.min(max)))
+                    .unwrap_or_default();
+                let progress = |n: u64| {
+                    if n == 1 || n % 100 == 0 || n == max {
+                        eprintln!("{} ({destination}): {verb} {n}{of}", eff.name);
+                    }
+                };
+                done = dead_letters::drain(
+                    binder.as_ref(),
+                    (destination, group, &spec),
+                    action,
+                    max,
+                    progress,
+                )
+                .await
+                .map_err(|e| format!("{} ({destination}): {e}", eff.name))?;
             }
+            out.push(Drained {
+                binding: eff.name.clone(),
+                destination: destination.clone(),
+                dlq: dlq.clone(),
+                to: (!purge).then(|| target.to_owned()),
+                count: done,
+            });
         }
         Ok(out)
     })
@@ -228,21 +241,18 @@ pub async fn peek(
 ) -> Result<Vec<Peeked>, String> {
     with_inputs(loaded, plan, only, async |inputs: &[Input]| {
         let mut out = Vec::new();
-        for Input { eff, dlq, binder } in inputs {
-            let spec = eff.consumer_spec();
-            for destination in &eff.destinations {
-                let group = eff.group.as_deref();
-                let messages = binder
-                    .peek_dead_letters(destination, group, &spec, count)
-                    .await
-                    .map_err(|e| format!("{}: {e}", eff.name))?;
-                out.push(Peeked {
-                    binding: eff.name.clone(),
-                    destination: destination.clone(),
-                    dlq: dlq.clone(),
-                    messages: messages.iter().map(message_json).collect(),
-                });
-            }
+        for (Input { eff, dlq, binder }, spec, destination) in each_destination(inputs) {
+            let group = eff.group.as_deref();
+            let messages = binder
+                .peek_dead_letters(destination, group, &spec, count)
+                .await
+                .map_err(|e| format!("{}: {e}", eff.name))?;
+            out.push(Peeked {
+                binding: eff.name.clone(),
+                destination: destination.clone(),
+                dlq: dlq.clone(),
+                messages: messages.iter().map(message_json).collect(),
+            });
         }
         Ok(out)
     })

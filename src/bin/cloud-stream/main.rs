@@ -81,81 +81,61 @@ enum Command {
     },
 }
 
+/// What every `dlq` command works on.
+#[derive(Debug, clap::Args)]
+struct DlqTarget {
+    /// The application.yaml.
+    file: PathBuf,
+    /// Active profile (repeatable).
+    #[arg(long = "profile", short = 'p')]
+    profiles: Vec<String>,
+    /// Only this input binding.
+    #[arg(long)]
+    binding: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    format: TableFormat,
+}
+
 /// What `dlq` does.
 #[derive(Debug, Subcommand)]
 enum DlqAction {
     /// Each input binding's dead-letter queue and its depth, from the brokers.
     List {
-        /// The application.yaml.
-        file: PathBuf,
-        /// Active profile (repeatable).
-        #[arg(long = "profile", short = 'p')]
-        profiles: Vec<String>,
-        /// Only this input binding.
-        #[arg(long)]
-        binding: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
-        format: TableFormat,
+        #[command(flatten)]
+        target: DlqTarget,
     },
     /// Up to --count dead letters of each input binding, with their error headers, left in
     /// place.
     Peek {
-        /// The application.yaml.
-        file: PathBuf,
-        /// Active profile (repeatable).
-        #[arg(long = "profile", short = 'p')]
-        profiles: Vec<String>,
-        /// Only this input binding.
-        #[arg(long)]
-        binding: Option<String>,
+        #[command(flatten)]
+        target: DlqTarget,
         /// How many messages per binding.
         #[arg(long, default_value_t = 10)]
         count: usize,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
-        format: TableFormat,
     },
     /// Republishes dead letters (error headers removed) to the binding's destination (or
     /// --to); each leaves the DLQ only once the broker confirmed its republish.
     Replay {
-        /// The application.yaml.
-        file: PathBuf,
-        /// Active profile (repeatable).
-        #[arg(long = "profile", short = 'p')]
-        profiles: Vec<String>,
-        /// Only this input binding.
-        #[arg(long)]
-        binding: Option<String>,
+        #[command(flatten)]
+        target: DlqTarget,
         /// At most this many per binding (default: all).
         #[arg(long)]
         count: Option<u64>,
         /// Republish to this destination instead of the binding's.
         #[arg(long)]
         to: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
-        format: TableFormat,
     },
     /// Deletes dead letters (asks for --yes).
     Purge {
-        /// The application.yaml.
-        file: PathBuf,
-        /// Active profile (repeatable).
-        #[arg(long = "profile", short = 'p')]
-        profiles: Vec<String>,
-        /// Only this input binding.
-        #[arg(long)]
-        binding: Option<String>,
+        #[command(flatten)]
+        target: DlqTarget,
         /// At most this many per binding (default: all).
         #[arg(long)]
         count: Option<u64>,
         /// Yes, delete them.
         #[arg(long)]
         yes: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
-        format: TableFormat,
     },
 }
 
@@ -264,15 +244,15 @@ enum DlqWork {
     },
 }
 
-/// `dlq list|peek`: loads the configuration, checks `--binding`, connects the configured
+/// `dlq list|peek|replay|purge`: loads the configuration, checks `--binding`, connects the configured
 /// binders and prints what they report.
-fn dlq(
-    file: PathBuf,
-    profiles: Vec<String>,
-    binding: Option<String>,
-    format: TableFormat,
-    work: DlqWork,
-) -> ExitCode {
+fn dlq(target: DlqTarget, work: DlqWork) -> ExitCode {
+    let DlqTarget {
+        file,
+        profiles,
+        binding,
+        format,
+    } = target;
     let (loaded, plan) = match load(file, profiles) {
         Ok(lp) => lp,
         Err(errors) => return report_errors(&errors),
@@ -411,52 +391,19 @@ fn main() -> ExitCode {
             Err(errors) => report_errors(&errors),
         },
         Command::Dlq { action } => match action {
-            DlqAction::List {
-                file,
-                profiles,
-                binding,
-                format,
-            } => dlq(file, profiles, binding, format, DlqWork::List),
-            DlqAction::Peek {
-                file,
-                profiles,
-                binding,
-                count,
-                format,
-            } => dlq(file, profiles, binding, format, DlqWork::Peek(count)),
-            DlqAction::Replay {
-                file,
-                profiles,
-                binding,
-                count,
-                to,
-                format,
-            } => {
-                let work = DlqWork::Drain {
-                    count,
-                    to,
-                    purge: false,
-                };
-                dlq(file, profiles, binding, format, work)
+            DlqAction::List { target } => dlq(target, DlqWork::List),
+            DlqAction::Peek { target, count } => dlq(target, DlqWork::Peek(count)),
+            DlqAction::Replay { target, count, to } => {
+                let purge = false;
+                dlq(target, DlqWork::Drain { count, to, purge })
             }
             DlqAction::Purge { yes: false, .. } => {
                 eprintln!("dlq purge deletes dead letters for good: run it again with --yes (`dlq peek` shows them first)");
                 ExitCode::from(USAGE)
             }
-            DlqAction::Purge {
-                file,
-                profiles,
-                binding,
-                count,
-                format,
-                ..
-            } => {
-                let work = DlqWork::Drain {
-                    count,
-                    to: None,
-                    purge: true,
-                };
-                dlq(file, profiles, binding, format, work)
+            DlqAction::Purge { target, count, .. } => {
+                let (to, purge) = (None, true);
+                dlq(target, DlqWork::Drain { count, to, purge })
             }
         },
     }
