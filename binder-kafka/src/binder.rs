@@ -17,6 +17,7 @@ use stream_core::binder::{
 use stream_core::config::Schema;
 use stream_core::expr::Expression;
 use stream_core::message::RawMessage;
+use stream_core::runtime::dead_letters::READER_GROUP;
 
 use crate::client::{client_config, create_error};
 use crate::config::{
@@ -32,10 +33,6 @@ pub const BINDER_TYPE: &str = "kafka";
 /// The producers' default `message.max.bytes` (librdkafka's default, close to Kafka's 1 MiB
 /// broker limit); raise it with `producer-properties` where the broker allows more.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
-
-/// The consumer group `cloud-stream dlq replay|purge` reads DLQ topics as: its committed
-/// offsets mark how far replays and purges got.
-pub const DLQ_READER_GROUP: &str = "cloud-stream-dlq";
 
 /// The capability manifest of the Kafka binder.
 pub fn capabilities() -> Capabilities {
@@ -477,7 +474,7 @@ impl Binder for KafkaBinder {
             let group_id = BTreeMap::from([("group.id".to_owned(), g.to_owned())]);
             client_config(&self.cfg, &[&self.cfg.consumer_properties, &group_id])
         };
-        let (config, dlq_reader) = (as_group(g), as_group(DLQ_READER_GROUP));
+        let (config, dlq_reader) = (as_group(g), as_group(READER_GROUP));
         let topic = destination.to_owned();
         // Dead letters not replayed or purged yet: the DLQ reader group's lag (the whole
         // topic while it has committed nothing).
@@ -499,7 +496,7 @@ impl Binder for KafkaBinder {
     ) -> Option<DeadLetterSource> {
         Some(DeadLetterSource {
             destination: self.dlq_topic(destination, group, spec).ok()??,
-            group: Some(DLQ_READER_GROUP.to_owned()),
+            group: Some(READER_GROUP.to_owned()),
             consumer: serde_json::json!({}),
         })
     }

@@ -10,15 +10,16 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use stream_core::binder::{
     Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError,
-    ConsumerSpec, DeadLetter, Delivery, Health, OrderingScope, Producer, ProducerSpec,
-    ProvisionPlan, Route, SendError, ServerAddress, SettleError, Subscription,
+    ConsumerSpec, DeadLetter, DeadLetterSource, Delivery, Health, OrderingScope, Producer,
+    ProducerSpec, ProvisionPlan, Route, SendError, ServerAddress, SettleError, Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::message::{Message, RawMessage};
+use stream_core::runtime::dead_letters::READER_GROUP;
 
 use crate::broker::{
     Destination, Entry, InFlight, Member, MemoryBroker, MemoryBrokerConfig, QueueKey, Signal, Take,
-    MAX_PARTITIONS,
+    DEAD_LETTER_HISTORY, MAX_PARTITIONS,
 };
 
 /// The binder type name.
@@ -171,6 +172,21 @@ impl Binder for MemoryBinder {
                 .and_then(count),
             dead_letters: count(self.broker.dead_letters(destination, group).len()),
         }
+    }
+
+    /// The DLQ destination, read as group `cloud-stream-dlq`, whose queue every dead letter
+    /// also goes to (the last [`DEAD_LETTER_HISTORY`] of them are kept).
+    fn dead_letter_source(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        _spec: &ConsumerSpec,
+    ) -> Option<DeadLetterSource> {
+        Some(DeadLetterSource {
+            destination: dlq_name(destination, group),
+            group: Some(READER_GROUP.to_owned()),
+            consumer: serde_json::json!({}),
+        })
     }
 
     /// The first `count` dead letters kept for the binding ([`MemoryBroker::dead_letters`]).
@@ -651,6 +667,11 @@ impl Delivery for MemoryDelivery {
             &self.from.dest.name,
             self.from.group.as_deref(),
         );
+        // The dead-letter reader's queue (`cloud-stream dlq replay|purge`), bounded by dropping
+        // its oldest, as the kept dead letters are.
+        self.from
+            .broker
+            .ensure_drop_head_queue(&dlq, READER_GROUP, DEAD_LETTER_HISTORY);
         // On failure `self` is dropped unsettled, which requeues the original.
         self.from
             .broker
@@ -885,6 +906,50 @@ mod replay_tests {
         assert_eq!(taken(&mut anonymous).await, 0);
         let mut latest = subscribe(&broker, "d", Some("h"), &spec(Some("latest"))).expect("bind");
         assert_eq!(taken(&mut latest).await, 0);
+    }
+
+    /// `cloud-stream dlq replay|purge`'s loop on the memory binder: dead letters go back to
+    /// the destination without their error headers and leave the DLQ.
+    #[tokio::test(start_paused = true)]
+    async fn dead_letters_are_replayed_without_their_error_headers() {
+        use stream_core::runtime::dead_letters::{drain, Action};
+        let broker = MemoryBroker::new();
+        let binder = broker.binder();
+        let spec = spec(None);
+        let mut sub = subscribe(&broker, "d", Some("g"), &spec).expect("bind");
+        for i in 0..3u8 {
+            let m = RawMessage::new(Bytes::from(vec![i]));
+            broker.publish("d", m, 0).await.expect("publish");
+        }
+        for _ in 0..3 {
+            let d = sub.next().await.expect("a delivery").expect("ok");
+            let reason = DeadLetter {
+                error_message: "boom".into(),
+                error_kind: "permanent".into(),
+                attempts: 1,
+            };
+            d.dead_letter(reason).await.expect("dead-lettered");
+        }
+        let from = ("d", Some("g"), &spec);
+        let replay = Action::Replay { to: "d" };
+        assert_eq!(
+            drain(&binder, from, replay, 10, |_| {})
+                .await
+                .expect("replay"),
+            3
+        );
+        for i in 0..3u8 {
+            let d = sub.next().await.expect("a delivery").expect("ok");
+            assert_eq!(d.message().payload[..], [i]);
+            assert!(!d.message().headers.contains("x-exception-message"));
+            d.ack().await.expect("ack");
+        }
+        assert_eq!(
+            drain(&binder, from, Action::Purge, 10, |_| {})
+                .await
+                .expect("purge"),
+            0
+        );
     }
 
     #[test]

@@ -250,7 +250,11 @@ impl MemoryBroker {
         }
         let capacity = self.inner.config.capacity;
         let mut st = lock(&dest.state);
-        if !st.queues.values().all(|q| q.len < capacity) {
+        if !st
+            .queues
+            .values()
+            .all(|q| q.drop_head_at.is_some() || q.len < capacity)
+        {
             return Ok(Err(message));
         }
         if partition >= st.partitions {
@@ -276,6 +280,10 @@ impl MemoryBroker {
                     deliveries: 0,
                 });
                 q.len += 1;
+                if q.drop_head_at.is_some_and(|at| q.len > at) && !q.parts[p].is_empty() {
+                    q.parts[p].pop_front();
+                    q.len -= 1;
+                }
                 q.notify.wake();
             }
         }
@@ -360,7 +368,8 @@ impl MemoryBroker {
     /// `(destination, group, messages)` of every queue that still holds messages (anonymous
     /// queues are named `(anonymous)`).
     pub fn leftovers(&self) -> Vec<(String, String, usize)> {
-        self.each_queue(|_, _, q| q.len)
+        // Dead-letter readers' queues are kept copies (as the kept dead letters), not work.
+        self.each_queue(|_, _, q| if q.drop_head_at.is_some() { 0 } else { q.len })
             .into_iter()
             .filter(|(_, _, n)| *n > 0)
             .collect()
@@ -407,6 +416,15 @@ impl MemoryBroker {
         dl.get(&(destination.to_owned(), group.map(str::to_owned)))
             .map(|v| v.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The queue of group `group` on `destination`, created when missing, holding at most
+    /// `limit` messages (the oldest dropped) and never making publishers wait.
+    pub(crate) fn ensure_drop_head_queue(&self, destination: &str, group: &str, limit: usize) {
+        let dest = self.destination(destination);
+        let mut st = lock(&dest.state);
+        st.queue_mut(&QueueKey::Group(Arc::from(group)))
+            .drop_head_at = Some(limit);
     }
 
     pub(crate) fn record_dead_letter(
@@ -548,6 +566,7 @@ impl DestState {
             len: 0,
             notify: Arc::new(Signal::default()),
             members: BTreeMap::new(),
+            drop_head_at: None,
         })
     }
 }
@@ -610,6 +629,9 @@ pub(crate) struct Queue {
     pub(crate) notify: Arc<Signal>,
     /// Members by id (a few per queue: an ordered map looks them up without hashing).
     pub(crate) members: BTreeMap<u64, Member>,
+    /// A queue that never makes publishers wait: past this many messages the oldest is
+    /// dropped (RabbitMQ's `x-max-length` with drop-head). The dead-letter readers' queues.
+    pub(crate) drop_head_at: Option<usize>,
 }
 
 /// A member's delivered, unsettled messages. Shared with its deliveries, so an ack frees the

@@ -13,6 +13,10 @@ use crate::binder::{
     BindError, Binder, ConsumerSpec, DeadLetter, ProducerSpec, Route, SendError, Subscription,
 };
 
+/// The group binders read a DLQ as, where they need one (Kafka, the memory binder): its
+/// progress is how far replays and purges got.
+pub const READER_GROUP: &str = "cloud-stream-dlq";
+
 /// How long to wait for the next dead letter before taking the queue as drained.
 pub const IDLE: Duration = Duration::from_secs(3);
 
