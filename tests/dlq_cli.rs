@@ -188,6 +188,10 @@ fn replay_and_purge(path: &str) {
     let done: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(done[0]["count"], 1, "{done}");
     assert_eq!(counts(path), (1, 1), "one replayed to the binding's queue");
+    let peek = cli(&["dlq", "peek", path, "--format", "json"]);
+    let peeked: Value = serde_json::from_slice(&peek.stdout).expect("json");
+    let left = peeked[0]["messages"].as_array().map_or(0, Vec::len);
+    assert_eq!(left, 1, "peek shows what is left to replay: {peeked}");
 
     let mut killed = std::process::Command::new(env!("CARGO_BIN_EXE_cloud-stream"))
         .args(["dlq", "replay", path])

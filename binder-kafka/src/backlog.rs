@@ -49,15 +49,29 @@ pub fn lag(config: &ClientConfig, topic: &str) -> Option<u64> {
     Some(total)
 }
 
-/// Up to `count` records of `topic` from its beginning, partition by partition in offset
-/// order, read by a client that is assigned the partitions (no group joined, nothing
-/// committed, so the records stay for every consumer). Stops at `count` or when the topic
+/// Up to `count` records of `topic` from where the group `config` names got to (its beginning
+/// where it committed nothing), partition by partition in offset order, read by a client that
+/// is assigned the partitions (no group joined, nothing committed, so the records stay for
+/// every consumer). Stops at `count` or when the topic
 /// yields nothing for a moment.
 pub fn first_records(config: &ClientConfig, topic: &str, count: usize) -> Option<Vec<RawMessage>> {
     let consumer: BaseConsumer = config.create().ok()?;
-    let mut tpl = TopicPartitionList::new();
+    let mut all = TopicPartitionList::new();
     for p in partitions(consumer.client(), topic)? {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).ok()?;
+        all.add_partition(topic, p);
+    }
+    // Where the config's group got to (nothing committed: the beginning).
+    let committed = consumer.committed_offsets(all.clone(), TIMEOUT).ok()?;
+    let mut tpl = TopicPartitionList::new();
+    for e in all.elements() {
+        let from = match committed
+            .find_partition(topic, e.partition())
+            .map(|c| c.offset())
+        {
+            Some(Offset::Offset(o)) => Offset::Offset(o),
+            _ => Offset::Beginning,
+        };
+        tpl.add_partition_offset(topic, e.partition(), from).ok()?;
     }
     consumer.assign(&tpl).ok()?;
     let mut out = Vec::new();

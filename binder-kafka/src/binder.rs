@@ -511,12 +511,10 @@ impl Binder for KafkaBinder {
         let Some(topic) = self.dlq_topic(destination, group, spec)? else {
             return Ok(Vec::new());
         };
-        // A group of its own that never commits: required by librdkafka, invisible to others.
+        // From where replays and purges got (the DLQ reader group's offsets), committing
+        // nothing: no group is joined, the partitions are assigned.
         let reader = BTreeMap::from([
-            (
-                "group.id".to_owned(),
-                format!("cloud-stream-peek-{}", uuid::Uuid::new_v4().simple()),
-            ),
+            ("group.id".to_owned(), READER_GROUP.to_owned()),
             ("enable.auto.commit".to_owned(), "false".to_owned()),
         ]);
         let config = client_config(&self.cfg, &[&self.cfg.consumer_properties, &reader]);
