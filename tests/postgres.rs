@@ -253,6 +253,69 @@ async fn inbox_rows_expire_after_the_retention() {
 /// What the outbox test's consumer received: (id, key, seq).
 type Received = Arc<Mutex<Vec<(String, String, u64)>>>;
 
+/// The `collect` consumer: records (id, key, seq) of each message into `received`.
+fn collector(
+    received: &Received,
+) -> impl Fn(Message<Value>) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync + 'static
+{
+    let sink = Arc::clone(received);
+    move |m: Message<Value>| {
+        let id = m.headers.get_str("id").unwrap_or("").to_owned();
+        let key = m.payload["key"].as_str().unwrap_or("").to_owned();
+        let seq = m.payload["seq"].as_u64().unwrap_or(u64::MAX);
+        sink.lock().unwrap().push((id, key, seq));
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A row the bridge refuses for good (a destination `dynamic-destinations` does not allow)
+/// goes to `cloud_stream_outbox_dead` with the error, and its key's later rows are published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_can_never_be_published_is_set_aside() {
+    let Some(db) = Db::create().await else { return };
+    let destination = unique("pg-dead-");
+    let mut tx = db.pool.begin().await.expect("begin");
+    for (seq, to) in [
+        (0, destination.as_str()),
+        (1, "forbidden"),
+        (2, destination.as_str()),
+    ] {
+        let message = Message::new(json!({"key": "k", "seq": seq})).header("partition-key", "k");
+        pg::outbox::send_message(&mut tx, to, &message)
+            .await
+            .expect("outbox");
+    }
+    tx.commit().await.expect("commit");
+    let received: Received = Arc::default();
+    let bindings = format!("spring.cloud.stream.dynamic-destinations: {destination}\nspring.cloud.stream.bindings.collect-in-0: {{ destination: {destination}, group: collectors }}\n");
+    let app = StreamApp::builder()
+        .config_yaml(&app_yaml(MEMORY, "collect", &bindings))
+        .consumer("collect", collector(&received))
+        .extension(Relay::new(db.pool.clone()).extension())
+        .build()
+        .await
+        .expect("app");
+    let both = eventually(30, || async { received.lock().unwrap().len() >= 2 }).await;
+    let dead: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, destination, error FROM cloud_stream_outbox_dead")
+            .fetch_all(&db.pool)
+            .await
+            .expect("dead rows");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM cloud_stream_outbox")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    app.shutdown().await;
+    db.drop().await;
+    let seqs: Vec<u64> = received.lock().unwrap().iter().map(|r| r.2).collect();
+    assert!(both, "received {seqs:?}");
+    assert_eq!(seqs, [0, 2], "the key goes on past the dead row, in order");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].1, "forbidden");
+    assert!(dead[0].2.contains("not allowed"), "{dead:?}");
+    assert_eq!(left, 0);
+}
+
 async fn write_outbox(pool: &PgPool, destination: &str, from: u64, to: u64) {
     for seq in from..to {
         let key = format!("k{}", seq % 4);
@@ -275,20 +338,10 @@ async fn outbox_scenario(binder: &str, destination: &str) {
     // Committed while no relay runs: an app that died between its commit and the publish.
     write_outbox(&db.pool, destination, 0, 40).await;
     let received: Received = Arc::default();
-    let sink = Arc::clone(&received);
     let bindings = format!("spring.cloud.stream.bindings.collect-in-0: {{ destination: {destination}, group: collectors }}\n");
     let app = StreamApp::builder()
         .config_yaml(&app_yaml(binder, "collect", &bindings))
-        .consumer("collect", move |m: Message<Value>| {
-            let sink = Arc::clone(&sink);
-            async move {
-                let id = m.headers.get_str("id").unwrap_or("").to_owned();
-                let key = m.payload["key"].as_str().unwrap_or("").to_owned();
-                let seq = m.payload["seq"].as_u64().unwrap_or(u64::MAX);
-                sink.lock().unwrap().push((id, key, seq));
-                Ok(())
-            }
-        })
+        .consumer("collect", collector(&received))
         .extension(
             Relay::new(db.pool.clone())
                 .poll_interval(Duration::from_millis(200))
@@ -476,20 +529,10 @@ async fn role_writer_killed_after_commit() {
 async fn writer_killed_scenario(binder: &str, destination: &str) {
     let Some(db) = Db::create().await else { return };
     let received: Received = Arc::default();
-    let sink = Arc::clone(&received);
     let bindings = format!("spring.cloud.stream.bindings.collect-in-0: {{ destination: {destination}, group: collectors }}\n");
     let collector = StreamApp::builder()
         .config_yaml(&app_yaml(binder, "collect", &bindings))
-        .consumer("collect", move |m: Message<Value>| {
-            let sink = Arc::clone(&sink);
-            async move {
-                let seq = m.payload["seq"].as_u64().unwrap_or(u64::MAX);
-                sink.lock()
-                    .unwrap()
-                    .push((String::new(), String::new(), seq));
-                Ok(())
-            }
-        })
+        .consumer("collect", collector(&received))
         .build()
         .await
         .expect("collector");

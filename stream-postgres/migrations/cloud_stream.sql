@@ -22,3 +22,16 @@ CREATE TABLE IF NOT EXISTS cloud_stream_outbox (
     payload       bytea       NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- Outbox rows the relay can never publish (the destination is not allowed, no such binder,
+-- too large for the broker), moved here with the error instead of blocking their key.
+CREATE TABLE IF NOT EXISTS cloud_stream_outbox_dead (
+    id            bigint      PRIMARY KEY,
+    destination   text        NOT NULL,
+    partition_key text,
+    headers       jsonb       NOT NULL,
+    payload       bytea       NOT NULL,
+    created_at    timestamptz NOT NULL,
+    failed_at     timestamptz NOT NULL DEFAULT now(),
+    error         text        NOT NULL
+);

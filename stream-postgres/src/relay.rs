@@ -17,6 +17,7 @@ use futures::StreamExt;
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 use stream_core::app::{AppExtension, ExtensionGuard};
+use stream_core::function::Retry;
 use stream_core::{RawMessage, RunningApp, StreamBridge};
 use tokio_util::sync::CancellationToken;
 
@@ -77,7 +78,8 @@ impl Relay {
     }
 
     /// One pass: under the relay lock, publishes up to a batch of rows in `id` order and
-    /// deletes those the broker confirmed. An error leaves the failed row (and the later rows
+    /// deletes those the broker confirmed; a row the bridge refuses for good goes to
+    /// `cloud_stream_outbox_dead` with the error. An error leaves the failed row (and the later rows
     /// of its key) for the next pass.
     pub async fn publish_pending(&self, bridge: &StreamBridge) -> Result<Pass, Error> {
         let mut tx = self.pool.begin().await?;
@@ -105,17 +107,34 @@ impl Relay {
         .into_iter()
         .map(decode_row)
         .collect::<Result<Vec<_>, _>>()?;
-        let (sent, failure) = publish(bridge, rows).await;
+        let Outcome {
+            sent,
+            dead,
+            failure,
+        } = publish(bridge, rows).await;
         if !sent.is_empty() {
             sqlx::query("DELETE FROM cloud_stream_outbox WHERE id = ANY($1)")
                 .bind(&sent)
                 .execute(&mut *tx)
                 .await?;
         }
+        for (id, error) in &dead {
+            tracing::error!(id, error = %error, "outbox relay: row cannot be published; moved to cloud_stream_outbox_dead");
+            sqlx::query(
+                "WITH gone AS (DELETE FROM cloud_stream_outbox WHERE id = $1 RETURNING *) \
+                 INSERT INTO cloud_stream_outbox_dead \
+                 (id, destination, partition_key, headers, payload, created_at, error) \
+                 SELECT id, destination, partition_key, headers, payload, created_at, $2 FROM gone",
+            )
+            .bind(id)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         match failure {
             Some(e) => Err(e),
-            None => Ok(Pass::Published(sent.len())),
+            None => Ok(Pass::Published(sent.len() + dead.len())),
         }
     }
 
@@ -171,9 +190,27 @@ fn decode_row(row: sqlx::postgres::PgRow) -> Result<OutboxRow, Error> {
     })
 }
 
-/// Sends `rows`: each key's rows in order, keys concurrently. Returns the ids confirmed, and
-/// the first failure.
-async fn publish(bridge: &StreamBridge, rows: Vec<OutboxRow>) -> (Vec<i64>, Option<Error>) {
+/// What sending a batch came to.
+#[derive(Default)]
+struct Outcome {
+    /// Rows the broker confirmed.
+    sent: Vec<i64>,
+    /// Rows that can never be published (the bridge refuses them for good), with why.
+    dead: Vec<(i64, String)>,
+    /// The first failure worth retrying (its row and its key's later rows stay).
+    failure: Option<Error>,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.sent.extend(other.sent);
+        self.dead.extend(other.dead);
+        self.failure = self.failure.take().or(other.failure);
+    }
+}
+
+/// Sends `rows`: each key's rows in order, keys concurrently.
+async fn publish(bridge: &StreamBridge, rows: Vec<OutboxRow>) -> Outcome {
     let mut groups: Vec<Vec<OutboxRow>> = Vec::new();
     let mut by_key = std::collections::HashMap::new();
     for row in rows {
@@ -193,33 +230,33 @@ async fn publish(bridge: &StreamBridge, rows: Vec<OutboxRow>) -> (Vec<i64>, Opti
         .buffer_unordered(SEND_CONCURRENCY)
         .collect()
         .await;
-    let mut sent = Vec::new();
-    let mut failure = None;
-    for (ids, error) in results {
-        sent.extend(ids);
-        failure = failure.or(error);
+    let mut outcome = Outcome::default();
+    for one in results {
+        outcome.merge(one);
     }
-    (sent, failure)
+    outcome
 }
 
-/// Sends one key's rows in order, stopping at the first failure (so order holds).
-async fn publish_in_order(
-    bridge: &StreamBridge,
-    rows: Vec<OutboxRow>,
-) -> (Vec<i64>, Option<Error>) {
-    let mut sent = Vec::with_capacity(rows.len());
+/// Sends one key's rows in order, stopping at the first failure worth retrying (so order
+/// holds); a row the bridge refuses for good (a destination not allowed, no such binder, too
+/// large) is set aside as dead and the key goes on, as a consumer's poison message does.
+async fn publish_in_order(bridge: &StreamBridge, rows: Vec<OutboxRow>) -> Outcome {
+    let mut outcome = Outcome::default();
     for row in rows {
-        if let Err(e) = bridge.send_raw(None, &row.destination, row.message).await {
-            let error = Error::Publish {
-                id: row.id,
-                destination: row.destination,
-                message: e.to_string(),
-            };
-            return (sent, Some(error));
+        match bridge.send_raw(None, &row.destination, row.message).await {
+            Ok(()) => outcome.sent.push(row.id),
+            Err(e) if e.retry() == Retry::No => outcome.dead.push((row.id, e.to_string())),
+            Err(e) => {
+                outcome.failure = Some(Error::Publish {
+                    id: row.id,
+                    destination: row.destination,
+                    message: e.to_string(),
+                });
+                break;
+            }
         }
-        sent.push(row.id);
     }
-    (sent, None)
+    outcome
 }
 
 /// Stops a background task (the relay, an inbox cleanup) when the application drops it.
