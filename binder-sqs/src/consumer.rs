@@ -189,8 +189,10 @@ impl Subscription for SqsSubscription {
         self.closed = true;
         self.stop.cancel();
         self.rx.close();
-        // Buffered deliveries are dropped: their visibility goes back to 0.
-        while self.rx.try_recv().is_ok() {}
+        let mut buffered = Vec::new();
+        while let Ok(d) = self.rx.try_recv() {
+            buffered.push(d);
+        }
         let grace = self.grace;
         let mut pollers = std::mem::take(&mut self.pollers);
         if tokio::time::timeout(grace, async {
@@ -201,7 +203,15 @@ impl Subscription for SqsSubscription {
         {
             pollers.abort_all();
         }
-        while self.rx.try_recv().is_ok() {}
+        while let Ok(d) = self.rx.try_recv() {
+            buffered.push(d);
+        }
+        // Received but never handed out: visible again now, before `close` returns (a task
+        // spawned on drop could outlive a short-lived process, e.g. `cloud-stream dlq replay`,
+        // leaving them hidden for the visibility timeout).
+        for d in buffered.into_iter().flatten() {
+            let _ = Delivery::requeue(Box::new(d)).await;
+        }
         if self.shared.resources.temporary {
             self.shared
                 .clients
