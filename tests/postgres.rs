@@ -440,11 +440,7 @@ async fn role_child_killed_after_commit() {
             let committed = handler(m);
             async move {
                 committed.await?;
-                let pid = std::process::id().to_string();
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid])
-                    .status();
-                std::thread::sleep(Duration::from_secs(60));
+                kill_self();
                 Ok(())
             }
         })
@@ -517,6 +513,11 @@ async fn role_writer_killed_after_commit() {
         .expect("child app");
     println!("READY");
     write_outbox(&pool, &destination, 0, 20).await;
+    kill_self();
+}
+
+/// SIGKILLs this (child) process: nothing after this point runs, no destructor, no ack.
+fn kill_self() {
     let pid = std::process::id().to_string();
     let _ = std::process::Command::new("kill")
         .args(["-9", &pid])

@@ -219,6 +219,16 @@ impl KafkaBinder {
         &self.cfg
     }
 
+    /// A client that reads as group `group` from outside (its committed offsets, assigned
+    /// partitions): it joins nothing and commits nothing.
+    fn reader_of(&self, group: &str) -> ClientConfig {
+        let reader = BTreeMap::from([
+            ("group.id".to_owned(), group.to_owned()),
+            ("enable.auto.commit".to_owned(), "false".to_owned()),
+        ]);
+        client_config(&self.cfg, &[&self.cfg.consumer_properties, &reader])
+    }
+
     /// The DLQ topic of a consumer binding (`enable-dlq` with a group), as `bind_consumer`
     /// names it.
     fn dlq_topic(
@@ -405,7 +415,7 @@ impl Binder for KafkaBinder {
         base.insert("enable.auto.commit".to_owned(), (!anonymous).to_string());
         base.insert("enable.auto.offset.store".to_owned(), "false".to_owned());
         base.insert("auto.commit.interval.ms".to_owned(), "1000".to_owned());
-        base.insert("auto.offset.reset".to_owned(), start.as_reset().to_owned());
+        base.insert("auto.offset.reset".to_owned(), start.as_str().to_owned());
         base.insert("enable.partition.eof".to_owned(), "false".to_owned());
         let config = client_config(
             &self.cfg,
@@ -470,11 +480,7 @@ impl Binder for KafkaBinder {
         let (Some(g), Ok(dlq)) = (group, self.dlq_topic(destination, group, spec)) else {
             return Backlog::default();
         };
-        let as_group = |g: &str| {
-            let group_id = BTreeMap::from([("group.id".to_owned(), g.to_owned())]);
-            client_config(&self.cfg, &[&self.cfg.consumer_properties, &group_id])
-        };
-        let (config, dlq_reader) = (as_group(g), as_group(READER_GROUP));
+        let (config, dlq_reader) = (self.reader_of(g), self.reader_of(READER_GROUP));
         let topic = destination.to_owned();
         // Dead letters not replayed or purged yet: the DLQ reader group's lag (the whole
         // topic while it has committed nothing).
@@ -511,13 +517,8 @@ impl Binder for KafkaBinder {
         let Some(topic) = self.dlq_topic(destination, group, spec)? else {
             return Ok(Vec::new());
         };
-        // From where replays and purges got (the DLQ reader group's offsets), committing
-        // nothing: no group is joined, the partitions are assigned.
-        let reader = BTreeMap::from([
-            ("group.id".to_owned(), READER_GROUP.to_owned()),
-            ("enable.auto.commit".to_owned(), "false".to_owned()),
-        ]);
-        let config = client_config(&self.cfg, &[&self.cfg.consumer_properties, &reader]);
+        // From where replays and purges got (the DLQ reader group's offsets).
+        let config = self.reader_of(READER_GROUP);
         let t = topic.clone();
         let read =
             tokio::task::spawn_blocking(move || crate::backlog::first_records(&config, &t, count));

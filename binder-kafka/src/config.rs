@@ -101,25 +101,8 @@ stream_core::unused_keys! {
     }
 }
 
-/// `start-offset` of a consumer binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StartOffset {
-    /// From the beginning of the partition.
-    Earliest,
-    /// Only records produced after the consumer started.
-    Latest,
-}
-
-impl StartOffset {
-    /// The librdkafka `auto.offset.reset` value.
-    pub fn as_reset(self) -> &'static str {
-        match self {
-            StartOffset::Earliest => "earliest",
-            StartOffset::Latest => "latest",
-        }
-    }
-}
+/// `start-offset` of a consumer binding (declared once, in stream-core).
+pub use stream_core::binder::StartOffset;
 
 /// `compression` of a producer binding (librdkafka `compression.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

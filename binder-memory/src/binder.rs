@@ -11,7 +11,8 @@ use serde::Deserialize;
 use stream_core::binder::{
     Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError,
     ConsumerSpec, DeadLetter, DeadLetterSource, Delivery, Health, OrderingScope, Producer,
-    ProducerSpec, ProvisionPlan, Route, SendError, ServerAddress, SettleError, Subscription,
+    ProducerSpec, ProvisionPlan, Route, SendError, ServerAddress, SettleError, StartOffset,
+    Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::message::{Message, RawMessage};
@@ -215,11 +216,10 @@ impl Binder for MemoryBinder {
     }
 }
 
-fn prefetch_of(spec: &ConsumerSpec) -> Result<usize, BindError> {
-    let props: MemoryConsumerProps = spec.props()?;
-    Ok(props
+fn prefetch_of(spec: &ConsumerSpec, props: &MemoryConsumerProps) -> usize {
+    props
         .prefetch
-        .unwrap_or((spec.concurrency.max(1) as usize) * PREFETCH_PER_CONCURRENCY))
+        .unwrap_or((spec.concurrency.max(1) as usize) * PREFETCH_PER_CONCURRENCY)
 }
 
 /// `spring.cloud.stream.memory.{default,bindings.<b>}.consumer.*`.
@@ -235,16 +235,6 @@ pub struct MemoryConsumerProps {
     pub start_offset: Option<StartOffset>,
 }
 
-/// `start-offset` of a memory consumer binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StartOffset {
-    /// The earliest retained message.
-    Earliest,
-    /// Only messages published from now on.
-    Latest,
-}
-
 /// Whether a new queue for `group` starts from the history: `start-offset`, else Kafka's
 /// defaults (earliest for a group, latest without). Asking for `earliest` where the broker
 /// keeps no history is a configuration error rather than a silent "latest".
@@ -252,8 +242,8 @@ fn replays(
     broker: &MemoryBroker,
     group: Option<&str>,
     spec: &ConsumerSpec,
+    props: &MemoryConsumerProps,
 ) -> Result<bool, BindError> {
-    let props: MemoryConsumerProps = spec.props()?;
     let retention = broker.config().retention;
     match props.start_offset {
         Some(StartOffset::Earliest) if retention == 0 => Err(BindError::Config {
@@ -322,8 +312,9 @@ pub(crate) fn subscribe(
             });
         }
     }
-    let prefetch = prefetch_of(spec)?;
-    let replay = replays(broker, group, spec)?;
+    let props: MemoryConsumerProps = spec.props()?;
+    let prefetch = prefetch_of(spec, &props);
+    let replay = replays(broker, group, spec, &props)?;
     let dest = broker.destination(destination);
     let member_id = broker.next_id();
     let key = match group {

@@ -172,6 +172,30 @@ impl ConsumerSpec {
     }
 }
 
+/// `start-offset` of a consumer binding (Spring's Kafka key, also the memory binder's): where a
+/// group with no position of its own starts, on binders that keep history
+/// ([`Capabilities::replay`]).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StartOffset {
+    /// The earliest retained message.
+    Earliest,
+    /// Only messages published after the consumer started.
+    Latest,
+}
+
+impl StartOffset {
+    /// The value as written in configuration (also librdkafka's `auto.offset.reset`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartOffset::Earliest => "earliest",
+            StartOffset::Latest => "latest",
+        }
+    }
+}
+
 /// A subscription that reads a binding's dead letters ([`Binder::dead_letter_source`]): bind
 /// it with [`Binder::bind_consumer`] (`destination`, `group`, and `consumer` as the spec's
 /// binder properties).
