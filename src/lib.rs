@@ -94,6 +94,9 @@ pub fn binder_registry() -> stream_core::binder::BinderRegistry {
 pub mod prelude {
     pub use crate::{StreamApp, StreamAppBuilder};
     pub use serde::{Deserialize, Serialize};
+    pub use stream_core::function::extract::{
+        Attempt, BindingName, Header, State, TraceContext, TypedHeader,
+    };
     pub use stream_core::message::header;
     pub use stream_core::{HandlerError, Headers, Message, StreamBridge};
 }

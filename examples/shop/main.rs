@@ -190,6 +190,118 @@ fn dollars(cents: u64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
 }
 
+/// What the services share, given once to `with_state` and taken by the handlers that need
+/// it as `State<Shop>` (cheap to clone: handles only).
+#[derive(Clone)]
+struct Shop {
+    warehouse: Arc<Warehouse>,
+    analytics: Arc<Mutex<Analytics>>,
+    outcomes: Arc<watch::Sender<Outcomes>>,
+    next_id: Arc<AtomicU64>,
+    /// The order and payment database, with the `outbox` profile.
+    store: Option<Arc<store::Store>>,
+    /// How many orders to place (`None`: until Ctrl-C).
+    limit: Option<u64>,
+}
+
+/// Order service: one order per poll; `None` once the fixed number is placed. With the outbox,
+/// the order and its event are stored together and the relay publishes it.
+async fn place_order(State(shop): State<Shop>) -> Result<Option<OrderCreated>, HandlerError> {
+    if shop
+        .limit
+        .is_some_and(|n| shop.next_id.load(Ordering::Relaxed) > n)
+    {
+        return Ok(None);
+    }
+    let o = order(shop.next_id.fetch_add(1, Ordering::Relaxed));
+    println!(
+        "[order]     #{} created: {} x {} for {}",
+        o.id, o.qty, o.sku, o.customer
+    );
+    match &shop.store {
+        Some(s) => s.place(&o).await.map(|()| None),
+        None => Ok(Some(o)),
+    }
+}
+
+/// Stock service: reserve, or reject to `stock-rejected` via the sendto header.
+async fn reserve(
+    State(shop): State<Shop>,
+    o: OrderCreated,
+) -> Result<Message<StockOutcome>, HandlerError> {
+    Ok(match shop.warehouse.reserve(&o.sku, o.qty) {
+        Ok(left) => {
+            println!(
+                "[stock]     #{} reserved {} x {} ({left} left)",
+                o.id, o.qty, o.sku
+            );
+            Message::new(StockOutcome::Reserved(StockReserved {
+                order_id: o.id,
+                sku: o.sku,
+                qty: o.qty,
+            }))
+        }
+        Err(available) => {
+            println!(
+                "[stock]     #{} rejected: only {available} {} left, {} wanted (restocking)",
+                o.id, o.sku, o.qty
+            );
+            Message::new(StockOutcome::Rejected(StockRejected {
+                order_id: o.id,
+                sku: o.sku,
+                requested: o.qty,
+                available,
+            }))
+            .header(header::SENDTO_DESTINATION, "stock-rejected")
+        }
+    })
+}
+
+/// Analytics service: counts quietly; the summary is printed at the end.
+async fn count_order(State(shop): State<Shop>, o: OrderCreated) -> Result<(), HandlerError> {
+    let mut a = shop
+        .analytics
+        .lock()
+        .map_err(|_| HandlerError::permanent("analytics lock poisoned"))?;
+    a.orders += 1;
+    *a.units.entry(o.sku).or_default() += u64::from(o.qty);
+    Ok(())
+}
+
+/// Payment service: charge reserved orders (with the outbox: once per reservation, the payment
+/// stored with its event).
+async fn pay(
+    State(shop): State<Shop>,
+    m: Message<StockReserved>,
+) -> Result<Option<PaymentCompleted>, HandlerError> {
+    if let Some(s) = &shop.store {
+        return s.pay(m).await.map(|()| None);
+    }
+    let r = m.payload;
+    let amount_cents = price_of(&r.sku) * u64::from(r.qty);
+    println!("[payment]   #{} paid {}", r.order_id, dollars(amount_cents));
+    Ok(Some(PaymentCompleted {
+        order_id: r.order_id,
+        amount_cents,
+    }))
+}
+
+/// Order service: follow every order to its final state.
+async fn track(State(shop): State<Shop>, m: Message<OrderOutcome>) -> Result<(), HandlerError> {
+    shop.outcomes.send_modify(|s| match &m.payload {
+        OrderOutcome::Paid(p) => {
+            println!("[order]     #{} completed", p.order_id);
+            s.paid += 1;
+            s.revenue_cents += p.amount_cents;
+        }
+        OrderOutcome::Cancelled(c) => {
+            println!("[order]     #{} closed: {}", c.order_id, c.reason);
+            s.cancelled += 1;
+        }
+    });
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -201,10 +313,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let limit = (!args.forever).then_some(args.orders);
 
-    let warehouse = Arc::new(Warehouse::new());
-    let analytics = Arc::new(Mutex::new(Analytics::default()));
     let (outcomes_tx, mut outcomes) = watch::channel(Outcomes::default());
-    let next_id = Arc::new(AtomicU64::new(1));
     let store = match args.profiles.iter().any(|p| p == "outbox") {
         true => match store::Store::connect().await {
             Ok(s) => Some(Arc::new(s)),
@@ -215,6 +324,14 @@ async fn main() -> ExitCode {
         },
         false => None,
     };
+    let shop = Shop {
+        warehouse: Arc::new(Warehouse::new()),
+        analytics: Arc::default(),
+        outcomes: Arc::new(outcomes_tx),
+        next_id: Arc::new(AtomicU64::new(1)),
+        store,
+        limit,
+    };
 
     let mut builder = StreamApp::builder().config_file(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -223,90 +340,23 @@ async fn main() -> ExitCode {
     for p in &args.profiles {
         builder = builder.profile(p);
     }
-    if let Some(s) = &store {
+    if let Some(s) = &shop.store {
         builder = builder.extension(s.relay());
     }
-    let placing = store.clone();
-    let paying = store.clone();
     let app = builder
-        // Order service: one order per poll; `None` once the fixed number is placed. With the
-        // outbox, the order and its event are stored together and the relay publishes it.
-        .supplier("orders", move || {
-            let (next_id, store) = (Arc::clone(&next_id), placing.clone());
-            async move {
-                if limit.is_some_and(|n| next_id.load(Ordering::Relaxed) > n) {
-                    return Ok::<_, HandlerError>(None);
-                }
-                let o = order(next_id.fetch_add(1, Ordering::Relaxed));
-                println!("[order]     #{} created: {} x {} for {}", o.id, o.qty, o.sku, o.customer);
-                match store {
-                    Some(s) => s.place(&o).await.map(|()| None),
-                    None => Ok(Some(o)),
-                }
-            }
-        })
-        // Stock service: reserve, or reject to `stock-rejected` via the sendto header.
-        .function("reserve", move |o: OrderCreated| {
-            let warehouse = Arc::clone(&warehouse);
-            async move {
-                let reply = match warehouse.reserve(&o.sku, o.qty) {
-                    Ok(left) => {
-                        println!("[stock]     #{} reserved {} x {} ({left} left)", o.id, o.qty, o.sku);
-                        Message::new(StockOutcome::Reserved(StockReserved {
-                            order_id: o.id,
-                            sku: o.sku,
-                            qty: o.qty,
-                        }))
-                    }
-                    Err(available) => {
-                        println!(
-                            "[stock]     #{} rejected: only {available} {} left, {} wanted (restocking)",
-                            o.id, o.sku, o.qty
-                        );
-                        Message::new(StockOutcome::Rejected(StockRejected {
-                            order_id: o.id,
-                            sku: o.sku,
-                            requested: o.qty,
-                            available,
-                        }))
-                        .header(header::SENDTO_DESTINATION, "stock-rejected")
-                    }
-                };
-                Ok::<_, HandlerError>(reply)
-            }
-        })
+        .with_state(shop.clone())
+        .supplier("orders", place_order)
+        .function("reserve", reserve)
         // Notification service: its own group, so it sees every order too.
         .consumer("notify", |o: OrderCreated| async move {
-            println!("[notify]    #{} confirmation mail queued for {}", o.id, o.customer);
+            println!(
+                "[notify]    #{} confirmation mail queued for {}",
+                o.id, o.customer
+            );
             Ok(())
         })
-        // Analytics service: counts quietly; the summary is printed at the end.
-        .consumer("analytics", {
-            let analytics = Arc::clone(&analytics);
-            move |o: OrderCreated| {
-                let mut a = analytics.lock().expect("analytics");
-                a.orders += 1;
-                *a.units.entry(o.sku).or_default() += u64::from(o.qty);
-                async { Ok(()) }
-            }
-        })
-        // Payment service: charge reserved orders (with the outbox: once per reservation,
-        // the payment stored with its event).
-        .function("pay", move |m: Message<StockReserved>| {
-            let store = paying.clone();
-            async move {
-                if let Some(s) = store {
-                    return s.pay(m).await.map(|()| None);
-                }
-                let r = m.payload;
-                let amount_cents = price_of(&r.sku) * u64::from(r.qty);
-                println!("[payment]   #{} paid {}", r.order_id, dollars(amount_cents));
-                Ok::<_, HandlerError>(Some(PaymentCompleted {
-                    order_id: r.order_id,
-                    amount_cents,
-                }))
-            }
-        })
+        .consumer("analytics", count_order)
+        .function("pay", pay)
         // Order service, compensation: a rejected reservation cancels the order.
         .function("compensate", |r: StockRejected| async move {
             println!("[order]     #{} cancelled (compensation)", r.order_id);
@@ -318,21 +368,7 @@ async fn main() -> ExitCode {
                 ),
             })
         })
-        // Order service: follow every order to its final state.
-        .consumer("track", move |m: Message<OrderOutcome>| {
-            outcomes_tx.send_modify(|s| match &m.payload {
-                OrderOutcome::Paid(p) => {
-                    println!("[order]     #{} completed", p.order_id);
-                    s.paid += 1;
-                    s.revenue_cents += p.amount_cents;
-                }
-                OrderOutcome::Cancelled(c) => {
-                    println!("[order]     #{} closed: {}", c.order_id, c.reason);
-                    s.cancelled += 1;
-                }
-            });
-            async { Ok(()) }
-        })
+        .consumer("track", track)
         .build()
         .await;
     let app = match app {
@@ -373,7 +409,7 @@ async fn main() -> ExitCode {
     }
 
     let o = *outcomes.borrow();
-    let a = analytics.lock().expect("analytics");
+    let a = shop.analytics.lock().expect("analytics");
     let units: Vec<String> = a.units.iter().map(|(s, u)| format!("{u} {s}")).collect();
     println!(
         "[analytics] {} orders seen ({}); {} paid for {}, {} cancelled",

@@ -38,6 +38,14 @@ pub enum ConvertError {
         /// The decoder's message.
         message: String,
     },
+    /// A handler argument other than the payload (an extractor) could not be taken.
+    #[error("cannot take {what}: {message}")]
+    Extract {
+        /// What was to be taken (e.g. ``header `tenant-id` ``).
+        what: String,
+        /// Why not.
+        message: String,
+    },
     /// The value does not encode.
     #[error("cannot encode payload as {content_type}: {message}")]
     Encode {

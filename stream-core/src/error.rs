@@ -27,6 +27,14 @@ pub enum Error {
         /// The valid names, comma-separated.
         known: String,
     },
+    /// A handler takes `State<S>` but no `S` was given to `with_state`.
+    #[error("function `{function}` takes `State<{state}>`, but no `{state}` was given to the builder: add `.with_state(..)` with a value of that type")]
+    MissingState {
+        /// The handler's registered name.
+        function: String,
+        /// The state's type name.
+        state: String,
+    },
     /// A binder's type has no registered factory.
     #[error("binder `{binder}` has type `{binder_type}`, which is not available (available: {available})")]
     UnknownBinderType {

@@ -20,7 +20,8 @@ use crate::config::{suggest, LoadedConfig, StreamConfig};
 use crate::convert::CodecRegistry;
 use crate::error::Error;
 use crate::expr::Expression;
-use crate::function::{CallContext, Pipeline, RouterFunction};
+use crate::function::extract::AppState;
+use crate::function::{CallContext, Handler, Pipeline, RouterFunction};
 use crate::plan::{build_plan, resolve_binding, AsyncApiInfo, EffectiveBinding, Plan};
 use crate::runtime::binders::connect_all;
 use crate::runtime::control::{BindingEntry, BindingState, BindingsHandle};
@@ -39,6 +40,7 @@ pub(super) async fn run(app: StreamAppBuilder) -> Result<RunningApp, Error> {
         extension.prepare(&loaded.root)?;
     }
     let config = Arc::new(loaded.config.clone());
+    check_state(&app)?;
     let ios = resolve_functions(&app, &config)?;
     let bindings = derive_bindings(&ios);
     check_bindings(&config, &bindings)?;
@@ -81,6 +83,25 @@ fn load_config(app: &StreamAppBuilder) -> Result<LoadedConfig, Error> {
         tracing::warn!("{w}");
     }
     Ok(loaded)
+}
+
+/// Every registered handler's `State<S>` was given to `with_state` (a handler the router may
+/// call is as much in use as a bound one).
+fn check_state(app: &StreamAppBuilder) -> Result<(), Error> {
+    for name in app.functions.names() {
+        let needs = match app.functions.get(name) {
+            Some(Handler::Function(f) | Handler::Consumer(f)) => f.needs_state(),
+            Some(Handler::PolledSupplier(s)) => s.needs_state(),
+            Some(Handler::StreamSupplier(_)) | None => Vec::new(),
+        };
+        if let Some(missing) = needs.iter().find(|n| !app.state.has(n)) {
+            return Err(Error::MissingState {
+                function: name.to_owned(),
+                state: missing.type_name.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The functions to bind (the definition, composed), plus the router when routing is on.
@@ -240,6 +261,7 @@ struct Wiring {
     binders: Binders,
     bridge: StreamBridge,
     codecs: CodecRegistry,
+    state: AppState,
     shutdown: CancellationToken,
     /// Stops the sources (suppliers) first at shutdown, before the consumers.
     sources: CancellationToken,
@@ -265,6 +287,7 @@ impl Wiring {
             binders: Arc::clone(binders),
             bridge: bridge.clone(),
             codecs: app.codecs.clone(),
+            state: app.state.clone(),
             shutdown: CancellationToken::new(),
             sources: CancellationToken::new(),
             deadline: watch::channel(None),
@@ -334,6 +357,8 @@ impl Wiring {
             output_content_type: output
                 .as_ref()
                 .map_or_else(|| eff.content_type.clone(), |(o, _)| o.content_type.clone()),
+            binding: Arc::from(eff.name.as_str()),
+            state: self.state.clone(),
         });
         let eff = Arc::new(eff);
         let processor = Arc::new(InputProcessor {
@@ -400,6 +425,8 @@ impl Wiring {
                 codecs: self.codecs.clone(),
                 input_content_type: eff.content_type.clone(),
                 output_content_type: eff.content_type.clone(),
+                binding: Arc::from(eff.name.as_str()),
+                state: self.state.clone(),
             }),
             output: out,
             fixed_delay: Duration::from_millis(poller.fixed_delay),

@@ -20,7 +20,6 @@ mod extension;
 pub use extension::{AppExtension, ExtensionGuard};
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,9 +37,12 @@ use crate::bridge::StreamBridge;
 use crate::config::{ConfigLoader, StreamConfig};
 use crate::convert::{Codec, CodecRegistry};
 use crate::error::Error;
-use crate::function::handler::{finish_output, ConsumerAdapter, FunctionAdapter, SupplierAdapter};
+use crate::function::extract::AppState;
+use crate::function::handler::{
+    finish_output, ConsumerAdapter, FunctionAdapter, PartsOnly, SupplierAdapter,
+};
 use crate::function::{
-    CallContext, CallResult, ErasedFunction, FromInput, FunctionRegistry, Handler, HandlerError,
+    CallContext, CallResult, ErasedFunction, FunctionRegistry, Handler, HandlerError, HandlerFn,
     IntoOutput, Invocation, Pipeline,
 };
 use crate::message::Headers;
@@ -60,6 +62,7 @@ pub struct StreamAppBuilder {
     shutdown_timeout: Duration,
     extensions: Vec<Arc<dyn AppExtension>>,
     payloads: crate::plan::PayloadSchemas,
+    state: AppState,
 }
 
 impl Default for StreamAppBuilder {
@@ -96,6 +99,7 @@ impl StreamAppBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             extensions: Vec::new(),
             payloads: Default::default(),
+            state: AppState::default(),
         }
     }
 
@@ -164,46 +168,55 @@ impl StreamAppBuilder {
         self
     }
 
-    /// Registers a function `In -> Out` (see [`crate::function::handler`] for the types).
-    pub fn function<F, Fut, I, O, MI, MO>(mut self, name: &str, f: F) -> Self
+    /// Gives handlers a shared state they take as [`State<S>`](crate::function::State): one
+    /// value per type (a second `with_state` of the same type replaces the first). Give what
+    /// is cheap to clone: a pool, a client, an `Arc`.
+    pub fn with_state<S: Clone + Send + Sync + 'static>(mut self, state: S) -> Self {
+        self.state.insert(state);
+        self
+    }
+
+    /// Registers a function: its arguments are the payload (or `Message<T>`) and any
+    /// extractors, its result the output (see [`crate::function::handler`] for the types).
+    pub fn function<F, Args, M, MO>(mut self, name: &str, f: F) -> Self
     where
-        F: Fn(I) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
-        I: FromInput<MI>,
-        O: IntoOutput<MO>,
-        MI: 'static,
+        F: HandlerFn<Args, M>,
+        F::Output: IntoOutput<MO>,
+        Args: 'static,
+        M: 'static,
         MO: 'static,
     {
-        let adapter = FunctionAdapter::<F, I, O, MI, MO>::new(f);
+        let adapter = FunctionAdapter::<F, Args, M, MO>::new(f);
         self.functions
             .insert(name, Handler::Function(Arc::new(adapter)));
         self
     }
 
-    /// Registers a consumer `In -> ()`.
-    pub fn consumer<F, Fut, I, MI>(mut self, name: &str, f: F) -> Self
+    /// Registers a consumer: a handler returning `Result<(), HandlerError>`.
+    pub fn consumer<F, Args, M>(mut self, name: &str, f: F) -> Self
     where
-        F: Fn(I) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
-        I: FromInput<MI>,
-        MI: 'static,
+        F: HandlerFn<Args, M, Output = ()>,
+        Args: 'static,
+        M: 'static,
     {
-        let adapter = ConsumerAdapter::<F, I, MI>::new(f);
+        let adapter = ConsumerAdapter::<F, Args, M>::new(f);
         self.functions
             .insert(name, Handler::Consumer(Arc::new(adapter)));
         self
     }
 
     /// Registers a supplier polled every `poller.fixed-delay` (default 1000 ms); returning
-    /// `None` (for `Option` outputs) sends nothing that time.
-    pub fn supplier<F, Fut, O, MO>(mut self, name: &str, f: F) -> Self
+    /// `None` (for `Option` outputs) sends nothing that time. Its arguments, if any, are
+    /// extractors such as `State<S>`.
+    pub fn supplier<F, Args, M, MO>(mut self, name: &str, f: F) -> Self
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
-        O: IntoOutput<MO>,
+        F: HandlerFn<Args, M>,
+        M: PartsOnly + 'static,
+        F::Output: IntoOutput<MO>,
+        Args: 'static,
         MO: 'static,
     {
-        let adapter = SupplierAdapter::<F, O, MO>::new(f);
+        let adapter = SupplierAdapter::<F, Args, M, MO>::new(f);
         self.functions
             .insert(name, Handler::PolledSupplier(Arc::new(adapter)));
         self
@@ -297,6 +310,7 @@ impl Clone for StreamAppBuilder {
             shutdown_timeout: self.shutdown_timeout,
             extensions: self.extensions.clone(),
             payloads: self.payloads.clone(),
+            state: self.state.clone(),
         }
     }
 }

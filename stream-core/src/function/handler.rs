@@ -1,13 +1,17 @@
 //! Typed handlers and their type-erased form.
 //!
-//! Users write plain async closures; [`FromInput`] and [`IntoOutput`] adapt their argument and
-//! return types. The marker type parameters ([`Plain`], [`Wrapped`], [`WrappedOption`]) only let
-//! the compiler pick the right adapter; users never name them.
+//! Users write plain async closures; [`HandlerFn`] calls them, [`FromInput`] takes each
+//! argument from the message and [`IntoOutput`] encodes the result. The marker type parameters
+//! ([`Plain`], [`Wrapped`], [`WrappedOption`], [`Extracted`](super::extract::Extracted)) only
+//! let the compiler pick the right adapter; users never name them.
 //!
-//! | input type   | meaning                                      |
-//! |--------------|----------------------------------------------|
-//! | `T`          | the decoded payload                          |
-//! | `Message<T>` | the decoded payload with the inbound headers |
+//! | argument type | meaning                                      |
+//! |---------------|----------------------------------------------|
+//! | `T`           | the decoded payload                          |
+//! | `Message<T>`  | the decoded payload with the inbound headers |
+//! | an extractor  | `State<S>`, `Headers`, `Header<H>`, `Attempt`, `BindingName`, `TraceContext` (see [`extract`](super::extract)) |
+//!
+//! Arguments come in any order (a handler takes at most six).
 //!
 //! | output type          | meaning                                                      |
 //! |----------------------|--------------------------------------------------------------|
@@ -25,6 +29,7 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use super::error::HandlerError;
+use super::extract::{AppState, StateNeed};
 use crate::convert::{mime_essence, CodecRegistry, ConvertError, APPLICATION_JSON};
 use crate::message::{header, Headers, Message, RawMessage};
 
@@ -75,6 +80,10 @@ pub struct CallContext {
     pub input_content_type: String,
     /// Content type of outputs that do not set one.
     pub output_content_type: String,
+    /// The input binding's name (empty outside one), for the `BindingName` extractor.
+    pub binding: Arc<str>,
+    /// The application's states, for the `State<S>` extractor.
+    pub state: AppState,
 }
 
 impl Default for CallContext {
@@ -83,6 +92,8 @@ impl Default for CallContext {
             codecs: CodecRegistry::new(),
             input_content_type: APPLICATION_JSON.to_owned(),
             output_content_type: APPLICATION_JSON.to_owned(),
+            binding: Arc::from(""),
+            state: AppState::default(),
         }
     }
 }
@@ -99,12 +110,17 @@ impl Default for CallContext {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler's input",
     label = "this handler's argument",
-    note = "a handler takes one argument: a type that implements `serde::Deserialize` (decoded with the binding's content type), or `Message<T>` to see the headers as well"
+    note = "a handler argument is the payload (a type that implements `serde::Deserialize`, decoded with the binding's content type), `Message<T>` to see the headers as well, or an extractor such as `State<S>` or `Headers`"
 )]
 pub trait FromInput<M>: Sized + Send + 'static {
     /// Decodes the invocation's message (the `content-type` header wins over the binding's
     /// content type).
     fn from_input(input: Invocation<'_>, ctx: &CallContext) -> Result<Self, ConvertError>;
+
+    /// The application state this argument needs (`State<S>`), checked by `build()`.
+    fn needs_state() -> Option<StateNeed> {
+        None
+    }
 }
 
 fn input_content_type<'a>(message: &'a RawMessage, ctx: &'a CallContext) -> &'a str {
@@ -282,6 +298,11 @@ pub trait ErasedFunction: Send + Sync {
     /// Calls the handler. The input is decoded before this returns (an undecodable one makes
     /// a future that fails with a `decode` error), so the future does not borrow it.
     fn call(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult>;
+
+    /// The application states the handler takes (`State<S>`), checked by `build()`.
+    fn needs_state(&self) -> Vec<StateNeed> {
+        Vec::new()
+    }
 }
 
 /// What a function call resolves to: its outputs, or why it failed.
@@ -315,18 +336,93 @@ pub(crate) fn failed(error: HandlerError) -> BoxFuture<CallResult> {
 pub trait ErasedSupplier: Send + Sync {
     /// Calls the supplier once.
     fn call(&self, ctx: Arc<CallContext>) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>>;
+
+    /// The application states the supplier takes (`State<S>`), checked by `build()`.
+    fn needs_state(&self) -> Vec<StateNeed> {
+        Vec::new()
+    }
 }
 
-/// A typed function `In -> Out` adapted to [`ErasedFunction`].
-pub(crate) struct FunctionAdapter<F, I, O, MI, MO> {
+/// An async function or closure cloud-stream can call with a message: each argument is taken
+/// from the invocation (the payload, [`Message<T>`], or an [extractor](super::extract)), in any
+/// order; it returns a future of `Result<T, HandlerError>`. Implemented for functions of up to
+/// six arguments; users never implement it.
+#[diagnostic::on_unimplemented(
+    message = "this cannot be a cloud-stream handler",
+    label = "not a handler",
+    note = "a handler is an async fn or closure returning `Result<T, HandlerError>`; each argument is the payload (a `serde::Deserialize` type), `Message<T>` (payload and headers) or an extractor: `State<S>`, `Headers`, `Header<H>`, `Attempt`, `BindingName`, `TraceContext`",
+    note = "give each argument on its own, not as one tuple, and annotate its type: `|order: Order, headers: Headers, State(db): State<Db>| async move {{ .. }}`"
+)]
+pub trait HandlerFn<Args, M>: Send + Sync + 'static {
+    /// What the handler's future yields on success.
+    type Output;
+    /// The handler's future.
+    type Future: Future<Output = Result<Self::Output, HandlerError>> + Send + 'static;
+    /// Takes every argument from `input` and calls the handler (an argument that cannot be
+    /// taken is an error and the handler is not called).
+    fn invoke(
+        &self,
+        input: Invocation<'_>,
+        ctx: &CallContext,
+    ) -> Result<Self::Future, ConvertError>;
+    /// The application states the arguments need (checked by `build()`).
+    fn needs_state() -> Vec<StateNeed>;
+}
+
+/// The argument kinds of a supplier: extractors only, as a supplier has no input message.
+#[diagnostic::on_unimplemented(
+    message = "a supplier has no input message to decode",
+    label = "this supplier takes a payload or `Message<T>`",
+    note = "a supplier's arguments can only be extractors such as `State<S>`; use `.function(..)` or `.consumer(..)` for a handler of messages"
+)]
+pub trait PartsOnly {}
+
+macro_rules! handler_fn {
+    ($($A:ident $M:ident),*) => {
+        impl<F, Fut, O, $($A: FromInput<$M>, $M: 'static,)*> HandlerFn<($($A,)*), ($($M,)*)> for F
+        where
+            F: Fn($($A),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+        {
+            type Output = O;
+            type Future = Fut;
+
+            #[allow(non_snake_case, unused_variables)]
+            fn invoke(&self, input: Invocation<'_>, ctx: &CallContext) -> Result<Fut, ConvertError> {
+                $(let $A = $A::from_input(input, ctx)?;)*
+                Ok(self($($A),*))
+            }
+
+            #[allow(unused_mut)]
+            fn needs_state() -> Vec<StateNeed> {
+                let mut needs = Vec::new();
+                $(needs.extend($A::needs_state());)*
+                needs
+            }
+        }
+
+        impl PartsOnly for ($(handler_fn!(@extracted $M),)*) {}
+    };
+    (@extracted $M:ident) => { super::extract::Extracted };
+}
+
+handler_fn!();
+handler_fn!(A1 M1);
+handler_fn!(A1 M1, A2 M2);
+handler_fn!(A1 M1, A2 M2, A3 M3);
+handler_fn!(A1 M1, A2 M2, A3 M3, A4 M4);
+handler_fn!(A1 M1, A2 M2, A3 M3, A4 M4, A5 M5);
+handler_fn!(A1 M1, A2 M2, A3 M3, A4 M4, A5 M5, A6 M6);
+
+/// A handler `(args…) -> Out` adapted to [`ErasedFunction`].
+pub(crate) struct FunctionAdapter<F, Args, M, MO> {
     /// Called in [`ErasedFunction::call`] itself (the future it returns owns only the
     /// handler's future), so no shared handle to it is needed.
     f: F,
-    #[allow(clippy::type_complexity)]
-    _types: std::marker::PhantomData<fn(I, MI, MO) -> O>,
+    _types: std::marker::PhantomData<fn(Args, M, MO)>,
 }
 
-impl<F, I, O, MI, MO> FunctionAdapter<F, I, O, MI, MO> {
+impl<F, Args, M, MO> FunctionAdapter<F, Args, M, MO> {
     pub(crate) fn new(f: F) -> Self {
         FunctionAdapter {
             f,
@@ -335,39 +431,40 @@ impl<F, I, O, MI, MO> FunctionAdapter<F, I, O, MI, MO> {
     }
 }
 
-impl<F, Fut, I, O, MI, MO> ErasedFunction for FunctionAdapter<F, I, O, MI, MO>
+impl<F, Args, M, MO> ErasedFunction for FunctionAdapter<F, Args, M, MO>
 where
-    F: Fn(I) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
-    I: FromInput<MI>,
-    O: IntoOutput<MO>,
-    MI: 'static,
+    F: HandlerFn<Args, M>,
+    F::Output: IntoOutput<MO>,
+    Args: 'static,
+    M: 'static,
     MO: 'static,
 {
     fn call(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult> {
-        let typed = match I::from_input(input, ctx) {
-            Ok(typed) => typed,
+        let call = match self.f.invoke(input, ctx) {
+            Ok(call) => call,
             Err(e) => return failed(HandlerError::decode(e)),
         };
         let input_headers = input.message.headers.clone();
         let ctx = Arc::clone(ctx);
-        let call = (self.f)(typed);
         Box::pin(async move {
             let out = call.await?;
             Ok(output_of(out, &ctx, input_headers)?.into_iter().collect())
         })
     }
+
+    fn needs_state(&self) -> Vec<StateNeed> {
+        F::needs_state()
+    }
 }
 
-/// A typed consumer `In -> ()` adapted to [`ErasedFunction`] (it never produces output).
-pub(crate) struct ConsumerAdapter<F, I, MI> {
-    /// Called in [`ErasedFunction::call`] itself (the future it returns owns only the
-    /// handler's future), so no shared handle to it is needed.
+/// A handler `(args…) -> ()` adapted to [`ErasedFunction`] (it never produces output).
+pub(crate) struct ConsumerAdapter<F, Args, M> {
+    /// Called in [`ErasedFunction::call`] itself, as for [`FunctionAdapter`].
     f: F,
-    _types: std::marker::PhantomData<fn(I, MI)>,
+    _types: std::marker::PhantomData<fn(Args, M)>,
 }
 
-impl<F, I, MI> ConsumerAdapter<F, I, MI> {
+impl<F, Args, M> ConsumerAdapter<F, Args, M> {
     pub(crate) fn new(f: F) -> Self {
         ConsumerAdapter {
             f,
@@ -376,54 +473,66 @@ impl<F, I, MI> ConsumerAdapter<F, I, MI> {
     }
 }
 
-impl<F, Fut, I, MI> ErasedFunction for ConsumerAdapter<F, I, MI>
+impl<F, Args, M> ErasedFunction for ConsumerAdapter<F, Args, M>
 where
-    F: Fn(I) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
-    I: FromInput<MI>,
-    MI: 'static,
+    F: HandlerFn<Args, M, Output = ()>,
+    Args: 'static,
+    M: 'static,
 {
     fn call(&self, input: Invocation<'_>, ctx: &Arc<CallContext>) -> BoxFuture<CallResult> {
-        let typed = match I::from_input(input, ctx) {
-            Ok(typed) => typed,
+        let call = match self.f.invoke(input, ctx) {
+            Ok(call) => call,
             Err(e) => return failed(HandlerError::decode(e)),
         };
-        let call = (self.f)(typed);
         Box::pin(async move {
             call.await?;
             Ok(Outputs::new())
         })
     }
+
+    fn needs_state(&self) -> Vec<StateNeed> {
+        F::needs_state()
+    }
 }
 
-/// A typed supplier `() -> Out` adapted to [`ErasedSupplier`].
-pub(crate) struct SupplierAdapter<F, O, MO> {
-    f: Arc<F>,
-    _types: std::marker::PhantomData<fn(MO) -> O>,
+/// A supplier `(extractors…) -> Out` adapted to [`ErasedSupplier`].
+pub(crate) struct SupplierAdapter<F, Args, M, MO> {
+    f: F,
+    _types: std::marker::PhantomData<fn(Args, M, MO)>,
 }
 
-impl<F, O, MO> SupplierAdapter<F, O, MO> {
+impl<F, Args, M, MO> SupplierAdapter<F, Args, M, MO> {
     pub(crate) fn new(f: F) -> Self {
         SupplierAdapter {
-            f: Arc::new(f),
+            f,
             _types: std::marker::PhantomData,
         }
     }
 }
 
-impl<F, Fut, O, MO> ErasedSupplier for SupplierAdapter<F, O, MO>
+impl<F, Args, M, MO> ErasedSupplier for SupplierAdapter<F, Args, M, MO>
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
-    O: IntoOutput<MO>,
+    F: HandlerFn<Args, M>,
+    M: PartsOnly + 'static,
+    F::Output: IntoOutput<MO>,
+    Args: 'static,
     MO: 'static,
 {
     fn call(&self, ctx: Arc<CallContext>) -> BoxFuture<Result<Vec<RawMessage>, HandlerError>> {
-        let f = Arc::clone(&self.f);
+        // Extractors see an empty message: no headers, no attempt.
+        let none = RawMessage::new(Bytes::new());
+        let call = match self.f.invoke(Invocation::of(&none), &ctx) {
+            Ok(call) => call,
+            Err(e) => return Box::pin(std::future::ready(Err(HandlerError::decode(e)))),
+        };
         Box::pin(async move {
-            let out = f().await?;
+            let out = call.await?;
             Ok(output_of(out, &ctx, Headers::new())?.into_iter().collect())
         })
+    }
+
+    fn needs_state(&self) -> Vec<StateNeed> {
+        F::needs_state()
     }
 }
 
@@ -445,14 +554,12 @@ mod tests {
         Message::new(Bytes::from(json.to_owned())).header("trace-me", "yes")
     }
 
-    fn erase<F, Fut, I, O, MI: 'static, MO: 'static>(f: F) -> Arc<dyn ErasedFunction>
+    fn erase<F, Args: 'static, M: 'static, MO: 'static>(f: F) -> Arc<dyn ErasedFunction>
     where
-        F: Fn(I) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
-        I: FromInput<MI>,
-        O: IntoOutput<MO>,
+        F: HandlerFn<Args, M>,
+        F::Output: IntoOutput<MO>,
     {
-        Arc::new(FunctionAdapter::<F, I, O, MI, MO>::new(f))
+        Arc::new(FunctionAdapter::<F, Args, M, MO>::new(f))
     }
 
     #[tokio::test]

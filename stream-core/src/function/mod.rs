@@ -2,14 +2,16 @@
 //! routing.
 
 mod error;
+pub mod extract;
 pub mod handler;
 pub mod registry;
 pub mod router;
 
 pub use error::{HandlerError, Retry};
+pub use extract::{Attempt, BindingName, Header, State, TypedHeader};
 pub use handler::{
-    CallContext, CallResult, ErasedFunction, ErasedSupplier, FromInput, IntoOutput, Invocation,
-    Outputs,
+    CallContext, CallResult, ErasedFunction, ErasedSupplier, FromInput, HandlerFn, IntoOutput,
+    Invocation, Outputs,
 };
 pub use registry::{FunctionRegistry, Handler, Pipeline, ResolveError};
 pub use router::RouterFunction;

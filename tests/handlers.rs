@@ -1,0 +1,181 @@
+//! Handler ergonomics, end to end on the memory binder: shared state, extractors in any order,
+//! and the errors a wrong handler shape or missing state gives.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloud_stream::binder_memory::TestHarness;
+use cloud_stream::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicU32>);
+
+struct Tenant(String);
+
+impl TypedHeader for Tenant {
+    const NAME: &'static str = "tenant";
+    fn decode(value: &str) -> Result<Self, String> {
+        match value.is_empty() {
+            true => Err("an empty tenant".into()),
+            false => Ok(Tenant(value.to_owned())),
+        }
+    }
+}
+
+/// An application on `harness` running `definition`, with the bindings of every test here
+/// (those of other functions are left out: a binding no function has is a typo to `build()`).
+fn app(harness: &TestHarness, definition: &str) -> StreamAppBuilder {
+    let bindings = [
+        "greet-in-0: { destination: names, group: g }",
+        "greet-out-0: { destination: greetings }",
+        "bill-in-0: { destination: bills, group: g, consumer: { max-attempts: 1 } }",
+    ];
+    let mine: Vec<_> = bindings
+        .iter()
+        .filter(|b| b.starts_with(definition))
+        .map(|b| format!("  {b}\n"))
+        .collect();
+    let yaml = format!(
+        "spring.cloud.function.definition: {definition}\nspring.cloud.stream.bindings:\n{}",
+        mine.concat()
+    );
+    StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(harness.factory()))
+        .config_yaml(&yaml)
+}
+
+/// State, headers, the attempt and the binding name arrive beside the payload, whatever the
+/// argument order; no clone-before-`move` is needed.
+#[tokio::test]
+async fn extractors_come_in_any_order_beside_the_payload() {
+    let harness = TestHarness::new();
+    let counter = Counter::default();
+    let running = app(&harness, "greet")
+        .with_state(counter.clone())
+        .function(
+            "greet",
+            |binding: BindingName,
+             name: String,
+             State(calls): State<Counter>,
+             Attempt(attempt): Attempt,
+             headers: Headers| async move {
+                let n = calls.0.fetch_add(1, Ordering::SeqCst) + 1;
+                let from = headers.get_str("from").unwrap_or("nobody").to_owned();
+                Ok::<_, HandlerError>(format!(
+                    "hello {name} from {from} (call {n}, attempt {attempt}, {})",
+                    &*binding
+                ))
+            },
+        )
+        .build()
+        .await
+        .expect("build");
+    let message = Message::new(bytes::Bytes::from_static(b"\"ada\""))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("from", "bob");
+    harness.send("names", message).await;
+    let greeting: String = harness.receive_json("greetings", WAIT).await.expect("out");
+    assert_eq!(
+        greeting,
+        "hello ada from bob (call 1, attempt 1, greet-in-0)"
+    );
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the state is shared");
+    running.shutdown().await;
+}
+
+/// A typed header is parsed before the handler runs; a message without it (or with a value
+/// that does not parse) is dead-lettered as undecodable, never retried.
+#[tokio::test]
+async fn typed_header_missing_or_bad_is_dead_lettered_as_undecodable() {
+    let harness = TestHarness::new();
+    let billed = Counter::default();
+    let running = app(&harness, "bill")
+        .with_state(billed.clone())
+        .consumer(
+            "bill",
+            |Header(tenant): Header<Tenant>, amount: u64, State(b): State<Counter>| async move {
+                assert_eq!(tenant.0, "acme");
+                b.0.fetch_add(amount as u32, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .build()
+        .await
+        .expect("build");
+    let bill = |tenant: Option<&str>| {
+        let m = Message::new(bytes::Bytes::from_static(b"5"));
+        match tenant {
+            Some(t) => m.header("tenant", t),
+            None => m,
+        }
+    };
+    harness.send("bills", bill(Some("acme"))).await;
+    harness.send("bills", bill(None)).await;
+    harness.send("bills", bill(Some(""))).await;
+    let dead = harness
+        .wait_for_dead_letters("bills", Some("g"), 2, WAIT)
+        .await;
+    assert_eq!(dead.len(), 2, "both bad messages dead-lettered");
+    let reasons: Vec<_> = dead
+        .iter()
+        .map(|d| d.headers.get_str(header::EXCEPTION_MESSAGE).unwrap_or(""))
+        .collect();
+    assert!(reasons[0].contains("no such header"), "{reasons:?}");
+    assert!(reasons[1].contains("an empty tenant"), "{reasons:?}");
+    for d in &dead {
+        assert_eq!(d.headers.get_str(header::EXCEPTION_KIND), Some("decode"));
+    }
+    assert_eq!(
+        billed.0.load(Ordering::SeqCst),
+        5,
+        "the good one was billed"
+    );
+    running.shutdown().await;
+}
+
+/// A handler that takes `State<S>` fails `build()` when no `S` was given, naming both.
+#[tokio::test]
+async fn missing_state_fails_build_naming_the_handler_and_type() {
+    let harness = TestHarness::new();
+    let err = app(&harness, "bill")
+        .consumer("bill", |_: u64, _: State<Counter>| async { Ok(()) })
+        .build()
+        .await
+        .expect_err("no state given");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`bill`")
+            && msg.contains("State<handlers::Counter>")
+            && msg.contains("with_state"),
+        "{msg}"
+    );
+}
+
+/// Suppliers take extractors too (their state), and no payload.
+#[tokio::test]
+async fn supplier_takes_state() {
+    let harness = TestHarness::new();
+    let yaml = "spring.cloud.function.definition: tick
+spring.cloud.stream.bindings.tick-out-0.destination: ticks
+spring.cloud.stream.poller.fixed-delay: 10
+";
+    let running = StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(harness.factory()))
+        .config_yaml(yaml)
+        .with_state(Counter::default())
+        .supplier("tick", |State(c): State<Counter>| async move {
+            Ok::<_, HandlerError>(c.0.fetch_add(1, Ordering::SeqCst))
+        })
+        .build()
+        .await
+        .expect("build");
+    let first: u32 = harness.receive_json("ticks", WAIT).await.expect("tick");
+    let second: u32 = harness.receive_json("ticks", WAIT).await.expect("tick");
+    assert_eq!((first, second), (0, 1));
+    running.shutdown().await;
+}
