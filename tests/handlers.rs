@@ -179,3 +179,48 @@ spring.cloud.stream.poller.fixed-delay: 10
     assert_eq!((first, second), (0, 1));
     running.shutdown().await;
 }
+
+/// The harness records each handler's calls (with what, which attempt, how it ended) and waits
+/// until everything a message caused has settled, downstream hops and retries included.
+#[tokio::test(start_paused = true)]
+async fn harness_records_calls_and_waits_until_settled() {
+    let harness = TestHarness::new();
+    let yaml = "spring.cloud.function.definition: greet;shout
+spring.cloud.stream.bindings:
+  greet-in-0: { destination: names, group: g }
+  greet-out-0: { destination: greetings }
+  shout-in-0: { destination: greetings, group: g, consumer: { max-attempts: 2, back-off-initial-interval: 1000 } }
+";
+    let running = harness
+        .attach(
+            StreamApp::builder()
+                .env(Default::default())
+                .config_yaml(yaml),
+        )
+        .function("greet", |name: String| async move {
+            Ok::<_, HandlerError>(format!("hello {name}"))
+        })
+        .consumer("shout", |line: String, Attempt(n): Attempt| async move {
+            match (line.contains("bob"), n) {
+                (true, 1) => Err(HandlerError::retryable("bob needs two tries")),
+                _ => Ok(()),
+            }
+        })
+        .build()
+        .await
+        .expect("build");
+    harness.send_json("names", "ada").await.expect("send");
+    harness.send_json("names", "bob").await.expect("send");
+    assert!(harness.wait_settled(WAIT).await, "settles");
+    let greet = harness.calls("greet");
+    assert_eq!(greet.len(), 2);
+    assert_eq!(&greet[1].input.payload[..], b"\"bob\"");
+    let shout = harness.calls("shout");
+    let summary: Vec<_> = shout
+        .iter()
+        .map(|c| (c.attempt, c.error.is_some()))
+        .collect();
+    assert_eq!(summary, [(1, false), (1, true), (2, false)], "{shout:?}");
+    assert_eq!(harness.wait_for_calls("shout", 3, WAIT).await.len(), 3);
+    running.shutdown().await;
+}

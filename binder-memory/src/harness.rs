@@ -1,9 +1,13 @@
 //! A test harness over a recording [`MemoryBroker`], in the spirit of Spring's test binder.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use stream_core::message::{header, Message, RawMessage};
+use stream_core::observe::{CallObserver, HandlerCall};
+use stream_core::StreamAppBuilder;
 
 use crate::binder::MemoryBinderFactory;
 use crate::broker::MemoryBroker;
@@ -55,6 +59,43 @@ pub enum ReceiveError {
 #[derive(Clone, Debug)]
 pub struct TestHarness {
     broker: MemoryBroker,
+    calls: Arc<CallLog>,
+}
+
+/// One recorded handler call (see [`TestHarness::calls`]).
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The message the handler was called with.
+    pub input: RawMessage,
+    /// The delivery attempt, 1-based.
+    pub attempt: u32,
+    /// The error the call failed with (`None`: it succeeded, outputs confirmed).
+    pub error: Option<String>,
+}
+
+/// Every handler call of the attached applications, by function definition.
+#[derive(Debug, Default)]
+struct CallLog {
+    calls: Mutex<HashMap<String, Vec<Call>>>,
+    added: tokio::sync::Notify,
+}
+
+impl CallObserver for CallLog {
+    fn called(&self, call: HandlerCall<'_>) {
+        let record = Call {
+            input: call.input.clone(),
+            attempt: call.attempt,
+            error: call.outcome.err().map(|e| e.message().to_owned()),
+        };
+        // A poisoned log only lost a record of a test that already panicked.
+        if let Ok(mut calls) = self.calls.lock() {
+            calls
+                .entry(call.function.to_owned())
+                .or_default()
+                .push(record);
+        }
+        self.added.notify_waiters();
+    }
 }
 
 impl Default for TestHarness {
@@ -66,15 +107,16 @@ impl Default for TestHarness {
 impl TestHarness {
     /// A harness over a fresh recording broker (default capacity).
     pub fn new() -> Self {
-        TestHarness {
-            broker: MemoryBroker::recording(),
-        }
+        TestHarness::with_broker(MemoryBroker::recording())
     }
 
     /// A harness over `broker` (which should be [recording](MemoryBroker::recording) for
     /// `receive` to see anything).
     pub fn with_broker(broker: MemoryBroker) -> Self {
-        TestHarness { broker }
+        TestHarness {
+            broker,
+            calls: Arc::default(),
+        }
     }
 
     /// The broker (a cheap handle).
@@ -85,6 +127,65 @@ impl TestHarness {
     /// A binder factory whose binders all use this harness's broker.
     pub fn factory(&self) -> MemoryBinderFactory {
         MemoryBinderFactory::with_broker(self.broker.clone())
+    }
+
+    /// Attaches `builder`'s application to this harness: its memory binders use the harness's
+    /// broker ([`factory`](Self::factory)) and its handler calls are recorded
+    /// ([`calls`](Self::calls)).
+    pub fn attach(&self, builder: StreamAppBuilder) -> StreamAppBuilder {
+        let calls: Arc<dyn CallObserver> = self.calls.clone();
+        builder
+            .binder_factory(Arc::new(self.factory()))
+            .call_observer(calls)
+    }
+
+    /// The calls of function `function` (its definition: `reserve`, or `a|b`) so far, in order,
+    /// each attempt of a retried message on its own: how many, with what, and how each ended.
+    /// Needs [`attach`](Self::attach).
+    pub fn calls(&self, function: &str) -> Vec<Call> {
+        self.calls
+            .calls
+            .lock()
+            .map(|c| c.get(function).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `function` was called at least `n` times, then returns its calls; what
+    /// there is when `timeout` passes.
+    pub async fn wait_for_calls(&self, function: &str, n: usize, timeout: Duration) -> Vec<Call> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let added = self.calls.added.notified();
+            tokio::pin!(added);
+            added.as_mut().enable();
+            let calls = self.calls(function);
+            if calls.len() >= n || tokio::time::timeout_at(deadline, added).await.is_err() {
+                return self.calls(function);
+            }
+        }
+    }
+
+    /// Waits until everything sent so far has settled: every consumed queue is empty with
+    /// nothing in flight (handlers, their retries and back-off, and what their outputs caused
+    /// downstream), seen twice in a row; `false` if that does not happen within `timeout`.
+    /// Wolverine's tracked session, for the memory binder.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut quiet_looks = 0;
+        while quiet_looks < 2 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(DEAD_LETTER_POLL).await;
+            quiet_looks = if self.is_quiet() { quiet_looks + 1 } else { 0 };
+        }
+        true
+    }
+
+    /// Whether no queue with consumers holds a message queued or in flight (a queue nobody
+    /// consumes, such as a dead-letter destination, is not work that can settle).
+    fn is_quiet(&self) -> bool {
+        self.broker.held_for_members() == 0
     }
 
     /// Publishes `message` to `destination` (partition 0) as a producer would, waiting for room.

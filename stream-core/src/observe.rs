@@ -10,7 +10,32 @@
 pub(crate) use crate::trace::fast_uuid;
 pub use crate::trace::TraceContext;
 
+use crate::function::HandlerError;
+use crate::message::RawMessage;
 use crate::runtime::BacklogReport;
+
+/// One handler call of an input binding, as a [`CallObserver`] sees it.
+#[derive(Debug)]
+pub struct HandlerCall<'a> {
+    /// The function definition bound (`reserve`, or `a|b` for a composition).
+    pub function: &'a str,
+    /// The input binding.
+    pub binding: &'a str,
+    /// The message the handler was called with.
+    pub input: &'a RawMessage,
+    /// The delivery attempt, 1-based.
+    pub attempt: u32,
+    /// Whether the call (outputs confirmed included) succeeded.
+    pub outcome: Result<(), &'a HandlerError>,
+}
+
+/// Sees every handler call of an application after it ended (given with
+/// `StreamAppBuilder::call_observer`); `binder_memory::TestHarness` records them for tests.
+/// Called on the delivery's task: keep it quick.
+pub trait CallObserver: Send + Sync + 'static {
+    /// One call ended.
+    fn called(&self, call: HandlerCall<'_>);
+}
 
 /// Counter: messages handed to a handler (first attempts only).
 pub const METRIC_CONSUMED: &str = "cloud_stream_consumed_total";

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::expr::Expression;
 use crate::function::extract::AppState;
 use crate::function::{CallContext, Handler, Pipeline, RouterFunction};
+use crate::observe::CallObserver;
 use crate::plan::{build_plan, resolve_binding, AsyncApiInfo, EffectiveBinding, Plan};
 use crate::runtime::binders::connect_all;
 use crate::runtime::control::{BindingEntry, BindingState, BindingsHandle};
@@ -262,6 +263,7 @@ struct Wiring {
     bridge: StreamBridge,
     codecs: CodecRegistry,
     state: AppState,
+    observer: Option<Arc<dyn CallObserver>>,
     shutdown: CancellationToken,
     /// Stops the sources (suppliers) first at shutdown, before the consumers.
     sources: CancellationToken,
@@ -288,6 +290,7 @@ impl Wiring {
             bridge: bridge.clone(),
             codecs: app.codecs.clone(),
             state: app.state.clone(),
+            observer: app.observer.clone(),
             shutdown: CancellationToken::new(),
             sources: CancellationToken::new(),
             deadline: watch::channel(None),
@@ -370,6 +373,8 @@ impl Wiring {
             bridge: self.bridge.clone(),
             metrics: crate::observe::BindingMetrics::new(&eff.name),
             inbox: crate::runtime::inbox::Inbox::of(&eff.consumer),
+            function: Arc::from(io.pipeline.name.as_str()),
+            observer: self.observer.clone(),
         });
         for destination in &eff.destinations {
             let initial = match auto_startup {

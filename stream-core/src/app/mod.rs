@@ -63,6 +63,7 @@ pub struct StreamAppBuilder {
     extensions: Vec<Arc<dyn AppExtension>>,
     payloads: crate::plan::PayloadSchemas,
     state: AppState,
+    observer: Option<Arc<dyn crate::observe::CallObserver>>,
 }
 
 impl Default for StreamAppBuilder {
@@ -100,6 +101,7 @@ impl StreamAppBuilder {
             extensions: Vec::new(),
             payloads: Default::default(),
             state: AppState::default(),
+            observer: None,
         }
     }
 
@@ -173,6 +175,13 @@ impl StreamAppBuilder {
     /// is cheap to clone: a pool, a client, an `Arc`.
     pub fn with_state<S: Clone + Send + Sync + 'static>(mut self, state: S) -> Self {
         self.state.insert(state);
+        self
+    }
+
+    /// Shows every handler call of an input binding to `observer` when it ends (tests use
+    /// `TestHarness::attach`, which records them).
+    pub fn call_observer(mut self, observer: Arc<dyn crate::observe::CallObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -311,6 +320,7 @@ impl Clone for StreamAppBuilder {
             extensions: self.extensions.clone(),
             payloads: self.payloads.clone(),
             state: self.state.clone(),
+            observer: self.observer.clone(),
         }
     }
 }

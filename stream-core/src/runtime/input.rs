@@ -24,7 +24,7 @@ use crate::bridge::StreamBridge;
 use crate::function::handler::unwind_safe;
 use crate::function::{CallContext, ErasedFunction, HandlerError, Invocation};
 use crate::message::header;
-use crate::observe::{BindingMetrics, SecondsSince, TraceContext};
+use crate::observe::{BindingMetrics, CallObserver, HandlerCall, SecondsSince, TraceContext};
 use crate::plan::EffectiveBinding;
 
 /// Everything needed to handle one delivery of an input binding.
@@ -38,6 +38,10 @@ pub(crate) struct InputProcessor {
     pub metrics: BindingMetrics,
     /// The idempotent consumer's inbox (`consumer.idempotent`).
     pub inbox: Option<Inbox>,
+    /// The function definition bound, for the observer.
+    pub function: Arc<str>,
+    /// Sees each call (`StreamAppBuilder::call_observer`).
+    pub observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl InputProcessor {
@@ -110,6 +114,15 @@ impl InputProcessor {
                     .await
             };
             self.metrics.handler_seconds.record(SecondsSince(started));
+            if let Some(observer) = &self.observer {
+                observer.called(HandlerCall {
+                    function: &self.function,
+                    binding,
+                    input: message,
+                    attempt,
+                    outcome: result.as_ref().map(|_| ()),
+                });
+            }
             let error = match result {
                 Ok(()) => {
                     if let Some(c) = claimed {
