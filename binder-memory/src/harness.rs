@@ -12,8 +12,8 @@ use stream_core::StreamAppBuilder;
 use crate::binder::MemoryBinderFactory;
 use crate::broker::MemoryBroker;
 
-/// How often [`TestHarness::wait_for_dead_letters`] looks.
-const DEAD_LETTER_POLL: Duration = Duration::from_millis(5);
+/// How often [`TestHarness::wait_for_dead_letters`] and [`TestHarness::wait_settled`] look.
+const POLL: Duration = Duration::from_millis(5);
 
 /// Why [`TestHarness::receive_json`] has no value.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +159,10 @@ impl TestHarness {
             tokio::pin!(added);
             added.as_mut().enable();
             let calls = self.calls(function);
-            if calls.len() >= n || tokio::time::timeout_at(deadline, added).await.is_err() {
+            if calls.len() >= n {
+                return calls;
+            }
+            if tokio::time::timeout_at(deadline, added).await.is_err() {
                 return self.calls(function);
             }
         }
@@ -176,7 +179,7 @@ impl TestHarness {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
-            tokio::time::sleep(DEAD_LETTER_POLL).await;
+            tokio::time::sleep(POLL).await;
             quiet_looks = if self.is_quiet() { quiet_looks + 1 } else { 0 };
         }
         true
@@ -314,7 +317,7 @@ impl TestHarness {
             if dead.len() >= n || tokio::time::Instant::now() >= deadline {
                 return dead;
             }
-            tokio::time::sleep(DEAD_LETTER_POLL).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 

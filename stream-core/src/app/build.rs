@@ -345,6 +345,22 @@ impl Wiring {
         }
     }
 
+    /// What `eff`'s handler calls see: the codecs, the binding's content types (outputs take
+    /// `output`'s when there is one), its name and the application's states.
+    fn call_context(
+        &self,
+        eff: &EffectiveBinding,
+        output: Option<&EffectiveBinding>,
+    ) -> Arc<CallContext> {
+        Arc::new(CallContext {
+            codecs: self.codecs.clone(),
+            input_content_type: eff.content_type.clone(),
+            output_content_type: output.unwrap_or(eff).content_type.clone(),
+            binding: Arc::from(eff.name.as_str()),
+            state: self.state.clone(),
+        })
+    }
+
     async fn bind_input(
         &mut self,
         io: PlannedIo,
@@ -354,15 +370,7 @@ impl Wiring {
         let binder = binder_of(&self.binders, &eff)?;
         let auto_startup = eff.consumer.auto_startup;
         let (state_tx, state_rx) = watch::channel(initial_state(auto_startup));
-        let ctx = Arc::new(CallContext {
-            codecs: self.codecs.clone(),
-            input_content_type: eff.content_type.clone(),
-            output_content_type: output
-                .as_ref()
-                .map_or_else(|| eff.content_type.clone(), |(o, _)| o.content_type.clone()),
-            binding: Arc::from(eff.name.as_str()),
-            state: self.state.clone(),
-        });
+        let ctx = self.call_context(&eff, output.as_ref().map(|(o, _)| o));
         let eff = Arc::new(eff);
         let processor = Arc::new(InputProcessor {
             binding: Arc::clone(&eff),
@@ -426,13 +434,7 @@ impl Wiring {
             binding: eff.name.clone(),
             source,
             steps: io.pipeline.steps.clone(),
-            ctx: Arc::new(CallContext {
-                codecs: self.codecs.clone(),
-                input_content_type: eff.content_type.clone(),
-                output_content_type: eff.content_type.clone(),
-                binding: Arc::from(eff.name.as_str()),
-                state: self.state.clone(),
-            }),
+            ctx: self.call_context(&eff, None),
             output: out,
             fixed_delay: Duration::from_millis(poller.fixed_delay),
             initial_delay: Duration::from_millis(poller.initial_delay),

@@ -225,15 +225,19 @@ pub trait TypedHeader: Sized + Send + 'static {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header<H>(pub H);
 
+/// Why header `H` could not be taken.
+fn header_error<H: TypedHeader>(message: impl Into<String>) -> ConvertError {
+    ConvertError::Extract {
+        what: format!("header `{}`", H::NAME),
+        message: message.into(),
+    }
+}
+
 fn decode_header<H: TypedHeader>(value: &HeaderValue) -> Result<H, ConvertError> {
-    let text = value.as_str().ok_or_else(|| ConvertError::Extract {
-        what: format!("header `{}`", H::NAME),
-        message: "the value is not UTF-8 text".into(),
-    })?;
-    H::decode(text).map_err(|message| ConvertError::Extract {
-        what: format!("header `{}`", H::NAME),
-        message,
-    })
+    let text = value
+        .as_str()
+        .ok_or_else(|| header_error::<H>("the value is not UTF-8 text"))?;
+    H::decode(text).map_err(header_error::<H>)
 }
 
 impl<H: TypedHeader> FromParts for Header<H> {
@@ -242,10 +246,7 @@ impl<H: TypedHeader> FromParts for Header<H> {
             .message
             .headers
             .get(H::NAME)
-            .ok_or_else(|| ConvertError::Extract {
-                what: format!("header `{}`", H::NAME),
-                message: "the message has no such header".into(),
-            })?;
+            .ok_or_else(|| header_error::<H>("the message has no such header"))?;
         decode_header(value).map(Header)
     }
 }

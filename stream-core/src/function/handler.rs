@@ -369,12 +369,9 @@ pub trait HandlerFn<Args, M>: Send + Sync + 'static {
     fn needs_state() -> Vec<StateNeed>;
 }
 
-/// The argument kinds of a supplier: extractors only, as a supplier has no input message.
-#[diagnostic::on_unimplemented(
-    message = "a supplier has no input message to decode",
-    label = "this supplier takes a payload or `Message<T>`",
-    note = "a supplier's arguments can only be extractors such as `State<S>`; use `.function(..)` or `.consumer(..)` for a handler of messages"
-)]
+/// The argument kinds of a supplier: extractors only, as a supplier has no input message. (It
+/// fixes every marker to `Extracted`, so a payload argument fails as "not an extractor", with
+/// [`FromParts`](super::extract::FromParts)'s hint.)
 pub trait PartsOnly {}
 
 macro_rules! handler_fn {
