@@ -97,6 +97,7 @@ pub mod prelude {
     pub use stream_core::function::extract::{
         Attempt, BindingName, Header, State, TraceContext, TypedHeader,
     };
+    pub use stream_core::function::Batch;
     pub use stream_core::message::header;
     pub use stream_core::{HandlerError, Headers, Message, StreamBridge};
 }

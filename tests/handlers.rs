@@ -224,3 +224,104 @@ spring.cloud.stream.bindings:
     assert_eq!(harness.wait_for_calls("shout", 3, WAIT).await.len(), 3);
     running.shutdown().await;
 }
+
+/// An app on `harness` with one input binding `<function>-in-0` (its consumer settings in
+/// `consumer`) and, for functions, `<function>-out-0`.
+fn batch_app(harness: &TestHarness, definition: &str, consumer: &str) -> StreamAppBuilder {
+    let yaml = format!(
+        "spring.cloud.function.definition: {definition}\nspring.cloud.stream.bindings:\n  {definition}-in-0: {{ destination: readings, group: g, consumer: {{ {consumer} }} }}\n"
+    );
+    StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(harness.factory()))
+        .config_yaml(&yaml)
+}
+
+/// A batch handler and its binding's `batch-mode` must agree, or `build()` says how to fix it.
+#[tokio::test]
+async fn batch_mode_and_handler_must_agree_at_build() {
+    let harness = TestHarness::new();
+    let batch_handler = |_: Vec<u32>| async { Ok(()) };
+    let cases: [(&str, bool, &str); 3] = [
+        ("max-attempts: 1", true, "not in batch mode"),
+        ("batch-mode: true", false, "takes one message"),
+        ("batch-mode: true, idempotent: true", true, "idempotent"),
+    ];
+    for (consumer, batch, expected) in cases {
+        let builder = batch_app(&harness, "store", consumer);
+        let builder = match batch {
+            true => builder.batch_consumer("store", batch_handler),
+            false => builder.consumer("store", |_: u32| async { Ok(()) }),
+        };
+        let err = builder.build().await.expect_err("mismatch");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("store-in-0.consumer.batch-mode") && msg.contains(expected),
+            "{msg}"
+        );
+    }
+    let err = StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(harness.factory()))
+        .config_yaml("spring.cloud.function.definition: upper|store\n")
+        .function("upper", |s: String| async move { Ok::<_, HandlerError>(s) })
+        .batch_consumer("store", batch_handler)
+        .build()
+        .await
+        .expect_err("a batch handler only heads a composition");
+    assert!(err.to_string().contains("first"), "{err}");
+}
+
+/// A batch function sees each message's headers (`Vec<Message<T>>`) and the state, and its
+/// `Batch<U>` result is one message per item.
+#[tokio::test(start_paused = true)]
+async fn batch_function_takes_messages_and_state() {
+    let harness = TestHarness::new();
+    let yaml = "spring.cloud.function.definition: total
+spring.cloud.stream.bindings:
+  total-in-0: { destination: readings, group: g, consumer: { batch-mode: true } }
+  total-out-0: { destination: totals }
+";
+    let running = harness
+        .attach(
+            StreamApp::builder()
+                .env(Default::default())
+                .config_yaml(yaml),
+        )
+        .with_state(Counter::default())
+        .batch_function(
+            "total",
+            |State(calls): State<Counter>, readings: Vec<Message<u32>>| async move {
+                calls.0.fetch_add(1, Ordering::SeqCst);
+                let per_sensor = readings.iter().map(|m| {
+                    let sensor = m.headers.get_str("sensor").unwrap_or("?").to_owned();
+                    format!("{sensor}={}", m.payload)
+                });
+                Ok::<_, HandlerError>(per_sensor.collect::<Batch<String>>())
+            },
+        )
+        .build()
+        .await
+        .expect("build");
+    for (sensor, v) in [("a", 1u32), ("b", 2), ("c", 3)] {
+        let m = Message::new(bytes::Bytes::from(v.to_string()))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("sensor", sensor);
+        harness.send("readings", m).await;
+    }
+    assert!(harness.wait_settled(WAIT).await, "settles");
+    let mut got = Vec::new();
+    while let Ok(line) = harness
+        .receive_json::<String>("totals", Duration::from_millis(100))
+        .await
+    {
+        got.push(line);
+    }
+    assert_eq!(got, ["a=1", "b=2", "c=3"]);
+    assert_eq!(
+        harness.calls("total").len(),
+        3,
+        "one call record per message"
+    );
+    running.shutdown().await;
+}

@@ -10,9 +10,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::ClientConfig;
 use stream_core::binder::{
-    Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumerSpec,
-    DeadLetterSource, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, ServerAddress,
-    Subscription,
+    Backlog, BatchLimits, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities,
+    ConsumerSpec, DeadLetterSource, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan,
+    ServerAddress, Subscription,
 };
 use stream_core::config::Schema;
 use stream_core::expr::Expression;
@@ -417,7 +417,7 @@ impl Binder for KafkaBinder {
         base.insert("auto.commit.interval.ms".to_owned(), "1000".to_owned());
         base.insert("auto.offset.reset".to_owned(), start.as_str().to_owned());
         base.insert("enable.partition.eof".to_owned(), "false".to_owned());
-        let config = client_config(
+        let mut config = client_config(
             &self.cfg,
             &[
                 &base,
@@ -425,6 +425,7 @@ impl Binder for KafkaBinder {
                 &flatten_properties(&props.configuration),
             ],
         );
+        let batch = take_max_poll_records(&mut config, &spec.binding)?;
         if config.get("group.id") != Some(group_id.as_str()) {
             return Err(BindError::Config {
                 key: format!(
@@ -457,9 +458,12 @@ impl Binder for KafkaBinder {
             commits: !anonymous,
             reset_to_latest: (props.reset_offsets && !anonymous)
                 .then_some(start == StartOffset::Latest),
-            prefetch: (spec.concurrency.max(1) as usize
-                * crate::consumer::PREFETCH_PER_CONCURRENCY)
-                .max(crate::consumer::MIN_PREFETCH),
+            prefetch: batch.prefetch(
+                spec,
+                (spec.concurrency.max(1) as usize * crate::consumer::PREFETCH_PER_CONCURRENCY)
+                    .max(crate::consumer::MIN_PREFETCH),
+            ),
+            batch,
         })
         .await?;
         tracing::debug!(
@@ -575,4 +579,31 @@ impl Binder for KafkaBinder {
         })
         .await;
     }
+}
+
+/// The Java client's `max.poll.records` (default 500), which librdkafka does not know: taken
+/// out of the client properties, it is the batch size of a `batch-mode` binding, whose batch is
+/// what the poller has fetched and queued.
+fn take_max_poll_records(
+    config: &mut ClientConfig,
+    binding: &str,
+) -> Result<BatchLimits, BindError> {
+    const KEY: &str = "max.poll.records";
+    let max_messages = match config.get(KEY).map(|v| v.trim().parse::<usize>()) {
+        None => 500,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.kafka.bindings.{binding}.consumer.configuration.{KEY}"
+                ),
+                message: "expected a positive integer".into(),
+            })
+        }
+    };
+    config.remove(KEY);
+    Ok(BatchLimits {
+        max_messages,
+        receive_timeout: std::time::Duration::ZERO,
+    })
 }

@@ -16,7 +16,7 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use stream_core::binder::{
-    BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
+    BatchLimits, BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
 };
 use stream_core::message::{header, RawMessage};
 use tokio::sync::Notify;
@@ -166,6 +166,8 @@ pub struct SubscribeArgs {
     pub reset_to_latest: Option<bool>,
     /// Deliveries queued ahead of the runtime before the partitions are paused.
     pub prefetch: usize,
+    /// How a `batch-mode` binding's batches are filled (`max.poll.records`).
+    pub batch: BatchLimits,
 }
 
 /// A bound input. A background task polls the consumer and queues deliveries; when `prefetch`
@@ -184,6 +186,7 @@ pub struct KafkaSubscription {
     stop: Arc<Notify>,
     poller: Option<tokio::task::JoinHandle<()>>,
     closed: bool,
+    batch: BatchLimits,
 }
 
 impl std::fmt::Debug for KafkaSubscription {
@@ -295,6 +298,7 @@ impl KafkaSubscription {
             stop,
             poller: Some(handle),
             closed: false,
+            batch: args.batch,
         })
     }
 
@@ -491,6 +495,28 @@ async fn reset_offsets(
     }
 }
 
+impl KafkaSubscription {
+    /// Accounts for an item taken from the queue: the delivery, unless its partition was
+    /// revoked since it was queued (the new owner has it), then `None`.
+    fn taken_item(
+        &mut self,
+        item: Result<KafkaDelivery, ConsumeError>,
+    ) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        self.taken.notify_one();
+        match item {
+            Ok(mut d) => {
+                if !lock(&self.shared.tracker).is_current(&d.tp, d.generation) {
+                    d.settled = true;
+                    return None;
+                }
+                Some(Ok(Box::new(d)))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
@@ -499,20 +525,24 @@ impl Subscription for KafkaSubscription {
                 return None;
             }
             let item = self.rx.recv().await?;
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            self.taken.notify_one();
-            match item {
-                Ok(mut d) => {
-                    // Queued before its partition was revoked: the new owner has it.
-                    if !lock(&self.shared.tracker).is_current(&d.tp, d.generation) {
-                        d.settled = true;
-                        continue;
-                    }
-                    return Some(Ok(Box::new(d)));
-                }
-                Err(e) => return Some(Err(e)),
+            if let Some(taken) = self.taken_item(item) {
+                return Some(taken);
             }
         }
+    }
+
+    fn try_next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        while !self.closed {
+            let item = self.rx.try_recv().ok()?;
+            if let Some(taken) = self.taken_item(item) {
+                return Some(taken);
+            }
+        }
+        None
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.batch
     }
 
     async fn close(mut self: Box<Self>) {

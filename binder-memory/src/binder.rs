@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use stream_core::binder::{
-    Backlog, BindError, Binder, BinderEnvironment, BinderFactory, Capabilities, ConsumeError,
-    ConsumerSpec, DeadLetter, DeadLetterSource, Delivery, Health, OrderingScope, Producer,
-    ProducerSpec, ProvisionPlan, Route, SendError, ServerAddress, SettleError, StartOffset,
-    Subscription,
+    Backlog, BatchLimits, BatchSettings, BindError, Binder, BinderEnvironment, BinderFactory,
+    Capabilities, ConsumeError, ConsumerSpec, DeadLetter, DeadLetterSource, Delivery, Health,
+    OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route, SendError, ServerAddress,
+    SettleError, StartOffset, Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::message::{Message, RawMessage};
@@ -217,9 +217,10 @@ impl Binder for MemoryBinder {
 }
 
 fn prefetch_of(spec: &ConsumerSpec, props: &MemoryConsumerProps) -> usize {
-    props
+    let prefetch = props
         .prefetch
-        .unwrap_or((spec.concurrency.max(1) as usize) * PREFETCH_PER_CONCURRENCY)
+        .unwrap_or((spec.concurrency.max(1) as usize) * PREFETCH_PER_CONCURRENCY);
+    props.batch_limits().prefetch(spec, prefetch)
 }
 
 /// `spring.cloud.stream.memory.{default,bindings.<b>}.consumer.*`.
@@ -233,6 +234,16 @@ pub struct MemoryConsumerProps {
     /// (`retention`): `earliest` (the default for a group) replays the retained messages,
     /// `latest` (the default without a group) sees only new ones.
     pub start_offset: Option<StartOffset>,
+    /// `batch-size` and `receive-timeout` of a `batch-mode` binding (default: up to 100
+    /// messages, those ready at once).
+    #[serde(flatten)]
+    pub batch: BatchSettings,
+}
+
+impl MemoryConsumerProps {
+    fn batch_limits(&self) -> BatchLimits {
+        self.batch.limits(BatchLimits::default())
+    }
 }
 
 /// Whether a new queue for `group` starts from the history: `start-offset`, else Kafka's
@@ -362,6 +373,7 @@ pub(crate) fn subscribe(
         member_id,
         notify,
         closed: false,
+        batch: props.batch_limits(),
     })
 }
 
@@ -430,6 +442,7 @@ pub struct MemorySubscription {
     notify: Arc<Signal>,
     membership: Arc<Membership>,
     closed: bool,
+    batch: BatchLimits,
 }
 
 /// What the deliveries of one subscription share, in one allocation of the subscription's own
@@ -541,6 +554,10 @@ impl Subscription for MemorySubscription {
             } => Some(Ok(Box::new(self.delivery(partition, partitions, entry)))),
             Take::Gone | Take::Wait => None,
         }
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.batch
     }
 
     async fn close(mut self: Box<Self>) {

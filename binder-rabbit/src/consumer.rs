@@ -13,7 +13,7 @@ use lapin::options::{
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Acker, Channel};
 use stream_core::binder::{
-    BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
+    BatchLimits, BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
 };
 use stream_core::message::RawMessage;
 
@@ -172,6 +172,10 @@ async fn stop(ctx: &ConsumerCtx, c: Consuming) {
 
 #[async_trait]
 impl Subscription for RabbitSubscription {
+    fn batch_limits(&self) -> BatchLimits {
+        self.ctx.props.batch_limits()
+    }
+
     // Cancel-safe: every await point either loses nothing (sleep, setup: a half-made channel
     // is closed when dropped) or is the lapin consumer stream itself.
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {

@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use stream_core::binder::{BindError, ConsumerSpec, ProducerSpec};
+use stream_core::binder::{BatchLimits, BatchSettings, BindError, ConsumerSpec, ProducerSpec};
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::expr::Expression;
 
@@ -252,6 +252,10 @@ pub struct ConsumerProps {
     pub exclusive: bool,
     /// `single-active-consumer` → `x-single-active-consumer`.
     pub single_active_consumer: bool,
+    /// `batch-size` (default 10) and `receive-timeout` (default 1 s) of a `batch-mode`
+    /// binding, as Spring's consumer-side batching.
+    #[serde(flatten)]
+    pub batch: BatchSettings,
     /// Spring's consumer keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedConsumerProps,
@@ -268,6 +272,7 @@ impl Default for ConsumerProps {
             anonymous_prefix: "anonymous.".into(),
             exclusive: false,
             single_active_consumer: false,
+            batch: BatchSettings::default(),
             unused: UnusedConsumerProps::default(),
         }
     }
@@ -277,12 +282,18 @@ stream_core::unused_keys! {
     /// Spring's RabbitMQ consumer keys (`RabbitConsumerProperties`) accepted and not acted on: the
     /// runtime owns retries and concurrency, so the container settings have no counterpart here.
     pub struct UnusedConsumerProps {
-        requeue_rejected, max_concurrency, acknowledge_mode, transacted, tx_size, batch_size,
-        enable_batching, receive_timeout, recovery_interval, missing_queues_fatal,
+        requeue_rejected, max_concurrency, acknowledge_mode, transacted, tx_size,
+        enable_batching, recovery_interval, missing_queues_fatal,
         queue_declaration_retries, failed_declaration_retry_interval, consumer_tag_prefix,
         frame_max_headroom, republish_delivery_mode, dlq_producer
     }
 }
+
+/// A batch's limits when `batch-size` and `receive-timeout` are not set.
+pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
+    max_messages: 10,
+    receive_timeout: std::time::Duration::from_secs(1),
+};
 
 /// Default prefetch per unit of concurrency.
 pub const PREFETCH_PER_CONCURRENCY: u32 = 4;
@@ -298,7 +309,14 @@ impl ConsumerProps {
             None => (spec.concurrency.max(1) * PREFETCH_PER_CONCURRENCY)
                 .clamp(MIN_DEFAULT_PREFETCH, u32::from(u16::MAX)) as u16,
         };
+        let prefetch = props.batch_limits().prefetch(spec, props.prefetch.into());
+        props.prefetch = u16::try_from(prefetch).unwrap_or(u16::MAX);
         Ok(props)
+    }
+
+    /// How a `batch-mode` binding's batches are filled.
+    pub fn batch_limits(&self) -> BatchLimits {
+        self.batch.limits(DEFAULT_BATCH)
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use stream_core::binder::{ConsumeError, DeadLetter, Delivery, SettleError, Subscription};
+use stream_core::binder::{
+    BatchLimits, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
+};
 use stream_core::message::RawMessage;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -82,6 +84,8 @@ pub struct SqsSubscription {
     pollers: JoinSet<()>,
     grace: Duration,
     closed: bool,
+    /// A `batch-mode` binding's batch: what one receive returns (`max-number-of-messages`).
+    batch: BatchLimits,
 }
 
 impl fmt::Debug for SqsSubscription {
@@ -150,6 +154,10 @@ impl SqsSubscription {
             pollers: set,
             grace: settings.wait_time() + Duration::from_secs(5),
             closed: false,
+            batch: BatchLimits {
+                max_messages: settings.max_number_of_messages.max(1) as usize,
+                receive_timeout: Duration::ZERO,
+            },
         }
     }
 
@@ -173,16 +181,28 @@ impl Drop for SqsSubscription {
     }
 }
 
+fn boxed(item: Result<SqsDelivery, ConsumeError>) -> Result<Box<dyn Delivery>, ConsumeError> {
+    item.map(|d| Box::new(d) as Box<dyn Delivery>)
+}
+
 #[async_trait]
 impl Subscription for SqsSubscription {
     async fn next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
         if self.closed {
             return None;
         }
-        match self.rx.recv().await? {
-            Ok(d) => Some(Ok(Box::new(d))),
-            Err(e) => Some(Err(e)),
+        self.rx.recv().await.map(boxed)
+    }
+
+    fn try_next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
+        if self.closed {
+            return None;
         }
+        self.rx.try_recv().ok().map(boxed)
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.batch
     }
 
     async fn close(mut self: Box<Self>) {

@@ -112,6 +112,9 @@ pub struct ConsumerSpec {
     /// Attempts the runtime makes before dead-lettering (for sizing native backstops such as a
     /// redrive policy; the runtime remains the retry owner).
     pub max_attempts: u32,
+    /// Whether the runtime takes deliveries in batches (`batch-mode`): size prefetch to hold
+    /// a whole batch ([`Subscription::batch_limits`]).
+    pub batch_mode: bool,
     /// Binder-specific properties of this binding
     /// (`spring.cloud.stream.<type>.bindings.<binding>.consumer`, merged over
     /// `spring.cloud.stream.<type>.default.consumer`), as a JSON object.
@@ -362,8 +365,75 @@ pub trait Subscription: Send {
         None
     }
 
+    /// How the runtime fills a batch for a `batch-mode` binding, from the binder's own settings
+    /// (Rabbit's `batch-size` and `receive-timeout`, Kafka's `max.poll.records`, ...).
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits::default()
+    }
+
     /// Stops receiving and releases broker resources (anonymous queues are removed).
     async fn close(self: Box<Self>);
+}
+
+/// How a batch is filled: after its first delivery, every delivery ready at once is added, and
+/// while it is not full the runtime waits up to `receive_timeout` for each next one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// The most messages in one batch (at least 1).
+    pub max_messages: usize,
+    /// How long to wait for one more message of a batch that is not full (zero: take what is
+    /// ready).
+    pub receive_timeout: std::time::Duration,
+}
+
+impl Default for BatchLimits {
+    /// At most 100 messages, and no waiting beyond what the broker has ready.
+    fn default() -> Self {
+        BatchLimits {
+            max_messages: 100,
+            receive_timeout: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl BatchLimits {
+    /// The prefetch a subscription needs for `spec`: `prefetch`, raised to hold a whole batch
+    /// in batch mode (as Spring raises a batching container's prefetch to its batch size).
+    pub fn prefetch(&self, spec: &ConsumerSpec, prefetch: usize) -> usize {
+        match spec.batch_mode {
+            true => prefetch.max(self.max_messages),
+            false => prefetch,
+        }
+    }
+}
+
+/// A consumer binding's batch settings, in Spring's RabbitMQ binder names (`batch-size`,
+/// `receive-timeout`); binders that take them flatten this into their consumer settings.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct BatchSettings {
+    /// `batch-size`: the most messages in one batch (`batch-mode`).
+    #[schemars(range(min = 1))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// `receive-timeout`: how long a batch that is not full waits for its next message (ms).
+    #[schemars(extend("x-kind" = "duration-ms"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive_timeout: Option<u64>,
+}
+
+impl BatchSettings {
+    /// The limits these settings give, `defaults` where unset.
+    pub fn limits(&self, defaults: BatchLimits) -> BatchLimits {
+        BatchLimits {
+            max_messages: self.batch_size.unwrap_or(defaults.max_messages).max(1),
+            receive_timeout: self
+                .receive_timeout
+                .map_or(defaults.receive_timeout, std::time::Duration::from_millis),
+        }
+    }
 }
 
 /// How many messages wait for a consumer binding, as its broker counts them (approximate:

@@ -35,6 +35,15 @@ pub enum Error {
         /// The state's type name.
         state: String,
     },
+    /// A batch handler on a binding without `batch-mode: true`, or the reverse (or a batch
+    /// binding that also asks for what batches do not do yet).
+    #[error("spring.cloud.stream.bindings.{binding}.consumer.batch-mode: {message}")]
+    BatchMode {
+        /// The input binding.
+        binding: String,
+        /// What does not match, and how to fix it.
+        message: String,
+    },
     /// A binder's type has no registered factory.
     #[error("binder `{binder}` has type `{binder_type}`, which is not available (available: {available})")]
     UnknownBinderType {

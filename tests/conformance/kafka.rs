@@ -185,6 +185,9 @@ impl Target for KafkaTarget {
     fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String {
         crate::target::replay_binding(binding, &format!("error.{destination}.{group}"))
     }
+    fn batch_size_yaml(&self, binding: &str, size: usize) -> String {
+        format!("spring.cloud.stream.kafka.bindings.{binding}.consumer.configuration.max.poll.records: {size}\n")
+    }
 }
 
 crate::conformance_suite!(crate::kafka::target(), real);

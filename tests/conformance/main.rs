@@ -59,6 +59,10 @@ macro_rules! conformance_suite {
             new_group_replays_history,
             partitioned_producer_and_consumers,
             polled_supplier_emits,
+            batch_consumer_receives_batches_in_order,
+            batch_partial_failure_acks_the_rest,
+            batch_failure_dead_letters_each_message,
+            batch_output_sends_each_item,
         );
     };
     (@each $target:expr, $mode:ident, $($name:ident),+ $(,)?) => {

@@ -143,6 +143,9 @@ impl Target for RabbitTarget {
             "spring.cloud.stream.bindings.{binding}: {{ destination: DLX, group: \"{destination}.{group}.dlq\" }}\nspring.cloud.stream.rabbit.bindings.{binding}.consumer: {{ queue-name-group-only: true, exchange-type: direct, binding-routing-key: \"{destination}.{group}\", auto-bind-dlq: false }}\n"
         )
     }
+    fn batch_size_yaml(&self, binding: &str, size: usize) -> String {
+        crate::target::batch_size_key("rabbit", binding, size)
+    }
 }
 
 crate::conformance_suite!(crate::rabbit::target(), real);

@@ -15,6 +15,9 @@ use crate::target::{
     eventually, json, start_app, text, try_start_app, unique, value, Probe, Target, QUIET, WAIT,
 };
 
+mod batch;
+pub use batch::*;
+
 pub async fn function_round_trip(t: &dyn Target) {
     let (input, output) = (unique("in"), unique("out"));
     let yaml = format!(

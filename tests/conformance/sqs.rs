@@ -147,6 +147,11 @@ impl Target for SqsTarget {
             crate::target::replay_binding(binding, &format!("{destination}-{group}-dlq"))
         )
     }
+    fn batch_size_yaml(&self, binding: &str, size: usize) -> String {
+        format!(
+            "spring.cloud.stream.sqs.bindings.{binding}.consumer.max-number-of-messages: {size}\n"
+        )
+    }
 }
 
 crate::conformance_suite!(crate::sqs::target(), real);

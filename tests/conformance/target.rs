@@ -40,6 +40,14 @@ pub trait Target: Send + Sync {
     /// dead letters of `destination`/`group`, as README ("Consuming dead letters") documents
     /// for the binder.
     fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String;
+    /// Configuration giving the `batch-mode` binding `binding` batches of at most `size`
+    /// messages, in the binder's own keys.
+    fn batch_size_yaml(&self, binding: &str, size: usize) -> String;
+}
+
+/// `batch-size` of a binder that takes Spring Rabbit's batch keys (memory, rabbit).
+pub fn batch_size_key(binder_type: &str, binding: &str, size: usize) -> String {
+    format!("spring.cloud.stream.{binder_type}.bindings.{binding}.consumer.batch-size: {size}\n")
 }
 
 /// A binding's `destination` and `group: replay`, as YAML lines under `bindings`.
@@ -103,6 +111,9 @@ impl Target for MemoryTarget {
     }
     fn dead_letter_consumer_yaml(&self, binding: &str, destination: &str, group: &str) -> String {
         replay_binding(binding, &format!("{destination}.{group}.dlq"))
+    }
+    fn batch_size_yaml(&self, binding: &str, size: usize) -> String {
+        batch_size_key("memory", binding, size)
     }
 }
 

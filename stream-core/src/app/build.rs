@@ -45,6 +45,7 @@ pub(super) async fn run(app: StreamAppBuilder) -> Result<RunningApp, Error> {
     let ios = resolve_functions(&app, &config)?;
     let bindings = derive_bindings(&ios);
     check_bindings(&config, &bindings)?;
+    check_batch_modes(&config, &ios)?;
     let plan = build_plan(&config, &app.binders, &bindings)?;
     for b in &plan.bindings {
         tracing::info!("delivery plan: {}", b.to_string().trim_end());
@@ -210,6 +211,34 @@ fn check_bindings(config: &StreamConfig, all: &[(String, Direction)]) -> Result<
             known.iter().copied().collect::<Vec<_>>().join(", ")
         },
     })
+}
+
+/// A batch handler is bound only with `batch-mode: true`, and a `batch-mode` binding only to
+/// a batch handler: the mismatch fails here, not as dead letters at run time.
+fn check_batch_modes(config: &StreamConfig, ios: &[PlannedIo]) -> Result<(), Error> {
+    for io in ios {
+        let Some(input) = &io.input else { continue };
+        let consumer = resolve_binding(config, input, Direction::Input)?.consumer;
+        let message = match (io.pipeline.is_batch(), consumer.batch_mode) {
+            (true, false) => format!(
+                "`{}` takes a batch (`Vec<T>`) but this binding is not in batch mode: set it to true",
+                io.pipeline.name
+            ),
+            (false, true) => format!(
+                "this binding is in batch mode but `{}` takes one message: register a batch handler (`batch_consumer`/`batch_function` taking `Vec<T>`) or remove batch-mode",
+                io.pipeline.name
+            ),
+            (true, true) if consumer.idempotent => {
+                "`idempotent` is not supported in batch mode yet: remove one of them".to_owned()
+            }
+            _ => continue,
+        };
+        return Err(Error::BatchMode {
+            binding: input.clone(),
+            message,
+        });
+    }
+    Ok(())
 }
 
 /// Connects every binder a binding names (functions' and `output-bindings`), plus the default

@@ -37,13 +37,14 @@ use crate::bridge::StreamBridge;
 use crate::config::{ConfigLoader, StreamConfig};
 use crate::convert::{Codec, CodecRegistry};
 use crate::error::Error;
+use crate::function::batch::{BatchAdapter, BatchHandlerFn};
 use crate::function::extract::AppState;
 use crate::function::handler::{
-    finish_output, ConsumerAdapter, FunctionAdapter, PartsOnly, SupplierAdapter,
+    output_of, ConsumerAdapter, FunctionAdapter, PartsOnly, SupplierAdapter,
 };
 use crate::function::{
-    CallContext, CallResult, ErasedFunction, FunctionRegistry, Handler, HandlerError, HandlerFn,
-    IntoOutput, Invocation, Pipeline,
+    CallContext, CallResult, ErasedFunction, FunctionRegistry, Handler, HandlerFn, IntoOutput,
+    Invocation, Pipeline,
 };
 use crate::message::Headers;
 use crate::plan::Plan;
@@ -214,6 +215,38 @@ impl StreamAppBuilder {
         self
     }
 
+    /// Registers a batch function: it takes `Vec<T>` or `Vec<Message<T>>` (and extractors) and
+    /// its binding needs `consumer.batch-mode: true` (see [`crate::function::batch`]). Its
+    /// result is one output message, or one per item of a [`Batch`](crate::function::Batch).
+    pub fn batch_function<F, Args, M, MO>(mut self, name: &str, f: F) -> Self
+    where
+        F: BatchHandlerFn<Args, M>,
+        F::Output: IntoOutput<MO>,
+        Args: 'static,
+        M: 'static,
+        MO: 'static,
+    {
+        let adapter = BatchAdapter::<F, Args, M, MO>::new(f, false);
+        self.functions
+            .insert(name, Handler::Function(Arc::new(adapter)));
+        self
+    }
+
+    /// Registers a batch consumer: it takes `Vec<T>` or `Vec<Message<T>>` (and extractors),
+    /// returns `Result<(), HandlerError>`, and its binding needs `consumer.batch-mode: true`.
+    /// [`HandlerError::only`](crate::HandlerError::only) fails some of the batch's messages and acknowledges the others.
+    pub fn batch_consumer<F, Args, M>(mut self, name: &str, f: F) -> Self
+    where
+        F: BatchHandlerFn<Args, M, Output = ()>,
+        Args: 'static,
+        M: 'static,
+    {
+        let adapter = BatchAdapter::<F, Args, M, crate::function::handler::Plain>::new(f, true);
+        self.functions
+            .insert(name, Handler::Consumer(Arc::new(adapter)));
+        self
+    }
+
     /// Registers a supplier polled every `poller.fixed-delay` (default 1000 ms); returning
     /// `None` (for `Option` outputs) sends nothing that time. Its arguments, if any, are
     /// extractors such as `State<S>`.
@@ -242,13 +275,8 @@ impl StreamAppBuilder {
             Box::new(move |ctx: Arc<CallContext>| {
                 stream
                     .map(move |item| {
-                        item.into_output(&ctx)
-                            .map(|enc| {
-                                // Same finishing as a polled supplier's output.
-                                enc.map(|e| vec![finish_output(e, Headers::new())])
-                                    .unwrap_or_default()
-                            })
-                            .map_err(|e| HandlerError::output(e, crate::function::Retry::No))
+                        // Same finishing as a polled supplier's output.
+                        output_of(item, &ctx, &Headers::new()).map(|out| out.into_vec())
                     })
                     .boxed()
             });
@@ -335,6 +363,10 @@ impl ErasedFunction for PipelineFunction {
         ctx: &Arc<CallContext>,
     ) -> crate::function::handler::BoxFuture<CallResult> {
         self.0.apply(input, ctx)
+    }
+
+    fn is_batch(&self) -> bool {
+        self.0.is_batch()
     }
 }
 

@@ -285,11 +285,6 @@ impl Builder<'_> {
                 "{path}.error-handler-definition: not supported yet and ignored; failed messages are retried and dead-lettered by the binding's retry settings"
             ));
         }
-        if b.consumer.batch_mode {
-            self.warnings.push(format!(
-                "{path}.consumer.batch-mode: not supported yet and ignored; messages are handled one at a time"
-            ));
-        }
         if b.consumer.multiplex {
             self.warnings.push(format!(
                 "{path}.consumer.multiplex: not supported yet and ignored; each destination gets its own subscription"

@@ -26,6 +26,8 @@ pub struct HandlerError {
     type_name: Option<&'static str>,
     message: String,
     source: Option<BoxError>,
+    /// In a batch: the positions of the messages that failed (`None`: all of them).
+    failed: Option<Box<[usize]>>,
 }
 
 impl HandlerError {
@@ -73,6 +75,7 @@ impl HandlerError {
             type_name: None,
             message,
             source: None,
+            failed: None,
         }
     }
 
@@ -80,6 +83,26 @@ impl HandlerError {
     pub fn with_type_name(mut self, type_name: &'static str) -> Self {
         self.type_name = Some(type_name);
         self
+    }
+
+    /// In a batch consumer: only the messages at these positions of the batch (0-based) failed.
+    /// The others are acknowledged; these alone are retried (as a smaller batch), then
+    /// dead-lettered. Without it, an error fails the whole batch. A batch *function* always
+    /// fails whole (its outputs were not produced), so the positions are ignored there.
+    pub fn only(mut self, positions: impl IntoIterator<Item = usize>) -> Self {
+        self.failed = Some(positions.into_iter().collect());
+        self
+    }
+
+    /// The same error for the whole batch (positions dropped).
+    pub(crate) fn whole(mut self) -> Self {
+        self.failed = None;
+        self
+    }
+
+    /// The positions given to [`HandlerError::only`], if any.
+    pub fn failed_positions(&self) -> Option<&[usize]> {
+        self.failed.as_deref()
     }
 
     /// How the handler classified this error.
@@ -141,6 +164,7 @@ impl fmt::Debug for HandlerError {
             .field("retry", &self.retry)
             .field("type_name", &self.type_name)
             .field("message", &self.message)
+            .field("failed", &self.failed)
             .finish()
     }
 }
@@ -159,6 +183,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
             type_name: Some(std::any::type_name::<E>()),
             message: e.to_string(),
             source: Some(Box::new(e)),
+            failed: None,
         }
     }
 }

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use smallvec::SmallVec;
 
+use super::batch::{BatchHandlerFn, FromBatch};
 use super::error::HandlerError;
 use super::extract::{AppState, StateNeed};
 use crate::convert::{mime_essence, CodecRegistry, ConvertError, APPLICATION_JSON};
@@ -44,19 +45,27 @@ pub type Outputs = SmallVec<[RawMessage; 1]>;
 /// copied for the handler), and the delivery attempt when the call handles a delivery.
 #[derive(Clone, Copy, Debug)]
 pub struct Invocation<'a> {
-    /// The input message.
+    /// The input message (in a batch, the first one).
     pub message: &'a RawMessage,
     /// The delivery attempt (1-based) of the delivery being handled; `None` outside one.
     /// Handlers that take a [`Message`] see it as the `delivery-attempt` header.
     pub attempt: Option<u32>,
+    /// Every message of a batch (`batch-mode`), in delivery order; empty for one message.
+    pub batch: &'a [&'a RawMessage],
 }
 
 impl<'a> Invocation<'a> {
     /// An invocation of `message` outside any delivery (no attempt number).
     pub fn of(message: &'a RawMessage) -> Self {
+        Self::single(message, None)
+    }
+
+    /// An invocation of one message at `attempt`.
+    pub fn single(message: &'a RawMessage, attempt: Option<u32>) -> Self {
         Invocation {
             message,
-            attempt: None,
+            attempt,
+            batch: &[],
         }
     }
 }
@@ -163,9 +172,12 @@ pub struct Encoded {
     pub headers: Headers,
 }
 
-/// A handler return type encoded into zero or one raw message: any `serde::Serialize` type,
-/// [`Message<T>`], or `Option<Message<T>>` (`None` sends nothing). Anything else is a compile
-/// error that says so:
+/// Encoded messages of one handler result: usually none or one, held without an allocation.
+pub type EncodedOutputs = SmallVec<[Encoded; 1]>;
+
+/// A handler return type encoded into raw messages: any `serde::Serialize` type (one message),
+/// [`Message<T>`] (one, with headers), `Option<Message<T>>` (`None` sends nothing) or
+/// [`Batch<U>`] (one message per item). Anything else is a compile error that says so:
 ///
 /// ```compile_fail,E0277
 /// struct NotSerde;
@@ -175,11 +187,11 @@ pub struct Encoded {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler's output",
     label = "this handler's output",
-    note = "a handler returns `Result<T, HandlerError>` where `T` implements `serde::Serialize`, or is `Message<T>` (with headers), or `Option<Message<T>>` (`None` sends nothing)"
+    note = "a handler returns `Result<T, HandlerError>` where `T` implements `serde::Serialize`, or is `Message<T>` (with headers), `Option<Message<T>>` (`None` sends nothing) or `Batch<T>` (one message per item)"
 )]
 pub trait IntoOutput<M>: Send + 'static {
-    /// Encodes the value; `Ok(None)` means "no message" (a filter).
-    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError>;
+    /// Encodes the value, adding the messages it stands for to `out` (none for a filter).
+    fn into_output(self, ctx: &CallContext, out: &mut EncodedOutputs) -> Result<(), ConvertError>;
 }
 
 /// Encodes a value; a value that serializes to `null` (`None`, `()`) is "no message", as a
@@ -206,40 +218,69 @@ fn encode_value<T: Serialize>(
 }
 
 impl<T: Serialize + Send + 'static> IntoOutput<Plain> for T {
-    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError> {
-        Ok(
-            encode_value(&self, &ctx.output_content_type, &ctx.codecs)?.map(|payload| Encoded {
-                payload,
-                headers: Headers::single(
-                    header::CONTENT_TYPE,
-                    ctx.output_content_type.as_str().into(),
-                ),
-            }),
-        )
+    fn into_output(self, ctx: &CallContext, out: &mut EncodedOutputs) -> Result<(), ConvertError> {
+        let content_type = &ctx.output_content_type;
+        if let Some(payload) = encode_value(&self, content_type, &ctx.codecs)? {
+            let headers = Headers::single(header::CONTENT_TYPE, content_type.as_str().into());
+            out.push(Encoded { payload, headers });
+        }
+        Ok(())
     }
 }
 
 impl<T: Serialize + Send + 'static> IntoOutput<Wrapped> for Message<T> {
-    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError> {
+    fn into_output(self, ctx: &CallContext, out: &mut EncodedOutputs) -> Result<(), ConvertError> {
         let mut headers = self.headers;
         let content_type = headers
             .get_str(header::CONTENT_TYPE)
             .unwrap_or(&ctx.output_content_type)
             .to_owned();
-        let Some(payload) = encode_value(&self.payload, &content_type, &ctx.codecs)? else {
-            return Ok(None);
-        };
-        headers.insert(header::CONTENT_TYPE, content_type);
-        Ok(Some(Encoded { payload, headers }))
+        if let Some(payload) = encode_value(&self.payload, &content_type, &ctx.codecs)? {
+            headers.insert(header::CONTENT_TYPE, content_type);
+            out.push(Encoded { payload, headers });
+        }
+        Ok(())
     }
 }
 
 impl<T: Serialize + Send + 'static> IntoOutput<WrappedOption> for Option<Message<T>> {
-    fn into_output(self, ctx: &CallContext) -> Result<Option<Encoded>, ConvertError> {
+    fn into_output(self, ctx: &CallContext, out: &mut EncodedOutputs) -> Result<(), ConvertError> {
         match self {
-            Some(m) => m.into_output(ctx),
-            None => Ok(None),
+            Some(m) => m.into_output(ctx, out),
+            None => Ok(()),
         }
+    }
+}
+
+/// Many output messages from one call: each item is its own broker message (in order), and
+/// the input is acknowledged only once every one of them is confirmed. A plain `Vec<U>` stays
+/// one message (a JSON array), as in Spring. Items are payloads or [`Message`]s.
+///
+/// ```
+/// use stream_core::function::Batch;
+/// let _ = stream_core::StreamAppBuilder::new()
+///     .function("split", |line: String| async move {
+///         Ok::<_, stream_core::HandlerError>(Batch(line.split(' ').map(str::to_owned).collect()))
+///     });
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch<U>(pub Vec<U>);
+
+impl<U> FromIterator<U> for Batch<U> {
+    fn from_iter<I: IntoIterator<Item = U>>(items: I) -> Self {
+        Batch(items.into_iter().collect())
+    }
+}
+
+/// Marker: one message per item of a [`Batch`].
+#[derive(Debug)]
+pub struct Each<M>(std::marker::PhantomData<M>);
+
+impl<U: IntoOutput<M>, M: 'static> IntoOutput<Each<M>> for Batch<U> {
+    fn into_output(self, ctx: &CallContext, out: &mut EncodedOutputs) -> Result<(), ConvertError> {
+        self.0
+            .into_iter()
+            .try_for_each(|item| item.into_output(ctx, out))
     }
 }
 
@@ -271,26 +312,27 @@ fn not_propagated(name: &str) -> bool {
 /// Cloud Function does) except per-message ones.
 ///
 /// Adds to the handler's headers in place (no text is copied: names and values are shared).
-pub(crate) fn finish_output(encoded: Encoded, input_headers: Headers) -> RawMessage {
-    let headers = Headers::derive(encoded.headers, &input_headers, |name| {
-        !not_propagated(name)
-    });
+pub(crate) fn finish_output(encoded: Encoded, input_headers: &Headers) -> RawMessage {
+    let headers = Headers::derive(encoded.headers, input_headers, |name| !not_propagated(name));
     Message {
         payload: encoded.payload,
         headers,
     }
 }
 
-/// Encodes a handler's return value into its output message, if any (none when it filtered).
-fn output_of<O: IntoOutput<M>, M>(
+/// Encodes a handler's return value into its output messages (none when it filtered).
+pub(crate) fn output_of<O: IntoOutput<M>, M>(
     out: O,
     ctx: &CallContext,
-    input_headers: Headers,
-) -> Result<Option<RawMessage>, HandlerError> {
-    let encoded = out
-        .into_output(ctx)
+    input_headers: &Headers,
+) -> Result<Outputs, HandlerError> {
+    let mut encoded = EncodedOutputs::new();
+    out.into_output(ctx, &mut encoded)
         .map_err(|e| HandlerError::output(e, super::error::Retry::No))?;
-    Ok(encoded.map(|e| finish_output(e, input_headers)))
+    Ok(encoded
+        .into_iter()
+        .map(|e| finish_output(e, input_headers))
+        .collect())
 }
 
 /// A function or consumer with its types erased: raw message in, raw messages out.
@@ -302,6 +344,11 @@ pub trait ErasedFunction: Send + Sync {
     /// The application states the handler takes (`State<S>`), checked by `build()`.
     fn needs_state(&self) -> Vec<StateNeed> {
         Vec::new()
+    }
+
+    /// Whether the handler takes a batch (`Vec<T>`; its binding needs `batch-mode: true`).
+    fn is_batch(&self) -> bool {
+        false
     }
 }
 
@@ -374,9 +421,11 @@ pub trait HandlerFn<Args, M>: Send + Sync + 'static {
 /// [`FromParts`](super::extract::FromParts)'s hint.)
 pub trait PartsOnly {}
 
+/// Implements a handler trait for every `Fn` of the arities below: `$Trait` takes each
+/// argument with `$From::$from` (failing with `$Err`).
 macro_rules! handler_fn {
-    ($($A:ident $M:ident),*) => {
-        impl<F, Fut, O, $($A: FromInput<$M>, $M: 'static,)*> HandlerFn<($($A,)*), ($($M,)*)> for F
+    ($Trait:ident, $From:ident :: $from:ident, $Err:ty; $($A:ident $M:ident),*) => {
+        impl<F, Fut, O, $($A: $From<$M>, $M: 'static,)*> $Trait<($($A,)*), ($($M,)*)> for F
         where
             F: Fn($($A),*) -> Fut + Send + Sync + 'static,
             Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
@@ -385,31 +434,38 @@ macro_rules! handler_fn {
             type Future = Fut;
 
             #[allow(non_snake_case, unused_variables)]
-            fn invoke(&self, input: Invocation<'_>, ctx: &CallContext) -> Result<Fut, ConvertError> {
-                $(let $A = $A::from_input(input, ctx)?;)*
+            fn invoke(&self, input: Invocation<'_>, ctx: &CallContext) -> Result<Fut, $Err> {
+                $(let $A = $A::$from(input, ctx)?;)*
                 Ok(self($($A),*))
             }
 
             #[allow(unused_mut)]
             fn needs_state() -> Vec<StateNeed> {
                 let mut needs = Vec::new();
-                $(needs.extend($A::needs_state());)*
+                $(needs.extend(<$A as $From<$M>>::needs_state());)*
                 needs
             }
         }
+    };
+}
 
-        impl PartsOnly for ($(handler_fn!(@extracted $M),)*) {}
+/// Both handler traits and the supplier marker, for one arity.
+macro_rules! handler_fns {
+    ($($A:ident $M:ident),*) => {
+        handler_fn!(HandlerFn, FromInput::from_input, ConvertError; $($A $M),*);
+        handler_fn!(BatchHandlerFn, FromBatch::from_batch, HandlerError; $($A $M),*);
+        impl PartsOnly for ($(handler_fns!(@extracted $M),)*) {}
     };
     (@extracted $M:ident) => { super::extract::Extracted };
 }
 
-handler_fn!();
-handler_fn!(A1 M1);
-handler_fn!(A1 M1, A2 M2);
-handler_fn!(A1 M1, A2 M2, A3 M3);
-handler_fn!(A1 M1, A2 M2, A3 M3, A4 M4);
-handler_fn!(A1 M1, A2 M2, A3 M3, A4 M4, A5 M5);
-handler_fn!(A1 M1, A2 M2, A3 M3, A4 M4, A5 M5, A6 M6);
+handler_fns!();
+handler_fns!(A1 M1);
+handler_fns!(A1 M1, A2 M2);
+handler_fns!(A1 M1, A2 M2, A3 M3);
+handler_fns!(A1 M1, A2 M2, A3 M3, A4 M4);
+handler_fns!(A1 M1, A2 M2, A3 M3, A4 M4, A5 M5);
+handler_fns!(A1 M1, A2 M2, A3 M3, A4 M4, A5 M5, A6 M6);
 
 /// A handler `(args…) -> Out` adapted to [`ErasedFunction`].
 pub(crate) struct FunctionAdapter<F, Args, M, MO> {
@@ -443,10 +499,7 @@ where
         };
         let input_headers = input.message.headers.clone();
         let ctx = Arc::clone(ctx);
-        Box::pin(async move {
-            let out = call.await?;
-            Ok(output_of(out, &ctx, input_headers)?.into_iter().collect())
-        })
+        Box::pin(async move { output_of(call.await?, &ctx, &input_headers) })
     }
 
     fn needs_state(&self) -> Vec<StateNeed> {
@@ -522,10 +575,7 @@ where
             Ok(call) => call,
             Err(e) => return Box::pin(std::future::ready(Err(HandlerError::decode(e)))),
         };
-        Box::pin(async move {
-            let out = call.await?;
-            Ok(output_of(out, &ctx, Headers::new())?.into_iter().collect())
-        })
+        Box::pin(async move { Ok(output_of(call.await?, &ctx, &Headers::new())?.into_vec()) })
     }
 
     fn needs_state(&self) -> Vec<StateNeed> {

@@ -148,6 +148,9 @@ impl FunctionRegistry {
                     }
                     source = Some(handler.clone());
                 }
+                Handler::Function(f) | Handler::Consumer(f) if f.is_batch() && i != 0 => {
+                    return Err(misplaced("batch function", "first"));
+                }
                 Handler::Function(f) => steps.push(Arc::clone(f)),
                 Handler::Consumer(f) => {
                     if i != last {
@@ -193,6 +196,11 @@ impl fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
+    /// Whether the pipeline takes its input as a batch (its first step is a batch handler).
+    pub fn is_batch(&self) -> bool {
+        self.steps.first().is_some_and(|f| f.is_batch())
+    }
+
     /// Whether the pipeline has an input binding.
     pub fn has_input(&self) -> bool {
         self.source.is_none()
@@ -235,7 +243,10 @@ pub(crate) fn apply_steps(
             let step_ctx = if i == last { &ctx } else { &intermediate };
             let mut next = Outputs::new();
             for message in &current {
-                next.extend(step.call(Invocation { message, attempt }, step_ctx).await?);
+                next.extend(
+                    step.call(Invocation::single(message, attempt), step_ctx)
+                        .await?,
+                );
             }
             current = next;
         }

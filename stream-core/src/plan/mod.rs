@@ -84,6 +84,7 @@ impl EffectiveBinding {
                 .unwrap_or(1)
                 .max(1),
             max_attempts: self.consumer.max_attempts.max(1),
+            batch_mode: self.consumer.batch_mode,
             binder_properties: self.binder_properties.clone(),
         }
     }

@@ -19,11 +19,11 @@ use super::control::BindingState;
 use super::inbox::{Claim, Claimed, Inbox};
 use super::output::SharedOutput;
 use super::retry::RetryPolicy;
-use crate::binder::{Binder, DeadLetter, Delivery, Subscription};
+use crate::binder::{BatchLimits, Binder, DeadLetter, Delivery, Subscription};
 use crate::bridge::StreamBridge;
 use crate::function::handler::unwind_safe;
 use crate::function::{CallContext, ErasedFunction, HandlerError, Invocation};
-use crate::message::header;
+use crate::message::{header, RawMessage};
 use crate::observe::{BindingMetrics, CallObserver, HandlerCall, SecondsSince, TraceContext};
 use crate::plan::EffectiveBinding;
 
@@ -70,7 +70,7 @@ impl InputProcessor {
     async fn handle(
         &self,
         destination: &str,
-        mut delivery: Box<dyn Delivery>,
+        delivery: Box<dyn Delivery>,
         claimed: Option<Claimed<'_>>,
     ) {
         let binding = self.binding.name.as_str();
@@ -102,10 +102,7 @@ impl InputProcessor {
             // Each branch makes its future in place (no move of a future built before). A
             // disabled span (the usual case: no subscriber wants `info` spans) is not entered
             // around every poll.
-            let input = Invocation {
-                message,
-                attempt: Some(attempt),
-            };
+            let input = Invocation::single(message, Some(attempt));
             let result = if span.is_disabled() {
                 self.attempt(input, &trace_of).await
             } else {
@@ -114,30 +111,13 @@ impl InputProcessor {
                     .await
             };
             self.metrics.handler_seconds.record(SecondsSince(started));
-            if let Some(observer) = &self.observer {
-                observer.called(HandlerCall {
-                    function: &self.function,
-                    binding,
-                    input: message,
-                    attempt,
-                    outcome: result.as_ref().map(|_| ()),
-                });
-            }
+            self.observe(message, attempt, &result);
             let error = match result {
                 Ok(()) => {
                     if let Some(c) = claimed {
                         c.complete();
                     }
-                    let acked = match delivery.try_ack() {
-                        Some(result) => result,
-                        None => delivery.ack().await,
-                    };
-                    if let Err(e) = acked {
-                        span.in_scope(
-                            || tracing::warn!(error = %e, "ack failed; the broker will redeliver"),
-                        );
-                    }
-                    return;
+                    return ack(delivery, &span).await;
                 }
                 Err(e) => e,
             };
@@ -153,16 +133,97 @@ impl InputProcessor {
             attempt += 1;
         };
         drop(claimed);
+        self.dead_letter(delivery, &error, attempt).await;
+    }
+
+    /// Moves `delivery` to the binding's dead letters after `attempts` failed with `error`.
+    async fn dead_letter(&self, delivery: Box<dyn Delivery>, error: &HandlerError, attempts: u32) {
         let reason = DeadLetter {
             error_message: error.message().to_owned(),
             error_kind: error.kind().to_owned(),
-            attempts: attempt,
+            attempts,
         };
         match delivery.dead_letter(reason).await {
             Ok(()) => self.metrics.dead_lettered.increment(1),
             Err(e) => {
-                tracing::error!(binding = %binding, error = %e, "dead-lettering failed; the broker will redeliver")
+                tracing::error!(binding = %self.binding.name, error = %e, "dead-lettering failed; the broker will redeliver")
             }
+        }
+    }
+
+    /// Handles a batch (`batch-mode`) to its end: acked once the handler succeeded and its
+    /// outputs were confirmed, or dead-lettered after the last attempt. A handler error naming
+    /// positions ([`HandlerError::only`]) acks the others and retries only those; messages
+    /// that do not decode are dead-lettered at once and the rest handled without them.
+    async fn process_batch(&self, destination: &str, mut pending: Deliveries) {
+        self.metrics.consumed.increment(pending.len() as u64);
+        let span =
+            tracing::info_span!("batch", binding = %self.binding.name, destination = %destination);
+        let mut attempt = 1u32;
+        while !pending.is_empty() {
+            let messages: Vec<&RawMessage> = pending.iter().map(|d| d.message()).collect();
+            let input = Invocation {
+                message: messages[0],
+                attempt: Some(attempt),
+                batch: &messages,
+            };
+            let trace = TraceContext::inbound_or_root(messages[0].headers.get(header::TRACEPARENT));
+            let started = Instant::now();
+            let result = self
+                .attempt(input, &|| trace)
+                .instrument(span.clone())
+                .await;
+            self.metrics.handler_seconds.record(SecondsSince(started));
+            for message in &messages {
+                self.observe(message, attempt, &result);
+            }
+            drop(messages);
+            let error = match result {
+                Ok(()) => break,
+                Err(error) => error,
+            };
+            self.metrics.failed.increment(1);
+            let (failed, rest) = split_failed(pending, error.failed_positions());
+            if error.kind() == DECODE {
+                // The handler was not called: the rest are handled without these.
+                for d in failed {
+                    self.dead_letter(d, &error, attempt).await;
+                }
+                pending = rest;
+                continue;
+            }
+            for d in rest {
+                ack(d, &span).await;
+            }
+            pending = failed;
+            if !self.policy.should_retry(&error, attempt) {
+                span.in_scope(|| tracing::warn!(error = %error, attempts = attempt, messages = pending.len(), "giving up on the batch; dead-lettering"));
+                for d in pending {
+                    self.dead_letter(d, &error, attempt).await;
+                }
+                return;
+            }
+            let wait = self.policy.backoff(attempt);
+            span.in_scope(|| tracing::info!(error = %error, retry_in_ms = wait.as_millis() as u64, messages = pending.len(), "batch failed; will retry"));
+            tokio::time::sleep(wait).await;
+            self.metrics.retried.increment(1);
+            attempt += 1;
+        }
+        for d in pending {
+            ack(d, &span).await;
+        }
+    }
+
+    /// Shows one call's end to the observer, if any.
+    fn observe(&self, input: &RawMessage, attempt: u32, result: &Result<(), HandlerError>) {
+        if let Some(observer) = &self.observer {
+            observer.called(HandlerCall {
+                function: &self.function,
+                binding: &self.binding.name,
+                input,
+                attempt,
+                outcome: result.as_ref().map(|_| ()),
+            });
         }
     }
 
@@ -193,6 +254,17 @@ impl InputProcessor {
     }
 }
 
+/// Acknowledges `delivery` (at once when the binder can), warning in `span` if that fails.
+async fn ack(mut delivery: Box<dyn Delivery>, span: &tracing::Span) {
+    let acked = match delivery.try_ack() {
+        Some(result) => result,
+        None => delivery.ack().await,
+    };
+    if let Err(e) = acked {
+        span.in_scope(|| tracing::warn!(error = %e, "ack failed; the broker will redeliver"));
+    }
+}
+
 /// The ordering key of a delivery: the binder's, else the `partition-key` header.
 fn ordering_key(delivery: &dyn Delivery) -> Option<u64> {
     let key = delivery.ordering_key().or_else(|| {
@@ -205,6 +277,55 @@ fn ordering_key(delivery: &dyn Delivery) -> Option<u64> {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
     Some(h.finish())
+}
+
+/// Deliveries of one batch, in delivery order.
+type Deliveries = Vec<Box<dyn Delivery>>;
+
+/// The kind of error made when an input does not decode (the handler was not called).
+const DECODE: &str = "decode";
+
+/// The deliveries at `positions` (all of them when `None`, or when no position is in range:
+/// nothing is acked on a handler's word that names no message of the batch) and the rest.
+fn split_failed(pending: Deliveries, positions: Option<&[usize]>) -> (Deliveries, Deliveries) {
+    let Some(positions) = positions.filter(|p| p.iter().any(|i| *i < pending.len())) else {
+        return (pending, Vec::new());
+    };
+    let (failed, rest): (Vec<_>, Vec<_>) = pending
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| positions.contains(i));
+    let unnumbered = |v: Vec<(usize, Box<dyn Delivery>)>| v.into_iter().map(|(_, d)| d).collect();
+    (unnumbered(failed), unnumbered(rest))
+}
+
+/// Fills a batch after its `first` delivery: every delivery ready now, then, while it is not
+/// full, each next one that comes within `receive_timeout`.
+async fn fill_batch(
+    sub: &mut dyn Subscription,
+    first: Box<dyn Delivery>,
+    limits: BatchLimits,
+) -> Deliveries {
+    let mut batch = vec![first];
+    while batch.len() < limits.max_messages {
+        let next = match sub.try_next() {
+            Some(next) => Some(next),
+            None if limits.receive_timeout.is_zero() => None,
+            None => tokio::time::timeout(limits.receive_timeout, sub.next())
+                .await
+                .ok()
+                .flatten(),
+        };
+        match next {
+            Some(Ok(d)) => batch.push(d),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "receive failed; handling the batch received so far");
+                break;
+            }
+            None => break,
+        }
+    }
+    batch
 }
 
 /// Lanes: one sequential worker per unit of concurrency.
@@ -375,24 +496,80 @@ impl InputRun {
         }
     }
 
+    /// Waits out a pause: `Some(exit)` when consuming must end, `None` once running.
+    async fn until_running(&mut self) -> Option<Exit> {
+        loop {
+            let state = *self.state.borrow_and_update();
+            match state {
+                BindingState::Stopped => return Some(Exit::Stopped),
+                BindingState::Running => return None,
+                BindingState::Paused => tokio::select! {
+                    _ = self.shutdown.cancelled() => return Some(Exit::Shutdown),
+                    changed = self.state.changed() => if changed.is_err() { return Some(Exit::Shutdown) },
+                },
+            }
+        }
+    }
+
+    /// Batch mode: one batch at a time, so order holds across the binding; filled as the
+    /// subscription's [`BatchLimits`] say.
+    async fn consume_batches(&mut self, mut sub: Box<dyn Subscription>) -> Exit {
+        let limits = sub.batch_limits();
+        let exit = loop {
+            if let Some(exit) = self.until_running().await {
+                break exit;
+            }
+            let next = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break Exit::Shutdown,
+                changed = self.state.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => break Exit::Shutdown,
+                },
+                next = sub.next() => next,
+            };
+            let first = match next {
+                Some(Ok(first)) => first,
+                Some(Err(e)) => {
+                    tracing::warn!(binding = %self.processor.binding.name, error = %e, "receive failed");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => break Exit::Shutdown,
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => continue,
+                    }
+                }
+                None => break Exit::Closed,
+            };
+            let batch = fill_batch(sub.as_mut(), first, limits).await;
+            let processing = self.processor.process_batch(&self.destination, batch);
+            tokio::pin!(processing);
+            tokio::select! {
+                biased;
+                _ = &mut processing => {}
+                _ = self.shutdown.cancelled() => {
+                    let deadline = drain_deadline(&self.deadline);
+                    if tokio::time::timeout_at(deadline, processing).await.is_err() {
+                        tracing::warn!("shutdown deadline reached; abandoning the in-flight batch (it will be redelivered)");
+                    }
+                    break Exit::Shutdown;
+                }
+            }
+        };
+        sub.close().await;
+        exit
+    }
+
     async fn consume(&mut self, mut sub: Box<dyn Subscription>) -> Exit {
+        if self.processor.binding.consumer.batch_mode {
+            return self.consume_batches(sub).await;
+        }
         let concurrency = self.processor.binding.consumer.concurrency.max(1);
         // One lane needs no worker task: the delivery is processed right here, which saves a
         // task hand-off (and often a thread wake-up) per message.
         let mut lanes = (concurrency > 1)
             .then(|| Lanes::start(&self.processor, &self.destination, concurrency));
         let exit = 'bound: loop {
-            let state = *self.state.borrow_and_update();
-            match state {
-                BindingState::Stopped => break Exit::Stopped,
-                BindingState::Paused => {
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => break Exit::Shutdown,
-                        changed = self.state.changed() => if changed.is_err() { break Exit::Shutdown },
-                    }
-                    continue;
-                }
-                BindingState::Running => {}
+            if let Some(exit) = self.until_running().await {
+                break exit;
             }
             // Running: take deliveries until the state changes or shutdown starts. The two
             // watch futures are created once per running phase, not once per delivery.
