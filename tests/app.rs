@@ -84,6 +84,7 @@ impl BinderFactory for Unreachable {
             anonymous_sees_only_new: true,
             in_process: false,
             replay: false,
+            delayed_redelivery: false,
         }
     }
     async fn create(

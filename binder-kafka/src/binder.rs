@@ -50,6 +50,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: false,
         replay: true,
+        delayed_redelivery: false,
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -15,7 +16,7 @@ use stream_core::binder::{
     SettleError, StartOffset, Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
-use stream_core::message::{Message, RawMessage};
+use stream_core::message::{header, Message, RawMessage};
 use stream_core::runtime::dead_letters::READER_GROUP;
 
 use crate::broker::{
@@ -48,6 +49,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: true,
         replay: true,
+        delayed_redelivery: true,
     }
 }
 
@@ -212,6 +214,10 @@ impl Binder for MemoryBinder {
     async fn close(&self) {
         for (destination, group, messages) in self.broker.leftovers() {
             tracing::warn!(%destination, %group, messages, "memory binder: messages still queued at shutdown are lost with the process");
+        }
+        let delayed = self.broker.delayed();
+        if delayed > 0 {
+            tracing::warn!(messages = delayed, "memory binder: messages waiting for a delayed redelivery at shutdown are lost with the process");
         }
     }
 }
@@ -609,14 +615,13 @@ impl MemoryDelivery {
         }
         self.settled = true;
         let message = std::mem::replace(&mut self.message, Message::new(Default::default()));
-        self.from.dest.requeue(
-            &self.from.key,
-            self.partition,
-            Entry {
-                message,
-                deliveries: self.deliveries,
-            },
-        );
+        let entry = Entry {
+            message,
+            deliveries: self.deliveries,
+        };
+        self.from
+            .dest
+            .put_back(&self.from.key, self.partition, entry, true);
         self.from.in_flight.release();
     }
 }
@@ -664,6 +669,26 @@ impl Delivery for MemoryDelivery {
 
     async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
         self.requeue_now();
+        Ok(())
+    }
+
+    async fn redeliver_after(
+        mut self: Box<Self>,
+        delay: Duration,
+        redeliveries: u32,
+    ) -> Result<(), SettleError> {
+        let mut message = self.message.clone();
+        let count = redeliveries.to_string();
+        message.headers.insert(header::DELAYED_REDELIVERIES, count);
+        let entry = Entry {
+            message,
+            deliveries: 0,
+        };
+        let from = &self.from;
+        from.broker
+            .redeliver_after(&from.dest, &from.key, self.partition, entry, delay);
+        self.settled = true;
+        self.from.in_flight.release();
         Ok(())
     }
 

@@ -74,6 +74,8 @@ pub(crate) struct BrokerInner {
     shut_down: AtomicBool,
     next_id: AtomicU64,
     dead_letters: Mutex<DeadLetterLog>,
+    /// Messages waiting for a delayed redelivery (held by a timer of this process).
+    delayed: AtomicUsize,
 }
 
 /// Dead letters per binding `(destination, group)`.
@@ -128,6 +130,7 @@ impl MemoryBroker {
                 shut_down: AtomicBool::new(false),
                 next_id: AtomicU64::new(1),
                 dead_letters: Mutex::new(HashMap::new()),
+                delayed: AtomicUsize::new(0),
             }),
         }
     }
@@ -355,14 +358,41 @@ impl MemoryBroker {
 
     /// Messages queued or delivered and unsettled in the queues that have members: what
     /// consumers of this process still have to handle (a graceful shutdown waits for them).
+    /// Messages waiting for a delayed redelivery count too.
     pub fn held_for_members(&self) -> usize {
-        self.each_queue(|_, _, q| match q.members.is_empty() {
-            true => 0,
-            false => q.len + q.members.values().map(|m| m.in_flight.get()).sum::<usize>(),
-        })
-        .into_iter()
-        .map(|(_, _, n)| n)
-        .sum()
+        let queued: usize = self
+            .each_queue(|_, _, q| match q.members.is_empty() {
+                true => 0,
+                false => q.len + q.members.values().map(|m| m.in_flight.get()).sum::<usize>(),
+            })
+            .into_iter()
+            .map(|(_, _, n)| n)
+            .sum();
+        queued + self.delayed()
+    }
+
+    /// Messages waiting for a delayed redelivery.
+    pub(crate) fn delayed(&self) -> usize {
+        self.inner.delayed.load(Ordering::SeqCst)
+    }
+
+    /// Puts `entry` back at the end of partition `partition` of queue `key` of `dest` after
+    /// `delay` (a delayed redelivery), held meanwhile by a timer of this process.
+    pub(crate) fn redeliver_after(
+        &self,
+        dest: &Arc<Destination>,
+        key: &QueueKey,
+        partition: u32,
+        entry: Entry,
+        delay: std::time::Duration,
+    ) {
+        self.inner.delayed.fetch_add(1, Ordering::SeqCst);
+        let (broker, dest, key) = (self.clone(), Arc::clone(dest), key.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            dest.put_back(&key, partition, entry, false);
+            broker.inner.delayed.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 
     /// `(destination, group, messages)` of every queue that still holds messages (anonymous
@@ -749,9 +779,10 @@ impl Destination {
         }
     }
 
-    /// Puts a delivered entry back at the front of its partition of queue `key` (the
-    /// delivery then frees its slot: [`InFlight::release`]).
-    pub(crate) fn requeue(&self, key: &QueueKey, partition: u32, entry: Entry) {
+    /// Puts a delivered entry back at the front (a requeue) or the end (a delayed
+    /// redelivery) of its partition of queue `key` (the delivery frees its slot:
+    /// [`InFlight::release`]).
+    pub(crate) fn put_back(&self, key: &QueueKey, partition: u32, entry: Entry, front: bool) {
         let mut st = lock(&self.state);
         if !st.queues.contains_key(key) {
             // Anonymous queue already removed: the message goes with it.
@@ -759,7 +790,10 @@ impl Destination {
         }
         st.grow(partition + 1);
         if let Some(q) = st.queues.get_mut(key) {
-            q.parts[partition as usize].push_front(entry);
+            match front {
+                true => q.parts[partition as usize].push_front(entry),
+                false => q.parts[partition as usize].push_back(entry),
+            }
             q.len += 1;
             q.notify.wake();
         }

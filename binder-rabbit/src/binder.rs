@@ -47,6 +47,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: false,
         replay: false,
+        delayed_redelivery: true,
     }
 }
 
@@ -173,6 +174,13 @@ impl Binder for RabbitBinder {
     ) -> Result<Box<dyn Subscription>, BindError> {
         let props = ConsumerProps::parse(spec)?;
         let partition = partition_of(spec)?;
+        if group.is_none() && !spec.redelivery_delays.is_empty() {
+            // A wait queue outlives the consumer; an anonymous queue does not.
+            return Err(BindError::Unsupported(format!(
+                "`redelivery-delays` on RabbitMQ needs a `group` (binding {}): its wait queues are durable",
+                spec.binding
+            )));
+        }
         let mut plan = match group {
             Some(g) => group_plan(destination, g, partition, &props.queue),
             None => {
@@ -196,6 +204,7 @@ impl Binder for RabbitBinder {
             props,
             anonymous_name,
             dlq: Publisher::new(Arc::clone(&self.connector), None),
+            delays: spec.redelivery_delays.clone(),
         };
         Ok(Box::new(RabbitSubscription::start(ctx).await?))
     }
@@ -354,6 +363,14 @@ impl BinderFactory for RabbitBinderFactory {
             Some(g) => {
                 let plan = group_plan(destination, g, partition, &props.queue);
                 plan_resources(&plan, &mut resources);
+                for delay in &spec.redelivery_delays {
+                    resources.push(format!(
+                        "queue {} (durable, TTL {} ms, dead-lettered back to {})",
+                        crate::provision::wait_queue(&plan.queue, *delay),
+                        delay.as_millis(),
+                        plan.queue
+                    ));
+                }
                 ProvisionPlan {
                     dlq: plan.dead_letter.map(|d| d.queue),
                     resources,

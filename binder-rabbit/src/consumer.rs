@@ -3,6 +3,7 @@
 //! delivery dropped unsettled is requeued.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
@@ -15,12 +16,15 @@ use lapin::{Acker, Channel};
 use stream_core::binder::{
     BatchLimits, BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
 };
-use stream_core::message::RawMessage;
+use stream_core::message::{header, RawMessage};
 
 use crate::connection::{boxed, Backoff, Connector};
 use crate::headers::{delivery_count, from_delivery, to_properties};
 use crate::props::{ConsumerProps, DeliveryMode};
-use crate::provision::{declare_anonymous_queue, declare_exchange, declare_group_queue, QueuePlan};
+use crate::provision::{
+    declare_anonymous_queue, declare_exchange, declare_group_queue, declare_wait_queue, wait_queue,
+    QueuePlan,
+};
 use crate::publisher::Publisher;
 
 /// What a subscription consumes and how it dead-letters.
@@ -32,8 +36,10 @@ pub(crate) struct ConsumerCtx {
     pub props: ConsumerProps,
     /// Queue name for anonymous subscriptions (`<anonymous-group-prefix><random>`).
     pub anonymous_name: String,
-    /// Publishes dead letters (republish-to-dlq).
+    /// Publishes dead letters (republish-to-dlq) and delayed redeliveries.
     pub dlq: Publisher,
+    /// `redelivery-delays`: one wait queue each (a group's only).
+    pub delays: Vec<Duration>,
 }
 
 /// An established consumer.
@@ -70,6 +76,9 @@ impl ConsumerCtx {
                     .await?
             }
         };
+        for delay in &self.delays {
+            declare_wait_queue(&ch, &queue, *delay).await?;
+        }
         let provision = |what: &str, e: lapin::Error| BindError::Provision {
             resource: format!("{what} {queue}"),
             source: boxed(&e),
@@ -324,6 +333,39 @@ impl Delivery for RabbitDelivery {
     async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
         let acker = self.take_acker()?;
         nack(&acker, true).await
+    }
+
+    /// Published (confirmed) to the group queue's wait queue for `delay`, whose TTL
+    /// dead-letters it back to the group queue through the default exchange; then acked.
+    async fn redeliver_after(
+        mut self: Box<Self>,
+        delay: Duration,
+        redeliveries: u32,
+    ) -> Result<(), SettleError> {
+        let acker = self.take_acker()?;
+        let ctx = Arc::clone(&self.ctx);
+        let payload = std::mem::take(&mut self.message.payload);
+        let mut m = from_delivery(Vec::new(), &self.properties);
+        m.payload = payload;
+        m.headers
+            .insert(header::DELAYED_REDELIVERIES, redeliveries.to_string());
+        let wait = wait_queue(&ctx.plan.queue, delay);
+        let props = || to_properties(&m, DeliveryMode::Persistent);
+        match ctx
+            .dlq
+            .publish(&wait, "", &wait, true, &m.payload, props)
+            .await
+        {
+            Ok(()) => acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(settle_err),
+            Err(e) => {
+                let _ = nack(&acker, true).await;
+                Err(SettleError::new(e))
+            }
+        }
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {

@@ -140,6 +140,36 @@ fn queue_args(props: &QueueProps, dead_letter: Option<&DeadLetterPlan>) -> Field
     args
 }
 
+/// The wait queue of `queue` for delayed redeliveries after `delay`.
+pub fn wait_queue(queue: &str, delay: std::time::Duration) -> String {
+    format!("{queue}.wait-{}ms", delay.as_millis())
+}
+
+/// Declares the durable wait queue of `queue` for `delay`: its messages expire after `delay`
+/// and are dead-lettered through the default exchange back to `queue` (a queue-wide TTL, so
+/// they expire in the order they came).
+pub async fn declare_wait_queue(
+    ch: &Channel,
+    queue: &str,
+    delay: std::time::Duration,
+) -> Result<(), BindError> {
+    let name = wait_queue(queue, delay);
+    let long = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes()));
+    let mut args = FieldTable::default();
+    let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+    args.insert("x-dead-letter-exchange".into(), long(""));
+    args.insert("x-dead-letter-routing-key".into(), long(queue));
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(ShortString::from(name.as_str()), options, args)
+        .await
+        .map(|_| ())
+        .map_err(|e| provision_err(format!("queue {name}"), e))
+}
+
 /// Declares a durable group queue (joining it as it is when it exists), its DLX and DLQ (when
 /// `auto-bind-dlq`), and binds it. An existing queue was declared by another application,
 /// maybe a Spring one with other arguments: declaring it again with ours would fail with

@@ -50,6 +50,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: false,
         replay: false,
+        delayed_redelivery: true,
     }
 }
 
@@ -122,6 +123,7 @@ impl SqsBinder {
             return Ok(None);
         }
         let fifo = wants_fifo(destination, settings.fifo, spec.partitioned);
+        check_redelivery_delays(spec, fifo)?;
         Ok(Some(self.queue_of(destination, group, mode, fifo)))
     }
 
@@ -532,5 +534,30 @@ impl BinderFactory for SqsBinderFactory {
             protocol: "sqs".to_owned(),
             host: host.trim_end_matches('/').to_owned(),
         })
+    }
+}
+
+/// SQS delays a message by `DelaySeconds`: at most 15 minutes, and not per message on a FIFO
+/// queue (whose order a later copy would break anyway).
+fn check_redelivery_delays(spec: &ConsumerSpec, fifo: bool) -> Result<(), BindError> {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(900);
+    let key = || {
+        format!(
+            "spring.cloud.stream.bindings.{}.consumer.redelivery-delays",
+            spec.binding
+        )
+    };
+    if fifo && !spec.redelivery_delays.is_empty() {
+        return Err(BindError::Config {
+            key: key(),
+            message: "not supported on a FIFO queue (SQS has no per-message delay there)".into(),
+        });
+    }
+    match spec.redelivery_delays.iter().any(|d| *d > MAX) {
+        true => Err(BindError::Config {
+            key: key(),
+            message: "SQS delays a message by at most 15 minutes (DelaySeconds 900)".into(),
+        }),
+        false => Ok(()),
     }
 }

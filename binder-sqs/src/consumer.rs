@@ -13,7 +13,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use stream_core::binder::{
     BatchLimits, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
 };
-use stream_core::message::RawMessage;
+use stream_core::message::{header, RawMessage};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -592,6 +592,40 @@ impl Delivery for SqsDelivery {
         r.map_err(SettleError::new)
     }
 
+    /// Sent again to its queue with `DelaySeconds` (a standard queue's; the binder refuses
+    /// delays on FIFO queues and above 15 minutes at bind), then deleted.
+    async fn redeliver_after(
+        mut self: Box<Self>,
+        delay: Duration,
+        redeliveries: u32,
+    ) -> Result<(), SettleError> {
+        let mut m = self.message.clone();
+        m.headers
+            .insert(header::DELAYED_REDELIVERIES, redeliveries.to_string());
+        let encoded = headers::encode(&m, &[], true);
+        let seconds = i32::try_from(delay.as_secs_f64().ceil() as u64).unwrap_or(i32::MAX);
+        let url = &self.shared.resources.queue.url;
+        // On failure the delivery is dropped unsettled, which releases it for redelivery.
+        send_to_queue(
+            &self.shared.clients,
+            url,
+            &encoded,
+            None,
+            None,
+            Some(seconds),
+        )
+        .await
+        .map_err(SettleError::new)?;
+        self.stop_heartbeat().await;
+        let receipt = self.receipt.clone();
+        self.shared
+            .delete(receipt)
+            .await
+            .map_err(SettleError::new)?;
+        self.settled = true;
+        Ok(())
+    }
+
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
         let mut m = self.message.clone();
         reason.stamp(
@@ -615,9 +649,16 @@ impl Delivery for SqsDelivery {
             (None, None)
         };
         // On failure the delivery is dropped unsettled, which releases it for redelivery.
-        send_to_queue(&self.shared.clients, &url, &encoded, group_id, dedup_id)
-            .await
-            .map_err(SettleError::new)?;
+        send_to_queue(
+            &self.shared.clients,
+            &url,
+            &encoded,
+            group_id,
+            dedup_id,
+            None,
+        )
+        .await
+        .map_err(SettleError::new)?;
         tracing::debug!(
             destination = %self.shared.destination,
             dlq = %self.shared.resources.dlq_name,

@@ -384,6 +384,7 @@ pub(crate) async fn send_to_queue(
     encoded: &Encoded,
     group_id: Option<String>,
     dedup_id: Option<String>,
+    delay_seconds: Option<i32>,
 ) -> Result<(), String> {
     let mut req = clients
         .sqs
@@ -391,7 +392,8 @@ pub(crate) async fn send_to_queue(
         .queue_url(queue_url)
         .message_body(&encoded.body)
         .set_message_group_id(group_id)
-        .set_message_deduplication_id(dedup_id);
+        .set_message_deduplication_id(dedup_id)
+        .set_delay_seconds(delay_seconds);
     for (n, a) in &encoded.attributes {
         if let Some(v) = sqs_attr(a) {
             req = req.message_attributes(n, v);

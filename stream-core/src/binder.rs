@@ -47,6 +47,9 @@ pub struct Capabilities {
     /// shutdown lets consumers finish what is queued ([`Binder::held_in_process`]); a crash
     /// loses it.
     pub in_process: bool,
+    /// Whether a consumer binding can hand a failed message back to the broker to come again
+    /// after a delay (`redelivery-delays`, [`Delivery::redeliver_after`]).
+    pub delayed_redelivery: bool,
     /// Whether a new group can start from messages published before it existed (`start-offset:
     /// earliest`): replaying history to rebuild a projection. Kafka keeps its log; the memory
     /// binder keeps `retention` messages per destination; RabbitMQ's classic and quorum queues
@@ -115,6 +118,9 @@ pub struct ConsumerSpec {
     /// Whether the runtime takes deliveries in batches (`batch-mode`): size prefetch to hold
     /// a whole batch ([`Subscription::batch_limits`]).
     pub batch_mode: bool,
+    /// The delays of `redelivery-delays`, in order: provision what
+    /// [`Delivery::redeliver_after`] needs for each (e.g. RabbitMQ wait queues).
+    pub redelivery_delays: Vec<std::time::Duration>,
     /// Binder-specific properties of this binding
     /// (`spring.cloud.stream.<type>.bindings.<binding>.consumer`, merged over
     /// `spring.cloud.stream.<type>.default.consumer`), as a JSON object.
@@ -266,6 +272,7 @@ impl DeadLetter {
     /// `x-first-death-*`, `x-last-death-*`), so a replayed message looks as it did first.
     pub fn strip(headers: &mut crate::message::Headers) {
         const ADDED: &[&str] = &[
+            "x-delayed-redeliveries",
             "x-original-",
             "x-exception-",
             "x-death",
@@ -350,6 +357,31 @@ pub trait Delivery: Send {
     /// Gives up: moves the message to the binding's dead-letter destination with `reason`
     /// recorded in its headers, then settles the original.
     async fn dead_letter(self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError>;
+
+    /// Hands the message back to the broker to be delivered again to this binding after
+    /// `delay` (one of [`ConsumerSpec::redelivery_delays`]), its
+    /// [`DELAYED_REDELIVERIES`](crate::message::header::DELAYED_REDELIVERIES) header set to
+    /// `redeliveries`; the original is settled only once the broker holds the copy. The
+    /// consumer goes on with other messages meanwhile. Binders whose manifest says
+    /// `delayed_redelivery` implement it; the default refuses (and the runtime never calls it).
+    async fn redeliver_after(
+        self: Box<Self>,
+        _delay: std::time::Duration,
+        _redeliveries: u32,
+    ) -> Result<(), SettleError> {
+        Err(SettleError::new(
+            "delayed redelivery is not supported by this binder",
+        ))
+    }
+}
+
+/// How many delayed redeliveries a message with `headers` has had (its
+/// [`DELAYED_REDELIVERIES`](crate::message::header::DELAYED_REDELIVERIES) header; 0 without).
+pub fn delayed_redeliveries(headers: &crate::message::Headers) -> u32 {
+    headers
+        .get_str(crate::message::header::DELAYED_REDELIVERIES)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A bound input: a stream of deliveries.

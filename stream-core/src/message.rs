@@ -34,6 +34,9 @@ pub mod header {
     pub const PARTITION: &str = "partition";
     /// The delivery attempt (1-based) of the current handler invocation.
     pub const DELIVERY_ATTEMPT: &str = "delivery-attempt";
+    /// How many delayed redeliveries (`redelivery-delays`) the message has had: written by the
+    /// binder that hands it back to the broker, so it survives restarts.
+    pub const DELAYED_REDELIVERIES: &str = "x-delayed-redeliveries";
     /// Dead-letter header: the destination the message was consumed from.
     pub const ORIGINAL_TOPIC: &str = "x-original-topic";
     /// Dead-letter header: the consumer group that gave up on the message.

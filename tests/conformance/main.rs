@@ -63,6 +63,7 @@ macro_rules! conformance_suite {
             batch_partial_failure_acks_the_rest,
             batch_failure_dead_letters_each_message,
             batch_output_sends_each_item,
+            delayed_redeliveries_do_not_block_then_dead_letter,
         );
     };
     (@each $target:expr, $mode:ident, $($name:ident),+ $(,)?) => {

@@ -16,7 +16,9 @@ use crate::target::{
 };
 
 mod batch;
+mod redelivery;
 pub use batch::*;
+pub use redelivery::*;
 
 pub async fn function_round_trip(t: &dyn Target) {
     let (input, output) = (unique("in"), unique("out"));

@@ -45,7 +45,7 @@ pub(super) async fn run(app: StreamAppBuilder) -> Result<RunningApp, Error> {
     let ios = resolve_functions(&app, &config)?;
     let bindings = derive_bindings(&ios);
     check_bindings(&config, &bindings)?;
-    check_batch_modes(&config, &ios)?;
+    check_consumers(&app, &config, &ios)?;
     let plan = build_plan(&config, &app.binders, &bindings)?;
     for b in &plan.bindings {
         tracing::info!("delivery plan: {}", b.to_string().trim_end());
@@ -213,12 +213,20 @@ fn check_bindings(config: &StreamConfig, all: &[(String, Direction)]) -> Result<
     })
 }
 
-/// A batch handler is bound only with `batch-mode: true`, and a `batch-mode` binding only to
-/// a batch handler: the mismatch fails here, not as dead letters at run time.
-fn check_batch_modes(config: &StreamConfig, ios: &[PlannedIo]) -> Result<(), Error> {
+/// What each input binding asks of its handler and binder can be done: a batch handler is
+/// bound only with `batch-mode: true` and a `batch-mode` binding only to a batch handler (the
+/// mismatch fails here, not as dead letters at run time); `redelivery-delays` only on a binder
+/// that can redeliver later.
+fn check_consumers(
+    app: &StreamAppBuilder,
+    config: &StreamConfig,
+    ios: &[PlannedIo],
+) -> Result<(), Error> {
     for io in ios {
         let Some(input) = &io.input else { continue };
-        let consumer = resolve_binding(config, input, Direction::Input)?.consumer;
+        let eff = resolve_binding(config, input, Direction::Input)?;
+        check_redelivery(app, &eff)?;
+        let consumer = &eff.consumer;
         let message = match (io.pipeline.is_batch(), consumer.batch_mode) {
             (true, false) => format!(
                 "`{}` takes a batch (`Vec<T>`) but this binding is not in batch mode: set it to true",
@@ -239,6 +247,24 @@ fn check_batch_modes(config: &StreamConfig, ios: &[PlannedIo]) -> Result<(), Err
         });
     }
     Ok(())
+}
+
+/// `redelivery-delays` needs a binder whose manifest says `delayed_redelivery`.
+fn check_redelivery(app: &StreamAppBuilder, eff: &EffectiveBinding) -> Result<(), Error> {
+    let capable = app
+        .binders
+        .get(&eff.binder_type)
+        .is_none_or(|f| f.capabilities().delayed_redelivery);
+    if eff.consumer.redelivery_delays.is_empty() || capable {
+        return Ok(());
+    }
+    Err(Error::Bind {
+        binding: eff.name.clone(),
+        source: crate::binder::BindError::Unsupported(format!(
+            "`consumer.redelivery-delays`: the {} binder cannot hand a message back to come later (capabilities.delayed_redelivery = false); use max-attempts and back-off",
+            eff.binder_type
+        )),
+    })
 }
 
 /// Connects every binder a binding names (functions' and `output-bindings`), plus the default

@@ -263,6 +263,11 @@ pub struct ConsumerProperties {
     /// `idempotent-capacity`: the most keys remembered per binding (oldest forgotten first).
     #[schemars(range(min = 1))]
     pub idempotent_capacity: u32,
+    /// `redelivery-delays` (cloud-stream's, ms each): after the in-process attempts, hand a
+    /// message that failed with a retryable error back to the broker to come again after each
+    /// delay in turn (`10s, 1m, 10m`), the consumer going on meanwhile; then the DLQ.
+    #[schemars(extend("x-kind" = "duration-ms-list"))]
+    pub redelivery_delays: Vec<u64>,
     /// Spring keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedConsumerKeys,
@@ -290,6 +295,7 @@ impl Default for ConsumerProperties {
             idempotent_key_expression: None,
             idempotent_retention: 86_400_000,
             idempotent_capacity: 100_000,
+            redelivery_delays: Vec::new(),
             unused: UnusedConsumerKeys::default(),
         }
     }

@@ -10,6 +10,7 @@
 //!
 //! Field annotations the derivation reads (besides serde's names and defaults):
 //! - `#[schemars(extend("x-kind" = "duration-ms"))]`: milliseconds, written `500`, `5s`, `PT1M`;
+//! - `#[schemars(extend("x-kind" = "duration-ms-list"))]`: a list of those (`10s, 1m`);
 //! - `#[schemars(extend("x-kind" = "free-map"))]`: a map kept as written, not validated;
 //! - `#[schemars(extend("x-kind" = "expression"))]`: an expression, parsed when loaded;
 //! - `#[schemars(extend("x-unused" = true))]`: a Spring key that is accepted but has no effect
@@ -42,6 +43,9 @@ pub enum Kind {
     StringList,
     /// A list of unsigned integers: a YAML list or a comma-separated string.
     UnsignedIntList,
+    /// A list of durations (each as [`Kind::DurationMs`]): a YAML list or a comma-separated
+    /// string such as `10s, 1m, 10m`.
+    DurationMsList,
     /// A free-form map (e.g. a binder's `environment`): keys are kept as written, dotted keys
     /// are expanded into nested objects, values are not checked.
     FreeMap,
@@ -63,6 +67,7 @@ impl Kind {
             Kind::DurationMs => "a duration in milliseconds (e.g. 1000, 500ms, 5s)",
             Kind::StringList => "a list of strings",
             Kind::UnsignedIntList => "a list of unsigned integers",
+            Kind::DurationMsList => "a list of durations (e.g. 10s, 1m, 10m)",
             Kind::FreeMap => "a map",
             Kind::Any => "any value",
             Kind::Expression => "an expression",

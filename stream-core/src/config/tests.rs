@@ -770,3 +770,25 @@ fn environment_style_placeholder_is_not_a_relaxed_property() {
         Some("PROGRAMMING")
     );
 }
+
+#[test]
+fn redelivery_delays_are_a_list_of_durations_in_any_spelling() {
+    let loaded = load_str(
+        "spring.cloud.stream.bindings:\n  a-in-0.consumer.redelivery-delays: 10s, 1m, PT10M\n  b-in-0.consumer.redelivery-delays: [500, 2s]\n",
+    )
+    .unwrap();
+    let b = &loaded.config.stream.bindings;
+    assert_eq!(
+        b["a-in-0"].consumer.redelivery_delays,
+        [10_000, 60_000, 600_000]
+    );
+    assert_eq!(b["b-in-0"].consumer.redelivery_delays, [500, 2_000]);
+    let err =
+        load_str("spring.cloud.stream.bindings.a-in-0.consumer.redelivery-delays: 10s, soon\n")
+            .unwrap_err();
+    let i = issue(
+        &err,
+        "spring.cloud.stream.bindings.a-in-0.consumer.redelivery-delays",
+    );
+    assert!(i.message.contains("a list of durations"), "{}", i.message);
+}

@@ -205,10 +205,7 @@ fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
                 .ok_or(()),
             _ => Err(()),
         },
-        Kind::DurationMs => match v {
-            Value::String(s) => parse_duration_ms(s).map(Value::from).ok_or(()),
-            other => to_u64(other).map(Value::from).ok_or(()),
-        },
+        Kind::DurationMs => duration_ms(v).map(Value::from).ok_or(()),
         Kind::StringList => match v {
             Value::String(s) => Ok(Value::Array(
                 split_list(s).into_iter().map(Value::String).collect(),
@@ -228,24 +225,21 @@ fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
             }
             _ => Err(()),
         },
-        Kind::UnsignedIntList => {
-            let items: Vec<Value> = match v {
-                Value::String(s) => split_list(s).into_iter().map(Value::String).collect(),
-                Value::Array(items) => items.clone(),
-                Value::Number(_) => vec![v.clone()],
-                _ => return Err(()),
-            };
-            items
-                .iter()
-                .map(|i| {
-                    to_u64(i)
-                        .filter(|n| *n <= u64::from(u32::MAX))
-                        .map(Value::from)
-                        .ok_or(())
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array)
-        }
+        Kind::UnsignedIntList => list_items(v)?
+            .iter()
+            .map(|i| {
+                to_u64(i)
+                    .filter(|n| *n <= u64::from(u32::MAX))
+                    .map(Value::from)
+                    .ok_or(())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Kind::DurationMsList => list_items(v)?
+            .iter()
+            .map(|i| duration_ms(i).map(Value::from).ok_or(()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
         Kind::FreeMap => match v {
             Value::Object(_) => Ok(v.clone()),
             _ => Err(()),
@@ -298,6 +292,24 @@ fn check_bounds(leaf: &Leaf, v: &Value) -> Result<(), String> {
         (Some(min), _) if !leaf.min_exclusive && n < min => Err(format!("at least {min}")),
         (_, Some(max)) if n > max => Err(format!("at most {max}")),
         _ => Ok(()),
+    }
+}
+
+/// The items of a list value: a YAML list, a comma-separated string, or one number.
+fn list_items(v: &Value) -> Result<Vec<Value>, ()> {
+    match v {
+        Value::String(s) => Ok(split_list(s).into_iter().map(Value::String).collect()),
+        Value::Array(items) => Ok(items.clone()),
+        Value::Number(_) => Ok(vec![v.clone()]),
+        _ => Err(()),
+    }
+}
+
+/// Milliseconds from a number or a duration string (`5s`).
+fn duration_ms(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => parse_duration_ms(s),
+        other => to_u64(other),
     }
 }
 

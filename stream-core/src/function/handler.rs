@@ -298,6 +298,7 @@ fn not_propagated(name: &str) -> bool {
             | header::SPRING_CONTENT_TYPE
             | header::SPRING_JSON_HEADER_TYPES
             | header::DELIVERY_ATTEMPT
+            | header::DELAYED_REDELIVERIES
             | header::PARTITION
             | header::PARTITION_KEY
             | header::ORIGINAL_TOPIC

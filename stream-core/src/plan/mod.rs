@@ -85,6 +85,12 @@ impl EffectiveBinding {
                 .max(1),
             max_attempts: self.consumer.max_attempts.max(1),
             batch_mode: self.consumer.batch_mode,
+            redelivery_delays: self
+                .consumer
+                .redelivery_delays
+                .iter()
+                .map(|ms| std::time::Duration::from_millis(*ms))
+                .collect(),
             binder_properties: self.binder_properties.clone(),
         }
     }
@@ -356,6 +362,8 @@ pub struct PlannedConsumer {
     pub instance_count: i32,
     /// `batch-mode`.
     pub batch_mode: bool,
+    /// `redelivery-delays` (ms), in order.
+    pub redelivery_delays: Vec<u64>,
 }
 
 /// Producer settings in the plan.
@@ -462,6 +470,7 @@ pub fn build_plan(
                 instance_index: b.consumer.instance_index,
                 instance_count: b.consumer.instance_count,
                 batch_mode: b.consumer.batch_mode,
+                redelivery_delays: b.consumer.redelivery_delays.clone(),
             }),
             producer: (*direction == Direction::Output).then(|| PlannedProducer {
                 partition_key_expression: b.producer.partition_key_expression.clone(),
@@ -518,6 +527,18 @@ impl fmt::Display for Plan {
     }
 }
 
+/// The schedule of delayed redeliveries in the plan's words (empty without).
+fn redeliveries(delays_ms: &[u64]) -> String {
+    if delays_ms.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = delays_ms.iter().map(|ms| format!("{ms} ms")).collect();
+    format!(
+        ", then redelivered through the broker after {} (each followed by the attempts again)",
+        each.join(", ")
+    )
+}
+
 impl fmt::Display for PlannedBinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -533,18 +554,20 @@ impl fmt::Display for PlannedBinding {
         if let Some(c) = &self.consumer {
             writeln!(
                 f,
-                "    group {}; {} attempt(s), back-off {} ms x{} up to {} ms; concurrency {}{}; dlq {}",
+                "    group {}; {} attempt(s), back-off {} ms x{} up to {} ms{}; concurrency {}{}{}; dlq {}",
                 self.group.as_deref().unwrap_or("(anonymous)"),
                 c.max_attempts,
                 c.back_off_initial_interval,
                 c.back_off_multiplier,
                 c.back_off_max_interval,
+                redeliveries(&c.redelivery_delays),
                 c.concurrency,
                 if c.partitioned {
                     format!("; partitioned instance {}/{}", c.instance_index, c.instance_count)
                 } else {
                     String::new()
                 },
+                if c.batch_mode { "; batches" } else { "" },
                 self.dlq.as_deref().unwrap_or("none"),
             )?;
         }

@@ -19,7 +19,9 @@ use super::control::BindingState;
 use super::inbox::{Claim, Claimed, Inbox};
 use super::output::SharedOutput;
 use super::retry::RetryPolicy;
-use crate::binder::{BatchLimits, Binder, DeadLetter, Delivery, Subscription};
+use crate::binder::{
+    delayed_redeliveries, BatchLimits, Binder, DeadLetter, Delivery, Subscription,
+};
 use crate::bridge::StreamBridge;
 use crate::function::handler::unwind_safe;
 use crate::function::{CallContext, ErasedFunction, HandlerError, Invocation};
@@ -123,7 +125,9 @@ impl InputProcessor {
             };
             self.metrics.failed.increment(1);
             if !self.policy.should_retry(&error, attempt) {
-                span.in_scope(|| tracing::warn!(error = %error, attempts = attempt, "giving up; dead-lettering"));
+                span.in_scope(
+                    || tracing::warn!(error = %error, attempts = attempt, "attempts used up"),
+                );
                 break error;
             }
             let wait = self.policy.backoff(attempt);
@@ -133,7 +137,28 @@ impl InputProcessor {
             attempt += 1;
         };
         drop(claimed);
-        self.dead_letter(delivery, &error, attempt).await;
+        self.give_up(delivery, &error, attempt).await;
+    }
+
+    /// After the last in-process attempt: hands `delivery` back to the broker for its next
+    /// delayed redelivery (`redelivery-delays`) when `error` is retryable and one is left,
+    /// else dead-letters it (counting the attempts of every earlier redelivery too).
+    async fn give_up(&self, delivery: Box<dyn Delivery>, error: &HandlerError, attempt: u32) {
+        let done = delayed_redeliveries(&delivery.message().headers);
+        let Some(delay) = self.policy.redelivery_delay(error, done) else {
+            let attempts = done
+                .saturating_mul(self.policy.max_attempts)
+                .saturating_add(attempt);
+            return self.dead_letter(delivery, error, attempts).await;
+        };
+        let binding = self.binding.name.as_str();
+        tracing::info!(binding, error = %error, redelivery = done + 1, in_ms = delay.as_millis() as u64, "handed back to the broker for a delayed redelivery");
+        match delivery.redeliver_after(delay, done + 1).await {
+            Ok(()) => self.metrics.retried.increment(1),
+            Err(e) => {
+                tracing::error!(binding, error = %e, "delayed redelivery failed; the broker will redeliver")
+            }
+        }
     }
 
     /// Moves `delivery` to the binding's dead letters after `attempts` failed with `error`.
@@ -197,9 +222,9 @@ impl InputProcessor {
             }
             pending = failed;
             if !self.policy.should_retry(&error, attempt) {
-                span.in_scope(|| tracing::warn!(error = %error, attempts = attempt, messages = pending.len(), "giving up on the batch; dead-lettering"));
+                span.in_scope(|| tracing::warn!(error = %error, attempts = attempt, messages = pending.len(), "the batch's attempts are used up"));
                 for d in pending {
-                    self.dead_letter(d, &error, attempt).await;
+                    self.give_up(d, &error, attempt).await;
                 }
                 return;
             }

@@ -21,6 +21,9 @@ pub struct RetryPolicy {
     pub default_retryable: bool,
     /// Error type name → retryable.
     pub retryable_exceptions: BTreeMap<String, bool>,
+    /// `redelivery-delays`: after the attempts, a retryable failure goes back to the broker
+    /// to come again after each of these in turn, then to the DLQ.
+    pub redelivery_delays: Vec<Duration>,
 }
 
 impl RetryPolicy {
@@ -37,6 +40,11 @@ impl RetryPolicy {
             max_interval: Duration::from_millis(c.back_off_max_interval),
             default_retryable: c.default_retryable,
             retryable_exceptions: c.retryable_exceptions.clone(),
+            redelivery_delays: c
+                .redelivery_delays
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
         }
     }
 
@@ -55,8 +63,20 @@ impl RetryPolicy {
 
     /// Whether to try again after `error` failed attempt number `attempt`.
     pub fn should_retry(&self, error: &HandlerError, attempt: u32) -> bool {
-        attempt < self.max_attempts
-            && error.should_retry(&self.retryable_exceptions, self.default_retryable)
+        attempt < self.max_attempts && self.retryable(error)
+    }
+
+    /// Whether `error` may be retried at all (its own classification, else
+    /// `retryable-exceptions`, else `default-retryable`).
+    pub fn retryable(&self, error: &HandlerError) -> bool {
+        error.should_retry(&self.retryable_exceptions, self.default_retryable)
+    }
+
+    /// The wait before the next delayed redelivery of a message that has had `done` of them
+    /// and failed its last attempt with `error`; `None`: dead-letter it.
+    pub fn redelivery_delay(&self, error: &HandlerError, done: u32) -> Option<Duration> {
+        let delay = *self.redelivery_delays.get(usize::try_from(done).ok()?)?;
+        self.retryable(error).then_some(delay)
     }
 }
 
@@ -73,6 +93,19 @@ mod tests {
         assert_eq!(p.backoff(4), Duration::from_millis(8000));
         assert_eq!(p.backoff(5), Duration::from_millis(10000));
         assert_eq!(p.backoff(60), Duration::from_millis(10000));
+    }
+
+    #[test]
+    fn redelivery_delays_in_turn_for_retryable_errors_only() {
+        let p = RetryPolicy::from_consumer(&ConsumerProperties {
+            redelivery_delays: vec![10_000, 60_000],
+            ..ConsumerProperties::default()
+        });
+        let error = HandlerError::new("x");
+        assert_eq!(p.redelivery_delay(&error, 0), Some(Duration::from_secs(10)));
+        assert_eq!(p.redelivery_delay(&error, 1), Some(Duration::from_secs(60)));
+        assert_eq!(p.redelivery_delay(&error, 2), None);
+        assert_eq!(p.redelivery_delay(&HandlerError::permanent("x"), 0), None);
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn convert(schema: &Value, defs: &Map<String, Value>) -> SchemaNode {
     }
     let node = match obj.get("x-kind").and_then(Value::as_str) {
         Some("duration-ms") => SchemaNode::leaf(Kind::DurationMs),
+        Some("duration-ms-list") => SchemaNode::leaf(Kind::DurationMsList),
         Some("free-map") => SchemaNode::leaf(Kind::FreeMap),
         Some("expression") => SchemaNode::leaf(Kind::Expression),
         _ => by_type(obj, defs),
