@@ -23,9 +23,10 @@ use crate::client::{client_config, create_error};
 use crate::config::{
     flatten_properties, KafkaBinderConfig, KafkaConsumerProps, KafkaProducerProps, StartOffset,
 };
-use crate::consumer::{Assignment, DlqTarget, KafkaSubscription, SubscribeArgs};
+use crate::consumer::{Assignment, DlqTarget, KafkaSubscription, RetryTarget, SubscribeArgs};
 use crate::producer::KafkaProducer;
 use crate::provision::{Provisioner, METADATA_TIMEOUT};
+use crate::retry::{retry_topic, WithRetryTopics};
 
 /// The binder type name.
 pub const BINDER_TYPE: &str = "kafka";
@@ -50,7 +51,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: false,
         replay: true,
-        delayed_redelivery: false,
+        delayed_redelivery: true,
     }
 }
 
@@ -130,6 +131,16 @@ impl BinderFactory for KafkaBinderFactory {
         };
         if let Some(topic) = &dlq {
             resources.push(format!("kafka topic {topic} (dead letters)"));
+        }
+        for (g, delay) in group
+            .iter()
+            .flat_map(|g| spec.redelivery_delays.iter().map(move |d| (g, d)))
+        {
+            let topic = retry_topic(destination, g, *delay);
+            resources.push(format!(
+                "kafka topic {topic} (redeliveries after {} ms)",
+                delay.as_millis()
+            ));
         }
         ProvisionPlan { dlq, resources }
     }
@@ -292,6 +303,39 @@ impl KafkaBinder {
         Ok(p)
     }
 
+    /// The retry topics of `redelivery-delays` (created now, with the source topic's
+    /// partition count) and their producer; `None` without delays.
+    async fn retry_target(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+        partitions: u32,
+    ) -> Result<Option<Arc<RetryTarget>>, BindError> {
+        if spec.redelivery_delays.is_empty() {
+            return Ok(None);
+        }
+        let Some(g) = group else {
+            return Err(BindError::Unsupported(format!(
+                "`redelivery-delays` on Kafka needs a `group` (binding {}): its retry topics are read by the group",
+                spec.binding
+            )));
+        };
+        let mut topics = Vec::new();
+        for delay in &spec.redelivery_delays {
+            let topic = retry_topic(destination, g, *delay);
+            self.provisioner.ensure(&topic, partitions, 1).await?;
+            topics.push((*delay, topic));
+        }
+        let settings = self.producer_settings(&[]);
+        let max_message_bytes = Self::max_message_bytes(&settings);
+        Ok(Some(Arc::new(RetryTarget {
+            producer: self.producer_for(settings)?,
+            topics,
+            max_message_bytes,
+        })))
+    }
+
     fn max_message_bytes(settings: &BTreeMap<String, String>) -> usize {
         settings
             .get("message.max.bytes")
@@ -451,7 +495,10 @@ impl Binder for KafkaBinder {
         } else {
             Assignment::Group
         };
-        let sub = KafkaSubscription::open(SubscribeArgs {
+        let retry = self
+            .retry_target(destination, group, spec, partitions)
+            .await?;
+        let args = SubscribeArgs {
             config,
             topic: destination.to_owned(),
             assignment,
@@ -465,13 +512,22 @@ impl Binder for KafkaBinder {
                     .max(crate::consumer::MIN_PREFETCH),
             ),
             batch,
-        })
-        .await?;
+            retry,
+        };
+        let retries = retry_args(&args);
+        let sub = KafkaSubscription::open(args).await?;
         tracing::debug!(
             binder = %self.name, destination, group = %group_id, binding = %spec.binding,
-            partitions, static_assignment, "kafka consumer bound"
+            partitions, static_assignment, retry_topics = retries.len(), "kafka consumer bound"
         );
-        Ok(Box::new(sub))
+        if retries.is_empty() {
+            return Ok(Box::new(sub));
+        }
+        let mut subs: Vec<Box<dyn Subscription>> = Vec::new();
+        for args in retries {
+            subs.push(Box::new(KafkaSubscription::open(args).await?));
+        }
+        Ok(Box::new(WithRetryTopics::new(Box::new(sub), subs)))
     }
 
     /// The group's lag on `destination` and the records retained in its DLQ topic
@@ -580,6 +636,43 @@ impl Binder for KafkaBinder {
         })
         .await;
     }
+}
+
+/// The subscriptions of the retry topics of `main` (same group and DLQ, reading each retry
+/// topic from its start).
+fn retry_args(main: &SubscribeArgs) -> Vec<SubscribeArgs> {
+    let Some(retry) = &main.retry else {
+        return Vec::new();
+    };
+    let mut config = main.config.clone();
+    config.set("auto.offset.reset", "earliest");
+    let assignment = match &main.assignment {
+        Assignment::Static {
+            partitions,
+            use_committed,
+            ..
+        } => Assignment::Static {
+            partitions: partitions.clone(),
+            start_latest: false,
+            use_committed: *use_committed,
+        },
+        Assignment::Group => Assignment::Group,
+    };
+    retry
+        .topics
+        .iter()
+        .map(|(_, topic)| SubscribeArgs {
+            config: config.clone(),
+            topic: topic.clone(),
+            assignment: assignment.clone(),
+            dlq: main.dlq.clone(),
+            commits: main.commits,
+            reset_to_latest: None,
+            prefetch: main.prefetch,
+            batch: main.batch,
+            retry: Some(Arc::clone(retry)),
+        })
+        .collect()
 }
 
 /// The Java client's `max.poll.records` (default 500), which librdkafka does not know: taken

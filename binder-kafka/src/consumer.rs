@@ -134,6 +134,17 @@ pub struct DlqTarget {
     pub max_message_bytes: usize,
 }
 
+/// Where delayed redeliveries of one binding go (`redelivery-delays`): one retry topic per
+/// delay, read back by [`crate::retry::WithRetryTopics`] once each record is due.
+pub struct RetryTarget {
+    /// The producer.
+    pub producer: FutureProducer,
+    /// The retry topic of each delay, in the configured order.
+    pub topics: Vec<(Duration, String)>,
+    /// The producer's `message.max.bytes`.
+    pub max_message_bytes: usize,
+}
+
 /// How the subscription gets its partitions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Assignment {
@@ -168,6 +179,8 @@ pub struct SubscribeArgs {
     pub prefetch: usize,
     /// How a `batch-mode` binding's batches are filled (`max.poll.records`).
     pub batch: BatchLimits,
+    /// Retry topics, if `redelivery-delays`.
+    pub retry: Option<Arc<RetryTarget>>,
 }
 
 /// A bound input. A background task polls the consumer and queues deliveries; when `prefetch`
@@ -266,6 +279,7 @@ impl KafkaSubscription {
             shared: Arc::clone(&shared),
             topic: topic.clone(),
             dlq: args.dlq.map(Arc::new),
+            retry: args.retry,
             commits: args.commits,
             queued: Arc::clone(&queued),
             taken: Arc::clone(&taken),
@@ -330,6 +344,7 @@ struct Poller {
     shared: Arc<Shared>,
     topic: String,
     dlq: Option<Arc<DlqTarget>>,
+    retry: Option<Arc<RetryTarget>>,
     commits: bool,
     queued: Arc<AtomicUsize>,
     taken: Arc<Notify>,
@@ -403,7 +418,7 @@ impl Poller {
             headers::from_record(m),
         );
         KafkaDelivery {
-            original: self.dlq.as_ref().map(|_| message.clone()),
+            original: (self.dlq.is_some() || self.retry.is_some()).then(|| message.clone()),
             message,
             key: m.key().map(Bytes::copy_from_slice),
             tp,
@@ -413,6 +428,7 @@ impl Poller {
             consumer: Arc::clone(&self.consumer),
             shared: Arc::clone(&self.shared),
             dlq: self.dlq.clone(),
+            retry: self.retry.clone(),
             commits: self.commits,
             settled: false,
         }
@@ -492,6 +508,16 @@ async fn reset_offsets(
             tracing::warn!(topic, error = %e, "could not reset offsets (does the group have active members?)");
             Ok(())
         }
+    }
+}
+
+impl RetryTarget {
+    /// The retry topic of `delay`.
+    pub fn topic_for(&self, delay: Duration) -> Option<&str> {
+        self.topics
+            .iter()
+            .find(|(d, _)| *d == delay)
+            .map(|(_, t)| t.as_str())
     }
 }
 
@@ -593,6 +619,7 @@ pub struct KafkaDelivery {
     consumer: Arc<KConsumer>,
     shared: Arc<Shared>,
     dlq: Option<Arc<DlqTarget>>,
+    retry: Option<Arc<RetryTarget>>,
     commits: bool,
     settled: bool,
 }
@@ -674,6 +701,43 @@ impl Delivery for KafkaDelivery {
     async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
         self.give_back();
         Ok(())
+    }
+
+    /// Produced (confirmed) to the retry topic of `delay`, due at now + `delay`
+    /// ([`header::DELAYED_UNTIL`]), keyed as it came; then completed.
+    async fn redeliver_after(
+        mut self: Box<Self>,
+        delay: Duration,
+        redeliveries: u32,
+    ) -> Result<(), SettleError> {
+        let retry = self.retry.clone();
+        let Some((retry, topic)) = retry.as_ref().and_then(|r| Some((r, r.topic_for(delay)?)))
+        else {
+            self.give_back();
+            return Err(SettleError::new("no retry topic for this delay"));
+        };
+        let mut m = self.original.take().unwrap_or_else(|| self.message.clone());
+        let due = crate::retry::now_ms().saturating_add(delay.as_millis() as i64);
+        m.headers
+            .insert(header::DELAYED_REDELIVERIES, redeliveries.to_string());
+        m.headers.insert(header::DELAYED_UNTIL, due.to_string());
+        let key = self.key.as_deref();
+        match send_record(
+            &retry.producer,
+            topic,
+            &m,
+            key,
+            None,
+            retry.max_message_bytes,
+        )
+        .await
+        {
+            Ok(()) => self.complete(),
+            Err(e) => {
+                self.give_back();
+                Err(SettleError::new(e))
+            }
+        }
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {

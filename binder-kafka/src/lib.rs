@@ -30,6 +30,7 @@ mod consumer;
 mod headers;
 mod producer;
 mod provision;
+mod retry;
 mod tracker;
 
 pub use binder::{

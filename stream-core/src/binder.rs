@@ -272,7 +272,7 @@ impl DeadLetter {
     /// `x-first-death-*`, `x-last-death-*`), so a replayed message looks as it did first.
     pub fn strip(headers: &mut crate::message::Headers) {
         const ADDED: &[&str] = &[
-            "x-delayed-redeliveries",
+            "x-delayed-",
             "x-original-",
             "x-exception-",
             "x-death",

@@ -37,6 +37,9 @@ pub mod header {
     /// How many delayed redeliveries (`redelivery-delays`) the message has had: written by the
     /// binder that hands it back to the broker, so it survives restarts.
     pub const DELAYED_REDELIVERIES: &str = "x-delayed-redeliveries";
+    /// When a delayed redelivery is due, milliseconds since the Unix epoch (where the broker
+    /// cannot hold a message back itself, e.g. Kafka retry topics).
+    pub const DELAYED_UNTIL: &str = "x-delayed-until";
     /// Dead-letter header: the destination the message was consumed from.
     pub const ORIGINAL_TOPIC: &str = "x-original-topic";
     /// Dead-letter header: the consumer group that gave up on the message.

@@ -299,6 +299,7 @@ fn not_propagated(name: &str) -> bool {
             | header::SPRING_JSON_HEADER_TYPES
             | header::DELIVERY_ATTEMPT
             | header::DELAYED_REDELIVERIES
+            | header::DELAYED_UNTIL
             | header::PARTITION
             | header::PARTITION_KEY
             | header::ORIGINAL_TOPIC
