@@ -116,16 +116,19 @@ async fn typed_header_missing_or_bad_is_dead_lettered_as_undecodable() {
     harness.send("bills", bill(Some("acme"))).await;
     harness.send("bills", bill(None)).await;
     harness.send("bills", bill(Some(""))).await;
+    let binary = Message::new(bytes::Bytes::from_static(b"5")).header("tenant", vec![0xff, 0xfe]);
+    harness.send("bills", binary).await;
     let dead = harness
-        .wait_for_dead_letters("bills", Some("g"), 2, WAIT)
+        .wait_for_dead_letters("bills", Some("g"), 3, WAIT)
         .await;
-    assert_eq!(dead.len(), 2, "both bad messages dead-lettered");
+    assert_eq!(dead.len(), 3, "every bad message dead-lettered");
     let reasons: Vec<_> = dead
         .iter()
         .map(|d| d.headers.get_str(header::EXCEPTION_MESSAGE).unwrap_or(""))
         .collect();
     assert!(reasons[0].contains("no such header"), "{reasons:?}");
     assert!(reasons[1].contains("an empty tenant"), "{reasons:?}");
+    assert!(reasons[2].contains("not UTF-8"), "{reasons:?}");
     for d in &dead {
         assert_eq!(d.headers.get_str(header::EXCEPTION_KIND), Some("decode"));
     }

@@ -250,6 +250,13 @@ pub struct RabbitDelivery {
 }
 
 impl RabbitDelivery {
+    /// The message as it came (headers rebuilt from the AMQP properties), to publish again.
+    fn republished(&mut self) -> RawMessage {
+        let mut m = from_delivery(Vec::new(), &self.properties);
+        m.payload = std::mem::take(&mut self.message.payload);
+        m
+    }
+
     fn new(d: lapin::message::Delivery, ctx: &Arc<ConsumerCtx>) -> Self {
         let redelivery_count = match delivery_count(&d.properties) {
             Some(n) => n + 1,
@@ -343,29 +350,11 @@ impl Delivery for RabbitDelivery {
         redeliveries: u32,
     ) -> Result<(), SettleError> {
         let acker = self.take_acker()?;
-        let ctx = Arc::clone(&self.ctx);
-        let payload = std::mem::take(&mut self.message.payload);
-        let mut m = from_delivery(Vec::new(), &self.properties);
-        m.payload = payload;
+        let mut m = self.republished();
         m.headers
             .insert(header::DELAYED_REDELIVERIES, redeliveries.to_string());
-        let wait = wait_queue(&ctx.plan.queue, delay);
-        let props = || to_properties(&m, DeliveryMode::Persistent);
-        match ctx
-            .dlq
-            .publish(&wait, "", &wait, true, &m.payload, props)
-            .await
-        {
-            Ok(()) => acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map(|_| ())
-                .map_err(settle_err),
-            Err(e) => {
-                let _ = nack(&acker, true).await;
-                Err(SettleError::new(e))
-            }
-        }
+        let wait = wait_queue(&self.ctx.plan.queue, delay);
+        publish_then_ack(&self.ctx.dlq, acker, (&wait, "", &wait, true), &m).await
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
@@ -379,35 +368,49 @@ impl Delivery for RabbitDelivery {
             // The broker dead-letters it through the queue's x-dead-letter-exchange.
             return nack(&acker, false).await;
         }
-        let payload = std::mem::take(&mut self.message.payload);
-        let mut m = from_delivery(Vec::new(), &self.properties);
-        m.payload = payload;
+        let mut m = self.republished();
         reason.stamp(&mut m.headers, &ctx.destination, ctx.group.as_deref());
         m.headers.insert(ORIGINAL_EXCHANGE, self.exchange.as_str());
         m.headers
             .insert(ORIGINAL_ROUTING_KEY, self.routing_key.as_str());
-        match ctx
-            .dlq
-            .publish(
-                &dl.queue,
-                &dl.exchange,
-                &dl.routing_key,
-                false,
-                &m.payload,
-                || to_properties(&m, DeliveryMode::Persistent),
-            )
+        let route = (
+            dl.queue.as_str(),
+            dl.exchange.as_str(),
+            dl.routing_key.as_str(),
+            false,
+        );
+        publish_then_ack(&ctx.dlq, acker, route, &m).await
+    }
+}
+
+/// Publishes `m` (confirmed) to `(destination, exchange, routing key, mandatory)`, then acks
+/// the original; when the publish fails, hands the original back so it is not lost.
+async fn publish_then_ack(
+    publisher: &Publisher,
+    acker: Acker,
+    (destination, exchange, routing_key, mandatory): (&str, &str, &str, bool),
+    m: &RawMessage,
+) -> Result<(), SettleError> {
+    let props = || to_properties(m, DeliveryMode::Persistent);
+    let published = publisher
+        .publish(
+            destination,
+            exchange,
+            routing_key,
+            mandatory,
+            &m.payload,
+            props,
+        )
+        .await;
+    match published {
+        Ok(()) => acker
+            .ack(BasicAckOptions::default())
             .await
-        {
-            Ok(()) => acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map(|_| ())
-                .map_err(settle_err),
-            Err(e) => {
-                // Not dead-lettered: hand it back so it is not lost.
-                let _ = nack(&acker, true).await;
-                Err(SettleError::new(e))
-            }
+            .map(|_| ())
+            .map_err(settle_err),
+        Err(e) => {
+            let _ = nack(&acker, true).await;
+            Err(SettleError::new(e))
         }
     }
 }

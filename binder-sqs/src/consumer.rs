@@ -474,6 +474,19 @@ impl fmt::Debug for SqsDelivery {
 }
 
 impl SqsDelivery {
+    /// Deletes the message from its queue and settles the delivery; on failure it stays
+    /// unsettled, and dropping it releases the message for redelivery.
+    async fn delete(&mut self) -> Result<(), SettleError> {
+        self.stop_heartbeat().await;
+        let receipt = self.receipt.clone();
+        self.shared
+            .delete(receipt)
+            .await
+            .map_err(SettleError::new)?;
+        self.settled = true;
+        Ok(())
+    }
+
     fn new(
         shared: Arc<Shared>,
         receipt: String,
@@ -571,18 +584,7 @@ impl Delivery for SqsDelivery {
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
-        self.stop_heartbeat().await;
-        let receipt = self.receipt.clone();
-        match self.shared.delete(receipt).await {
-            Ok(()) => {
-                self.settled = true;
-                Ok(())
-            }
-            Err(e) => {
-                // Dropped unsettled: released for redelivery.
-                Err(SettleError::new(e))
-            }
-        }
+        self.delete().await
     }
 
     async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
@@ -616,14 +618,7 @@ impl Delivery for SqsDelivery {
         )
         .await
         .map_err(SettleError::new)?;
-        self.stop_heartbeat().await;
-        let receipt = self.receipt.clone();
-        self.shared
-            .delete(receipt)
-            .await
-            .map_err(SettleError::new)?;
-        self.settled = true;
-        Ok(())
+        self.delete().await
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
@@ -665,13 +660,6 @@ impl Delivery for SqsDelivery {
             kind = %reason.error_kind,
             "sqs delivery dead-lettered"
         );
-        self.stop_heartbeat().await;
-        let receipt = self.receipt.clone();
-        self.shared
-            .delete(receipt)
-            .await
-            .map_err(SettleError::new)?;
-        self.settled = true;
-        Ok(())
+        self.delete().await
     }
 }
