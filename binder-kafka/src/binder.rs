@@ -249,7 +249,7 @@ impl KafkaBinder {
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> Result<Option<String>, BindError> {
-        let props = KafkaConsumerProps::of(spec, &self.cfg.default_consumer)?;
+        let props = spec.props_over::<KafkaConsumerProps>(&self.cfg.default_consumer)?;
         Ok(group
             .filter(|_| props.enable_dlq)
             .map(|g| dlq_name(destination, g, configured_dlq(&props))))
@@ -355,7 +355,7 @@ impl Binder for KafkaBinder {
         destination: &str,
         spec: &ProducerSpec,
     ) -> Result<Box<dyn Producer>, BindError> {
-        let props = KafkaProducerProps::of(spec, &self.cfg.default_producer)?;
+        let props = spec.props_over::<KafkaProducerProps>(&self.cfg.default_producer)?;
         let key_expression = props
             .message_key_expression
             .as_deref()
@@ -407,7 +407,7 @@ impl Binder for KafkaBinder {
         group: Option<&str>,
         spec: &ConsumerSpec,
     ) -> Result<Box<dyn Subscription>, BindError> {
-        let props = KafkaConsumerProps::of(spec, &self.cfg.default_consumer)?;
+        let props = spec.props_over::<KafkaConsumerProps>(&self.cfg.default_consumer)?;
         if let Some(g) = group {
             if g.trim().is_empty() {
                 return Err(BindError::Config {

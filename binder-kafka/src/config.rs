@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use stream_core::binder::{BindError, BinderEnvironment, ConsumerSpec, ProducerSpec};
+use stream_core::binder::{BindError, BinderEnvironment};
 use stream_core::config::{deep_merge, redact_uris, redact_value, Schema, SchemaNode};
 
 /// Default bootstrap servers (Spring's `localhost` with `default-broker-port` 9092).
@@ -537,34 +537,7 @@ impl KafkaBinderConfig {
     }
 }
 
-/// The binding's properties (`binding`, as the loader left them) over binder-scoped `defaults`.
-fn over<T: Serialize>(defaults: &T, binding: &Value) -> Value {
-    let mut v = serde_json::to_value(defaults).unwrap_or(Value::Null);
-    deep_merge(&mut v, binding);
-    v
-}
-
-impl KafkaConsumerProps {
-    /// The properties of consumer binding `spec` over the binder-scoped `defaults`.
-    pub fn of(spec: &ConsumerSpec, defaults: &Self) -> Result<Self, BindError> {
-        ConsumerSpec {
-            binder_properties: over(defaults, &spec.binder_properties),
-            ..spec.clone()
-        }
-        .props()
-    }
-}
-
 impl KafkaProducerProps {
-    /// The properties of producer binding `spec` over the binder-scoped `defaults`.
-    pub fn of(spec: &ProducerSpec, defaults: &Self) -> Result<Self, BindError> {
-        ProducerSpec {
-            binder_properties: over(defaults, &spec.binder_properties),
-            ..spec.clone()
-        }
-        .props()
-    }
-
     /// The `compression.type` (`compression`, else `compression-type`).
     pub fn compression(&self) -> Option<Compression> {
         self.compression.or(self.compression_type)
@@ -575,6 +548,7 @@ impl KafkaProducerProps {
 mod tests {
     use super::*;
     use serde_json::json;
+    use stream_core::binder::{ConsumerSpec, ProducerSpec};
     use stream_core::config::ConfigLoader;
 
     fn loader(yaml: &str) -> ConfigLoader {
@@ -702,7 +676,9 @@ mod tests {
             binder_properties: section["x-in-0"]["consumer"].clone(),
             ..Default::default()
         };
-        let p = KafkaConsumerProps::of(&consumer, &c.default_consumer).unwrap();
+        let p = consumer
+            .props_over::<KafkaConsumerProps>(&c.default_consumer)
+            .unwrap();
         assert!(p.enable_dlq, "binder-scoped default applies");
         assert_eq!(p.start_offset, Some(StartOffset::Latest));
         assert_eq!(p.dlq_name.as_deref(), Some("dead"));
@@ -712,7 +688,9 @@ mod tests {
             binder_properties: section["x-out-0"]["producer"].clone(),
             ..Default::default()
         };
-        let p = KafkaProducerProps::of(&producer, &c.default_producer).unwrap();
+        let p = producer
+            .props_over::<KafkaProducerProps>(&c.default_producer)
+            .unwrap();
         assert_eq!(p.compression(), Some(Compression::Lz4));
         assert_eq!(p.batch_timeout, Some(5));
         assert_eq!(p.close_timeout, 30);
@@ -729,7 +707,7 @@ mod tests {
             json!({"enable-dlq": true, "configuration": {"a": "1", "b": "1"}}),
         )
         .unwrap();
-        let c = KafkaConsumerProps::of(&spec, &defaults).unwrap();
+        let c = spec.props_over::<KafkaConsumerProps>(&defaults).unwrap();
         assert!(c.enable_dlq);
         assert_eq!(c.start_offset, Some(StartOffset::Latest));
         let conf = flatten_properties(&c.configuration);
@@ -738,7 +716,7 @@ mod tests {
             binder_properties: json!({"start-offset": "middle"}),
             ..spec
         };
-        let e = KafkaConsumerProps::of(&bad, &defaults).unwrap_err();
+        let e = bad.props_over::<KafkaConsumerProps>(&defaults).unwrap_err();
         assert!(
             matches!(&e, BindError::Config { key, .. } if key == "bindings.b.consumer"),
             "{e}"

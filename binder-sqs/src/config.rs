@@ -333,28 +333,13 @@ impl BinderSettings {
     /// (`spring.cloud.stream.sqs.{default,bindings.<b>}.consumer`) over the binder's
     /// `consumer.*` defaults.
     pub fn consumer_for(&self, spec: &ConsumerSpec) -> Result<ConsumerSettings, BindError> {
-        ConsumerSpec {
-            binder_properties: over(&self.consumer, &spec.binder_properties),
-            ..spec.clone()
-        }
-        .props()
+        spec.props_over(&self.consumer)
     }
 
     /// The effective settings of producer binding `spec` (over the binder's `producer.*`).
     pub fn producer_for(&self, spec: &ProducerSpec) -> Result<ProducerSettings, BindError> {
-        ProducerSpec {
-            binder_properties: over(&self.producer, &spec.binder_properties),
-            ..spec.clone()
-        }
-        .props()
+        spec.props_over(&self.producer)
     }
-}
-
-/// A binding's properties (as the loader left them) over binder-level `defaults`.
-fn over<T: Serialize>(defaults: &T, binding: &Value) -> Value {
-    let mut v = serde_json::to_value(defaults).unwrap_or(Value::Null);
-    deep_merge(&mut v, binding);
-    v
 }
 
 #[cfg(test)]

@@ -144,10 +144,31 @@ fn typed_props<T: serde::de::DeserializeOwned + Default>(
     })
 }
 
+/// A binding's properties (as the loader left them) over binder-scoped `defaults` (the
+/// binding's keys win).
+fn over<T: serde::Serialize>(defaults: &T, binding: &serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::to_value(defaults).unwrap_or(serde_json::Value::Null);
+    crate::config::deep_merge(&mut v, binding);
+    v
+}
+
 impl ProducerSpec {
     /// The binder-specific producer properties as the binder's settings type `T`.
     pub fn props<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, BindError> {
         typed_props(&self.binding, "producer", &self.binder_properties)
+    }
+
+    /// [`ProducerSpec::props`] over binder-scoped `defaults` (e.g. a binder environment's
+    /// `default.producer`): the binding's own keys win.
+    pub fn props_over<T>(&self, defaults: &T) -> Result<T, BindError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Default,
+    {
+        typed_props(
+            &self.binding,
+            "producer",
+            &over(defaults, &self.binder_properties),
+        )
     }
 }
 
@@ -178,6 +199,19 @@ impl ConsumerSpec {
     /// The binder-specific consumer properties as the binder's settings type `T`.
     pub fn props<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, BindError> {
         typed_props(&self.binding, "consumer", &self.binder_properties)
+    }
+
+    /// [`ConsumerSpec::props`] over binder-scoped `defaults` (e.g. a binder environment's
+    /// `default.consumer`): the binding's own keys win.
+    pub fn props_over<T>(&self, defaults: &T) -> Result<T, BindError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Default,
+    {
+        typed_props(
+            &self.binding,
+            "consumer",
+            &over(defaults, &self.binder_properties),
+        )
     }
 }
 
