@@ -9,7 +9,8 @@
 //! * `rebuild` (group `balances-v2`, not started with the app) is started once the commands
 //!   are done: a new group starts from the earliest event (`start-offset: earliest`; the memory
 //!   binder keeps history with `retention`, Kafka keeps its log) and must arrive at the same
-//!   balances. `main` exits 0 when it does.
+//!   balances. It replays in batches (`batch-mode`, a `.batch_consumer` taking `Vec<Event>`).
+//!   `main` exits 0 when it does.
 //!
 //! ```text
 //! cargo run --example ledger                                      # memory binder
@@ -112,6 +113,23 @@ impl ReadModel {
         self.applied.load(Ordering::Acquire)
     }
 
+    /// The batch consumer folding a batch of events into this model, counting the batches.
+    fn batch_consumer(
+        &self,
+        run: &str,
+        batches: &Arc<AtomicU64>,
+    ) -> impl Fn(Vec<Event>) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync + 'static
+    {
+        let (model, run, batches) = (self.clone(), run.to_owned(), Arc::clone(batches));
+        move |events: Vec<Event>| {
+            batches.fetch_add(1, Ordering::Relaxed);
+            for event in &events {
+                model.apply(event, &run);
+            }
+            std::future::ready(Ok(()))
+        }
+    }
+
     fn snapshot(&self) -> BTreeMap<String, i64> {
         self.balances
             .lock()
@@ -199,6 +217,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let args = Args::parse();
     let run = format!("r{}", std::process::id());
     let (live, rebuilt) = (ReadModel::default(), ReadModel::default());
+    let batches = Arc::new(AtomicU64::new(0));
     let mut builder = StreamApp::builder().config_file(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/ledger/application.yaml"
@@ -217,7 +236,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         )
         .function("handle", handle(Arc::default()))
         .consumer("project", live.consumer(&run))
-        .consumer("rebuild", rebuilt.consumer(&run))
+        .batch_consumer("rebuild", rebuilt.batch_consumer(&run, &batches))
         .build()
         .await?;
     let bridge = app.bridge();
@@ -256,8 +275,9 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     app.bindings().start("rebuild-in-0")?;
     let done = caught_up(&rebuilt, args.commands).await;
     println!(
-        "[rebuild] applied {} events, balances {:?}",
+        "[rebuild] applied {} events in {} batches, balances {:?}",
         rebuilt.applied(),
+        batches.load(Ordering::Relaxed),
         rebuilt.snapshot()
     );
     app.shutdown().await;
