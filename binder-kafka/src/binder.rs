@@ -683,15 +683,17 @@ fn take_max_poll_records(
     binding: &str,
 ) -> Result<BatchLimits, BindError> {
     const KEY: &str = "max.poll.records";
+    // The batch is held in memory (the poller queues up to a batch): bounded.
+    const MAX: usize = 10_000;
     let max_messages = match config.get(KEY).map(|v| v.trim().parse::<usize>()) {
         None => 500,
-        Some(Ok(n)) if n > 0 => n,
+        Some(Ok(n)) if (1..=MAX).contains(&n) => n,
         Some(_) => {
             return Err(BindError::Config {
                 key: format!(
                     "spring.cloud.stream.kafka.bindings.{binding}.consumer.configuration.{KEY}"
                 ),
-                message: "expected a positive integer".into(),
+                message: format!("expected an integer from 1 to {MAX}"),
             })
         }
     };
@@ -700,4 +702,34 @@ fn take_max_poll_records(
         max_messages,
         receive_timeout: std::time::Duration::ZERO,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_poll_records_sizes_batches_and_never_reaches_librdkafka() {
+        let limits = |value: Option<&str>| {
+            let mut config = ClientConfig::new();
+            if let Some(v) = value {
+                config.set("max.poll.records", v);
+            }
+            let limits = take_max_poll_records(&mut config, "b-in-0");
+            assert_eq!(
+                config.get("max.poll.records"),
+                value.filter(|_| limits.is_err())
+            );
+            limits.map(|l| l.max_messages)
+        };
+        assert_eq!(limits(None).ok(), Some(500));
+        assert_eq!(limits(Some(" 25 ")).ok(), Some(25));
+        for bad in ["0", "-1", "many", "10001"] {
+            let err = limits(Some(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("consumer.configuration.max.poll.records"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -15,6 +15,9 @@ use super::tree::{deep_merge, get_path};
 use super::KNOWN_BINDER_TYPES;
 use crate::binding::parse_definition;
 
+/// The most `redelivery-delays` of one binding.
+const MAX_REDELIVERY_DELAYS: usize = 32;
+
 /// Inputs of the typing step besides the tree.
 pub struct Builder<'a> {
     /// Registered binder types (`None` = not told: every known type is accepted).
@@ -268,6 +271,16 @@ impl Builder<'_> {
                 self.warnings.push(format!(
                     "{STREAM_PATH}.bindings.{n}.consumer.back-off-multiplier: {} < 1 makes retry intervals shrink",
                     c.back_off_multiplier
+                ));
+            }
+            if c.redelivery_delays.len() > MAX_REDELIVERY_DELAYS {
+                // Each delay is a broker resource (a wait queue, a retry topic).
+                self.issues.push(ConfigIssue::new(
+                    format!("{STREAM_PATH}.bindings.{n}.consumer.redelivery-delays"),
+                    format!(
+                        "at most {MAX_REDELIVERY_DELAYS} delays, found {}",
+                        c.redelivery_delays.len()
+                    ),
                 ));
             }
             self.warn_unsupported(n, b);

@@ -795,4 +795,9 @@ fn redelivery_delays_are_a_list_of_durations_in_any_spelling() {
         "spring.cloud.stream.bindings.a-in-0.consumer.redelivery-delays",
     );
     assert!(i.message.contains("a list of durations"), "{}", i.message);
+    let many = vec!["1s"; 33].join(", ");
+    let yaml = format!("spring.cloud.stream.bindings.a-in-0.consumer.redelivery-delays: {many}\n");
+    let err = load_str(&yaml).unwrap_err();
+    let path = "spring.cloud.stream.bindings.a-in-0.consumer.redelivery-delays";
+    assert!(issue(&err, path).message.contains("at most 32"), "{err}");
 }
