@@ -64,6 +64,7 @@ macro_rules! conformance_suite {
             batch_failure_dead_letters_each_message,
             batch_output_sends_each_item,
             delayed_redeliveries_do_not_block_then_dead_letter,
+            delayed_redelivery_count_survives_a_restart,
         );
     };
     (@each $target:expr, $mode:ident, $($name:ident),+ $(,)?) => {

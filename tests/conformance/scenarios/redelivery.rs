@@ -91,3 +91,46 @@ pub async fn delayed_redeliveries_do_not_block_then_dead_letter(t: &dyn Target) 
     );
     app.shutdown().await;
 }
+
+/// The redelivery count lives in the message, not in the process: a message handed back by
+/// one application instance comes to the next one (same group) with its count, and that one
+/// dead-letters it after the last delay (the memory binder's instance finishes it itself
+/// before it stops: its messages live in the process).
+pub async fn delayed_redelivery_count_survives_a_restart(t: &dyn Target) {
+    let input = unique("in");
+    let consumer = ", consumer: { max-attempts: 1, redelivery-delays: [2s] }";
+    let yaml = consumer_yaml("hold", &input, Some("g"), consumer);
+    if !t.capabilities().delayed_redelivery {
+        println!(
+            "{}: no delayed redelivery (see the scenario above)",
+            t.binder_type()
+        );
+        return;
+    }
+    let seen: Seen<(u8, u32)> = Seen::new();
+    let failing = |app: u8, seen: Seen<(u8, u32)>| {
+        move |m: Message<String>| {
+            seen.push((app, delayed_redeliveries(&m.headers)));
+            async { Err::<(), _>(HandlerError::retryable("down")) }
+        }
+    };
+    let first = start_app(t, &yaml, |b| b.consumer("hold", failing(1, seen.clone()))).await;
+    Probe::new(t).await.send(&input, [json(json!("bad"))]).await;
+    assert!(
+        crate::target::eventually(WAIT, || seen.len() >= 1).await,
+        "first instance called"
+    );
+    first.shutdown().await;
+    let second = start_app(t, &yaml, |b| b.consumer("hold", failing(2, seen.clone()))).await;
+    let dead = t.dead_letters(&input, "g", 1, WAIT).await;
+    assert_eq!(dead.len(), 1, "{:?}", seen.all());
+    // An in-process broker's graceful shutdown first finishes what the process holds, the
+    // waiting redelivery included; a broker holds it for the next instance.
+    let next = if t.capabilities().in_process { 1 } else { 2 };
+    let expected = [(1, 0), (next, 1)];
+    assert_eq!(seen.all(), expected, "redelivery 1 came with its count");
+    let h = &dead[0].headers;
+    assert_eq!(h.get_str(header::DELAYED_REDELIVERIES), Some("1"), "{h:?}");
+    assert_eq!(h.get_str(header::ORIGINAL_ATTEMPTS), Some("2"), "{h:?}");
+    second.shutdown().await;
+}
