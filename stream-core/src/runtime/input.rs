@@ -212,7 +212,7 @@ impl InputProcessor {
             if error.kind() == DECODE {
                 // The handler was not called: the rest are handled without these.
                 for d in failed {
-                    self.dead_letter(d, &error, attempt).await;
+                    self.give_up(d, &error, attempt).await;
                 }
                 pending = rest;
                 continue;
