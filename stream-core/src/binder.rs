@@ -302,8 +302,9 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// Removes what dead-lettering added: the headers [`DeadLetter::stamp`] and the binders
-    /// write (`x-original-*`, `x-exception-*`) and RabbitMQ's own (`x-death`,
-    /// `x-first-death-*`, `x-last-death-*`), so a replayed message looks as it did first.
+    /// write (`x-original-*`, `x-exception-*`), RabbitMQ's own (`x-death`,
+    /// `x-first-death-*`, `x-last-death-*`) and the delayed-redelivery ones (`x-delayed-*`),
+    /// so a replayed message looks as it did first (and gets its redeliveries again).
     pub fn strip(headers: &mut crate::message::Headers) {
         const ADDED: &[&str] = &[
             "x-delayed-",

@@ -138,7 +138,9 @@ mod tests {
             .with(header::ID, "m1")
             .with(header::PARTITION_KEY, "k")
             .with("x-death", "[..]")
-            .with("x-first-death-queue", "q");
+            .with("x-first-death-queue", "q")
+            .with(header::DELAYED_REDELIVERIES, "2")
+            .with(header::DELAYED_UNTIL, "1764851234567");
         DeadLetter {
             error_message: "boom".into(),
             error_kind: "permanent".into(),
