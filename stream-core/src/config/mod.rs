@@ -218,115 +218,160 @@ impl ConfigLoader {
     #[allow(clippy::result_large_err)]
     pub fn load(&self) -> Result<LoadedConfig, ConfigError> {
         let _suggestions = suggest::Budget::new(error::MAX_ISSUES);
-        let mut warnings = Vec::new();
+        let mut run = Loading::default();
         let env: BTreeMap<String, String> = match &self.env {
             Some(e) => e.clone(),
-            None => utf8_env(std::env::vars_os(), &mut warnings),
+            None => utf8_env(std::env::vars_os(), &mut run.warnings),
         };
         let schema = Schema::core();
-        let mut issues = Vec::new();
-        let mut sources = Vec::new();
+        let unread = |run: Loading| scrubbed(run.issues, &Secrets::collect(&Value::Null, &env));
+        let mains = self.read_mains(&schema, &mut run);
+        if !run.issues.is_empty() {
+            return Err(unread(run));
+        }
+        let (mut tree, active) = self.merge_files(&mains, &env, &schema, &mut run);
+        if !run.issues.is_empty() {
+            return Err(unread(run));
+        }
+        self.apply_env(&mut tree, &env, &schema, &mut run);
+        self.apply_sets(&mut tree, &schema, &active, &mut run);
+        let snapshot = tree.clone();
+        Resolver::new(&snapshot, &env).resolve_tree(&mut tree, "", &mut run.issues);
+        let secrets = Secrets::collect(&tree, &env);
+        self.validate(&mut tree, &schema, &mut run);
+        let mut builder = build::Builder {
+            registered: self.binder_types.as_ref(),
+            require_registered: self.require_registered_binders,
+            issues: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let config = builder.build(&tree, active);
+        run.issues.append(&mut builder.issues);
+        run.warnings.append(&mut builder.warnings);
+        if !run.issues.is_empty() {
+            return Err(scrubbed(run.issues, &secrets));
+        }
+        Ok(LoadedConfig {
+            config,
+            root: tree,
+            warnings: shown_warnings(&run.warnings, &secrets),
+            sources: run.sources,
+        })
+    }
 
-        // 1. Main sources.
-        let mut mains: Vec<(Option<PathBuf>, Vec<Doc>)> = Vec::new();
+    /// The main files and inline sources, parsed (their paths kept for the profile files).
+    fn read_mains(&self, schema: &Schema, run: &mut Loading) -> Vec<(Option<PathBuf>, Vec<Doc>)> {
+        let mut mains = Vec::new();
         for src in &self.sources {
             let (path, name, text) = match src {
                 MainSource::File(p) => match read_text(p) {
                     Ok(t) => (Some(p.clone()), p.display().to_string(), t),
                     Err(i) => {
-                        issues.push(i);
+                        run.issues.push(i);
                         continue;
                     }
                 },
                 MainSource::Inline { name, text } => (None, name.clone(), text.clone()),
             };
-            match parse_yaml(&name, &text, &schema, &self.binder_schemas) {
+            match parse_yaml(&name, &text, schema, &self.binder_schemas) {
                 Ok(docs) => {
-                    sources.push(name);
+                    run.sources.push(name);
                     mains.push((path, docs));
                 }
-                Err(i) => issues.push(i),
+                Err(i) => run.issues.push(i),
             }
         }
-        if !issues.is_empty() {
-            return Err(scrubbed(issues, &Secrets::collect(&Value::Null, &env)));
-        }
+        mains
+    }
 
-        // 2. Active profiles.
-        let mut base = Value::Object(Default::default());
-        for (_, docs) in &mains {
+    /// The main sources' plain documents, then for each active profile its files beside each
+    /// main file, then the main sources' documents that profiles activate; and the profiles.
+    fn merge_files(
+        &self,
+        mains: &[(Option<PathBuf>, Vec<Doc>)],
+        env: &BTreeMap<String, String>,
+        schema: &Schema,
+        run: &mut Loading,
+    ) -> (Value, Vec<String>) {
+        let mut tree = Value::Object(Default::default());
+        for (_, docs) in mains {
             for d in docs.iter().filter(|d| d.activation.is_none()) {
-                deep_merge(&mut base, &d.tree);
+                deep_merge(&mut tree, &d.tree);
             }
         }
-        let active = self.active_profiles(&base, &env);
-
-        // 3. Merge files.
-        let mut tree = base;
+        let active = self.active_profiles(&tree, env);
         for profile in &active {
-            for (path, _) in &mains {
-                let Some(path) = path else { continue };
+            for path in mains.iter().filter_map(|(path, _)| path.as_ref()) {
                 for pf in profile_files(path, profile) {
                     let name = pf.display().to_string();
                     let docs = read_text(&pf)
-                        .and_then(|t| parse_yaml(&name, &t, &schema, &self.binder_schemas));
+                        .and_then(|t| parse_yaml(&name, &t, schema, &self.binder_schemas));
                     match docs {
                         Ok(docs) => {
-                            sources.push(name);
+                            run.sources.push(name);
                             merge_docs(&mut tree, &docs, &active);
                         }
-                        Err(i) => issues.push(i),
+                        Err(i) => run.issues.push(i),
                     }
                 }
             }
         }
-        for (_, docs) in &mains {
-            for d in docs {
-                if let Some(expr) = &d.activation {
-                    if profiles_match(expr, &active) {
-                        deep_merge(&mut tree, &d.tree);
-                    }
-                }
+        for (_, docs) in mains {
+            let activated = docs.iter().filter(|d| {
+                d.activation
+                    .as_ref()
+                    .is_some_and(|expr| profiles_match(expr, &active))
+            });
+            for d in activated {
+                deep_merge(&mut tree, &d.tree);
             }
         }
-        if !issues.is_empty() {
-            return Err(scrubbed(issues, &Secrets::collect(&Value::Null, &env)));
-        }
+        (tree, active)
+    }
 
-        // 4. Environment variables.
-        let sections = self.binder_section_names(&tree);
-        let known = self.known_binding_names(&tree, &env);
+    /// Environment variables (`SPRING_CLOUD_STREAM_*`, ...) mapped onto the properties.
+    fn apply_env(
+        &self,
+        tree: &mut Value,
+        env: &BTreeMap<String, String>,
+        schema: &Schema,
+        run: &mut Loading,
+    ) {
+        let sections = self.binder_section_names(tree);
+        let known = self.known_binding_names(tree, env);
         let mapper = EnvMapper {
             root: &schema.root,
             binder_schemas: &self.binder_schemas,
             binder_sections: &sections,
-            tree: &tree,
+            tree,
             known_bindings: &known,
         };
         let mut overrides = Vec::new();
         for (k, v) in env.iter().filter(|(k, _)| EnvMapper::applies(k)) {
             match mapper.map(k) {
                 Some(path) => overrides.push(nest(&path, Value::String(v.clone()))),
-                None => warnings.push(format!(
+                None => run.warnings.push(format!(
                     "environment variable `{k}` does not match any property; ignored"
                 )),
             }
         }
         if env.keys().any(|k| EnvMapper::applies(k)) {
-            sources.push("environment variables".to_owned());
+            run.sources.push("environment variables".to_owned());
         }
         for o in &overrides {
-            deep_merge(&mut tree, o);
+            deep_merge(tree, o);
         }
+    }
 
-        // 5. Values set in code.
+    /// Values set in code (highest precedence), and `spring.profiles.active` as resolved.
+    fn apply_sets(&self, tree: &mut Value, schema: &Schema, active: &[String], run: &mut Loading) {
         for (k, v) in &self.sets {
             let segs = split_key(k);
             if segs.is_empty() {
                 continue;
             }
             if segs.len() > yaml::MAX_DEPTH {
-                issues.push(too_deep_key(&segs));
+                run.issues.push(too_deep_key(&segs));
                 continue;
             }
             let piece = normalise(
@@ -335,28 +380,21 @@ impl ConfigLoader {
                 "",
                 &self.binder_schemas,
             );
-            deep_merge(&mut tree, &piece);
+            deep_merge(tree, &piece);
         }
         if !self.sets.is_empty() {
-            sources.push("values set in code".to_owned());
+            run.sources.push("values set in code".to_owned());
         }
         if !active.is_empty() {
-            deep_merge(
-                &mut tree,
-                &nest(
-                    &["spring".into(), "profiles".into(), "active".into()],
-                    Value::String(active.join(",")),
-                ),
-            );
+            let path = ["spring".into(), "profiles".into(), "active".into()];
+            deep_merge(tree, &nest(&path, Value::String(active.join(","))));
         }
+    }
 
-        // 6. Placeholders.
-        let snapshot = tree.clone();
-        Resolver::new(&snapshot, &env).resolve_tree(&mut tree, "", &mut issues);
-        let secrets = Secrets::collect(&tree, &env);
-
-        // 7. Schema validation and coercion.
-        let sections = self.binder_section_names(&tree);
+    /// Schema validation and coercion of the validated roots and of every binder environment;
+    /// invalid values are removed, so typing goes on and finds more issues.
+    fn validate(&self, tree: &mut Value, schema: &Schema, run: &mut Loading) {
+        let sections = self.binder_section_names(tree);
         let mut validator = validate::Validator {
             binder_schemas: &self.binder_schemas,
             binder_sections: &sections,
@@ -368,37 +406,16 @@ impl ConfigLoader {
             let Some(node) = segs.iter().try_fold(&schema.root, |n, s| n.field(s)) else {
                 continue;
             };
-            let Some(sub) = get_path_mut(&mut tree, &segs) else {
+            let Some(sub) = get_path_mut(tree, &segs) else {
                 continue;
             };
             if !validator.check(node, sub, root_path) {
-                tree::remove_path(&mut tree, &segs);
+                tree::remove_path(tree, &segs);
             }
         }
-        self.check_environments(&mut tree, &mut validator);
-        issues.append(&mut validator.issues);
-        warnings.append(&mut validator.warnings);
-
-        // 8. Typing and whole-picture checks.
-        let mut builder = build::Builder {
-            registered: self.binder_types.as_ref(),
-            require_registered: self.require_registered_binders,
-            issues: Vec::new(),
-            warnings: Vec::new(),
-        };
-        let config = builder.build(&tree, active);
-        issues.append(&mut builder.issues);
-        warnings.append(&mut builder.warnings);
-
-        if !issues.is_empty() {
-            return Err(scrubbed(issues, &secrets));
-        }
-        Ok(LoadedConfig {
-            config,
-            root: tree,
-            warnings: shown_warnings(&warnings, &secrets),
-            sources,
-        })
+        self.check_environments(tree, &mut validator);
+        run.issues.append(&mut validator.issues);
+        run.warnings.append(&mut validator.warnings);
     }
 
     /// `spring.profiles.active` (set in code, else `SPRING_PROFILES_ACTIVE`, else the files),
@@ -506,6 +523,14 @@ impl ConfigLoader {
         }
         out
     }
+}
+
+/// What loading collects on its way: problems, warnings, the sources read.
+#[derive(Default)]
+struct Loading {
+    issues: Vec<ConfigIssue>,
+    warnings: Vec<String>,
+    sources: Vec<String>,
 }
 
 /// The environment as text. `std::env::vars` panics on a variable that is not valid UTF-8
