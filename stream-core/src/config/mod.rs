@@ -286,6 +286,7 @@ impl ConfigLoader {
 
     /// The main sources' plain documents, then for each active profile its files beside each
     /// main file, then the main sources' documents that profiles activate; and the profiles.
+    #[allow(clippy::result_large_err)]
     fn merge_files(
         &self,
         mains: &[(Option<PathBuf>, Vec<Doc>)],
