@@ -303,6 +303,68 @@ impl KafkaBinder {
         Ok(p)
     }
 
+    /// The librdkafka consumer properties of a binding: the group and offset handling, then
+    /// `consumer-properties` and the binding's `configuration` (which may not set the group).
+    fn consumer_config(
+        &self,
+        group_id: &str,
+        start: StartOffset,
+        anonymous: bool,
+        props: &KafkaConsumerProps,
+        spec: &ConsumerSpec,
+    ) -> Result<ClientConfig, BindError> {
+        let mut base = BTreeMap::new();
+        base.insert("group.id".to_owned(), group_id.to_owned());
+        base.insert("enable.auto.commit".to_owned(), (!anonymous).to_string());
+        base.insert("enable.auto.offset.store".to_owned(), "false".to_owned());
+        base.insert("auto.commit.interval.ms".to_owned(), "1000".to_owned());
+        base.insert("auto.offset.reset".to_owned(), start.as_str().to_owned());
+        base.insert("enable.partition.eof".to_owned(), "false".to_owned());
+        let configuration = flatten_properties(&props.configuration);
+        let layers = [&base, &self.cfg.consumer_properties, &configuration];
+        let config = client_config(&self.cfg, &layers);
+        if config.get("group.id") != Some(group_id) {
+            return Err(BindError::Config {
+                key: format!(
+                    "spring.cloud.stream.kafka.bindings.{}.consumer.configuration.group.id",
+                    spec.binding
+                ),
+                message: "the group id comes from the binding's `group`".into(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The DLQ topic (created now) and its producer, with `enable-dlq` and a group.
+    async fn dlq_target(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        spec: &ConsumerSpec,
+        props: &KafkaConsumerProps,
+        partitions: u32,
+    ) -> Result<Option<DlqTarget>, BindError> {
+        let Some(g) = group.filter(|_| props.enable_dlq) else {
+            if props.enable_dlq {
+                tracing::warn!(binding = %spec.binding, "enable-dlq needs a group; anonymous bindings have no DLQ");
+            }
+            return Ok(None);
+        };
+        let topic = dlq_name(destination, g, configured_dlq(props));
+        let dlq_partitions = props.dlq_partitions.unwrap_or(partitions);
+        let dlq_partitions = self.provisioner.ensure(&topic, dlq_partitions, 1).await?;
+        let dlq_properties = flatten_properties(&props.dlq_producer_properties);
+        let settings = self.producer_settings(&[&dlq_properties]);
+        let max_message_bytes = Self::max_message_bytes(&settings);
+        Ok(Some(DlqTarget {
+            producer: self.producer_for(settings)?,
+            topic,
+            partitions: dlq_partitions,
+            group: g.to_owned(),
+            max_message_bytes,
+        }))
+    }
+
     /// The retry topics of `redelivery-delays` (created now, with the source topic's
     /// partition count) and their producer; `None` without delays.
     async fn retry_target(
@@ -408,19 +470,18 @@ impl Binder for KafkaBinder {
         spec: &ConsumerSpec,
     ) -> Result<Box<dyn Subscription>, BindError> {
         let props = spec.props_over::<KafkaConsumerProps>(&self.cfg.default_consumer)?;
-        if let Some(g) = group {
-            if g.trim().is_empty() {
-                return Err(BindError::Config {
-                    key: format!("spring.cloud.stream.bindings.{}.group", spec.binding),
-                    message: "the group name is empty".into(),
-                });
-            }
+        if group.is_some_and(|g| g.trim().is_empty()) {
+            return Err(BindError::Config {
+                key: format!("spring.cloud.stream.bindings.{}.group", spec.binding),
+                message: "the group name is empty".into(),
+            });
         }
         spec.partition()?;
-        let instance_count = spec.instance_count.max(1);
-        let create_with = instance_count.saturating_mul(spec.concurrency.max(1));
+        let create_with = spec
+            .instance_count
+            .max(1)
+            .saturating_mul(spec.concurrency.max(1));
         let partitions = self.provisioner.ensure(destination, create_with, 1).await?;
-
         let anonymous = group.is_none();
         let group_id = match group {
             Some(g) => g.to_owned(),
@@ -431,103 +492,33 @@ impl Binder for KafkaBinder {
         } else {
             StartOffset::Earliest
         });
-
-        let dlq = match (props.enable_dlq, group) {
-            (true, Some(g)) => {
-                let topic = dlq_name(destination, g, configured_dlq(&props));
-                let dlq_partitions = props.dlq_partitions.unwrap_or(partitions);
-                let dlq_partitions = self.provisioner.ensure(&topic, dlq_partitions, 1).await?;
-                let dlq_properties = flatten_properties(&props.dlq_producer_properties);
-                let settings = self.producer_settings(&[&dlq_properties]);
-                let max = Self::max_message_bytes(&settings);
-                Some(DlqTarget {
-                    producer: self.producer_for(settings)?,
-                    topic,
-                    partitions: dlq_partitions,
-                    group: g.to_owned(),
-                    max_message_bytes: max,
-                })
-            }
-            (true, None) => {
-                tracing::warn!(binding = %spec.binding, "enable-dlq needs a group; anonymous bindings have no DLQ");
-                None
-            }
-            _ => None,
-        };
-
-        let mut base = BTreeMap::new();
-        base.insert("group.id".to_owned(), group_id.clone());
-        base.insert("enable.auto.commit".to_owned(), (!anonymous).to_string());
-        base.insert("enable.auto.offset.store".to_owned(), "false".to_owned());
-        base.insert("auto.commit.interval.ms".to_owned(), "1000".to_owned());
-        base.insert("auto.offset.reset".to_owned(), start.as_str().to_owned());
-        base.insert("enable.partition.eof".to_owned(), "false".to_owned());
-        let mut config = client_config(
-            &self.cfg,
-            &[
-                &base,
-                &self.cfg.consumer_properties,
-                &flatten_properties(&props.configuration),
-            ],
-        );
+        let mut config = self.consumer_config(&group_id, start, anonymous, &props, spec)?;
         let batch = take_max_poll_records(&mut config, &spec.binding)?;
-        if config.get("group.id") != Some(group_id.as_str()) {
-            return Err(BindError::Config {
-                key: format!(
-                    "spring.cloud.stream.kafka.bindings.{}.consumer.configuration.group.id",
-                    spec.binding
-                ),
-                message: "the group id comes from the binding's `group`".into(),
-            });
-        }
-        let static_assignment = anonymous || spec.partitioned || !props.auto_rebalance_enabled;
-        let assignment = if static_assignment {
-            let mine: Vec<i32> = (0..partitions as i32)
-                .filter(|p| {
-                    !spec.partitioned || (*p as u32) % instance_count == spec.instance_index
-                })
-                .collect();
-            Assignment::Static {
-                partitions: mine,
-                start_latest: start == StartOffset::Latest,
-                use_committed: !anonymous,
-            }
-        } else {
-            Assignment::Group
-        };
-        let retry = self
-            .retry_target(destination, group, spec, partitions)
-            .await?;
+        let assignment = assignment(spec, &props, anonymous, partitions, start);
+        let per_lane = crate::consumer::PREFETCH_PER_CONCURRENCY;
+        let prefetch =
+            (spec.concurrency.max(1) as usize * per_lane).max(crate::consumer::MIN_PREFETCH);
         let args = SubscribeArgs {
             config,
             topic: destination.to_owned(),
             assignment,
-            dlq,
+            dlq: self
+                .dlq_target(destination, group, spec, &props, partitions)
+                .await?,
             commits: !anonymous,
             reset_to_latest: (props.reset_offsets && !anonymous)
                 .then_some(start == StartOffset::Latest),
-            prefetch: batch.prefetch(
-                spec,
-                (spec.concurrency.max(1) as usize * crate::consumer::PREFETCH_PER_CONCURRENCY)
-                    .max(crate::consumer::MIN_PREFETCH),
-            ),
+            prefetch: batch.prefetch(spec, prefetch),
             batch,
-            retry,
+            retry: self
+                .retry_target(destination, group, spec, partitions)
+                .await?,
         };
-        let retries = retry_args(&args);
-        let sub = KafkaSubscription::open(args).await?;
         tracing::debug!(
             binder = %self.name, destination, group = %group_id, binding = %spec.binding,
-            partitions, static_assignment, retry_topics = retries.len(), "kafka consumer bound"
+            partitions, assignment = ?args.assignment, "kafka consumer bound"
         );
-        if retries.is_empty() {
-            return Ok(Box::new(sub));
-        }
-        let mut subs: Vec<Box<dyn Subscription>> = Vec::new();
-        for args in retries {
-            subs.push(Box::new(KafkaSubscription::open(args).await?));
-        }
-        Ok(Box::new(WithRetryTopics::new(Box::new(sub), subs)))
+        open_with_retry_topics(args).await
     }
 
     /// The group's lag on `destination` and the records retained in its DLQ topic
@@ -636,6 +627,43 @@ impl Binder for KafkaBinder {
         })
         .await;
     }
+}
+
+/// Group management, or (anonymous, partitioned, `auto-rebalance-enabled: false`) this
+/// instance's own partitions.
+fn assignment(
+    spec: &ConsumerSpec,
+    props: &KafkaConsumerProps,
+    anonymous: bool,
+    partitions: u32,
+    start: StartOffset,
+) -> Assignment {
+    if !(anonymous || spec.partitioned || !props.auto_rebalance_enabled) {
+        return Assignment::Group;
+    }
+    let instance_count = spec.instance_count.max(1);
+    let mine: Vec<i32> = (0..partitions as i32)
+        .filter(|p| !spec.partitioned || (*p as u32) % instance_count == spec.instance_index)
+        .collect();
+    Assignment::Static {
+        partitions: mine,
+        start_latest: start == StartOffset::Latest,
+        use_committed: !anonymous,
+    }
+}
+
+/// Opens the subscription, and with `redelivery-delays` one per retry topic beside it.
+async fn open_with_retry_topics(args: SubscribeArgs) -> Result<Box<dyn Subscription>, BindError> {
+    let retries = retry_args(&args);
+    let main = KafkaSubscription::open(args).await?;
+    if retries.is_empty() {
+        return Ok(Box::new(main));
+    }
+    let mut subs: Vec<Box<dyn Subscription>> = Vec::new();
+    for args in retries {
+        subs.push(Box::new(KafkaSubscription::open(args).await?));
+    }
+    Ok(Box::new(WithRetryTopics::new(Box::new(main), subs)))
 }
 
 /// The subscriptions of the retry topics of `main` (same group and DLQ, reading each retry
