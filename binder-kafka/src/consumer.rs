@@ -185,7 +185,7 @@ pub struct SubscribeArgs {
 
 /// A bound input. A background task polls the consumer and queues deliveries; when `prefetch`
 /// deliveries are queued it stops taking records until the runtime catches up, and if that
-/// takes longer than [`PAUSE_AFTER`] it pauses the assigned partitions and keeps polling (so
+/// takes longer than `PAUSE_AFTER` it pauses the assigned partitions and keeps polling (so
 /// rebalances are served and the member stays in the group while the binding is stalled).
 pub struct KafkaSubscription {
     consumer: Arc<KConsumer>,

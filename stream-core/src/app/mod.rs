@@ -330,7 +330,7 @@ impl StreamAppBuilder {
     }
 
     /// Validates the configuration, connects the binders, binds every function and starts
-    /// consuming. Logs each binding's delivery plan. The steps are in [`build`] (named
+    /// consuming. Logs each binding's delivery plan. The steps are in `app/build.rs` (named
     /// functions, in order).
     pub async fn build(self) -> Result<RunningApp, Error> {
         build::run(self).await
