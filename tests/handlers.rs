@@ -25,6 +25,14 @@ impl TypedHeader for Tenant {
     }
 }
 
+/// An application on `harness`'s broker configured by `yaml` (no environment variables).
+fn on(harness: &TestHarness, yaml: &str) -> StreamAppBuilder {
+    StreamApp::builder()
+        .env(Default::default())
+        .binder_factory(Arc::new(harness.factory()))
+        .config_yaml(yaml)
+}
+
 /// An application on `harness` running `definition`, with the bindings of every test here
 /// (those of other functions are left out: a binding no function has is a typo to `build()`).
 fn app(harness: &TestHarness, definition: &str) -> StreamAppBuilder {
@@ -42,10 +50,7 @@ fn app(harness: &TestHarness, definition: &str) -> StreamAppBuilder {
         "spring.cloud.function.definition: {definition}\nspring.cloud.stream.bindings:\n{}",
         mine.concat()
     );
-    StreamApp::builder()
-        .env(Default::default())
-        .binder_factory(Arc::new(harness.factory()))
-        .config_yaml(&yaml)
+    on(harness, &yaml)
 }
 
 /// State, headers, the attempt and the binding name arrive beside the payload, whatever the
@@ -166,10 +171,7 @@ async fn supplier_takes_state() {
 spring.cloud.stream.bindings.tick-out-0.destination: ticks
 spring.cloud.stream.poller.fixed-delay: 10
 ";
-    let running = StreamApp::builder()
-        .env(Default::default())
-        .binder_factory(Arc::new(harness.factory()))
-        .config_yaml(yaml)
+    let running = on(&harness, yaml)
         .with_state(Counter::default())
         .supplier("tick", |State(c): State<Counter>| async move {
             Ok::<_, HandlerError>(c.0.fetch_add(1, Ordering::SeqCst))
@@ -229,15 +231,12 @@ spring.cloud.stream.bindings:
 }
 
 /// An app on `harness` with one input binding `<function>-in-0` (its consumer settings in
-/// `consumer`) and, for functions, `<function>-out-0`.
+/// `consumer`).
 fn batch_app(harness: &TestHarness, definition: &str, consumer: &str) -> StreamAppBuilder {
     let yaml = format!(
         "spring.cloud.function.definition: {definition}\nspring.cloud.stream.bindings:\n  {definition}-in-0: {{ destination: readings, group: g, consumer: {{ {consumer} }} }}\n"
     );
-    StreamApp::builder()
-        .env(Default::default())
-        .binder_factory(Arc::new(harness.factory()))
-        .config_yaml(&yaml)
+    on(harness, &yaml)
 }
 
 /// A batch handler and its binding's `batch-mode` must agree, or `build()` says how to fix it.
@@ -263,10 +262,7 @@ async fn batch_mode_and_handler_must_agree_at_build() {
             "{msg}"
         );
     }
-    let err = StreamApp::builder()
-        .env(Default::default())
-        .binder_factory(Arc::new(harness.factory()))
-        .config_yaml("spring.cloud.function.definition: upper|store\n")
+    let err = on(&harness, "spring.cloud.function.definition: upper|store\n")
         .function("upper", |s: String| async move { Ok::<_, HandlerError>(s) })
         .batch_consumer("store", batch_handler)
         .build()

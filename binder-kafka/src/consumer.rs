@@ -16,7 +16,8 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use stream_core::binder::{
-    BatchLimits, BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
+    BatchLimits, BindError, ConsumeError, DeadLetter, Delivery, SendError, SettleError,
+    Subscription,
 };
 use stream_core::message::{header, RawMessage};
 use tokio::sync::Notify;
@@ -635,6 +636,18 @@ impl std::fmt::Debug for KafkaDelivery {
 }
 
 impl KafkaDelivery {
+    /// Completes the record once its copy (a dead letter, a delayed redelivery) was sent;
+    /// hands it back for redelivery when the send failed.
+    fn after_send(&mut self, sent: Result<(), SendError>) -> Result<(), SettleError> {
+        match sent {
+            Ok(()) => self.complete(),
+            Err(e) => {
+                self.give_back();
+                Err(SettleError::new(e))
+            }
+        }
+    }
+
     fn complete(&mut self) -> Result<(), SettleError> {
         self.settled = true;
         let next = lock(&self.shared.tracker).completed(&self.tp, self.generation, self.offset);
@@ -717,27 +730,22 @@ impl Delivery for KafkaDelivery {
             return Err(SettleError::new("no retry topic for this delay"));
         };
         let mut m = self.original.take().unwrap_or_else(|| self.message.clone());
-        let due = crate::retry::now_ms().saturating_add(delay.as_millis() as i64);
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let due = stream_core::message::now_millis().saturating_add(delay_ms);
         m.headers
             .insert(header::DELAYED_REDELIVERIES, redeliveries.to_string());
         m.headers.insert(header::DELAYED_UNTIL, due.to_string());
         let key = self.key.as_deref();
-        match send_record(
+        let sent = send_record(
             &retry.producer,
             topic,
             &m,
             key,
             None,
             retry.max_message_bytes,
-        )
-        .await
-        {
-            Ok(()) => self.complete(),
-            Err(e) => {
-                self.give_back();
-                Err(SettleError::new(e))
-            }
-        }
+        );
+        let sent = sent.await;
+        self.after_send(sent)
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
@@ -760,7 +768,7 @@ impl Delivery for KafkaDelivery {
         );
         let partition =
             (self.tp.1 >= 0 && (self.tp.1 as u32) < dlq.partitions).then_some(self.tp.1);
-        match send_record(
+        let sent = send_record(
             &dlq.producer,
             &dlq.topic,
             &m,
@@ -768,14 +776,8 @@ impl Delivery for KafkaDelivery {
             partition,
             dlq.max_message_bytes,
         )
-        .await
-        {
-            Ok(()) => self.complete(),
-            Err(e) => {
-                self.give_back();
-                Err(SettleError::new(e))
-            }
-        }
+        .await;
+        self.after_send(sent)
     }
 }
 

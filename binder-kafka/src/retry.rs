@@ -4,24 +4,16 @@
 //! they were written: a record not yet due holds back only its own retry topic, never the
 //! main topic (spring-kafka's non-blocking retries work the same way).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use stream_core::binder::{BatchLimits, ConsumeError, Delivery, Subscription};
-use stream_core::message::header;
+use stream_core::message::{header, now_millis};
 
 /// The retry topic of `destination`/`group` for `delay`.
 pub fn retry_topic(destination: &str, group: &str, delay: Duration) -> String {
     format!("{destination}.{group}.retry-{}ms", delay.as_millis())
-}
-
-/// Milliseconds since the Unix epoch (what [`header::DELAYED_UNTIL`] holds: due times cross
-/// processes, so they are wall-clock times).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 type Next = Option<Result<Box<dyn Delivery>, ConsumeError>>;
@@ -95,9 +87,10 @@ fn due_at(delivery: &dyn Delivery) -> tokio::time::Instant {
         .message()
         .headers
         .get_str(header::DELAYED_UNTIL)
-        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let wait = u64::try_from(until.saturating_sub(now_ms())).unwrap_or(0);
+    // Due times cross processes, so they are wall-clock times.
+    let wait = until.saturating_sub(now_millis());
     tokio::time::Instant::now() + Duration::from_millis(wait)
 }
 

@@ -64,6 +64,19 @@ pub mod header {
     pub const SPRING_JSON_HEADER_TYPES: &str = "spring_json_header_types";
 }
 
+/// Milliseconds since the Unix epoch, as the `timestamp` header (and
+/// [`header::DELAYED_UNTIL`]) hold them; 0 if the clock is before the epoch.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| {
+            d.as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(d.subsec_millis()))
+        })
+        .unwrap_or(0)
+}
+
 /// Text of a header name: a [`SmolStr`], so a name of up to 23 bytes (every well-known one) is
 /// stored inline without an allocation, and a longer one is shared: cloning never copies it.
 pub use smol_str::SmolStr;

@@ -273,6 +273,16 @@ pub struct ConsumerProperties {
     pub unused: UnusedConsumerKeys,
 }
 
+impl ConsumerProperties {
+    /// `redelivery-delays` as durations, in order.
+    pub fn redelivery_schedule(&self) -> Vec<std::time::Duration> {
+        self.redelivery_delays
+            .iter()
+            .map(|ms| std::time::Duration::from_millis(*ms))
+            .collect()
+    }
+}
+
 impl Default for ConsumerProperties {
     fn default() -> Self {
         ConsumerProperties {

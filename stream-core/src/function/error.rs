@@ -4,6 +4,9 @@ use std::fmt;
 
 use crate::binder::BoxError;
 
+/// The kind of an input that did not decode (the handler was not called).
+const DECODE: &str = "decode";
+
 /// Whether an error should be retried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
@@ -48,7 +51,7 @@ impl HandlerError {
 
     /// The payload could not be decoded (never retried).
     pub fn decode(message: impl fmt::Display) -> Self {
-        Self::with(Retry::No, "decode", message.to_string())
+        Self::with(Retry::No, DECODE, message.to_string())
     }
 
     /// An output could not be encoded or sent.
@@ -115,6 +118,11 @@ impl HandlerError {
     /// or `error` (unclassified).
     pub fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    /// Whether the input did not decode ([`HandlerError::decode`]): the handler was not called.
+    pub fn is_decode(&self) -> bool {
+        self.kind == DECODE
     }
 
     /// The error's Rust type name when it came from a `std::error::Error` via `?`.

@@ -85,12 +85,7 @@ impl EffectiveBinding {
                 .max(1),
             max_attempts: self.consumer.max_attempts.max(1),
             batch_mode: self.consumer.batch_mode,
-            redelivery_delays: self
-                .consumer
-                .redelivery_delays
-                .iter()
-                .map(|ms| std::time::Duration::from_millis(*ms))
-                .collect(),
+            redelivery_delays: self.consumer.redelivery_schedule(),
             binder_properties: self.binder_properties.clone(),
         }
     }

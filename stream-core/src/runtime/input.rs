@@ -209,7 +209,7 @@ impl InputProcessor {
             };
             self.metrics.failed.increment(1);
             let (failed, rest) = split_failed(pending, error.failed_positions());
-            if error.kind() == DECODE {
+            if error.is_decode() {
                 // The handler was not called: the rest are handled without these.
                 for d in failed {
                     self.give_up(d, &error, attempt).await;
@@ -306,9 +306,6 @@ fn ordering_key(delivery: &dyn Delivery) -> Option<u64> {
 
 /// Deliveries of one batch, in delivery order.
 type Deliveries = Vec<Box<dyn Delivery>>;
-
-/// The kind of error made when an input does not decode (the handler was not called).
-const DECODE: &str = "decode";
 
 /// The deliveries at `positions` (all of them when `None`, or when no position is in range:
 /// nothing is acked on a handler's word that names no message of the batch) and the rest.

@@ -2,12 +2,11 @@
 //! broker confirm.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::binder::{BindError, Binder, Producer, Route, SendError};
 use crate::expr::{EvalContext, Expression};
 use crate::function::{HandlerError, Retry};
-use crate::message::{header, HeaderText, RawMessage};
+use crate::message::{header, now_millis, HeaderText, RawMessage};
 use crate::observe::{fast_uuid, TraceContext, METRIC_PRODUCED};
 
 /// How an output chooses partitions (`partition-key-expression` + `partition-count`).
@@ -108,17 +107,6 @@ impl std::fmt::Debug for OutputSender {
             .field("destination", &self.destination)
             .finish()
     }
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| {
-            d.as_secs()
-                .saturating_mul(1000)
-                .saturating_add(u64::from(d.subsec_millis()))
-        })
-        .unwrap_or(0)
 }
 
 /// Maps a send failure to a handler error: oversize messages are permanent, the rest retried.

@@ -40,11 +40,7 @@ impl RetryPolicy {
             max_interval: Duration::from_millis(c.back_off_max_interval),
             default_retryable: c.default_retryable,
             retryable_exceptions: c.retryable_exceptions.clone(),
-            redelivery_delays: c
-                .redelivery_delays
-                .iter()
-                .map(|ms| Duration::from_millis(*ms))
-                .collect(),
+            redelivery_delays: c.redelivery_schedule(),
         }
     }
 
