@@ -252,8 +252,9 @@ pub struct ConsumerProps {
     pub exclusive: bool,
     /// `single-active-consumer` → `x-single-active-consumer`.
     pub single_active_consumer: bool,
-    /// `batch-size` (default 10) and `receive-timeout` (default 1 s) of a `batch-mode`
-    /// binding, as Spring's consumer-side batching.
+    /// `batch-size` (default 1) and `receive-timeout` (default 1 s) of a `batch-mode`
+    /// binding, with Spring's defaults (`RabbitConsumerProperties`: `batchSize = 1`, the
+    /// container's 1 s receive timeout): set `batch-size` for batches of several.
     #[serde(flatten)]
     pub batch: BatchSettings,
     /// Spring's consumer keys accepted and not used here.
@@ -291,7 +292,7 @@ stream_core::unused_keys! {
 
 /// A batch's limits when `batch-size` and `receive-timeout` are not set.
 pub const DEFAULT_BATCH: BatchLimits = BatchLimits {
-    max_messages: 10,
+    max_messages: 1,
     receive_timeout: std::time::Duration::from_secs(1),
 };
 
