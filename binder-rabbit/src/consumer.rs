@@ -18,6 +18,7 @@ use stream_core::binder::{
 };
 use stream_core::message::{header, RawMessage};
 
+use crate::acks::AckBatch;
 use crate::connection::{boxed, Backoff, Connector};
 use crate::headers::{delivery_count, from_delivery, to_properties};
 use crate::props::{ConsumerProps, DeliveryMode};
@@ -47,6 +48,7 @@ struct Consuming {
     channel: Channel,
     consumer: lapin::Consumer,
     queue: String,
+    acks: Arc<AckBatch>,
 }
 
 impl ConsumerCtx {
@@ -98,7 +100,9 @@ impl ConsumerCtx {
             )
             .await
             .map_err(|e| provision("consumer on", e))?;
+        let max_owed = usize::from(self.props.prefetch) / 2;
         Ok(Consuming {
+            acks: Arc::new(AckBatch::new(ch.clone(), max_owed)),
             channel: ch,
             consumer,
             queue,
@@ -139,9 +143,10 @@ impl RabbitSubscription {
     fn received(
         &mut self,
         item: Option<lapin::Result<lapin::message::Delivery>>,
+        acks: Arc<AckBatch>,
     ) -> Option<Box<dyn Delivery>> {
         match item {
-            Some(Ok(d)) => return Some(Box::new(RabbitDelivery::new(d, &self.ctx))),
+            Some(Ok(d)) => return Some(Box::new(RabbitDelivery::new(d, &self.ctx, acks))),
             Some(Err(e)) => {
                 tracing::warn!(destination = %self.ctx.destination, error = %crate::connection::redact(&e), "rabbit consumer lost its channel; resubscribing");
             }
@@ -159,8 +164,10 @@ async fn stop(ctx: &ConsumerCtx, c: Consuming) {
         channel,
         consumer,
         queue,
+        acks,
     } = c;
     if channel.status().connected() {
+        acks.flush();
         let _ = channel
             .basic_cancel(consumer.tag(), BasicCancelOptions::default())
             .await;
@@ -207,8 +214,11 @@ impl Subscription for RabbitSubscription {
                 }
                 continue;
             };
+            // Nothing is buffered: the acks held back go out before waiting.
+            c.acks.idle();
+            let acks = Arc::clone(&c.acks);
             let item = c.consumer.next().await;
-            if let Some(d) = self.received(item) {
+            if let Some(d) = self.received(item, acks) {
                 return Some(Ok(d));
             }
         }
@@ -217,8 +227,10 @@ impl Subscription for RabbitSubscription {
     // Lapin buffers the deliveries its I/O loop has read: taking a buffered one directly
     // saves the runtime a wake-up per message.
     fn try_next(&mut self) -> Option<Result<Box<dyn Delivery>, ConsumeError>> {
-        let item = self.current.as_mut()?.consumer.next().now_or_never()?;
-        self.received(item).map(Ok)
+        let c = self.current.as_mut()?;
+        let item = c.consumer.next().now_or_never()?;
+        let acks = Arc::clone(&c.acks);
+        self.received(item, acks).map(Ok)
     }
 
     async fn close(mut self: Box<Self>) {
@@ -245,6 +257,9 @@ pub struct RabbitDelivery {
     exchange: lapin::types::ShortString,
     routing_key: lapin::types::ShortString,
     acker: Option<Acker>,
+    /// The delivery's tag on its channel, and that channel's acks.
+    tag: lapin::types::DeliveryTag,
+    acks: Arc<AckBatch>,
     redelivery_count: u32,
     ctx: Arc<ConsumerCtx>,
 }
@@ -257,21 +272,33 @@ impl RabbitDelivery {
         m
     }
 
-    fn new(d: lapin::message::Delivery, ctx: &Arc<ConsumerCtx>) -> Self {
+    fn new(d: lapin::message::Delivery, ctx: &Arc<ConsumerCtx>, acks: Arc<AckBatch>) -> Self {
         let redelivery_count = match delivery_count(&d.properties) {
             Some(n) => n + 1,
             None if d.redelivered => 2,
             None => 1,
         };
         let message = from_delivery(d.data, &d.properties);
+        acks.opened(d.delivery_tag);
         RabbitDelivery {
             message,
             properties: d.properties,
             exchange: d.exchange,
             routing_key: d.routing_key,
             acker: Some(d.acker),
+            tag: d.delivery_tag,
+            acks,
             redelivery_count,
             ctx: Arc::clone(ctx),
+        }
+    }
+
+    /// The delivery was settled on its own (when `done`): it no longer holds back the acks
+    /// owed after it. A failed settlement keeps it open: its channel is gone, or the broker
+    /// still holds it, so no `multiple` ack may cover it.
+    fn settled(&self, done: bool) {
+        if done {
+            self.acks.closed(self.tag);
         }
     }
 
@@ -314,32 +341,25 @@ impl Delivery for RabbitDelivery {
         self.redelivery_count
     }
 
-    // The ack is handed to lapin's I/O loop at once and its write is not awaited: waiting
-    // costs a wake-up per message, and an ack that never reaches the broker only means a
-    // redelivery, as with a failed awaited one. The handler has succeeded by now.
+    // The handler has succeeded: the ack is owed, and the channel's batch sends it with the
+    // others (see `acks`), never waiting for its write.
     fn try_ack(&mut self) -> Option<Result<(), SettleError>> {
-        let acker = match self.take_acker() {
-            Ok(a) => a,
-            Err(e) => return Some(Err(e)),
-        };
-        match acker.ack(BasicAckOptions::default()).now_or_never() {
-            Some(Err(e)) => Some(Err(settle_err(e))),
-            _ => Some(Ok(())),
-        }
+        // The acker is not used: the channel's batch acks it, in order with the others.
+        Some(self.take_acker().map(|_acker| self.acks.owe(self.tag)))
     }
 
     async fn ack(mut self: Box<Self>) -> Result<(), SettleError> {
         let acker = self.take_acker()?;
-        acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(|_| ())
-            .map_err(settle_err)
+        let acked = acker.ack(BasicAckOptions::default()).await;
+        self.settled(acked.is_ok());
+        acked.map(|_| ()).map_err(settle_err)
     }
 
     async fn requeue(mut self: Box<Self>) -> Result<(), SettleError> {
         let acker = self.take_acker()?;
-        nack(&acker, true).await
+        let requeued = nack(&acker, true).await;
+        self.settled(requeued.is_ok());
+        requeued
     }
 
     /// Published (confirmed) to the group queue's wait queue for `delay`, whose TTL
@@ -354,7 +374,10 @@ impl Delivery for RabbitDelivery {
         m.headers
             .insert(header::DELAYED_REDELIVERIES, redeliveries.to_string());
         let wait = wait_queue(&self.ctx.plan.queue, delay);
-        publish_then_ack(&self.ctx.dlq, acker, (&wait, "", &wait, true), &m).await
+        let (settled, result) =
+            publish_then_ack(&self.ctx.dlq, acker, (&wait, "", &wait, true), &m).await;
+        self.settled(settled);
+        result
     }
 
     async fn dead_letter(mut self: Box<Self>, reason: DeadLetter) -> Result<(), SettleError> {
@@ -362,11 +385,15 @@ impl Delivery for RabbitDelivery {
         let ctx = Arc::clone(&self.ctx);
         let Some(dl) = &ctx.plan.dead_letter else {
             tracing::error!(destination = %ctx.destination, error = %reason.error_message, "no dead-letter queue (auto-bind-dlq: false); message rejected and dropped");
-            return nack(&acker, false).await;
+            let rejected = nack(&acker, false).await;
+            self.settled(rejected.is_ok());
+            return rejected;
         };
         if !ctx.props.republish_to_dlq {
             // The broker dead-letters it through the queue's x-dead-letter-exchange.
-            return nack(&acker, false).await;
+            let rejected = nack(&acker, false).await;
+            self.settled(rejected.is_ok());
+            return rejected;
         }
         let mut m = self.republished();
         reason.stamp(&mut m.headers, &ctx.destination, ctx.group.as_deref());
@@ -379,18 +406,21 @@ impl Delivery for RabbitDelivery {
             dl.routing_key.as_str(),
             false,
         );
-        publish_then_ack(&ctx.dlq, acker, route, &m).await
+        let (settled, result) = publish_then_ack(&ctx.dlq, acker, route, &m).await;
+        self.settled(settled);
+        result
     }
 }
 
 /// Publishes `m` (confirmed) to `(destination, exchange, routing key, mandatory)`, then acks
-/// the original; when the publish fails, hands the original back so it is not lost.
+/// the original; when the publish fails, hands the original back so it is not lost. Says
+/// whether the original was settled on the broker (acked or requeued), and the outcome.
 async fn publish_then_ack(
     publisher: &Publisher,
     acker: Acker,
     (destination, exchange, routing_key, mandatory): (&str, &str, &str, bool),
     m: &RawMessage,
-) -> Result<(), SettleError> {
+) -> (bool, Result<(), SettleError>) {
     let props = || to_properties(m, DeliveryMode::Persistent);
     let published = publisher
         .publish(
@@ -403,14 +433,13 @@ async fn publish_then_ack(
         )
         .await;
     match published {
-        Ok(()) => acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(|_| ())
-            .map_err(settle_err),
+        Ok(()) => {
+            let acked = acker.ack(BasicAckOptions::default()).await;
+            (acked.is_ok(), acked.map(|_| ()).map_err(settle_err))
+        }
         Err(e) => {
-            let _ = nack(&acker, true).await;
-            Err(SettleError::new(e))
+            let requeued = nack(&acker, true).await.is_ok();
+            (requeued, Err(SettleError::new(e)))
         }
     }
 }
@@ -420,8 +449,11 @@ impl Drop for RabbitDelivery {
         if let Some(acker) = self.acker.take() {
             // Unsettled (crash semantics): requeue now rather than when the channel closes.
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let (acks, tag) = (Arc::clone(&self.acks), self.tag);
                 handle.spawn(async move {
-                    let _ = nack(&acker, true).await;
+                    if nack(&acker, true).await.is_ok() {
+                        acks.closed(tag);
+                    }
                 });
             }
         }

@@ -595,3 +595,53 @@ async fn shares_group_queues_with_spring_declarations_in_either_order() {
     declare_as_spring(&ch, &ours_first, FieldTable::default()).await;
     let _ = conn.close(200, "done".into()).await;
 }
+
+/// Acks are coalesced per channel (one `multiple` ack for a run of handled deliveries), but a
+/// delivery still being handled never holds back the acks of those after it: with prefetch 2
+/// and message 0 waiting for message 2 (three lanes, so 2 gets one of its own), message 1's ack
+/// must go out on its own, or the broker never sends message 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_delivery_does_not_hold_back_later_acks() {
+    let Some(t) = target() else { return };
+    let input = unique("in");
+    let yaml = format!(
+        "spring.cloud.function.definition: work\nspring.cloud.stream.bindings:\n  work-in-0: {{ destination: {input}, group: g, consumer: {{ concurrency: 3, max-attempts: 1 }} }}\nspring.cloud.stream.rabbit.bindings.work-in-0.consumer.prefetch: 2\n"
+    );
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let third = Arc::new(tokio::sync::Notify::new());
+    let (h, n) = (Arc::clone(&handled), Arc::clone(&third));
+    let app = start_app(&t, &yaml, move |b| {
+        b.consumer("work", move |v: u32| {
+            let (h, n) = (Arc::clone(&h), Arc::clone(&n));
+            async move {
+                if v == 0 {
+                    tokio::time::timeout(WAIT, n.notified())
+                        .await
+                        .map_err(|_| HandlerError::new("message 2 never came"))?;
+                }
+                if v == 2 {
+                    n.notify_one();
+                }
+                h.lock().unwrap().push(v);
+                Ok::<(), HandlerError>(())
+            }
+        })
+    })
+    .await;
+    let probe = Probe::new(&t).await;
+    probe.send(&input, [json(json!(0))]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    probe.send(&input, [json(json!(1)), json(json!(2))]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while handled.lock().unwrap().len() < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut seen = handled.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1, 2], "every message handled once");
+    assert!(t
+        .dead_letters(&input, "g", 0, Duration::ZERO)
+        .await
+        .is_empty());
+    app.shutdown().await;
+}
