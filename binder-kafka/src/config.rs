@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use smart_default::SmartDefault;
 use stream_core::binder::{BindError, BinderEnvironment};
 use stream_core::config::{deep_merge, redact_uris, redact_value, Schema, SchemaNode};
 
@@ -35,13 +36,15 @@ pub fn environment_schema() -> Schema {
 }
 
 /// `spring.cloud.stream.kafka.binder.*` (also the top level of a binder's `environment`).
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct KafkaBinderProps {
     /// `brokers`: bootstrap servers, `host[:port]` (a list or a comma-separated string).
     #[serde(deserialize_with = "host_list")]
+    #[default(vec!["localhost".into()])]
     pub brokers: Vec<String>,
     /// `default-broker-port`: the port of brokers listed without one.
+    #[default(9092)]
     pub default_broker_port: u16,
     /// `configuration`: librdkafka properties for every client.
     #[schemars(extend("x-kind" = "free-map"))]
@@ -54,42 +57,28 @@ pub struct KafkaBinderProps {
     pub producer_properties: Value,
     /// `auto-create-topics`: create missing topics through the admin API (false: only look
     /// them up, which lets a broker with broker-side auto-creation create them).
+    #[default(true)]
     pub auto_create_topics: bool,
     /// `auto-add-partitions`: grow topics with too few partitions.
     pub auto_add_partitions: bool,
     /// `min-partition-count`: the minimum partition count of created topics.
     #[schemars(range(min = 1, max = 2_147_483_647))]
+    #[default(1)]
     pub min_partition_count: u32,
     /// `replication-factor` of created topics; -1 = the broker default.
     #[schemars(range(min = -1))]
+    #[default(-1)]
     pub replication_factor: i16,
     /// `required-acks`: producer `acks` (`all`, `-1`, `0`, `1`; `all` keeps the producer
     /// idempotent). A string, not an enumeration: `-1` and `1` differ only by the dash.
+    #[default("all".into())]
     pub required_acks: String,
     /// `health-timeout`: seconds the brokers may be unreachable before health is DOWN.
+    #[default(DEFAULT_HEALTH_TIMEOUT_SECS)]
     pub health_timeout: u64,
     /// Spring keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedBinderKeys,
-}
-
-impl Default for KafkaBinderProps {
-    fn default() -> Self {
-        KafkaBinderProps {
-            brokers: vec!["localhost".into()],
-            default_broker_port: 9092,
-            configuration: Value::Null,
-            consumer_properties: Value::Null,
-            producer_properties: Value::Null,
-            auto_create_topics: true,
-            auto_add_partitions: false,
-            min_partition_count: 1,
-            replication_factor: -1,
-            required_acks: "all".into(),
-            health_timeout: DEFAULT_HEALTH_TIMEOUT_SECS,
-            unused: UnusedBinderKeys::default(),
-        }
-    }
 }
 
 stream_core::unused_keys! {
@@ -134,7 +123,7 @@ impl Compression {
 }
 
 /// The Kafka-specific properties of one consumer binding.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct KafkaConsumerProps {
     /// `start-offset`: where a group without committed offsets starts; default: earliest for
@@ -157,26 +146,11 @@ pub struct KafkaConsumerProps {
     pub configuration: Value,
     /// `auto-rebalance-enabled`: group management (true) or static assignment by instance
     /// index (false).
+    #[default(true)]
     pub auto_rebalance_enabled: bool,
     /// Spring keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedConsumerKeys,
-}
-
-impl Default for KafkaConsumerProps {
-    fn default() -> Self {
-        KafkaConsumerProps {
-            start_offset: None,
-            reset_offsets: false,
-            enable_dlq: false,
-            dlq_name: None,
-            dlq_partitions: None,
-            dlq_producer_properties: Value::Null,
-            configuration: Value::Null,
-            auto_rebalance_enabled: true,
-            unused: UnusedConsumerKeys::default(),
-        }
-    }
 }
 
 stream_core::unused_keys! {
@@ -190,7 +164,7 @@ stream_core::unused_keys! {
 }
 
 /// The Kafka-specific properties of one producer binding.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct KafkaProducerProps {
     /// `message-key-expression`: the record key, e.g. `headers['myKey']` (parsed when loaded).
@@ -209,25 +183,11 @@ pub struct KafkaProducerProps {
     #[schemars(extend("x-kind" = "duration-ms"))]
     pub batch_timeout: Option<u64>,
     /// `close-timeout`: seconds `close` waits for outstanding deliveries.
+    #[default(30)]
     pub close_timeout: u64,
     /// Spring keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedProducerKeys,
-}
-
-impl Default for KafkaProducerProps {
-    fn default() -> Self {
-        KafkaProducerProps {
-            message_key_expression: None,
-            compression: None,
-            compression_type: None,
-            configuration: Value::Null,
-            buffer_size: None,
-            batch_timeout: None,
-            close_timeout: 30,
-            unused: UnusedProducerKeys::default(),
-        }
-    }
 }
 
 stream_core::unused_keys! {

@@ -7,6 +7,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
+use smart_default::SmartDefault;
 use stream_core::binder::{BatchLimits, BatchSettings, BindError, ConsumerSpec, ProducerSpec};
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::expr::Expression;
@@ -66,14 +67,16 @@ impl ExchangeType {
 }
 
 /// How the destination exchange is declared.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ExchangeProps {
     /// `exchange-type` (default topic).
     #[serde(rename = "exchange-type")]
+    #[default(ExchangeType::Topic)]
     pub kind: ExchangeType,
     /// `exchange-durable` (default true).
     #[serde(rename = "exchange-durable")]
+    #[default(true)]
     pub durable: bool,
     /// `exchange-auto-delete` (default **false** here; Spring's default true would delete the
     /// exchange when the last anonymous queue leaves, breaking producers).
@@ -81,18 +84,8 @@ pub struct ExchangeProps {
     pub auto_delete: bool,
     /// `declare-exchange` (default true).
     #[serde(rename = "declare-exchange")]
+    #[default(true)]
     pub declare: bool,
-}
-
-impl Default for ExchangeProps {
-    fn default() -> Self {
-        ExchangeProps {
-            kind: ExchangeType::Topic,
-            durable: true,
-            auto_delete: false,
-            declare: true,
-        }
-    }
 }
 
 /// `quorum.*`: a quorum queue.
@@ -110,7 +103,7 @@ pub struct QuorumProps {
 
 /// How a group queue (and its DLQ) is declared; shared by consumers and producers
 /// (`required-groups`).
-#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct QueueProps {
     /// The exchange.
@@ -120,6 +113,7 @@ pub struct QueueProps {
     pub binding_routing_key: Option<String>,
     /// `auto-bind-dlq` (default **true** for named groups here: the runtime's dead-letter
     /// hand-off needs a destination; set false to reject dead letters without keeping them).
+    #[default(true)]
     pub auto_bind_dlq: bool,
     /// `dead-letter-queue-name` (default `<queue>.dlq`).
     #[serde(rename = "dead-letter-queue-name")]
@@ -149,27 +143,6 @@ pub struct QueueProps {
     /// Spring's queue keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedQueueProps,
-}
-
-impl Default for QueueProps {
-    fn default() -> Self {
-        QueueProps {
-            exchange: ExchangeProps::default(),
-            binding_routing_key: None,
-            auto_bind_dlq: true,
-            dlq_name: None,
-            dlx: None,
-            dl_routing_key: None,
-            ttl: None,
-            max_length: None,
-            max_length_bytes: None,
-            expires: None,
-            quorum: QuorumProps::default(),
-            prefix: String::new(),
-            group_only: false,
-            unused: UnusedQueueProps::default(),
-        }
-    }
 }
 
 stream_core::unused_keys! {
@@ -227,7 +200,7 @@ pub enum DeliveryMode {
 }
 
 /// Consumer properties.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ConsumerProps {
     /// Queue declaration.
@@ -240,13 +213,17 @@ pub struct ConsumerProps {
     /// The effective prefetch: `prefetch`, else `max(4 * concurrency, 16)`.
     #[serde(skip)]
     #[schemars(skip)]
+    #[default(MIN_DEFAULT_PREFETCH as u16)]
     pub prefetch: u16,
     /// `republish-to-dlq` (default true): dead letters carry the error headers.
+    #[default(true)]
     pub republish_to_dlq: bool,
     /// `durable-subscription` (default true).
+    #[default(true)]
     pub durable_subscription: bool,
     /// `anonymous-group-prefix` (default `anonymous.`).
     #[serde(rename = "anonymous-group-prefix")]
+    #[default("anonymous.".into())]
     pub anonymous_prefix: String,
     /// `exclusive` consumer (default false).
     pub exclusive: bool,
@@ -260,23 +237,6 @@ pub struct ConsumerProps {
     /// Spring's consumer keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedConsumerProps,
-}
-
-impl Default for ConsumerProps {
-    fn default() -> Self {
-        ConsumerProps {
-            queue: QueueProps::default(),
-            prefetch_setting: None,
-            prefetch: MIN_DEFAULT_PREFETCH as u16,
-            republish_to_dlq: true,
-            durable_subscription: true,
-            anonymous_prefix: "anonymous.".into(),
-            exclusive: false,
-            single_active_consumer: false,
-            batch: BatchSettings::default(),
-            unused: UnusedConsumerProps::default(),
-        }
-    }
 }
 
 stream_core::unused_keys! {

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use smart_default::SmartDefault;
 use stream_core::binder::{BindError, BinderEnvironment, ConsumerSpec, ProducerSpec};
 use stream_core::config::{deep_merge, redact_uris, Schema, SchemaNode, Secret};
 
@@ -47,7 +48,7 @@ pub struct StaticCredentials {
 
 /// Binder-level settings: `spring.cloud.stream.sqs.binder.*`, or the same keys at the top level
 /// of a binder's `environment` (which win).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct BinderSettings {
     /// `region`: the AWS region (`us-east-1` when nothing sets one).
@@ -57,6 +58,7 @@ pub struct BinderSettings {
     /// `name-prefix`: prefix of every topic and queue name.
     pub name_prefix: String,
     /// `auto-create`: create topics, queues, subscriptions, policies and DLQs (idempotently).
+    #[default(true)]
     pub auto_create: bool,
     /// `access-key`: static credentials with `secret-key` (else the default AWS chain).
     pub access_key: Option<Secret>,
@@ -70,36 +72,24 @@ pub struct BinderSettings {
     pub producer: ProducerSettings,
 }
 
-impl Default for BinderSettings {
-    fn default() -> Self {
-        BinderSettings {
-            region: None,
-            endpoint: None,
-            name_prefix: String::new(),
-            auto_create: true,
-            access_key: None,
-            secret_key: None,
-            session_token: None,
-            consumer: ConsumerSettings::default(),
-            producer: ProducerSettings::default(),
-        }
-    }
-}
-
 /// Per-consumer-binding settings.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ConsumerSettings {
     /// `destination-mode`: SNS topic or SQS queue.
+    #[default(DestinationMode::Sns)]
     pub destination_mode: DestinationMode,
     /// `wait-time-seconds`: the long-poll wait, 0..=20 s.
     #[schemars(range(max = 20))]
+    #[default(DEFAULT_WAIT_TIME_SECONDS)]
     pub wait_time_seconds: u32,
     /// `visibility-timeout`: visibility timeout of received messages, seconds.
     #[schemars(range(min = 1, max = 43_200))]
+    #[default(DEFAULT_VISIBILITY_TIMEOUT_SECONDS)]
     pub visibility_timeout: u32,
     /// `max-number-of-messages`: messages per ReceiveMessage, 1..=10.
     #[schemars(range(min = 1, max = 10))]
+    #[default(10)]
     pub max_number_of_messages: u32,
     /// `pollers`: concurrent ReceiveMessage loops (`None` = 1, which keeps a standard queue's
     /// order).
@@ -115,21 +105,6 @@ pub struct ConsumerSettings {
     /// `max(50, 5 * max-attempts)`).
     #[schemars(range(min = 1, max = 1000))]
     pub max_receive_count: Option<u32>,
-}
-
-impl Default for ConsumerSettings {
-    fn default() -> Self {
-        ConsumerSettings {
-            destination_mode: DestinationMode::Sns,
-            wait_time_seconds: DEFAULT_WAIT_TIME_SECONDS,
-            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
-            max_number_of_messages: 10,
-            pollers: None,
-            prefetch: None,
-            fifo: false,
-            max_receive_count: None,
-        }
-    }
 }
 
 impl ConsumerSettings {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
 
 /// The whole cloud-stream configuration of an application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -40,7 +41,7 @@ pub struct FunctionProperties {
 }
 
 /// `spring.cloud.stream.*`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct StreamProperties {
     /// `default-binder`: required when several binders are configured and a binding names none.
@@ -58,14 +59,17 @@ pub struct StreamProperties {
     pub dynamic_destinations: Vec<String>,
     /// `dynamic-destination-cache-size`: bound of the `StreamBridge` producer cache.
     #[schemars(range(min = 1))]
+    #[default(10)]
     pub dynamic_destination_cache_size: usize,
     /// `instance-count`.
     #[schemars(range(min = 1))]
+    #[default(1)]
     pub instance_count: u32,
     /// `instance-index`.
     pub instance_index: u32,
     /// `binding-retry-interval` in **seconds**: wait between attempts to bind when the broker is
     /// down at start (0 = fail fast).
+    #[default(30)]
     pub binding_retry_interval: u64,
     /// `input-bindings`: explicit input bindings without functions (`;`-separated).
     pub input_bindings: Option<String>,
@@ -80,28 +84,6 @@ pub struct StreamProperties {
     /// Spring keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedStreamKeys,
-}
-
-impl Default for StreamProperties {
-    fn default() -> Self {
-        StreamProperties {
-            default_binder: None,
-            binders: BTreeMap::new(),
-            bindings: BTreeMap::new(),
-            default: BindingProperties::default(),
-            function: StreamFunctionProperties::default(),
-            dynamic_destinations: Vec::new(),
-            dynamic_destination_cache_size: 10,
-            instance_count: 1,
-            instance_index: 0,
-            binding_retry_interval: 30,
-            input_bindings: None,
-            output_bindings: None,
-            source: None,
-            poller: None,
-            unused: UnusedStreamKeys::default(),
-        }
-    }
 }
 
 crate::unused_keys! {
@@ -136,7 +118,7 @@ pub struct RoutingProperties {
 }
 
 /// `spring.cloud.stream.binders.<name>`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct BinderProperties {
     /// `type`; defaults to the binder's configuration name.
@@ -145,26 +127,18 @@ pub struct BinderProperties {
     /// `environment`: the binder's own properties, as a JSON object with the keys as written
     /// (dotted keys such as `spring.rabbitmq.host` are expanded into nested objects).
     #[schemars(extend("x-kind" = "free-map"))]
+    #[default(serde_json::Value::Object(Default::default()))]
     pub environment: serde_json::Value,
     /// `inherit-environment`.
+    #[default(true)]
     pub inherit_environment: bool,
     /// `default-candidate`.
+    #[default(true)]
     pub default_candidate: bool,
 }
 
-impl Default for BinderProperties {
-    fn default() -> Self {
-        BinderProperties {
-            binder_type: None,
-            environment: serde_json::Value::Object(Default::default()),
-            inherit_environment: true,
-            default_candidate: true,
-        }
-    }
-}
-
 /// `spring.cloud.stream.bindings.<name>` (and `spring.cloud.stream.default`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct BindingProperties {
     /// `destination`: comma-separated for several inputs; defaults to the binding name.
@@ -172,6 +146,7 @@ pub struct BindingProperties {
     /// `group`: `None` = anonymous.
     pub group: Option<String>,
     /// `content-type`.
+    #[default("application/json".to_owned())]
     pub content_type: String,
     /// `binder`: the binder configuration name; `None` = the default binder.
     pub binder: Option<String>,
@@ -181,20 +156,6 @@ pub struct BindingProperties {
     pub consumer: ConsumerProperties,
     /// `producer.*`.
     pub producer: ProducerProperties,
-}
-
-impl Default for BindingProperties {
-    fn default() -> Self {
-        BindingProperties {
-            destination: None,
-            group: None,
-            content_type: "application/json".to_owned(),
-            binder: None,
-            error_handler_definition: None,
-            consumer: ConsumerProperties::default(),
-            producer: ProducerProperties::default(),
-        }
-    }
 }
 
 impl BindingProperties {
@@ -213,13 +174,15 @@ impl BindingProperties {
 }
 
 /// `spring.cloud.stream.bindings.<name>.consumer.*`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ConsumerProperties {
     /// `auto-startup`.
+    #[default(true)]
     pub auto_startup: bool,
     /// `concurrency`.
     #[schemars(range(min = 1))]
+    #[default(1)]
     pub concurrency: u32,
     /// `partitioned`.
     pub partitioned: bool,
@@ -227,23 +190,30 @@ pub struct ConsumerProperties {
     pub header_mode: Option<String>,
     /// `max-attempts`, including the first; 1 = no retry.
     #[schemars(range(min = 1))]
+    #[default(3)]
     pub max_attempts: u32,
     /// `back-off-initial-interval` (ms).
     #[schemars(extend("x-kind" = "duration-ms"))]
+    #[default(1000)]
     pub back_off_initial_interval: u64,
     /// `back-off-max-interval` (ms).
     #[schemars(extend("x-kind" = "duration-ms"))]
+    #[default(10000)]
     pub back_off_max_interval: u64,
     /// `back-off-multiplier`.
     #[schemars(extend("exclusiveMinimum" = 0))]
+    #[default(2.0)]
     pub back_off_multiplier: f64,
     /// `default-retryable`: whether errors not classified otherwise are retried.
+    #[default(true)]
     pub default_retryable: bool,
     /// `retryable-exceptions`: error kind → retryable.
     pub retryable_exceptions: BTreeMap<String, bool>,
     /// `instance-count` (< 0 = use `spring.cloud.stream.instance-count`).
+    #[default(-1)]
     pub instance_count: i32,
     /// `instance-index` (< 0 = use `spring.cloud.stream.instance-index`).
+    #[default(-1)]
     pub instance_index: i32,
     /// `instance-index-list`.
     pub instance_index_list: Vec<u32>,
@@ -259,9 +229,11 @@ pub struct ConsumerProperties {
     pub idempotent_key_expression: Option<String>,
     /// `idempotent-retention` (ms): how long a handled key is remembered (default 24 h).
     #[schemars(extend("x-kind" = "duration-ms"))]
+    #[default(86_400_000)]
     pub idempotent_retention: u64,
     /// `idempotent-capacity`: the most keys remembered per binding (oldest forgotten first).
     #[schemars(range(min = 1))]
+    #[default(100_000)]
     pub idempotent_capacity: u32,
     /// `redelivery-delays` (cloud-stream's, ms each): after the in-process attempts, hand a
     /// message that failed with a retryable error back to the broker to come again after each
@@ -283,34 +255,6 @@ impl ConsumerProperties {
     }
 }
 
-impl Default for ConsumerProperties {
-    fn default() -> Self {
-        ConsumerProperties {
-            auto_startup: true,
-            concurrency: 1,
-            partitioned: false,
-            header_mode: None,
-            max_attempts: 3,
-            back_off_initial_interval: 1000,
-            back_off_max_interval: 10000,
-            back_off_multiplier: 2.0,
-            default_retryable: true,
-            retryable_exceptions: BTreeMap::new(),
-            instance_count: -1,
-            instance_index: -1,
-            instance_index_list: Vec::new(),
-            multiplex: false,
-            batch_mode: false,
-            idempotent: false,
-            idempotent_key_expression: None,
-            idempotent_retention: 86_400_000,
-            idempotent_capacity: 100_000,
-            redelivery_delays: Vec::new(),
-            unused: UnusedConsumerKeys::default(),
-        }
-    }
-}
-
 crate::unused_keys! {
     /// Spring's `ConsumerProperties` keys that real configurations set and this binder does not use.
     pub struct UnusedConsumerKeys {
@@ -319,10 +263,11 @@ crate::unused_keys! {
 }
 
 /// `spring.cloud.stream.bindings.<name>.producer.*`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct ProducerProperties {
     /// `auto-startup`.
+    #[default(true)]
     pub auto_startup: bool,
     /// `partition-key-expression`.
     #[schemars(extend("x-kind" = "expression"))]
@@ -332,6 +277,7 @@ pub struct ProducerProperties {
     pub partition_selector_expression: Option<String>,
     /// `partition-count`.
     #[schemars(range(min = 1))]
+    #[default(1)]
     pub partition_count: u32,
     /// `required-groups`.
     pub required_groups: Vec<String>,
@@ -344,21 +290,6 @@ pub struct ProducerProperties {
     pub unused: UnusedProducerKeys,
 }
 
-impl Default for ProducerProperties {
-    fn default() -> Self {
-        ProducerProperties {
-            auto_startup: true,
-            partition_key_expression: None,
-            partition_selector_expression: None,
-            partition_count: 1,
-            required_groups: Vec::new(),
-            header_mode: None,
-            poller: None,
-            unused: UnusedProducerKeys::default(),
-        }
-    }
-}
-
 crate::unused_keys! {
     /// Spring's `ProducerProperties` keys that real configurations set and this binder does not use.
     pub struct UnusedProducerKeys {
@@ -368,13 +299,15 @@ crate::unused_keys! {
 }
 
 /// `spring.integration.poller.*` (or a binding's `producer.poller.*`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(SmartDefault, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct PollerProperties {
     /// `fixed-delay` (ms) between supplier calls.
     #[schemars(extend("x-kind" = "duration-ms"))]
+    #[default(1000)]
     pub fixed_delay: u64,
     /// `max-messages-per-poll`.
+    #[default(1)]
     pub max_messages_per_poll: u32,
     /// `initial-delay` (ms) before the first call.
     #[schemars(extend("x-kind" = "duration-ms"))]
@@ -382,17 +315,6 @@ pub struct PollerProperties {
     /// Spring keys accepted and not used here.
     #[serde(flatten)]
     pub unused: UnusedPollerKeys,
-}
-
-impl Default for PollerProperties {
-    fn default() -> Self {
-        PollerProperties {
-            fixed_delay: 1000,
-            max_messages_per_poll: 1,
-            initial_delay: 0,
-            unused: UnusedPollerKeys::default(),
-        }
-    }
 }
 
 crate::unused_keys! {
