@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use smart_default::SmartDefault;
-use stream_core::binder::{BindError, BinderEnvironment};
-use stream_core::config::{deep_merge, redact_uris, redact_value, Schema, SchemaNode};
+use stream_core::binder::{read_settings, BindError, BinderEnvironment};
+use stream_core::config::{deep_merge, get_path, redact_value, Schema, SchemaNode};
 
 /// Default bootstrap servers (Spring's `localhost` with `default-broker-port` 9092).
 pub const DEFAULT_BROKERS: &str = "localhost:9092";
@@ -387,15 +386,6 @@ fn config_error(key: impl Into<String>, message: impl Into<String>) -> BindError
     }
 }
 
-/// Reads `value` as `T`; a failure is a configuration error at `key`.
-fn read<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, BindError> {
-    serde_json::from_value(value).map_err(|e| config_error(key, redact_uris(&e.to_string())))
-}
-
-fn at<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(root, |node, part| node.get(part))
-}
-
 const BINDER_PATH: [&str; 5] = ["spring", "cloud", "stream", "kafka", "binder"];
 const BOOTSTRAP_PATH: [&str; 3] = ["spring", "kafka", "bootstrap-servers"];
 
@@ -409,12 +399,12 @@ impl KafkaBinderConfig {
     /// loader leaves it (validated against [`environment_schema`], keys kebab-case).
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
         let env_path = format!("spring.cloud.stream.binders.{name}.environment");
-        let own: KafkaEnvironment = read(env.own.clone(), &env_path)?;
+        let own: KafkaEnvironment = read_settings(env.own.clone(), env_path)?;
 
         // Lowest first: inherited section, own full-path section, own short keys.
         let mut merged = Value::Object(Default::default());
-        let inherited = at(&env.inherited, &BINDER_PATH);
-        let own_full = at(&env.own, &BINDER_PATH);
+        let inherited = get_path(&env.inherited, &BINDER_PATH);
+        let own_full = get_path(&env.own, &BINDER_PATH);
         let mut own_short = env.own.clone();
         if let Value::Object(m) = &mut own_short {
             m.remove("spring");
@@ -425,7 +415,7 @@ impl KafkaBinderConfig {
         {
             deep_merge(&mut merged, layer);
         }
-        let props: KafkaBinderProps = read(merged, "spring.cloud.stream.kafka.binder")?;
+        let props: KafkaBinderProps = read_settings(merged, "spring.cloud.stream.kafka.binder")?;
 
         let sets_brokers = |v: Option<&Value>| v.is_some_and(|v| v.get("brokers").is_some());
         let own_sets = sets_brokers(own_full) || sets_brokers(Some(&own_short));
@@ -434,7 +424,7 @@ impl KafkaBinderConfig {
         } else {
             own.spring.kafka.bootstrap_servers.clone().or_else(|| {
                 (!sets_brokers(inherited))
-                    .then(|| at(&env.inherited, &BOOTSTRAP_PATH).and_then(hosts))
+                    .then(|| get_path(&env.inherited, &BOOTSTRAP_PATH).and_then(hosts))
                     .flatten()
             })
         };

@@ -8,12 +8,13 @@
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use smart_default::SmartDefault;
-use stream_core::binder::{BindError, BinderEnvironment, ConsumerSpec, ProducerSpec};
-use stream_core::config::{deep_merge, redact_uris, Schema, SchemaNode, Secret};
+use stream_core::binder::{
+    read_settings, BindError, BinderEnvironment, ConsumerSpec, ProducerSpec,
+};
+use stream_core::config::{deep_merge, Schema, SchemaNode, Secret};
 
 /// Whether a binding's destination is an SNS topic (fan-out) or an SQS queue (work queue).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -199,14 +200,6 @@ pub fn environment_schema() -> Schema {
     Schema::new(SchemaNode::of::<SqsEnvironment>())
 }
 
-/// Reads `value` as `T`; a failure is a configuration error at `key`.
-fn read<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, BindError> {
-    serde_json::from_value(value).map_err(|e| BindError::Config {
-        key: key.to_owned(),
-        message: redact_uris(&e.to_string()),
-    })
-}
-
 /// The binder keys Spring Cloud AWS's keys stand in for, as a layer to merge.
 fn aws_layer(
     region: Option<String>,
@@ -254,7 +247,7 @@ impl BinderSettings {
     /// (validated against [`environment_schema`], keys kebab-case).
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
         let own_path = format!("spring.cloud.stream.binders.{name}.environment");
-        let own: SqsEnvironment = read(env.own.clone(), &own_path)?;
+        let own: SqsEnvironment = read_settings(env.own.clone(), own_path.as_str())?;
         let at = |path: &str| {
             path.split('.')
                 .try_fold(&env.inherited, |node, part| node.get(part))
@@ -292,7 +285,7 @@ impl BinderSettings {
         }
         paired_keys(&own_keys, &own_path)?;
         deep_merge(&mut merged, &own_keys);
-        read(merged, inherited_path)
+        read_settings(merged, inherited_path)
     }
 
     /// The static credentials (`access-key` with `secret-key`), if set.

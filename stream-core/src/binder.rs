@@ -138,8 +138,17 @@ fn typed_props<T: serde::de::DeserializeOwned + Default>(
     if props.is_null() || props.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(T::default());
     }
-    serde_json::from_value(props.clone()).map_err(|e| BindError::Config {
-        key: format!("bindings.{binding}.{side}"),
+    read_settings(props.clone(), format!("bindings.{binding}.{side}"))
+}
+
+/// Reads `value` as a binder's settings type `T` (binding properties, a binder environment);
+/// a failure is [`BindError::Config`] at `key`, its message free of credentials.
+pub fn read_settings<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    key: impl Into<String>,
+) -> Result<T, BindError> {
+    serde_json::from_value(value).map_err(|e| BindError::Config {
+        key: key.into(),
         message: crate::config::redact_uris(&e.to_string()),
     })
 }

@@ -49,6 +49,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde_json::Value;
+use smart_default::SmartDefault;
 
 pub use error::{ConfigError, ConfigIssue};
 pub use props::*;
@@ -56,7 +57,7 @@ pub use redact::{is_secret_key, redact_uris, redact_value};
 pub use schema::{Kind, Leaf, Schema, SchemaNode, STREAM_PATH};
 pub use secret::Secret;
 pub use suggest::suggest;
-pub use tree::deep_merge;
+pub use tree::{deep_merge, get_path};
 pub use tree::{kebab, relaxed};
 
 use env::EnvMapper;
@@ -64,7 +65,7 @@ use load::{parse_yaml, profile_files, profiles_match, read_text, Doc};
 use normalise::normalise;
 use placeholder::Resolver;
 use redact::Secrets;
-use tree::{get_path, nest, scalar_text, split_key};
+use tree::{nest, scalar_text, split_key};
 
 /// The binder types cloud-stream knows about (each may or may not be compiled in).
 pub const KNOWN_BINDER_TYPES: &[&str] = &["memory", "kafka", "rabbit", "sqs"];
@@ -80,7 +81,7 @@ enum MainSource {
 }
 
 /// Loads and validates the configuration (builder).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, SmartDefault)]
 pub struct ConfigLoader {
     sources: Vec<MainSource>,
     profiles: Vec<String>,
@@ -88,25 +89,10 @@ pub struct ConfigLoader {
     sets: Vec<(String, String)>,
     known_bindings: Vec<String>,
     binder_types: Option<BTreeSet<String>>,
+    #[default(true)]
     require_registered_binders: bool,
     binder_schemas: BTreeMap<String, Schema>,
     environment_schemas: BTreeMap<String, Schema>,
-}
-
-impl Default for ConfigLoader {
-    fn default() -> Self {
-        ConfigLoader {
-            sources: Vec::new(),
-            profiles: Vec::new(),
-            env: None,
-            sets: Vec::new(),
-            known_bindings: Vec::new(),
-            binder_types: None,
-            require_registered_binders: true,
-            binder_schemas: BTreeMap::new(),
-            environment_schemas: BTreeMap::new(),
-        }
-    }
 }
 
 /// The result of a successful load.
