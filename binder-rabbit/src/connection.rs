@@ -166,25 +166,4 @@ pub fn boxed(e: &dyn std::fmt::Display) -> BoxError {
     redact(e).into()
 }
 
-/// Exponential backoff for reconnect loops: 100 ms doubling to 5 s.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            next: Duration::from_millis(100),
-        }
-    }
-}
-
-impl Backoff {
-    /// The next wait.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(5));
-        d
-    }
-}
+pub use stream_core::binder::Backoff;

@@ -19,8 +19,7 @@ use crate::connection::{boxed, redact, Backoff, Connector};
 use crate::props::ExchangeProps;
 use crate::provision::declare_exchange;
 
-/// How long a send keeps retrying through a connection outage by default.
-pub const DEFAULT_SEND_RETRY: Duration = Duration::from_secs(60);
+pub use stream_core::binder::DEFAULT_SEND_RETRY;
 
 /// A confirm-mode channel, re-opened (and its exchange re-declared) after failures.
 pub struct Publisher {

@@ -1,6 +1,9 @@
 //! The producer: `Publish` (sns mode) or `SendMessage` (sqs mode), confirmed before `send`
 //! resolves, batched (`PublishBatch`/`SendMessageBatch`, up to 10 entries and 256 KiB) when
-//! several messages are ready at once.
+//! several messages are ready at once. While the endpoint cannot be reached, a send is made
+//! again with back-off for up to [`DEFAULT_SEND_RETRY`], as the other binders' sends ride out
+//! a broker outage (so a handler's output does not fail, and its input is not dead-lettered,
+//! over a short outage); an error the service answered with fails at once.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt;
@@ -9,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use stream_core::binder::{Producer, Route, SendError};
+use stream_core::binder::{Backoff, Producer, Route, SendError, DEFAULT_SEND_RETRY};
 use stream_core::message::{header, RawMessage};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::headers::{self, Attr, Encoded};
-use crate::provision::{describe, Clients, PARTITION_ATTRIBUTE};
+use crate::provision::{describe, is_connect_error, Clients, PARTITION_ATTRIBUTE};
 
 /// The largest message SQS and SNS accept (body + attributes), bytes.
 pub const MAX_MESSAGE_BYTES: usize = 262_144;
@@ -38,7 +41,26 @@ pub(crate) struct Outgoing {
     pub encoded: Encoded,
     pub group_id: Option<String>,
     pub dedup_id: Option<String>,
-    pub done: oneshot::Sender<Result<(), SendError>>,
+    pub done: oneshot::Sender<Result<(), Failed>>,
+}
+
+/// Why a message was not sent; `unreachable` hands it back when the endpoint could not be
+/// reached, to be sent again.
+pub(crate) struct Failed {
+    error: SendError,
+    unreachable: Option<Encoded>,
+}
+
+impl Outgoing {
+    /// Reports the outcome of sending this message: `Err((error, unreachable))`.
+    fn finish(self, result: Result<(), (SendError, bool)>) {
+        let _ = self
+            .done
+            .send(result.map_err(|(error, unreachable)| Failed {
+                error,
+                unreachable: unreachable.then_some(self.encoded),
+            }));
+    }
 }
 
 /// A producer bound to one topic or queue.
@@ -131,17 +153,33 @@ impl Producer for SqsProducer {
         } else {
             (None, None)
         };
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Outgoing {
+        let deadline = tokio::time::Instant::now() + DEFAULT_SEND_RETRY;
+        let (mut encoded, mut backoff) = (encoded, Backoff::default());
+        loop {
+            let (done, wait) = oneshot::channel();
+            let (group_id, dedup_id) = (group_id.clone(), dedup_id.clone());
+            let out = Outgoing {
                 encoded,
                 group_id,
                 dedup_id,
                 done,
-            })
-            .await
-            .map_err(|_| SendError::Closed)?;
-        wait.await.map_err(|_| SendError::Closed)?
+            };
+            self.tx.send(out).await.map_err(|_| SendError::Closed)?;
+            let failed = match wait.await.map_err(|_| SendError::Closed)? {
+                Ok(()) => return Ok(()),
+                Err(failed) => failed,
+            };
+            let pause = backoff.next_delay();
+            let gives_up = tokio::time::Instant::now() + pause > deadline;
+            match failed.unreachable {
+                Some(back) if !gives_up && !self.closed.load(Ordering::SeqCst) => {
+                    tracing::warn!(destination = %self.destination, error = %failed.error, retry_in_ms = pause.as_millis() as u64, "endpoint unreachable; sending again");
+                    tokio::time::sleep(pause).await;
+                    encoded = back;
+                }
+                _ => return Err(failed.error),
+            }
+        }
     }
 
     async fn close(&self) {
@@ -239,10 +277,10 @@ async fn send_batch(ctx: &(Clients, String, SendTarget), batch: Vec<Outgoing>) {
             return;
         };
         let r = send_one(clients, destination, target, &m).await;
-        let _ = m.done.send(r);
+        m.finish(r);
         return;
     }
-    let result: Result<Vec<(String, String)>, String> = match target {
+    let result: Result<Vec<(String, String)>, (String, bool)> = match target {
         SendTarget::Queue(url) => {
             let mut req = clients.sqs.send_message_batch().queue_url(url);
             for (i, m) in batch.iter().enumerate() {
@@ -258,7 +296,7 @@ async fn send_batch(ctx: &(Clients, String, SendTarget), batch: Vec<Outgoing>) {
                 }
                 match e.build() {
                     Ok(e) => req = req.entries(e),
-                    Err(err) => return fail_all(batch, destination, err.to_string()),
+                    Err(err) => return fail_all(batch, destination, err.to_string(), false),
                 }
             }
             req.send()
@@ -274,7 +312,7 @@ async fn send_batch(ctx: &(Clients, String, SendTarget), batch: Vec<Outgoing>) {
                         })
                         .collect()
                 })
-                .map_err(|e| describe(&e))
+                .map_err(|e| failure(&e))
         }
         SendTarget::Topic(arn) => {
             let mut req = clients.sns.publish_batch().topic_arn(arn);
@@ -291,7 +329,7 @@ async fn send_batch(ctx: &(Clients, String, SendTarget), batch: Vec<Outgoing>) {
                 }
                 match e.build() {
                     Ok(e) => req = req.publish_batch_request_entries(e),
-                    Err(err) => return fail_all(batch, destination, err.to_string()),
+                    Err(err) => return fail_all(batch, destination, err.to_string(), false),
                 }
             }
             req.send()
@@ -307,28 +345,36 @@ async fn send_batch(ctx: &(Clients, String, SendTarget), batch: Vec<Outgoing>) {
                         })
                         .collect()
                 })
-                .map_err(|e| describe(&e))
+                .map_err(|e| failure(&e))
         }
     };
     match result {
-        Err(text) => fail_all(batch, destination, text),
+        Err((text, unreachable)) => fail_all(batch, destination, text, unreachable),
         Ok(failed) => {
             for (i, m) in batch.into_iter().enumerate() {
                 let id = i.to_string();
                 let r = match failed.iter().find(|(f, _)| *f == id) {
-                    Some((_, why)) => Err(broker_error(destination, why.clone())),
+                    Some((_, why)) => Err((broker_error(destination, why.clone()), false)),
                     None => Ok(()),
                 };
-                let _ = m.done.send(r);
+                m.finish(r);
             }
         }
     }
 }
 
-fn fail_all(batch: Vec<Outgoing>, destination: &str, text: String) {
+fn fail_all(batch: Vec<Outgoing>, destination: &str, text: String, unreachable: bool) {
     for m in batch {
-        let _ = m.done.send(Err(broker_error(destination, text.clone())));
+        m.finish(Err((broker_error(destination, text.clone()), unreachable)));
     }
+}
+
+/// An SDK error as the text reported and whether the endpoint could not be reached.
+fn failure<E: std::error::Error, R>(e: &aws_sdk_sqs::error::SdkError<E, R>) -> (String, bool)
+where
+    aws_sdk_sqs::error::SdkError<E, R>: std::error::Error,
+{
+    (describe(e), is_connect_error(e))
 }
 
 async fn send_one(
@@ -336,7 +382,7 @@ async fn send_one(
     destination: &str,
     target: &SendTarget,
     m: &Outgoing,
-) -> Result<(), SendError> {
+) -> Result<(), (SendError, bool)> {
     match target {
         SendTarget::Queue(url) => {
             let mut req = clients
@@ -351,10 +397,10 @@ async fn send_one(
                     req = req.message_attributes(n, v);
                 }
             }
-            req.send()
-                .await
-                .map(|_| ())
-                .map_err(|e| broker_error(destination, describe(&e)))
+            req.send().await.map(|_| ()).map_err(|e| {
+                let (text, unreachable) = failure(&e);
+                (broker_error(destination, text), unreachable)
+            })
         }
         SendTarget::Topic(arn) => {
             let mut req = clients
@@ -369,10 +415,10 @@ async fn send_one(
                     req = req.message_attributes(n, v);
                 }
             }
-            req.send()
-                .await
-                .map(|_| ())
-                .map_err(|e| broker_error(destination, describe(&e)))
+            req.send().await.map(|_| ()).map_err(|e| {
+                let (text, unreachable) = failure(&e);
+                (broker_error(destination, text), unreachable)
+            })
         }
     }
 }

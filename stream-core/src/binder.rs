@@ -451,6 +451,33 @@ pub trait Subscription: Send {
     async fn close(self: Box<Self>);
 }
 
+/// How long a binder's `send` keeps trying through a broker outage (publishing again after
+/// reconnecting) before it fails, by default.
+pub const DEFAULT_SEND_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The waits of a binder's reconnect and resend loops: 100 ms, doubling up to 5 s.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: std::time::Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: std::time::Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    /// The next wait.
+    pub fn next_delay(&mut self) -> std::time::Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(std::time::Duration::from_secs(5));
+        d
+    }
+}
+
 /// How a batch is filled: after its first delivery, every delivery ready at once is added, and
 /// while it is not full the runtime waits up to `receive_timeout` for each next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

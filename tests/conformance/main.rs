@@ -7,6 +7,9 @@
 
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "sqs")]
+#[path = "../support/outage_proxy.rs"]
+mod outage_proxy;
 mod scenarios;
 #[cfg(feature = "sqs")]
 mod sqs;

@@ -170,6 +170,7 @@ mod specific {
     use cloud_stream::{HandlerError, RawMessage};
     use serde_json::json;
 
+    use crate::outage_proxy::OutageProxy;
     use crate::target::{try_start_app, unique};
 
     fn spec(binding: &str, props: serde_json::Value) -> ConsumerSpec {
@@ -626,6 +627,74 @@ mod specific {
             .await
             .expect("delivery");
         d.ack().await.unwrap();
+        sub.close().await;
+    }
+
+    /// A send made while the endpoint cannot be reached is made again until it is back (here
+    /// after 2 s), as the other binders' sends ride out an outage: it resolves `Ok` and the
+    /// message arrives, instead of failing and having the handler's input dead-lettered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_rides_out_an_endpoint_outage() {
+        if crate::sqs::target().is_none() {
+            return;
+        }
+        let endpoint = crate::sqs::endpoint();
+        let proxy = OutageProxy::start(endpoint.trim_start_matches("http://")).await;
+        let env = BinderEnvironment::own(json!({
+            "endpoint": format!("http://{}", proxy.addr), "region": "us-east-1",
+            "access-key": "test", "secret-key": "test"
+        }));
+        let binder = SqsBinderFactory::new()
+            .create("outage", &env)
+            .await
+            .expect("binder");
+        let dest = unique("outage");
+        let mut sub = binder
+            .bind_consumer(
+                &dest,
+                Some("g"),
+                &spec("r-in-0", json!({ "wait-time-seconds": 1 })),
+            )
+            .await
+            .expect("bind consumer");
+        let spec = ProducerSpec {
+            partition_count: 1,
+            ..Default::default()
+        };
+        let producer = binder
+            .bind_producer(&dest, &spec)
+            .await
+            .expect("bind producer");
+        proxy.cut();
+        let sending = tokio::spawn(async move {
+            let sent = producer
+                .send(
+                    RawMessage::new(Bytes::from_static(b"during")),
+                    Route::default(),
+                )
+                .await;
+            (sent, producer)
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!sending.is_finished(), "the send waits for the endpoint");
+        proxy.restore();
+        let (sent, _producer) = tokio::time::timeout(Duration::from_secs(20), sending)
+            .await
+            .expect("the send resolves once the endpoint is back")
+            .expect("join");
+        sent.expect("sent after the outage");
+        let d = loop {
+            let next = tokio::time::timeout(Duration::from_secs(20), sub.next())
+                .await
+                .expect("a delivery in time")
+                .expect("open");
+            // Receive errors from the outage are reported; the loop goes on.
+            if let Ok(d) = next {
+                break d;
+            }
+        };
+        assert_eq!(&d.message().payload[..], b"during");
+        d.ack().await.expect("ack");
         sub.close().await;
     }
 }
