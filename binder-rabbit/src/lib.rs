@@ -12,8 +12,11 @@
 //!   it instead, without the error headers);
 //! * sends: persistent, publisher confirms awaited per message (several in flight at once),
 //!   `mandatory` returns surfaced as [`SendError::Unroutable`](stream_core::binder::SendError);
-//! * consumers: manual acks after the runtime settles, prefetch `max(4 × concurrency, 16)`
-//!   unless `prefetch` is set; a delivery dropped unsettled is requeued;
+//! * consumers: manual acks after the runtime settles, coalesced per channel (one `basic.ack`
+//!   with `multiple` for the run of handled deliveries at the front, when the consumer waits
+//!   or half the prefetch is owed; never covering one still being handled), prefetch
+//!   `max(4 × concurrency, 16)` unless `prefetch` is set; a delivery dropped unsettled is
+//!   requeued;
 //! * connection loss: consumers re-declare and resubscribe with backoff (100 ms doubling to
 //!   5 s), unconfirmed sends are published again for up to 60 s, health is DOWN while no
 //!   connection can be made.
