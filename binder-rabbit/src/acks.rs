@@ -133,10 +133,11 @@ impl AckBatch {
         self.send(state.take_owed());
     }
 
-    /// Every owed ack goes out (before the channel closes).
+    /// Every owed ack goes out (before the channel closes). The lock is held while the frames
+    /// are queued, as everywhere: a `multiple` ack decided later must not overtake them.
     pub fn flush(&self) {
-        let due = self.state().take_owed();
-        self.send(due);
+        let mut state = self.state();
+        self.send(state.take_owed());
     }
 
     fn send_if_due(&self, state: &mut State) {

@@ -3,7 +3,7 @@
 //! Every user (producers, subscriptions, health) asks [`Connector::live`] for the current
 //! connection; when it is gone, the first caller reconnects (one attempt over the configured
 //! addresses, single-flight) and the others wait for that attempt. Callers that must survive an
-//! outage (consumers, sends) retry with [`Backoff`]; channels opened on a lost connection report
+//! outage (consumers, sends) retry with `stream_core::binder::Backoff`; channels opened on a lost connection report
 //! themselves as not connected and are replaced.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,5 +165,3 @@ pub fn redact(e: &dyn std::fmt::Display) -> String {
 pub fn boxed(e: &dyn std::fmt::Display) -> BoxError {
     redact(e).into()
 }
-
-pub use stream_core::binder::Backoff;

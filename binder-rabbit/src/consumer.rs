@@ -14,12 +14,12 @@ use lapin::options::{
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Acker, Channel};
 use stream_core::binder::{
-    BatchLimits, BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
+    Backoff, BatchLimits, BindError, ConsumeError, DeadLetter, Delivery, SettleError, Subscription,
 };
 use stream_core::message::{header, RawMessage};
 
 use crate::acks::AckBatch;
-use crate::connection::{boxed, Backoff, Connector};
+use crate::connection::{boxed, Connector};
 use crate::headers::{delivery_count, from_delivery, to_properties};
 use crate::props::{ConsumerProps, DeliveryMode};
 use crate::provision::{

@@ -13,9 +13,9 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation};
-use stream_core::binder::SendError;
+use stream_core::binder::{Backoff, SendError};
 
-use crate::connection::{boxed, redact, Backoff, Connector};
+use crate::connection::{boxed, redact, Connector};
 use crate::props::ExchangeProps;
 use crate::provision::declare_exchange;
 

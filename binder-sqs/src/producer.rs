@@ -377,6 +377,18 @@ where
     (describe(e), is_connect_error(e))
 }
 
+/// [`failure`] as the error of a send to `destination`.
+fn send_failure<E: std::error::Error, R>(
+    destination: &str,
+    e: &aws_sdk_sqs::error::SdkError<E, R>,
+) -> (SendError, bool)
+where
+    aws_sdk_sqs::error::SdkError<E, R>: std::error::Error,
+{
+    let (text, unreachable) = failure(e);
+    (broker_error(destination, text), unreachable)
+}
+
 async fn send_one(
     clients: &Clients,
     destination: &str,
@@ -397,10 +409,10 @@ async fn send_one(
                     req = req.message_attributes(n, v);
                 }
             }
-            req.send().await.map(|_| ()).map_err(|e| {
-                let (text, unreachable) = failure(&e);
-                (broker_error(destination, text), unreachable)
-            })
+            req.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| send_failure(destination, &e))
         }
         SendTarget::Topic(arn) => {
             let mut req = clients
@@ -415,10 +427,10 @@ async fn send_one(
                     req = req.message_attributes(n, v);
                 }
             }
-            req.send().await.map(|_| ()).map_err(|e| {
-                let (text, unreachable) = failure(&e);
-                (broker_error(destination, text), unreachable)
-            })
+            req.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| send_failure(destination, &e))
         }
     }
 }
