@@ -386,7 +386,7 @@ fn asyncapi_documents_validate_against_the_official_schema() {
         assert!(!stdout(&out).contains("s3cr3t"), "no credentials");
         let yaml = cli(&["asyncapi", path, "--profile", profile]);
         let from_yaml: serde_json::Value =
-            serde_yaml_ng::from_slice(&yaml.stdout).expect("the default format is YAML");
+            serde_saphyr::from_slice(&yaml.stdout).expect("the default format is YAML");
         assert_eq!(from_yaml, doc);
     }
     let out = cli(&[

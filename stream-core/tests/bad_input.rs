@@ -344,8 +344,7 @@ fn odd_set_keys() {
     expect_err(res, &[&format!("{BINDING}.group")]);
 }
 
-/// libyaml's scanner does work proportional to the flow depth for every token, so deep flow
-/// nesting is refused before parsing, with its position.
+/// Deep flow nesting is refused by the scanner, with its position, before it builds anything.
 #[test]
 fn yaml_flow_nesting_10000_deep() {
     let n = 10_000;

@@ -375,7 +375,7 @@ fn main() -> ExitCode {
                 }
                 let doc = asyncapi(&file, &loaded, &plan);
                 let text = match format {
-                    DocFormat::Yaml => serde_yaml_ng::to_string(&doc).map_err(|e| e.to_string()),
+                    DocFormat::Yaml => serde_saphyr::to_string(&doc).map_err(|e| e.to_string()),
                     DocFormat::Json => serde_json::to_string_pretty(&doc)
                         .map(|s| s + "\n")
                         .map_err(|e| e.to_string()),

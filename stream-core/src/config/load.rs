@@ -6,14 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use super::error::ConfigIssue;
 use super::normalise::normalise;
 use super::schema::{BinderSchemas, Schema};
 use super::tree::{expand_dotted, get_path, remove_path, scalar_text};
-use super::yaml::{Budget, LimitHit, Seed};
 
 /// One YAML document of a source, normalised.
 #[derive(Clone, Debug)]
@@ -39,32 +37,9 @@ pub fn parse_yaml(
             ..Default::default()
         });
     }
-    if let Err(at) = super::flow_depth::check(text) {
-        return Err(ConfigIssue {
-            message: format!(
-                "{} nested deeper than {} levels at line {}, column {}",
-                at.what,
-                super::flow_depth::MAX_FLOW_DEPTH,
-                at.line,
-                at.column
-            ),
-            source: Some(name.to_owned()),
-            ..Default::default()
-        });
-    }
     let mut docs = Vec::new();
-    let budget = Budget::default();
-    for de in serde_yaml_ng::Deserializer::from_str(text) {
-        let seed = Seed {
-            budget: &budget,
-            depth: 0,
-        };
-        let json = seed.deserialize(de).map_err(|e| match budget.take_hit() {
-            Some(hit) => limit_issue(name, hit, &e),
-            None => yaml_issue(name, &e),
-        })?;
+    for json in super::yaml::documents(text).map_err(|e| yaml_issue(name, &e))? {
         let json = match json {
-            Value::Null => continue,
             Value::Object(_) => json,
             other => {
                 return Err(ConfigIssue {
@@ -87,35 +62,11 @@ pub fn parse_yaml(
     Ok(docs)
 }
 
-/// A parsing bound that was hit, at the path where and the line if known.
-fn limit_issue(name: &str, hit: LimitHit, e: &serde_yaml_ng::Error) -> ConfigIssue {
-    let mut message = hit.message;
-    if let Some(loc) = e.location() {
-        message.push_str(&format!(" at line {}, column {}", loc.line(), loc.column()));
-    }
+/// The issue for a source the parser refused. The parser's messages name the problem and
+/// its position, not values; URIs are hidden all the same.
+fn yaml_issue(name: &str, e: &serde_saphyr::Error) -> ConfigIssue {
     ConfigIssue {
-        path: hit.path,
-        message,
-        source: Some(name.to_owned()),
-        ..Default::default()
-    }
-}
-
-fn yaml_issue(name: &str, e: &serde_yaml_ng::Error) -> ConfigIssue {
-    let mut msg = String::from("malformed YAML");
-    if let Some(loc) = e.location() {
-        msg.push_str(&format!(" at line {}, column {}", loc.line(), loc.column()));
-    }
-    // The libyaml message itself carries no values, only the problem and its position.
-    let detail = e.to_string();
-    let detail = detail
-        .split(" at line ")
-        .next()
-        .unwrap_or(&detail)
-        .to_owned();
-    msg.push_str(&format!(": {}", super::redact::redact_uris(&detail)));
-    ConfigIssue {
-        message: msg,
+        message: super::redact::redact_uris(&super::yaml::describe(e)),
         source: Some(name.to_owned()),
         ..Default::default()
     }

@@ -28,7 +28,6 @@
 mod build;
 mod env;
 mod error;
-mod flow_depth;
 mod load;
 mod normalise;
 mod placeholder;
