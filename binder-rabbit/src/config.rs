@@ -8,8 +8,8 @@ use lapin::uri::{AMQPScheme, AMQPUri};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use stream_core::binder::{BindError, BinderEnvironment};
-use stream_core::config::{redact_value, relaxed, Schema, SchemaNode, Secret};
+use stream_core::binder::{read_settings, BindError, BinderEnvironment};
+use stream_core::config::{deep_merge, get_path, kebab, redact_value, Schema, SchemaNode, Secret};
 
 /// The binder's own `environment` (`spring.cloud.stream.binders.<name>.environment`): the one
 /// declaration of its keys, from which the loader's schema (validation, did-you-mean) derives.
@@ -122,77 +122,50 @@ pub fn display_uri(u: &AMQPUri) -> String {
     )
 }
 
-/// Looks a dotted kebab-case path up in `root` with relaxed key matching at every level.
-fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(root, |node, part| {
-        let obj = node.as_object()?;
-        let want = relaxed(part);
-        obj.iter().find(|(k, _)| relaxed(k) == want).map(|(_, v)| v)
+/// The binder's own environment, validated as the loader would (it has done so already for
+/// configurations it read; this covers environments built in code), keys in their declared
+/// spelling and values coerced; the first problem is the error.
+fn checked(schema: &Schema, value: &Value, path: &str) -> Result<Value, BindError> {
+    if value.is_null() {
+        return Ok(Value::Object(Default::default()));
+    }
+    schema.check(value, path).map_err(|e| {
+        let first = e.issues.into_iter().next().unwrap_or_default();
+        BindError::Config {
+            key: first.path,
+            message: first.message,
+        }
     })
 }
 
-fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Validates the binder's own environment against [`environment_schema`] (the loader has
-/// done so already for configurations it read; this covers environments built in code).
-pub fn validate_own(name: &str, own: &Value) -> Result<(), BindError> {
-    if own.is_null() {
-        return Ok(());
-    }
-    let base = format!("spring.cloud.stream.binders.{name}.environment");
-    environment_schema()
-        .check(own, &base)
-        .map(drop)
-        .map_err(|e| {
-            let first = e.issues.into_iter().next().unwrap_or_default();
-            BindError::Config {
-                key: first.path,
-                message: first.message,
-            }
-        })
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
-        _ => "a scalar",
-    }
+/// The application's `spring.rabbitmq.*` (inherited), read leniently: only the keys declared
+/// in [`RabbitBootProperties`] are read (and checked), the rest is the application's business.
+fn inherited_boot(inherited: &Value) -> Result<Value, BindError> {
+    let node = SchemaNode::of::<RabbitBootProperties>();
+    let Some(Value::Object(m)) = get_path(inherited, &["spring", "rabbitmq"]) else {
+        return Ok(Value::Object(Default::default()));
+    };
+    let known: serde_json::Map<String, Value> = m
+        .iter()
+        .filter(|(k, _)| node.field(&kebab(k)).is_some())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    checked(&Schema::new(node), &Value::Object(known), "spring.rabbitmq")
 }
 
 /// Reads the connection settings: `uri`, else `spring.rabbitmq.addresses`, else
 /// `spring.rabbitmq.{host,port}`; credentials and virtual host from `spring.rabbitmq.*` (defaults
-/// `guest`/`guest`, `/`). Own keys are validated strictly, inherited ones leniently.
+/// `guest`/`guest`, `/`). The binder's own keys win over the application's (inherited) ones;
+/// own keys are validated strictly, inherited ones leniently.
 pub fn connection_settings(
     name: &str,
     env: &BinderEnvironment,
 ) -> Result<ConnectionSettings, BindError> {
-    validate_own(name, &env.own)?;
-    let get = |path: &str| -> Option<&Value> {
-        lookup(&env.own, path).or_else(|| lookup(&env.inherited, path))
-    };
-    let key = |path: &str| {
-        if lookup(&env.own, path).is_some() {
-            format!("spring.cloud.stream.binders.{name}.environment.{path}")
-        } else {
-            path.to_owned()
-        }
-    };
-    let text = |path: &str| -> Result<Option<String>, BindError> {
-        match get(path) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => as_text(v).map(Some).ok_or_else(|| BindError::Config {
-                key: key(path),
-                message: format!("expected a string, found {}", kind_of(v)),
-            }),
-        }
+    let at = format!("spring.cloud.stream.binders.{name}.environment");
+    let own = checked(&environment_schema(), &env.own, &at)?;
+    let key = |path: &str| match get_path(&own, &path.split('.').collect::<Vec<_>>()) {
+        Some(_) => format!("{at}.{path}"),
+        None => path.to_owned(),
     };
     let bad_uri = |path: &str, raw: &str| BindError::Config {
         key: key(path),
@@ -201,94 +174,64 @@ pub fn connection_settings(
             redact_value(path, raw)
         ),
     };
-
-    // An explicit `uri` wins (only the binder's own or the top level of the environment).
-    if let Some(raw) = text("uri")? {
-        let uri = AMQPUri::from_str(raw.trim()).map_err(|_| bad_uri("uri", &raw))?;
+    let mut boot = inherited_boot(&env.inherited)?;
+    if let Some(own_boot) = get_path(&own, &["spring", "rabbitmq"]) {
+        deep_merge(&mut boot, own_boot);
+    }
+    let own: RabbitEnvironment = read_settings(own.clone(), &at)?;
+    let boot: RabbitBootProperties = read_settings(boot, "spring.rabbitmq")?;
+    // An explicit `uri` wins.
+    if let Some(raw) = own.uri.as_ref().map(Secret::expose) {
+        let uri = AMQPUri::from_str(raw.trim()).map_err(|_| bad_uri("uri", raw))?;
         return Ok(ConnectionSettings { uris: vec![uri] });
     }
-
-    let ssl = match text("spring.rabbitmq.ssl.enabled")? {
-        None => false,
-        Some(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" => true,
-            "false" => false,
-            _ => {
-                return Err(BindError::Config {
-                    key: key("spring.rabbitmq.ssl.enabled"),
-                    message: format!("expected true or false, found `{s}`"),
-                })
-            }
-        },
-    };
-    let scheme = if ssl {
-        AMQPScheme::AMQPS
-    } else {
-        AMQPScheme::AMQP
-    };
-    let username = text("spring.rabbitmq.username")?.unwrap_or_else(|| "guest".into());
-    let password = text("spring.rabbitmq.password")?.unwrap_or_else(|| "guest".into());
-    let vhost = text("spring.rabbitmq.virtual-host")?.unwrap_or_else(|| "/".into());
-    let port = match text("spring.rabbitmq.port")? {
-        None => None,
-        Some(p) => Some(p.trim().parse::<u16>().map_err(|_| BindError::Config {
-            key: key("spring.rabbitmq.port"),
-            message: format!("expected a port number (1-65535), found `{p}`"),
-        })?),
+    let scheme = match boot.ssl.enabled {
+        true => AMQPScheme::AMQPS,
+        false => AMQPScheme::AMQP,
     };
     let base = |host: &str, port: Option<u16>| {
         let mut authority = AMQPUri::default().authority;
         authority.host = host.to_owned();
         authority.port = port.unwrap_or_else(|| scheme.default_port());
-        authority.userinfo.username = username.clone();
-        authority.userinfo.password = password.clone();
+        authority.userinfo.username = boot.username.clone().unwrap_or_else(|| "guest".into());
+        authority.userinfo.password = boot
+            .password
+            .as_ref()
+            .map_or("guest", Secret::expose)
+            .into();
         AMQPUri {
             scheme: scheme.clone(),
             authority,
-            vhost: vhost.clone(),
+            vhost: boot.virtual_host.clone().unwrap_or_else(|| "/".into()),
             ..Default::default()
         }
     };
-
     let mut uris = Vec::new();
-    if let Some(list) = addresses(get("spring.rabbitmq.addresses")) {
-        for entry in list {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                continue;
+    for entry in boot.addresses.iter().flatten().map(|e| e.trim()) {
+        let path = "spring.rabbitmq.addresses";
+        let uri = match entry.rsplit_once(':') {
+            _ if entry.contains("://") => {
+                AMQPUri::from_str(entry).map_err(|_| bad_uri(path, entry))?
             }
-            if entry.contains("://") {
-                let u = AMQPUri::from_str(entry)
-                    .map_err(|_| bad_uri("spring.rabbitmq.addresses", entry))?;
-                uris.push(u);
-            } else {
-                let (host, port) = match entry.rsplit_once(':') {
-                    Some((h, p)) => {
-                        let p = p.parse::<u16>().map_err(|_| BindError::Config {
-                            key: key("spring.rabbitmq.addresses"),
-                            message: format!("expected host[:port], found `{entry}`"),
-                        })?;
-                        (h, Some(p))
-                    }
-                    None => (entry, port),
-                };
-                uris.push(base(host, port));
-            }
-        }
+            Some((host, port)) => base(
+                host,
+                Some(port.parse().map_err(|_| BindError::Config {
+                    key: key(path),
+                    message: format!("expected host[:port], found `{entry}`"),
+                })?),
+            ),
+            None if entry.is_empty() => continue,
+            None => base(entry, boot.port),
+        };
+        uris.push(uri);
     }
     if uris.is_empty() {
-        let host = text("spring.rabbitmq.host")?.unwrap_or_else(|| "localhost".into());
-        uris.push(base(host.trim(), port));
+        uris.push(base(
+            boot.host.as_deref().unwrap_or("localhost").trim(),
+            boot.port,
+        ));
     }
     Ok(ConnectionSettings { uris })
-}
-
-fn addresses(v: Option<&Value>) -> Option<Vec<String>> {
-    match v? {
-        Value::String(s) => Some(s.split(',').map(str::to_owned).collect()),
-        Value::Array(a) => Some(a.iter().filter_map(as_text).collect()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
