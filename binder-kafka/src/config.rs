@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use smart_default::SmartDefault;
 use stream_core::binder::{read_settings, BindError, BinderEnvironment};
@@ -39,7 +39,6 @@ pub fn environment_schema() -> Schema {
 #[serde(default, rename_all = "kebab-case")]
 pub struct KafkaBinderProps {
     /// `brokers`: bootstrap servers, `host[:port]` (a list or a comma-separated string).
-    #[serde(deserialize_with = "host_list")]
     #[default(vec!["localhost".into()])]
     pub brokers: Vec<String>,
     /// `default-broker-port`: the port of brokers listed without one.
@@ -262,37 +261,7 @@ pub struct EnvDefaults {
 #[serde(default, rename_all = "kebab-case")]
 pub struct SpringKafka {
     /// `spring.kafka.bootstrap-servers`: an alias of `brokers`.
-    #[serde(deserialize_with = "opt_host_list")]
     pub bootstrap_servers: Option<Vec<String>>,
-}
-
-/// A host list from a YAML list or a comma-separated string.
-fn hosts(v: &Value) -> Option<Vec<String>> {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let items: Vec<String> = match v {
-        Value::Array(a) => a.iter().map(text).collect(),
-        Value::Object(_) | Value::Null => return None,
-        other => text(other).split(',').map(str::to_owned).collect(),
-    };
-    Some(
-        items
-            .iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
-    )
-}
-
-fn host_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    hosts(&Value::deserialize(d)?)
-        .ok_or_else(|| serde::de::Error::custom("expected a host[:port] list"))
-}
-
-fn opt_host_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    host_list(d).map(Some)
 }
 
 /// Flattens a (dotted-keys-expanded) map back into librdkafka properties
@@ -387,7 +356,7 @@ fn config_error(key: impl Into<String>, message: impl Into<String>) -> BindError
 }
 
 const BINDER_PATH: [&str; 5] = ["spring", "cloud", "stream", "kafka", "binder"];
-const BOOTSTRAP_PATH: [&str; 3] = ["spring", "kafka", "bootstrap-servers"];
+const BOOT_PATH: [&str; 2] = ["spring", "kafka"];
 
 impl KafkaBinderConfig {
     /// Reads the configuration of binder `name`: `spring.cloud.stream.kafka.binder.*` from the
@@ -399,17 +368,18 @@ impl KafkaBinderConfig {
     /// loader leaves it (validated against [`environment_schema`], keys kebab-case).
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
         let env_path = format!("spring.cloud.stream.binders.{name}.environment");
-        let own: KafkaEnvironment = read_settings(env.own.clone(), env_path)?;
+        let own_value = env.own_checked(&environment_schema(), name)?;
+        let own: KafkaEnvironment = read_settings(own_value.clone(), env_path)?;
 
         // Lowest first: inherited section, own full-path section, own short keys.
-        let mut merged = Value::Object(Default::default());
-        let inherited = get_path(&env.inherited, &BINDER_PATH);
-        let own_full = get_path(&env.own, &BINDER_PATH);
-        let mut own_short = env.own.clone();
+        let inherited = env.inherited_checked::<KafkaBinderProps>(&BINDER_PATH)?;
+        let own_full = get_path(&own_value, &BINDER_PATH);
+        let mut own_short = own_value.clone();
         if let Value::Object(m) = &mut own_short {
             m.remove("spring");
         }
-        for layer in [inherited, own_full, Some(&own_short)]
+        let mut merged = Value::Object(Default::default());
+        for layer in [Some(&inherited), own_full, Some(&own_short)]
             .into_iter()
             .flatten()
         {
@@ -421,12 +391,13 @@ impl KafkaBinderConfig {
         let own_sets = sets_brokers(own_full) || sets_brokers(Some(&own_short));
         let brokers = if own_sets {
             None
+        } else if own.spring.kafka.bootstrap_servers.is_some() {
+            own.spring.kafka.bootstrap_servers
+        } else if sets_brokers(Some(&inherited)) {
+            None
         } else {
-            own.spring.kafka.bootstrap_servers.clone().or_else(|| {
-                (!sets_brokers(inherited))
-                    .then(|| get_path(&env.inherited, &BOOTSTRAP_PATH).and_then(hosts))
-                    .flatten()
-            })
+            let boot = env.inherited_checked::<SpringKafka>(&BOOT_PATH)?;
+            read_settings::<SpringKafka>(boot, BOOT_PATH.join("."))?.bootstrap_servers
         };
         let mut cfg = Self::from_props(props, brokers)?;
         cfg.default_consumer = own.spring.cloud.stream.kafka.default.consumer;
@@ -556,7 +527,7 @@ mod tests {
         let env = BinderEnvironment::own(json!({"min-partition-count": "many"}));
         let e = KafkaBinderConfig::from_environment("k", &env).unwrap_err();
         assert!(
-            matches!(&e, BindError::Config { key, .. } if key == "spring.cloud.stream.binders.k.environment"),
+            matches!(&e, BindError::Config { key, .. } if key == "spring.cloud.stream.binders.k.environment.min-partition-count"),
             "{e}"
         );
         let env = BinderEnvironment::own(json!({"required-acks": "most"}));

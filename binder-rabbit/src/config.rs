@@ -7,9 +7,8 @@ use std::str::FromStr;
 use lapin::uri::{AMQPScheme, AMQPUri};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 use stream_core::binder::{read_settings, BindError, BinderEnvironment};
-use stream_core::config::{deep_merge, get_path, kebab, redact_value, Schema, SchemaNode, Secret};
+use stream_core::config::{deep_merge, get_path, redact_value, Schema, SchemaNode, Secret};
 
 /// The binder's own `environment` (`spring.cloud.stream.binders.<name>.environment`): the one
 /// declaration of its keys, from which the loader's schema (validation, did-you-mean) derives.
@@ -122,37 +121,6 @@ pub fn display_uri(u: &AMQPUri) -> String {
     )
 }
 
-/// The binder's own environment, validated as the loader would (it has done so already for
-/// configurations it read; this covers environments built in code), keys in their declared
-/// spelling and values coerced; the first problem is the error.
-fn checked(schema: &Schema, value: &Value, path: &str) -> Result<Value, BindError> {
-    if value.is_null() {
-        return Ok(Value::Object(Default::default()));
-    }
-    schema.check(value, path).map_err(|e| {
-        let first = e.issues.into_iter().next().unwrap_or_default();
-        BindError::Config {
-            key: first.path,
-            message: first.message,
-        }
-    })
-}
-
-/// The application's `spring.rabbitmq.*` (inherited), read leniently: only the keys declared
-/// in [`RabbitBootProperties`] are read (and checked), the rest is the application's business.
-fn inherited_boot(inherited: &Value) -> Result<Value, BindError> {
-    let node = SchemaNode::of::<RabbitBootProperties>();
-    let Some(Value::Object(m)) = get_path(inherited, &["spring", "rabbitmq"]) else {
-        return Ok(Value::Object(Default::default()));
-    };
-    let known: serde_json::Map<String, Value> = m
-        .iter()
-        .filter(|(k, _)| node.field(&kebab(k)).is_some())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    checked(&Schema::new(node), &Value::Object(known), "spring.rabbitmq")
-}
-
 /// Reads the connection settings: `uri`, else `spring.rabbitmq.addresses`, else
 /// `spring.rabbitmq.{host,port}`; credentials and virtual host from `spring.rabbitmq.*` (defaults
 /// `guest`/`guest`, `/`). The binder's own keys win over the application's (inherited) ones;
@@ -162,7 +130,7 @@ pub fn connection_settings(
     env: &BinderEnvironment,
 ) -> Result<ConnectionSettings, BindError> {
     let at = format!("spring.cloud.stream.binders.{name}.environment");
-    let own = checked(&environment_schema(), &env.own, &at)?;
+    let own = env.own_checked(&environment_schema(), name)?;
     let key = |path: &str| match get_path(&own, &path.split('.').collect::<Vec<_>>()) {
         Some(_) => format!("{at}.{path}"),
         None => path.to_owned(),
@@ -174,7 +142,7 @@ pub fn connection_settings(
             redact_value(path, raw)
         ),
     };
-    let mut boot = inherited_boot(&env.inherited)?;
+    let mut boot = env.inherited_checked::<RabbitBootProperties>(&["spring", "rabbitmq"])?;
     if let Some(own_boot) = get_path(&own, &["spring", "rabbitmq"]) {
         deep_merge(&mut boot, own_boot);
     }

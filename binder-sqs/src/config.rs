@@ -200,24 +200,20 @@ pub fn environment_schema() -> Schema {
     Schema::new(SchemaNode::of::<SqsEnvironment>())
 }
 
-/// The binder keys Spring Cloud AWS's keys stand in for, as a layer to merge.
-fn aws_layer(
-    region: Option<String>,
-    endpoint: Option<String>,
-    access: Option<String>,
-    secret: Option<String>,
-) -> Value {
+/// The binder keys Spring Cloud AWS's keys stand in for, as a layer to merge (the credentials
+/// only when both are set).
+fn aws_layer(aws: SpringCloudAws) -> Value {
     let mut m = Map::new();
-    let mut put = |k: &str, v: Option<String>| {
+    let mut put = |k: &str, v: Option<&str>| {
         if let Some(v) = v {
-            m.insert(k.to_owned(), Value::String(v));
+            m.insert(k.to_owned(), Value::String(v.to_owned()));
         }
     };
-    put("region", region);
-    put("endpoint", endpoint);
-    if access.is_some() && secret.is_some() {
-        put("access-key", access);
-        put("secret-key", secret);
+    put("region", aws.region.static_region.as_deref());
+    put("endpoint", aws.endpoint.as_deref());
+    if let (Some(access), Some(secret)) = (aws.credentials.access_key, aws.credentials.secret_key) {
+        put("access-key", Some(access.expose()));
+        put("secret-key", Some(secret.expose()));
     }
     Value::Object(m)
 }
@@ -247,45 +243,23 @@ impl BinderSettings {
     /// (validated against [`environment_schema`], keys kebab-case).
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
         let own_path = format!("spring.cloud.stream.binders.{name}.environment");
-        let own: SqsEnvironment = read_settings(env.own.clone(), own_path.as_str())?;
-        let at = |path: &str| {
-            path.split('.')
-                .try_fold(&env.inherited, |node, part| node.get(part))
-        };
-        let text = |path: &str| {
-            at(path).and_then(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
-                _ => None,
-            })
-        };
-        let mut merged = aws_layer(
-            text("spring.cloud.aws.region.static"),
-            text("spring.cloud.aws.endpoint"),
-            text("spring.cloud.aws.credentials.access-key"),
-            text("spring.cloud.aws.credentials.secret-key"),
-        );
-        let aws = own.spring.cloud.aws;
-        let expose = |s: Option<Secret>| s.map(|s| s.expose().to_owned());
-        let own_aws = aws_layer(
-            aws.region.static_region,
-            aws.endpoint,
-            expose(aws.credentials.access_key),
-            expose(aws.credentials.secret_key),
-        );
-        deep_merge(&mut merged, &own_aws);
-        let inherited_path = "spring.cloud.stream.sqs.binder";
-        if let Some(section) = at(inherited_path) {
-            paired_keys(section, inherited_path)?;
-            deep_merge(&mut merged, section);
-        }
-        let mut own_keys = env.own.clone();
+        let own_value = env.own_checked(&environment_schema(), name)?;
+        let own: SqsEnvironment = read_settings(own_value.clone(), own_path.as_str())?;
+        let aws_path = ["spring", "cloud", "aws"];
+        let inherited_aws = env.inherited_checked::<SpringCloudAws>(&aws_path)?;
+        let mut merged = aws_layer(read_settings(inherited_aws, aws_path.join("."))?);
+        deep_merge(&mut merged, &aws_layer(own.spring.cloud.aws));
+        let binder_path = ["spring", "cloud", "stream", "sqs", "binder"];
+        let section = env.inherited_checked::<BinderSettings>(&binder_path)?;
+        paired_keys(&section, &binder_path.join("."))?;
+        deep_merge(&mut merged, &section);
+        let mut own_keys = own_value;
         if let Value::Object(m) = &mut own_keys {
             m.remove("spring");
         }
         paired_keys(&own_keys, &own_path)?;
         deep_merge(&mut merged, &own_keys);
-        read_settings(merged, inherited_path)
+        read_settings(merged, binder_path.join("."))
     }
 
     /// The static credentials (`access-key` with `secret-key`), if set.
@@ -471,7 +445,7 @@ mod tests {
         let env = BinderEnvironment::own(json!({ "auto-create": "maybe" }));
         let e = BinderSettings::from_environment("aws", &env).unwrap_err();
         assert!(
-            matches!(&e, BindError::Config { key, .. } if key == "spring.cloud.stream.binders.aws.environment"),
+            matches!(&e, BindError::Config { key, .. } if key == "spring.cloud.stream.binders.aws.environment.auto-create"),
             "{e}"
         );
     }

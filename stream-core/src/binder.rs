@@ -672,14 +672,59 @@ impl BinderEnvironment {
         }
     }
 
-    /// The value at the dotted `path` (e.g. `spring.rabbitmq.host`), from `own` first, then
-    /// `inherited`.
-    pub fn get(&self, path: &str) -> Option<&serde_json::Value> {
-        fn lookup<'a>(root: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-            path.split('.').try_fold(root, |node, part| node.get(part))
-        }
-        lookup(&self.own, path).or_else(|| lookup(&self.inherited, path))
+    /// The binder's own environment checked against `schema` as the loader checks it: keys in
+    /// their declared spelling, values coerced (`"5672"` → 5672, `a,b` → a list), the first
+    /// problem the error. The loader has done so already for configurations it read; this
+    /// covers environments built in code.
+    pub fn own_checked(
+        &self,
+        schema: &crate::config::Schema,
+        name: &str,
+    ) -> Result<serde_json::Value, BindError> {
+        let path = format!("spring.cloud.stream.binders.{name}.environment");
+        checked(schema, &self.own, &path)
     }
+
+    /// The application's (inherited) properties at `path` (e.g. Spring Boot's
+    /// `spring.rabbitmq`) that `T` declares, checked and coerced as `T`'s schema says; the other
+    /// keys there are the application's business and are left out. An empty object when
+    /// absent.
+    pub fn inherited_checked<T: schemars::JsonSchema>(
+        &self,
+        path: &[&str],
+    ) -> Result<serde_json::Value, BindError> {
+        use crate::config::{get_path, kebab, Schema, SchemaNode};
+        let node = SchemaNode::of::<T>();
+        let declared: serde_json::Map<String, serde_json::Value> =
+            match get_path(&self.inherited, path) {
+                Some(serde_json::Value::Object(m)) => m
+                    .iter()
+                    .filter(|(k, _)| node.field(&kebab(k)).is_some())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                _ => Default::default(),
+            };
+        let declared = serde_json::Value::Object(declared);
+        checked(&Schema::new(node), &declared, &path.join("."))
+    }
+}
+
+/// `value` checked against `schema` at `path` (see [`BinderEnvironment::own_checked`]).
+fn checked(
+    schema: &crate::config::Schema,
+    value: &serde_json::Value,
+    path: &str,
+) -> Result<serde_json::Value, BindError> {
+    if value.is_null() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    schema.check(value, path).map_err(|e| {
+        let first = e.issues.into_iter().next().unwrap_or_default();
+        BindError::Config {
+            key: first.path,
+            message: first.message,
+        }
+    })
 }
 
 /// What a binder would provision for one binding; used by `cloud-stream plan` without
@@ -701,9 +746,10 @@ pub trait BinderFactory: Send + Sync {
     /// The capability manifest binders of this type publish (known before connecting).
     fn capabilities(&self) -> Capabilities;
 
-    /// Connects a binder named `name`. Validate `environment.own` strictly (it is what the
-    /// user wrote for this binder); read anything else (e.g. `spring.rabbitmq.*`) through
-    /// [`BinderEnvironment::get`].
+    /// Connects a binder named `name`. Read `environment.own` strictly
+    /// ([`BinderEnvironment::own_checked`]: it is what the user wrote for this binder) and
+    /// anything else (e.g. `spring.rabbitmq.*`) leniently
+    /// ([`BinderEnvironment::inherited_checked`]).
     async fn create(
         &self,
         name: &str,
