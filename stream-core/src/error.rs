@@ -18,7 +18,7 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// A configured binding matches no function binding (typo protection).
-    #[error("spring.cloud.stream.bindings.{binding}: no function binding has this name{}; bindings of the registered functions: {known}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    #[error("spring.cloud.stream.bindings.{binding}: no function binding has this name{}; bindings of the registered functions: {known}", crate::config::did_you_mean(suggestion.as_deref()))]
     UnknownBinding {
         /// The configured name.
         binding: String,

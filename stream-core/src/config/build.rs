@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::error::ConfigIssue;
 use super::props::{BinderProperties, BindingProperties, StreamConfig, StreamProperties};
 use super::schema::{unsupported_feature, Schema, STREAM_PATH};
-use super::suggest::suggest;
+use super::suggest::{did_you_mean, suggest};
 use super::tree::{deep_merge, get_path};
 use super::KNOWN_BINDER_TYPES;
 use crate::binding::parse_definition;
@@ -171,13 +171,14 @@ impl Builder<'_> {
         let mut candidates: BTreeSet<&str> = KNOWN_BINDER_TYPES.iter().copied().collect();
         candidates.extend(self.registered.into_iter().flatten().map(String::as_str));
         let suggestion = suggest(t, candidates.iter().copied());
-        let message = match &suggestion {
-            Some(sg) => format!("unknown binder type `{t}` (did you mean `{sg}`?)"),
+        let hint = match &suggestion {
+            Some(_) => did_you_mean(suggestion.as_deref()),
             None => format!(
-                "unknown binder type `{t}` (known types: {})",
+                " (known types: {})",
                 candidates.into_iter().collect::<Vec<_>>().join(", ")
             ),
         };
+        let message = format!("unknown binder type `{t}`{hint}");
         ConfigIssue {
             path,
             message,
@@ -374,13 +375,11 @@ fn unknown_binder<'a>(
     suggestion: Option<String>,
     configured: impl ExactSizeIterator<Item = &'a String>,
 ) -> ConfigIssue {
-    let message = match &suggestion {
-        Some(s) => format!("unknown binder `{name}` (did you mean `{s}`?)"),
-        None => format!(
-            "unknown binder `{name}` (configured binders: {})",
-            name_list(configured)
-        ),
+    let hint = match &suggestion {
+        Some(_) => did_you_mean(suggestion.as_deref()),
+        None => format!(" (configured binders: {})", name_list(configured)),
     };
+    let message = format!("unknown binder `{name}`{hint}");
     ConfigIssue {
         path,
         message,

@@ -55,7 +55,7 @@ pub use props::*;
 pub use redact::{is_secret_key, redact_uris, redact_value};
 pub use schema::{Kind, Leaf, Schema, SchemaNode, STREAM_PATH};
 pub use secret::Secret;
-pub use suggest::suggest;
+pub use suggest::{did_you_mean, suggest};
 pub use tree::{deep_merge, get_path};
 pub use tree::{kebab, relaxed};
 

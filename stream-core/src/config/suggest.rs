@@ -49,6 +49,14 @@ fn take_one() -> bool {
     })
 }
 
+/// The hint an issue ends with, ``" (did you mean `x`?)"``, or nothing without a suggestion:
+/// the one spelling of it.
+pub fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
 /// The candidate closest to `input` if it is close enough to be a plausible typo, compared
 /// case-insensitively and ignoring `-`/`_` (so relaxed spellings are not penalised).
 pub fn suggest<'a, I>(input: &str, candidates: I) -> Option<String>

@@ -10,7 +10,7 @@ use super::error::ConfigIssue;
 use super::normalise::join;
 use super::redact::redact_value;
 use super::schema::{unsupported_feature, BinderSchemas, Kind, Leaf, SchemaNode, STREAM_PATH};
-use super::suggest::suggest;
+use super::suggest::{did_you_mean, suggest};
 use super::tree::{relaxed, scalar_text};
 
 /// What validation needs besides the schema node.
@@ -137,10 +137,7 @@ impl Validator<'_> {
                         candidates.extend(self.binder_sections.iter().map(String::as_str));
                     }
                     let suggestion = suggest(&k, candidates);
-                    let message = match &suggestion {
-                        Some(s) => format!("unknown key (did you mean `{s}`?)"),
-                        None => "unknown key".to_owned(),
-                    };
+                    let message = format!("unknown key{}", did_you_mean(suggestion.as_deref()));
                     self.issues.push(ConfigIssue {
                         path: p,
                         message,
@@ -273,12 +270,11 @@ fn one_of(leaf: &Leaf, v: Value) -> Result<Value, String> {
         Some(a) => Ok(Value::String(a.clone())),
         None => {
             let list = leaf.allowed.join(", ");
-            Err(
-                match suggest(text, leaf.allowed.iter().map(String::as_str)) {
-                    Some(s) => format!("one of {list} (did you mean `{s}`?)"),
-                    None => format!("one of {list}"),
-                },
-            )
+            let suggestion = suggest(text, leaf.allowed.iter().map(String::as_str));
+            Err(format!(
+                "one of {list}{}",
+                did_you_mean(suggestion.as_deref())
+            ))
         }
     }
 }

@@ -59,7 +59,7 @@ pub struct FunctionRegistry {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
     /// The name is not registered.
-    #[error("function `{name}` in definition `{definition}` is not registered{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    #[error("function `{name}` in definition `{definition}` is not registered{}", crate::config::did_you_mean(suggestion.as_deref()))]
     Unknown {
         /// The unknown name.
         name: String,
