@@ -170,13 +170,16 @@ pub async fn declare_wait_queue(
         .map_err(|e| provision_err(format!("queue {name}"), e))
 }
 
-/// Declares a durable group queue (joining it as it is when it exists), its DLX and DLQ (when
-/// `auto-bind-dlq`), and binds it. An existing queue was declared by another application,
-/// maybe a Spring one with other arguments: declaring it again with ours would fail with
-/// `PRECONDITION_FAILED`, so it is joined, not re-declared. A new one carries the
-/// dead-letter arguments only when the broker dead-letters (`broker_dead_letters`, i.e.
-/// `republish-to-dlq: false`): otherwise the runtime republishes dead letters itself, and a
-/// queue without them is what a Spring application with default settings declares too.
+/// Declares a durable group queue (joining it as it is when it exists with other arguments),
+/// its DLX and DLQ (when `auto-bind-dlq`), and binds it. An existing queue may have been
+/// declared by another application, maybe a Spring one with other arguments: declaring it
+/// with ours then fails with `PRECONDITION_FAILED` (on a channel of its own, which that
+/// closes), and the queue is joined as it is. Declaring first, rather than asking whether the
+/// queue exists, keeps the usual start (a new queue) free of a failed passive declaration,
+/// which lapin logs as an error. A new queue carries the dead-letter arguments only when the
+/// broker dead-letters (`broker_dead_letters`, i.e. `republish-to-dlq: false`): otherwise the
+/// runtime republishes dead letters itself, and a queue without them is what a Spring
+/// application with default settings declares too.
 pub async fn declare_group_queue(
     live: &Live,
     ch: &Channel,
@@ -185,19 +188,28 @@ pub async fn declare_group_queue(
     single_active_consumer: bool,
     broker_dead_letters: bool,
 ) -> Result<(), BindError> {
-    if !queue_exists(live, &plan.queue).await {
-        let dead_letter = plan.dead_letter.as_ref().filter(|_| broker_dead_letters);
-        let mut args = queue_args(props, dead_letter);
-        if single_active_consumer {
-            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    let dead_letter = plan.dead_letter.as_ref().filter(|_| broker_dead_letters);
+    let mut args = queue_args(props, dead_letter);
+    if single_active_consumer {
+        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    }
+    let options = QueueDeclareOptions {
+        durable: plan.durable,
+        ..Default::default()
+    };
+    let err = |e| provision_err(format!("queue {}", plan.queue), e);
+    let own = live.channel().await.map_err(err)?;
+    match own
+        .queue_declare(ShortString::from(plan.queue.as_str()), options, args)
+        .await
+    {
+        Ok(_) => {
+            let _ = own.close(200, "declared".into()).await;
         }
-        let options = QueueDeclareOptions {
-            durable: plan.durable,
-            ..Default::default()
-        };
-        ch.queue_declare(ShortString::from(plan.queue.as_str()), options, args)
-            .await
-            .map_err(|e| provision_err(format!("queue {}", plan.queue), e))?;
+        Err(e) if precondition_failed(&e) => {
+            tracing::info!(queue = %plan.queue, "the group queue exists with other arguments; joined as it is");
+        }
+        Err(e) => return Err(err(e)),
     }
     if let Some(dl) = &plan.dead_letter {
         declare_dead_letter_queue(ch, dl, props).await?;
@@ -205,9 +217,10 @@ pub async fn declare_group_queue(
     bind(ch, plan).await
 }
 
-/// Whether `queue` exists.
-async fn queue_exists(live: &Live, queue: &str) -> bool {
-    ready_messages(live, queue).await.is_some()
+/// Whether the broker refused a declaration because the resource exists with other
+/// arguments (`PRECONDITION_FAILED`, 406).
+fn precondition_failed(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p) if p.get_id() == 406)
 }
 
 /// The ready (not delivered) messages of `queue`, `None` when it does not exist or the broker
