@@ -40,14 +40,7 @@ pub fn describe(e: &Error) -> String {
     while let Error::AliasError { error, .. } | Error::WithSnippet { error, .. } = e {
         e = error;
     }
-    if let Error::Budget { breach, .. } = e {
-        let bound = match breach {
-            BudgetBreach::Depth { .. } => format!("nested deeper than {MAX_DEPTH} levels"),
-            BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
-                "more than {MAX_NODES} values in one source (aliases count each value they repeat)"
-            ),
-            other => format!("too large to read ({other:?})"),
-        };
+    if let Some(bound) = bound(e) {
         return format!("{bound}{at}");
     }
     let text = e.to_string();
@@ -60,6 +53,34 @@ pub fn describe(e: &Error) -> String {
     } else {
         format!("malformed YAML{at}: {text}")
     }
+}
+
+/// The bound `e` reports input past, in words (an alias inside its own anchor is one: its
+/// expansion would never end).
+fn bound(e: &Error) -> Option<String> {
+    let Error::Budget { breach, .. } = e else {
+        return matches!(e, Error::RecursiveReferencesRequireWeakTypes { .. })
+            .then(|| "an alias refers to the value that contains it".to_owned());
+    };
+    Some(match breach {
+        BudgetBreach::Depth { .. } => format!("{DEEPER} {MAX_DEPTH} levels"),
+        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
+            "more than {MAX_NODES} values in one source (aliases count each value they repeat)"
+        ),
+        BudgetBreach::Documents { documents } => {
+            format!(
+                "more than {} documents in one source",
+                documents.saturating_sub(1)
+            )
+        }
+        BudgetBreach::Aliases { aliases } => {
+            format!(
+                "more than {} aliases in one source",
+                aliases.saturating_sub(1)
+            )
+        }
+        other => format!("too large to read ({other:?})"),
+    })
 }
 
 /// The words of every depth bound.
@@ -332,6 +353,19 @@ mod tests {
         let aliases = vec!["*a"; 300].join(",");
         let text = parse(&format!("big: &a [{anchor}]\ncopies: [{aliases}]\n")).unwrap_err();
         assert!(text.contains("aliases"), "{text}");
+    }
+
+    #[test]
+    fn alias_and_document_storms_are_named() {
+        let text = parse("a: &a [*a]\n").unwrap_err();
+        assert!(
+            text.contains("refers to the value that contains it"),
+            "{text}"
+        );
+        let text = parse(&"---\n".repeat(2000)).unwrap_err();
+        assert!(text.contains("more than 1024 documents"), "{text}");
+        let text = parse(&format!("a: &a 1\nb: [{}]\n", vec!["*a"; 60_000].join(","))).unwrap_err();
+        assert!(text.contains("more than 50000 aliases"), "{text}");
     }
 
     #[test]
