@@ -228,6 +228,33 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| connect_error(topic, e))
 }
 
+/// Subscribes `consumer` to `topic` through its group, or assigns it the partitions of a
+/// static assignment.
+async fn take_partitions(
+    consumer: &Arc<KConsumer>,
+    topic: &str,
+    assignment: Assignment,
+) -> Result<(), BindError> {
+    let Assignment::Static {
+        partitions,
+        start_latest,
+        use_committed,
+    } = assignment
+    else {
+        return consumer
+            .subscribe(&[topic])
+            .map_err(|e| connect_error(topic, e));
+    };
+    let (c, t) = (Arc::clone(consumer), topic.to_owned());
+    let tpl = blocking(topic, move || {
+        static_assignment(&c, &t, &partitions, start_latest, use_committed)
+    })
+    .await?;
+    consumer.assign(&tpl).map_err(|e| connect_error(topic, e))?;
+    tracing::info!(topic = %topic, partitions = tpl.count(), "partitions assigned statically");
+    Ok(())
+}
+
 impl KafkaSubscription {
     /// Creates the consumer, assigns or subscribes, and waits until it owns partitions.
     pub async fn open(args: SubscribeArgs) -> Result<Self, BindError> {
@@ -248,29 +275,7 @@ impl KafkaSubscription {
         }
 
         let group_managed = args.assignment == Assignment::Group;
-        match args.assignment {
-            Assignment::Group => {
-                consumer
-                    .subscribe(&[topic.as_str()])
-                    .map_err(|e| connect_error(&topic, e))?;
-            }
-            Assignment::Static {
-                partitions,
-                start_latest,
-                use_committed,
-            } => {
-                let c = Arc::clone(&consumer);
-                let t = topic.clone();
-                let tpl = blocking(&topic, move || {
-                    static_assignment(&c, &t, &partitions, start_latest, use_committed)
-                })
-                .await?;
-                consumer
-                    .assign(&tpl)
-                    .map_err(|e| connect_error(&topic, e))?;
-                tracing::info!(topic = %topic, partitions = tpl.count(), "partitions assigned statically");
-            }
-        }
+        take_partitions(&consumer, &topic, args.assignment).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let taken = Arc::new(Notify::new());

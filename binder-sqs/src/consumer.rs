@@ -265,17 +265,9 @@ async fn poll_loop(
 ) {
     let max = settings.max_number_of_messages.clamp(1, 10) as usize;
     loop {
-        let first = tokio::select! {
-            _ = stop.cancelled() => return,
-            p = Arc::clone(&window).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        let Some(mut permits) = window_permits(&window, max, &stop).await else {
+            return;
         };
-        let mut permits = vec![first];
-        while permits.len() < max {
-            match Arc::clone(&window).try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
         // Not cancelled mid-call: whatever a receive returns is either handed out or given
         // back, so closing never strands messages until their visibility timeout.
         let result = shared
@@ -318,31 +310,7 @@ async fn poll_loop(
                 let _ = shared.change_visibility(&receipt, 0).await;
                 continue;
             };
-            let attrs = attrs_of(&m);
-            let body = m.body().unwrap_or("");
-            let message = match headers::decode(body, &attrs) {
-                Ok(msg) => msg,
-                Err(e) => {
-                    tracing::warn!(queue = %shared.resources.queue.name, error = %e, "message attributes not decodable; delivering the raw body");
-                    RawMessage::new(bytes::Bytes::from(body.to_owned()))
-                }
-            };
-            let sys = m.attributes();
-            let receive_count = sys
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            let group_id = sys
-                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                .cloned();
-            let delivery = SqsDelivery::new(
-                Arc::clone(&shared),
-                receipt,
-                message,
-                receive_count,
-                group_id,
-                permit,
-            );
+            let delivery = delivery_of(&shared, &m, receipt, permit);
             if stop.is_cancelled() {
                 drop(delivery); // given back
                 continue;
@@ -353,6 +321,63 @@ async fn poll_loop(
             }
         }
     }
+}
+
+/// Room in the window for one receive: the first permit awaited, then up to `max` in all as
+/// far as free; `None` when stopped or the window closed.
+async fn window_permits(
+    window: &Arc<Semaphore>,
+    max: usize,
+    stop: &CancellationToken,
+) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = tokio::select! {
+        _ = stop.cancelled() => return None,
+        p = Arc::clone(window).acquire_owned() => p.ok()?,
+    };
+    let mut permits = vec![first];
+    while permits.len() < max {
+        match Arc::clone(window).try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    Some(permits)
+}
+
+/// The delivery of a received message: its attributes decoded into headers (a message whose
+/// attributes cannot be decoded is delivered with its raw body), its receive count and
+/// message group.
+fn delivery_of(
+    shared: &Arc<Shared>,
+    m: &aws_sdk_sqs::types::Message,
+    receipt: String,
+    permit: OwnedSemaphorePermit,
+) -> SqsDelivery {
+    let attrs = attrs_of(m);
+    let body = m.body().unwrap_or("");
+    let message = match headers::decode(body, &attrs) {
+        Ok(msg) => msg,
+        Err(e) => {
+            tracing::warn!(queue = %shared.resources.queue.name, error = %e, "message attributes not decodable; delivering the raw body");
+            RawMessage::new(bytes::Bytes::from(body.to_owned()))
+        }
+    };
+    let sys = m.attributes();
+    let receive_count = sys
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let group_id = sys
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+        .cloned();
+    SqsDelivery::new(
+        Arc::clone(shared),
+        receipt,
+        message,
+        receive_count,
+        group_id,
+        permit,
+    )
 }
 
 /// DeleteMessage(Batch) calls in flight at once per subscription.

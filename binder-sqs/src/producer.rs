@@ -280,73 +280,9 @@ async fn send_batch(ctx: &(Clients, String, SendTarget), batch: Vec<Outgoing>) {
         m.finish(r);
         return;
     }
-    let result: Result<Vec<(String, String)>, (String, bool)> = match target {
-        SendTarget::Queue(url) => {
-            let mut req = clients.sqs.send_message_batch().queue_url(url);
-            for (i, m) in batch.iter().enumerate() {
-                let mut e = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&m.encoded.body)
-                    .set_message_group_id(m.group_id.clone())
-                    .set_message_deduplication_id(m.dedup_id.clone());
-                for (n, a) in &m.encoded.attributes {
-                    if let Some(v) = sqs_attr(a) {
-                        e = e.message_attributes(n, v);
-                    }
-                }
-                match e.build() {
-                    Ok(e) => req = req.entries(e),
-                    Err(err) => return fail_all(batch, destination, err.to_string(), false),
-                }
-            }
-            req.send()
-                .await
-                .map(|out| {
-                    out.failed()
-                        .iter()
-                        .map(|f| {
-                            (
-                                f.id().to_owned(),
-                                format!("{}: {}", f.code(), f.message().unwrap_or("")),
-                            )
-                        })
-                        .collect()
-                })
-                .map_err(|e| failure(&e))
-        }
-        SendTarget::Topic(arn) => {
-            let mut req = clients.sns.publish_batch().topic_arn(arn);
-            for (i, m) in batch.iter().enumerate() {
-                let mut e = aws_sdk_sns::types::PublishBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message(&m.encoded.body)
-                    .set_message_group_id(m.group_id.clone())
-                    .set_message_deduplication_id(m.dedup_id.clone());
-                for (n, a) in &m.encoded.attributes {
-                    if let Some(v) = sns_attr(a) {
-                        e = e.message_attributes(n, v);
-                    }
-                }
-                match e.build() {
-                    Ok(e) => req = req.publish_batch_request_entries(e),
-                    Err(err) => return fail_all(batch, destination, err.to_string(), false),
-                }
-            }
-            req.send()
-                .await
-                .map(|out| {
-                    out.failed()
-                        .iter()
-                        .map(|f| {
-                            (
-                                f.id().to_owned(),
-                                format!("{}: {}", f.code(), f.message().unwrap_or("")),
-                            )
-                        })
-                        .collect()
-                })
-                .map_err(|e| failure(&e))
-        }
+    let result = match target {
+        SendTarget::Queue(url) => send_sqs_batch(clients, url, &batch).await,
+        SendTarget::Topic(arn) => send_sns_batch(clients, arn, &batch).await,
     };
     match result {
         Err((text, unreachable)) => fail_all(batch, destination, text, unreachable),
@@ -361,6 +297,62 @@ async fn send_batch(ctx: &(Clients, String, SendTarget), batch: Vec<Outgoing>) {
             }
         }
     }
+}
+
+/// What a batch send gives back: the entries that failed (id, why), or why the whole call
+/// failed and whether the endpoint was unreachable.
+type BatchResult = Result<Vec<(String, String)>, (String, bool)>;
+
+/// SendMessageBatch of `batch` to the queue at `url`.
+async fn send_sqs_batch(clients: &Clients, url: &str, batch: &[Outgoing]) -> BatchResult {
+    let mut req = clients.sqs.send_message_batch().queue_url(url);
+    for (i, m) in batch.iter().enumerate() {
+        let mut e = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .message_body(&m.encoded.body)
+            .set_message_group_id(m.group_id.clone())
+            .set_message_deduplication_id(m.dedup_id.clone());
+        for (n, a) in &m.encoded.attributes {
+            if let Some(v) = sqs_attr(a) {
+                e = e.message_attributes(n, v);
+            }
+        }
+        req = req.entries(e.build().map_err(|err| (err.to_string(), false))?);
+    }
+    let out = req.send().await.map_err(|e| failure(&e))?;
+    let failed = out.failed().iter().map(|f| (f.id(), f.code(), f.message()));
+    Ok(failed_entries(failed))
+}
+
+/// PublishBatch of `batch` to the topic `arn`.
+async fn send_sns_batch(clients: &Clients, arn: &str, batch: &[Outgoing]) -> BatchResult {
+    let mut req = clients.sns.publish_batch().topic_arn(arn);
+    for (i, m) in batch.iter().enumerate() {
+        let mut e = aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+            .id(i.to_string())
+            .message(&m.encoded.body)
+            .set_message_group_id(m.group_id.clone())
+            .set_message_deduplication_id(m.dedup_id.clone());
+        for (n, a) in &m.encoded.attributes {
+            if let Some(v) = sns_attr(a) {
+                e = e.message_attributes(n, v);
+            }
+        }
+        let entry = e.build().map_err(|err| (err.to_string(), false))?;
+        req = req.publish_batch_request_entries(entry);
+    }
+    let out = req.send().await.map_err(|e| failure(&e))?;
+    let failed = out.failed().iter().map(|f| (f.id(), f.code(), f.message()));
+    Ok(failed_entries(failed))
+}
+
+/// The failed entries of a batch answer as (id, `code: message`).
+fn failed_entries<'a>(
+    failed: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)>,
+) -> Vec<(String, String)> {
+    failed
+        .map(|(id, code, message)| (id.to_owned(), format!("{code}: {}", message.unwrap_or(""))))
+        .collect()
 }
 
 fn fail_all(batch: Vec<Outgoing>, destination: &str, text: String, unreachable: bool) {

@@ -277,12 +277,15 @@ impl Clients {
         })
     }
 
+    /// Sets `attrs` on `queue` when the binder creates resources (`auto-create`) or the queue
+    /// is its own (`force`: a temporary queue).
     async fn set_queue_attributes(
         &self,
         queue: &Queue,
         attrs: Vec<(QueueAttributeName, String)>,
+        force: bool,
     ) -> Result<(), BindError> {
-        if !self.settings.auto_create || attrs.is_empty() {
+        if !(self.settings.auto_create || force) || attrs.is_empty() {
             return Ok(());
         }
         let mut req = self.sqs.set_queue_attributes().queue_url(&queue.url);
@@ -384,111 +387,118 @@ impl Clients {
         filter: Option<PartitionFilter>,
         max_receive_count: u32,
     ) -> Result<ConsumerResources, BindError> {
-        let prefix = self.settings.name_prefix.as_str();
         match mode {
             DestinationMode::Sqs => {
-                let name = naming::direct_queue(prefix, destination, fifo);
-                let queue = self.queue(&name, fifo, false).await?;
-                let dlq_name = naming::dlq(&name);
-                let dlq = self.queue(&dlq_name, fifo, false).await?;
-                self.set_queue_attributes(
-                    &queue,
-                    vec![(
-                        QueueAttributeName::RedrivePolicy,
-                        redrive(&dlq, max_receive_count),
-                    )],
-                )
-                .await?;
-                Ok(ConsumerResources {
-                    queue,
-                    dlq_name,
-                    dlq: Some(dlq),
-                    subscription_arn: None,
-                    temporary: false,
-                    fifo,
-                })
+                self.queue_consumer(destination, fifo, max_receive_count)
+                    .await
             }
             DestinationMode::Sns => {
-                let topic = naming::topic(prefix, destination, fifo);
-                let topic_arn = self.topic(&topic, fifo).await?;
-                let (name, temporary) = match group {
-                    Some(g) => (
-                        naming::group_queue(prefix, destination, g, filter.map(|f| f.index), fifo),
-                        false,
-                    ),
-                    None => {
-                        let id = uuid::Uuid::new_v4().simple().to_string();
-                        let base = naming::sanitize(destination);
-                        let keep = base.len().min(naming::MAX_QUEUE_NAME - 30 - prefix.len());
-                        (
-                            naming::fifo_name(
-                                &format!("{prefix}{}-anon-{}", &base[..keep], &id[..12]),
-                                fifo,
-                            ),
-                            true,
-                        )
-                    }
-                };
-                // A temporary queue is always created (it is ours), even without auto-create.
-                let queue = self.queue(&name, fifo, temporary).await?;
-                let (dlq_name, dlq) = if temporary {
-                    (naming::dlq(&naming::topic(prefix, destination, fifo)), None)
-                } else {
-                    let dlq_name = naming::dlq(&name);
-                    let dlq = self.queue(&dlq_name, fifo, false).await?;
-                    (dlq_name, Some(dlq))
-                };
-                let mut attrs = vec![(
-                    QueueAttributeName::Policy,
-                    Self::topic_policy(&queue, &topic_arn),
-                )];
-                if let Some(d) = &dlq {
-                    attrs.push((
-                        QueueAttributeName::RedrivePolicy,
-                        redrive(d, max_receive_count),
-                    ));
-                }
-                if temporary {
-                    let mut req = self.sqs.set_queue_attributes().queue_url(&queue.url);
-                    for (k, v) in attrs {
-                        req = req.attributes(k, v);
-                    }
-                    req.send().await.map_err(|e| {
-                        bind_error(&self.endpoint(), format!("SQS queue {name}"), e)
-                    })?;
-                } else {
-                    self.set_queue_attributes(&queue, attrs).await?;
-                }
-                let filter = filter.map(|f| f.policy());
-                let sub = if temporary {
-                    // Created regardless of auto-create: it is the anonymous consumer's own.
-                    let out = self
-                        .sns
-                        .subscribe()
-                        .topic_arn(&topic_arn)
-                        .protocol("sqs")
-                        .endpoint(&queue.arn)
-                        .return_subscription_arn(true)
-                        .set_attributes(Some(subscription_attributes(filter)))
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            bind_error(&self.endpoint(), format!("subscription of {name}"), e)
-                        })?;
-                    out.subscription_arn().map(str::to_owned)
-                } else {
-                    Some(self.subscribe(&topic_arn, &queue, filter).await?)
-                };
-                Ok(ConsumerResources {
-                    queue,
-                    dlq_name,
-                    dlq,
-                    subscription_arn: sub,
-                    temporary,
-                    fifo,
-                })
+                self.topic_consumer(destination, group, fifo, filter, max_receive_count)
+                    .await
             }
         }
+    }
+
+    /// sqs mode: the destination's queue and its DLQ, with the redrive policy.
+    async fn queue_consumer(
+        &self,
+        destination: &str,
+        fifo: bool,
+        max_receive_count: u32,
+    ) -> Result<ConsumerResources, BindError> {
+        let name = naming::direct_queue(&self.settings.name_prefix, destination, fifo);
+        let queue = self.queue(&name, fifo, false).await?;
+        let dlq_name = naming::dlq(&name);
+        let dlq = self.queue(&dlq_name, fifo, false).await?;
+        let redrive_policy = (
+            QueueAttributeName::RedrivePolicy,
+            redrive(&dlq, max_receive_count),
+        );
+        self.set_queue_attributes(&queue, vec![redrive_policy], false)
+            .await?;
+        Ok(ConsumerResources {
+            queue,
+            dlq_name,
+            dlq: Some(dlq),
+            subscription_arn: None,
+            temporary: false,
+            fifo,
+        })
+    }
+
+    /// sns mode: the topic, the group's queue with its DLQ (or, without a group, a temporary
+    /// queue, created and subscribed whatever `auto-create` says: it is the consumer's own),
+    /// the queue policy letting the topic send, and the raw-delivery subscription.
+    async fn topic_consumer(
+        &self,
+        destination: &str,
+        group: Option<&str>,
+        fifo: bool,
+        filter: Option<PartitionFilter>,
+        max_receive_count: u32,
+    ) -> Result<ConsumerResources, BindError> {
+        let prefix = self.settings.name_prefix.as_str();
+        let topic_arn = self
+            .topic(&naming::topic(prefix, destination, fifo), fifo)
+            .await?;
+        let temporary = group.is_none();
+        let name = match group {
+            Some(g) => naming::group_queue(prefix, destination, g, filter.map(|f| f.index), fifo),
+            None => anonymous_queue_name(prefix, destination, fifo),
+        };
+        let queue = self.queue(&name, fifo, temporary).await?;
+        let (dlq_name, dlq) = if temporary {
+            (naming::dlq(&naming::topic(prefix, destination, fifo)), None)
+        } else {
+            let dlq_name = naming::dlq(&name);
+            let dlq = self.queue(&dlq_name, fifo, false).await?;
+            (dlq_name, Some(dlq))
+        };
+        let policy = Self::topic_policy(&queue, &topic_arn);
+        let mut attrs = vec![(QueueAttributeName::Policy, policy)];
+        if let Some(d) = &dlq {
+            let redrive_policy = redrive(d, max_receive_count);
+            attrs.push((QueueAttributeName::RedrivePolicy, redrive_policy));
+        }
+        self.set_queue_attributes(&queue, attrs, temporary).await?;
+        let filter = filter.map(|f| f.policy());
+        let subscription_arn = match temporary {
+            true => self.subscribe_own(&topic_arn, &queue, filter).await?,
+            false => Some(self.subscribe(&topic_arn, &queue, filter).await?),
+        };
+        Ok(ConsumerResources {
+            queue,
+            dlq_name,
+            dlq,
+            subscription_arn,
+            temporary,
+            fifo,
+        })
+    }
+
+    /// Subscribes a temporary queue (the anonymous consumer's own) to `topic_arn`, whatever
+    /// `auto-create` says; returns the subscription ARN.
+    async fn subscribe_own(
+        &self,
+        topic_arn: &str,
+        queue: &Queue,
+        filter: Option<String>,
+    ) -> Result<Option<String>, BindError> {
+        let out = self
+            .sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue.arn)
+            .return_subscription_arn(true)
+            .set_attributes(Some(subscription_attributes(filter)))
+            .send()
+            .await
+            .map_err(|e| {
+                let resource = format!("subscription of {}", queue.name);
+                bind_error(&self.endpoint(), resource, e)
+            })?;
+        Ok(out.subscription_arn().map(str::to_owned))
     }
 
     /// Removes a temporary consumer's subscription and queue (best effort, logged).
@@ -527,6 +537,20 @@ fn subscription_attributes(filter: Option<String>) -> std::collections::HashMap<
         attrs.insert("FilterPolicy".to_owned(), f);
     }
     attrs
+}
+
+/// The name of an anonymous consumer's temporary queue: `<prefix><destination>-anon-<id>`,
+/// the destination cut so that the name fits.
+fn anonymous_queue_name(prefix: &str, destination: &str, fifo: bool) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let base = naming::sanitize(destination);
+    let keep = base
+        .len()
+        .min(naming::MAX_QUEUE_NAME.saturating_sub(30 + prefix.len()));
+    naming::fifo_name(
+        &format!("{prefix}{}-anon-{}", &base[..keep], &id[..12]),
+        fifo,
+    )
 }
 
 fn redrive(dlq: &Queue, max_receive_count: u32) -> String {

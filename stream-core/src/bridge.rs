@@ -299,25 +299,7 @@ impl StreamBridge {
             .binders
             .get(&effective.binder)
             .ok_or_else(|| BridgeError::UnknownBinder(effective.binder.clone()))?;
-        let output = bind_output_sender(target.as_ref(), &effective)
-            .await
-            .map_err(|e| match e {
-                OutputBindError::Expression {
-                    destination,
-                    source,
-                } => BridgeError::Send {
-                    destination,
-                    error: source.to_string(),
-                    retry: Retry::No,
-                },
-                OutputBindError::Bind {
-                    destination,
-                    source,
-                } => BridgeError::Bind {
-                    destination,
-                    source,
-                },
-            })?;
+        let output = bind_output_sender(target.as_ref(), &effective).await?;
         *self.last() = Some((
             binder.map(str::to_owned),
             name.to_owned(),
@@ -325,11 +307,7 @@ impl StreamBridge {
         ));
         if let Some((_, evicted)) = cache.push(key, Arc::clone(&output)) {
             if !Arc::ptr_eq(&evicted, &output) {
-                tracing::debug!(destination = %evicted.destination, "StreamBridge cache full; closing least recently used producer");
-                tokio::spawn(async move {
-                    let _ = evicted.flush().await;
-                    evicted.close().await;
-                });
+                close_evicted(evicted);
             }
         }
         Ok(output)
@@ -363,6 +341,38 @@ impl StreamBridge {
                 tracing::warn!(destination = %o.destination, error = %e, "flush failed at shutdown");
             }
             o.close().await;
+        }
+    }
+}
+
+/// Closes a producer the cache let go (least recently used), after flushing what it holds.
+fn close_evicted(evicted: SharedOutput) {
+    tracing::debug!(destination = %evicted.destination, "StreamBridge cache full; closing least recently used producer");
+    tokio::spawn(async move {
+        let _ = evicted.flush().await;
+        evicted.close().await;
+    });
+}
+
+impl From<OutputBindError> for BridgeError {
+    /// A destination expression that does not parse is a send that will never succeed.
+    fn from(e: OutputBindError) -> Self {
+        match e {
+            OutputBindError::Expression {
+                destination,
+                source,
+            } => BridgeError::Send {
+                destination,
+                error: source.to_string(),
+                retry: Retry::No,
+            },
+            OutputBindError::Bind {
+                destination,
+                source,
+            } => BridgeError::Bind {
+                destination,
+                source,
+            },
         }
     }
 }

@@ -316,80 +316,80 @@ fn render<T: serde::Serialize>(
     }
 }
 
+/// Loads `file` with `profiles`, prints its warnings and runs `then` on it; a configuration
+/// that does not load is reported instead.
+fn with_config(
+    file: PathBuf,
+    profiles: Vec<String>,
+    then: impl FnOnce(&LoadedConfig, &Plan) -> ExitCode,
+) -> ExitCode {
+    match load(file, profiles) {
+        Ok((loaded, plan)) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            then(&loaded, &plan)
+        }
+        Err(errors) => report_errors(&errors),
+    }
+}
+
+/// Emits `text`, or says that `what` could not be rendered.
+fn rendered<E: std::fmt::Display>(text: Result<String, E>, what: &str) -> ExitCode {
+    match text {
+        Ok(t) => emit(&t),
+        Err(e) => {
+            eprintln!("cannot render {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage(&e),
     };
     match cli.command {
-        Command::Validate { file, profiles } => match load(file, profiles) {
-            Ok((loaded, plan)) => {
-                for w in &loaded.warnings {
-                    eprintln!("warning: {w}");
+        Command::Validate { file, profiles } => with_config(file, profiles, |loaded, plan| {
+            let profiles = &loaded.config.active_profiles;
+            emit(&format!(
+                "valid: {} binding(s), {} binder(s){}\n",
+                plan.bindings.len(),
+                plan.binders.len(),
+                match profiles.is_empty() {
+                    true => String::new(),
+                    false => format!(", profiles {}", profiles.join(",")),
                 }
-                emit(&format!(
-                    "valid: {} binding(s), {} binder(s){}\n",
-                    plan.bindings.len(),
-                    plan.binders.len(),
-                    if loaded.config.active_profiles.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", profiles {}", loaded.config.active_profiles.join(","))
-                    }
-                ))
-            }
-            Err(errors) => report_errors(&errors),
-        },
+            ))
+        }),
         Command::Plan {
             file,
             profiles,
             format,
-        } => match load(file, profiles) {
-            Ok((loaded, plan)) => {
-                for w in &loaded.warnings {
-                    eprintln!("warning: {w}");
-                }
-                match format {
-                    Format::Text => emit(&plan.to_string()),
-                    Format::Mermaid => emit(&plan.mermaid()),
-                    Format::Dot => emit(&plan.dot()),
-                    Format::Json => match serde_json::to_string_pretty(&plan) {
-                        Ok(s) => emit(&format!("{s}\n")),
-                        Err(e) => {
-                            eprintln!("cannot render the plan as JSON: {e}");
-                            ExitCode::FAILURE
-                        }
-                    },
-                }
-            }
-            Err(errors) => report_errors(&errors),
-        },
+        } => with_config(file, profiles, |_, plan| match format {
+            Format::Text => emit(&plan.to_string()),
+            Format::Mermaid => emit(&plan.mermaid()),
+            Format::Dot => emit(&plan.dot()),
+            Format::Json => rendered(
+                serde_json::to_string_pretty(plan).map(|s| s + "\n"),
+                "the plan as JSON",
+            ),
+        }),
         Command::Asyncapi {
             file,
             profiles,
             format,
-        } => match load(file.clone(), profiles) {
-            Ok((loaded, plan)) => {
-                for w in &loaded.warnings {
-                    eprintln!("warning: {w}");
-                }
-                let doc = asyncapi(&file, &loaded, &plan);
-                let text = match format {
-                    DocFormat::Yaml => serde_saphyr::to_string(&doc).map_err(|e| e.to_string()),
-                    DocFormat::Json => serde_json::to_string_pretty(&doc)
-                        .map(|s| s + "\n")
-                        .map_err(|e| e.to_string()),
-                };
-                match text {
-                    Ok(t) => emit(&t),
-                    Err(e) => {
-                        eprintln!("cannot render the AsyncAPI document: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
-            Err(errors) => report_errors(&errors),
-        },
+        } => with_config(file.clone(), profiles, |loaded, plan| {
+            let doc = asyncapi(&file, loaded, plan);
+            let text = match format {
+                DocFormat::Yaml => serde_saphyr::to_string(&doc).map_err(|e| e.to_string()),
+                DocFormat::Json => serde_json::to_string_pretty(&doc)
+                    .map(|s| s + "\n")
+                    .map_err(|e| e.to_string()),
+            };
+            rendered(text, "the AsyncAPI document")
+        }),
         Command::Dlq { action } => match action {
             DlqAction::List { target } => dlq(target, DlqWork::List),
             DlqAction::Peek { target, count } => dlq(target, DlqWork::Peek(count)),

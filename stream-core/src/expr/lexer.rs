@@ -96,125 +96,24 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, SyntaxError> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    let at = |j: usize| chars.get(j).copied();
-    while i < chars.len() {
-        let c = chars[i];
-        let col = i + 1;
+    while let Some(&c) = chars.get(i) {
         if c.is_whitespace() {
             i += 1;
             continue;
         }
         let (tok, len) = if is_ident_start(c) {
-            let mut j = i + 1;
-            while at(j).is_some_and(is_ident_char) {
-                j += 1;
-            }
-            (Tok::Ident(chars[i..j].iter().collect()), j - i)
+            let end = (i + 1..chars.len())
+                .find(|&j| !is_ident_char(chars[j]))
+                .unwrap_or(chars.len());
+            (Tok::Ident(chars[i..end].iter().collect()), end - i)
         } else if c.is_ascii_digit() {
             lex_number(&chars, i)?
         } else if c == '\'' || c == '"' {
-            let mut s = String::new();
-            let mut j = i + 1;
-            loop {
-                match at(j) {
-                    None => {
-                        return Err((
-                            col,
-                            format!("unterminated string literal (missing closing {c})"),
-                        ))
-                    }
-                    Some(q) if q == c => {
-                        if at(j + 1) == Some(c) {
-                            s.push(c);
-                            j += 2;
-                        } else {
-                            j += 1;
-                            break;
-                        }
-                    }
-                    Some(other) => {
-                        s.push(other);
-                        j += 1;
-                    }
-                }
-            }
-            (Tok::Str(s), j - i)
+            lex_string(&chars, i)?
         } else {
-            let next = at(i + 1);
-            match c {
-                '.' => match (next, at(i + 2)) {
-                    (Some('?' | '!' | '^' | '$'), Some('[')) => {
-                        return Err((
-                            col,
-                            "collection selection and projection ('.?[', '.![', '.^[', '.$[') \
-                             are not supported"
-                                .to_owned(),
-                        ))
-                    }
-                    _ => (Tok::Dot, 1),
-                },
-                '[' => (Tok::LBracket, 1),
-                ']' => (Tok::RBracket, 1),
-                '(' => (Tok::LParen, 1),
-                ')' => (Tok::RParen, 1),
-                '+' => (Tok::Plus, 1),
-                '-' => (Tok::Minus, 1),
-                '*' => (Tok::Star, 1),
-                '/' => (Tok::Slash, 1),
-                '%' => (Tok::Percent, 1),
-                '=' if next == Some('=') => (Tok::EqEq, 2),
-                '=' => {
-                    return Err((
-                        col,
-                        "assignment ('=') is not supported; use '==' to compare".to_owned(),
-                    ))
-                }
-                '!' if next == Some('=') => (Tok::Ne, 2),
-                '!' => (Tok::Bang, 1),
-                '<' if next == Some('=') => (Tok::Le, 2),
-                '<' => (Tok::Lt, 1),
-                '>' if next == Some('=') => (Tok::Ge, 2),
-                '>' => (Tok::Gt, 1),
-                '&' if next == Some('&') => (Tok::AndAnd, 2),
-                '&' => {
-                    return Err((
-                        col,
-                        "factory bean references ('&name') are not supported".to_owned(),
-                    ))
-                }
-                '|' if next == Some('|') => (Tok::OrOr, 2),
-                '?' if next == Some('.') => {
-                    return Err((col, "safe navigation ('?.') is not supported".to_owned()))
-                }
-                '?' if next == Some(':') => {
-                    return Err((col, "the Elvis operator ('?:') is not supported".to_owned()))
-                }
-                '?' => (Tok::Question, 1),
-                ':' => (Tok::Colon, 1),
-                ',' => (Tok::Comma, 1),
-                '@' => {
-                    return Err((
-                        col,
-                        "bean references ('@name') are not supported".to_owned(),
-                    ))
-                }
-                '#' => {
-                    return Err((
-                        col,
-                        "variables and functions ('#name') are not supported".to_owned(),
-                    ))
-                }
-                '{' | '}' => {
-                    return Err((
-                        col,
-                        "inline lists and maps ('{...}') are not supported".to_owned(),
-                    ))
-                }
-                '^' => return Err((col, "the power operator ('^') is not supported".to_owned())),
-                _ => return Err((col, format!("unexpected character {c:?}"))),
-            }
+            lex_symbol(&chars, i)?
         };
-        out.push(Token { tok, col });
+        out.push(Token { tok, col: i + 1 });
         i += len;
     }
     out.push(Token {
@@ -222,6 +121,82 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, SyntaxError> {
         col: chars.len() + 1,
     });
     Ok(out)
+}
+
+/// Lexes a string literal quoted by `chars[start]` (`'` or `"`; the quote doubled stands for
+/// itself); returns the token and its length.
+fn lex_string(chars: &[char], start: usize) -> Result<(Tok, usize), SyntaxError> {
+    let quote = chars[start];
+    let mut s = String::new();
+    let mut j = start + 1;
+    loop {
+        match chars.get(j).copied() {
+            None => {
+                let message = format!("unterminated string literal (missing closing {quote})");
+                return Err((start + 1, message));
+            }
+            Some(q) if q == quote && chars.get(j + 1) == Some(&quote) => {
+                s.push(quote);
+                j += 2;
+            }
+            Some(q) if q == quote => return Ok((Tok::Str(s), j + 1 - start)),
+            Some(other) => {
+                s.push(other);
+                j += 1;
+            }
+        }
+    }
+}
+
+/// Lexes an operator or punctuation at `i`; SpEL syntax this subset lacks is an error that
+/// names it.
+fn lex_symbol(chars: &[char], i: usize) -> Result<(Tok, usize), SyntaxError> {
+    let at = |j: usize| chars.get(j).copied();
+    let (c, next) = (chars[i], at(i + 1));
+    let unsupported = |what: &str| Err((i + 1, format!("{what} not supported")));
+    Ok(match c {
+        '.' => match (next, at(i + 2)) {
+            (Some('?' | '!' | '^' | '$'), Some('[')) => {
+                return unsupported(
+                    "collection selection and projection ('.?[', '.![', '.^[', '.$[') are",
+                )
+            }
+            _ => (Tok::Dot, 1),
+        },
+        '[' => (Tok::LBracket, 1),
+        ']' => (Tok::RBracket, 1),
+        '(' => (Tok::LParen, 1),
+        ')' => (Tok::RParen, 1),
+        '+' => (Tok::Plus, 1),
+        '-' => (Tok::Minus, 1),
+        '*' => (Tok::Star, 1),
+        '/' => (Tok::Slash, 1),
+        '%' => (Tok::Percent, 1),
+        '=' if next == Some('=') => (Tok::EqEq, 2),
+        '=' => {
+            let message = "assignment ('=') is not supported; use '==' to compare";
+            return Err((i + 1, message.to_owned()));
+        }
+        '!' if next == Some('=') => (Tok::Ne, 2),
+        '!' => (Tok::Bang, 1),
+        '<' if next == Some('=') => (Tok::Le, 2),
+        '<' => (Tok::Lt, 1),
+        '>' if next == Some('=') => (Tok::Ge, 2),
+        '>' => (Tok::Gt, 1),
+        '&' if next == Some('&') => (Tok::AndAnd, 2),
+        '&' => return unsupported("factory bean references ('&name') are"),
+        '|' if next == Some('|') => (Tok::OrOr, 2),
+        '?' if next == Some('.') => return unsupported("safe navigation ('?.') is"),
+        '?' if next == Some(':') => return unsupported("the Elvis operator ('?:') is"),
+        '?' => (Tok::Question, 1),
+        ':' => (Tok::Colon, 1),
+        ',' => (Tok::Comma, 1),
+        '@' => return unsupported("bean references ('@name') are"),
+        '#' => return unsupported("variables and functions ('#name') are"),
+        '{' | '}' => return unsupported("inline lists and maps ('{...}') are"),
+        '^' => return unsupported("the power operator ('^') is"),
+        _ => return Err((i + 1, format!("unexpected character {c:?}"))),
+    })
 }
 
 /// Lexes `123`, `1.5`, `2e10`, `1.5E-3` starting at `start`; returns the token and its length.

@@ -48,6 +48,31 @@ pub(crate) struct InputProcessor {
 
 impl InputProcessor {
     /// Handles `delivery`, or acks it unhandled when the inbox has seen its key.
+    /// Handles `delivery` on the consuming task (one lane needs no worker); `false` when
+    /// shutdown started meanwhile: the delivery then gets until the drain `deadline` to
+    /// finish and, abandoned, is redelivered by the broker.
+    async fn process_here(
+        &self,
+        destination: &str,
+        delivery: Box<dyn Delivery>,
+        deadline: &watch::Receiver<Option<tokio::time::Instant>>,
+        cancelled: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    ) -> bool {
+        let processing = self.process(destination, delivery);
+        tokio::pin!(processing);
+        tokio::select! {
+            biased;
+            _ = &mut processing => true,
+            _ = cancelled => {
+                let deadline = drain_deadline(deadline);
+                if tokio::time::timeout_at(deadline, processing).await.is_err() {
+                    tracing::warn!("shutdown deadline reached; abandoning the in-flight delivery (it will be redelivered)");
+                }
+                false
+            }
+        }
+    }
+
     async fn process(&self, destination: &str, delivery: Box<dyn Delivery>) {
         let Some(inbox) = &self.inbox else {
             return self.handle(destination, delivery, None).await;
@@ -642,20 +667,15 @@ impl InputRun {
                             }
                         }
                         None => {
-                            let processing = self.processor.process(&self.destination, delivery);
-                            tokio::pin!(processing);
-                            tokio::select! {
-                                biased;
-                                _ = &mut processing => {}
-                                _ = &mut cancelled => {
-                                    // Shutdown mid-delivery: finish it within the drain
-                                    // deadline; abandoned, it is redelivered by the broker.
-                                    let deadline = drain_deadline(&self.deadline);
-                                    if tokio::time::timeout_at(deadline, processing).await.is_err() {
-                                        tracing::warn!("shutdown deadline reached; abandoning the in-flight delivery (it will be redelivered)");
-                                    }
-                                    break 'bound Exit::Shutdown;
-                                }
+                            let (to, deadline) = (&self.destination, &self.deadline);
+                            let done = self.processor.process_here(
+                                to,
+                                delivery,
+                                deadline,
+                                cancelled.as_mut(),
+                            );
+                            if !done.await {
+                                break 'bound Exit::Shutdown;
                             }
                         }
                     },
