@@ -336,27 +336,7 @@ impl Clients {
                 source: "subscription does not exist and auto-create is off".into(),
             });
         }
-        let mut req = self
-            .sns
-            .subscribe()
-            .topic_arn(topic_arn)
-            .protocol("sqs")
-            .endpoint(&queue.arn)
-            .return_subscription_arn(true)
-            .attributes("RawMessageDelivery", "true");
-        if let Some(f) = filter {
-            req = req.attributes("FilterPolicy", f);
-        }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| bind_error(&self.endpoint(), resource(), e))?;
-        out.subscription_arn()
-            .map(str::to_owned)
-            .ok_or_else(|| BindError::Provision {
-                resource: resource(),
-                source: "Subscribe returned no ARN".into(),
-            })
+        self.subscribe_own(topic_arn, queue, filter).await
     }
 
     /// The policy that lets `topic_arn` deliver to `queue`.
@@ -462,10 +442,10 @@ impl Clients {
         }
         self.set_queue_attributes(&queue, attrs, temporary).await?;
         let filter = filter.map(|f| f.policy());
-        let subscription_arn = match temporary {
+        let subscription_arn = Some(match temporary {
             true => self.subscribe_own(&topic_arn, &queue, filter).await?,
-            false => Some(self.subscribe(&topic_arn, &queue, filter).await?),
-        };
+            false => self.subscribe(&topic_arn, &queue, filter).await?,
+        });
         Ok(ConsumerResources {
             queue,
             dlq_name,
@@ -476,14 +456,16 @@ impl Clients {
         })
     }
 
-    /// Subscribes a temporary queue (the anonymous consumer's own) to `topic_arn`, whatever
-    /// `auto-create` says; returns the subscription ARN.
+    /// Subscribes `queue` to `topic_arn` with raw message delivery (and `filter`), whatever
+    /// `auto-create` says (a temporary queue's subscription is its own); returns the
+    /// subscription ARN.
     async fn subscribe_own(
         &self,
         topic_arn: &str,
         queue: &Queue,
         filter: Option<String>,
-    ) -> Result<Option<String>, BindError> {
+    ) -> Result<String, BindError> {
+        let resource = || format!("subscription of {} to {topic_arn}", queue.name);
         let out = self
             .sns
             .subscribe()
@@ -494,11 +476,13 @@ impl Clients {
             .set_attributes(Some(subscription_attributes(filter)))
             .send()
             .await
-            .map_err(|e| {
-                let resource = format!("subscription of {}", queue.name);
-                bind_error(&self.endpoint(), resource, e)
-            })?;
-        Ok(out.subscription_arn().map(str::to_owned))
+            .map_err(|e| bind_error(&self.endpoint(), resource(), e))?;
+        out.subscription_arn()
+            .map(str::to_owned)
+            .ok_or_else(|| BindError::Provision {
+                resource: resource(),
+                source: "Subscribe returned no ARN".into(),
+            })
     }
 
     /// Removes a temporary consumer's subscription and queue (best effort, logged).
