@@ -84,6 +84,7 @@ impl BinderFactory for Unreachable {
             anonymous_sees_only_new: true,
             in_process: false,
             replay: false,
+            rebalance_redelivers_in_hand: false,
             delayed_redelivery: false,
         }
     }

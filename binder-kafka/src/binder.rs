@@ -51,6 +51,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: false,
         replay: true,
+        rebalance_redelivers_in_hand: true,
         delayed_redelivery: true,
     }
 }

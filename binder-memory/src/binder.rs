@@ -49,6 +49,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: true,
         replay: true,
+        rebalance_redelivers_in_hand: false,
         delayed_redelivery: true,
     }
 }

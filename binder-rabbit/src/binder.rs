@@ -47,6 +47,7 @@ pub fn capabilities() -> Capabilities {
         anonymous_sees_only_new: true,
         in_process: false,
         replay: false,
+        rebalance_redelivers_in_hand: false,
         delayed_redelivery: true,
     }
 }

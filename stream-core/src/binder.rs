@@ -55,6 +55,11 @@ pub struct Capabilities {
     /// binder keeps `retention` messages per destination; RabbitMQ's classic and quorum queues
     /// and SQS deliver each message once and keep no history.
     pub replay: bool,
+    /// Whether a rebalance (a member joining or leaving a group) hands records a member already
+    /// had in hand, and had not committed, to their next owner as well: duplicates under
+    /// at-least-once that the application's idempotency must absorb (Kafka consumer groups,
+    /// whose binder fetches ahead of the handler). Nothing is lost either way.
+    pub rebalance_redelivers_in_hand: bool,
 }
 
 /// The scope within which a broker preserves message order.

@@ -46,6 +46,7 @@ macro_rules! conformance_suite {
             stream_bridge_cache_is_bounded,
             fan_out_to_three_groups,
             competing_consumers_share_work,
+            member_joining_mid_stream_duplicates_nothing,
             anonymous_consumer_sees_only_new_messages,
             one_mib_payload,
             per_key_order_with_concurrency_8,
