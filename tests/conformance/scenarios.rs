@@ -561,6 +561,22 @@ fn recording(
     }
 }
 
+/// A consumer handler that takes `pause` over each `u32`, then records it.
+fn recording_after(
+    seen: &Seen<u32>,
+    pause: Duration,
+) -> impl Fn(u32) -> futures::future::BoxFuture<'static, Result<(), HandlerError>> + Send + Sync {
+    let s = seen.clone();
+    move |v: u32| {
+        let s = s.clone();
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            s.push(v);
+            Ok(())
+        })
+    }
+}
+
 fn numbers(range: std::ops::Range<u32>) -> Vec<cloud_stream::RawMessage> {
     range.map(|i| json(json!(i))).collect()
 }
@@ -814,20 +830,8 @@ pub async fn competing_consumers_share_work(t: &dyn Target) {
     let mut seen = Vec::new();
     for _ in 0..2 {
         let s: Seen<u32> = Seen::new();
-        let r = s.clone();
-        apps.push(
-            start_app(t, &yaml, move |b| {
-                b.consumer("work", move |v: u32| {
-                    let r = r.clone();
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        r.push(v);
-                        Ok(())
-                    }
-                })
-            })
-            .await,
-        );
+        let work = recording_after(&s, Duration::from_millis(10));
+        apps.push(start_app(t, &yaml, move |b| b.consumer("work", work)).await);
         seen.push(s);
     }
     Probe::new(t).await.send(&input, numbers(0..40)).await;
@@ -857,22 +861,14 @@ pub async fn member_joining_mid_stream_duplicates_nothing(t: &dyn Target) {
     let input = unique("in");
     let yaml = consumer_yaml("work", &input, Some("g"), "");
     let seen: Seen<u32> = Seen::new();
-    let member = |s: Seen<u32>| {
-        move |b: cloud_stream::StreamAppBuilder| {
-            b.consumer("work", move |v: u32| {
-                let s = s.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                    s.push(v);
-                    Ok(())
-                }
-            })
-        }
+    let member = |s: &Seen<u32>| {
+        let work = recording_after(s, Duration::from_millis(25));
+        move |b: cloud_stream::StreamAppBuilder| b.consumer("work", work)
     };
-    let first = start_app(t, &yaml, member(seen.clone())).await;
+    let first = start_app(t, &yaml, member(&seen)).await;
     Probe::new(t).await.send(&input, numbers(0..60)).await;
     assert!(eventually(WAIT, || seen.len() >= 5).await);
-    let second = start_app(t, &yaml, member(seen.clone())).await;
+    let second = start_app(t, &yaml, member(&seen)).await;
     assert!(eventually(WAIT, || distinct(&seen.all()) >= 60).await);
     tokio::time::sleep(QUIET).await;
     assert_once_unless_rebalance_redelivers(t, seen.all(), 60, "member joining");
@@ -1097,17 +1093,8 @@ pub async fn graceful_drain_loses_and_duplicates_nothing(t: &dyn Target) {
     let yaml = consumer_yaml("slow", &input, Some("g"), ", consumer: { concurrency: 2 }");
     let done: Seen<u32> = Seen::new();
     let slow = |d: &Seen<u32>| {
-        let d = d.clone();
-        move |b: cloud_stream::StreamAppBuilder| {
-            b.consumer("slow", move |v: u32| {
-                let d = d.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    d.push(v);
-                    Ok(())
-                }
-            })
-        }
+        let work = recording_after(d, Duration::from_millis(200));
+        move |b: cloud_stream::StreamAppBuilder| b.consumer("slow", work)
     };
     let first = start_app(t, &yaml, slow(&done)).await;
     Probe::new(t).await.send(&input, numbers(0..20)).await;
