@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use stream_core::binder::{
-    Backlog, BatchLimits, BatchSettings, BindError, Binder, BinderEnvironment, BinderFactory,
-    Capabilities, ConsumeError, ConsumerSpec, DeadLetter, DeadLetterSource, Delivery, Health,
-    OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route, SendError, ServerAddress,
-    SettleError, StartOffset, Subscription,
+    read_settings, Backlog, BatchLimits, BatchSettings, BindError, Binder, BinderEnvironment,
+    BinderFactory, Capabilities, ConsumeError, ConsumerSpec, DeadLetter, DeadLetterSource,
+    Delivery, Health, OrderingScope, Producer, ProducerSpec, ProvisionPlan, Route, SendError,
+    ServerAddress, SettleError, StartOffset, Subscription,
 };
 use stream_core::config::{Schema, SchemaNode};
 use stream_core::message::{header, Message, RawMessage};
@@ -786,26 +786,14 @@ impl MemoryBinderFactory {
     }
 }
 
-/// Reads the environment (validated again here for environments built in code).
+/// Reads binder `name`'s own environment (checked again for environments built in code).
 fn parse_environment(
     name: &str,
-    environment: &serde_json::Value,
+    environment: &BinderEnvironment,
 ) -> Result<MemoryBrokerConfig, BindError> {
+    let checked = environment.own_checked(&environment_schema(), name)?;
     let at = format!("spring.cloud.stream.binders.{name}.environment");
-    let checked = environment_schema().check(environment, &at).map_err(|e| {
-        let first = e.issues.into_iter().next().unwrap_or_default();
-        BindError::Config {
-            key: first.path,
-            message: first.message,
-        }
-    })?;
-    let env: MemoryEnvironment = match checked {
-        serde_json::Value::Null => MemoryEnvironment::default(),
-        v => serde_json::from_value(v).map_err(|e| BindError::Config {
-            key: at,
-            message: e.to_string(),
-        })?,
-    };
+    let env: MemoryEnvironment = read_settings(checked, at)?;
     Ok(MemoryBrokerConfig {
         capacity: env.capacity,
         recording: env.recording,
@@ -836,7 +824,7 @@ impl BinderFactory for MemoryBinderFactory {
         name: &str,
         environment: &BinderEnvironment,
     ) -> Result<Arc<dyn Binder>, BindError> {
-        let config = parse_environment(name, &environment.own)?;
+        let config = parse_environment(name, environment)?;
         let broker = match &self.fixed {
             Some(b) => b.clone(),
             None => self
