@@ -189,9 +189,8 @@ fn split_top(e: &str, seps: [char; 2]) -> Vec<&str> {
 }
 
 /// The largest source read (a file or inline text). Real configurations are a few KiB; the
-/// bound keeps `/dev/zero` or a 50 MB file from being read into memory, and bounds what the
-/// YAML parser holds: it keeps every event of a document (some 300 bytes each), so a
-/// megabyte of `- - - ...` already takes about 150 MB.
+/// bound keeps `/dev/zero` or a 50 MB file from being read into memory, and, with the
+/// parser's budget (`config/yaml.rs`), bounds the tree a source can grow into.
 pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 
 /// Reads a file as text, at most [`MAX_SOURCE_BYTES`]; a missing, unreadable, oversized or
