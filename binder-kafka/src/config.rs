@@ -1,7 +1,7 @@
 //! Binder configuration, declared once as typed settings structs: [`KafkaBinderProps`]
 //! (`spring.cloud.stream.kafka.binder.*`), [`KafkaConsumerProps`] and [`KafkaProducerProps`]
 //! (`spring.cloud.stream.kafka.{default,bindings.<b>}.{consumer,producer}.*`) and
-//! [`KafkaEnvironment`] (a binder's `environment`). The schemas the loader validates with
+//! [`SpringKafka`] (Spring Boot's key in a binder's `environment`). The schemas the loader validates with
 //! (unknown keys with a did-you-mean, values coerced) are derived from them; [`KafkaBinderConfig`]
 //! is the effective binder configuration read from them.
 
@@ -12,8 +12,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use smart_default::SmartDefault;
-use stream_core::binder::{read_settings, BindError, BinderEnvironment};
-use stream_core::config::{deep_merge, get_path, redact_value, Schema, SchemaNode};
+use stream_core::binder::{read_at, read_settings, BindError, BinderEnvironment};
+use stream_core::config::{deep_merge, flatten, get_path, redact_value, scalar_text};
+use stream_core::config::{Schema, SchemaNode};
 
 /// Default bootstrap servers (Spring's `localhost` with `default-broker-port` 9092).
 pub const DEFAULT_BROKERS: &str = "localhost:9092";
@@ -29,9 +30,20 @@ pub fn schema() -> Schema {
     )
 }
 
-/// The schema of a kafka binder's `environment` (`binders.<name>.environment`).
+/// The schema of a kafka binder's `environment` (`binders.<name>.environment`): the binder keys
+/// at the top level (they win), `spring.cloud.stream.kafka.binder.*`,
+/// `spring.cloud.stream.kafka.default.{consumer,producer}` (binding defaults for this binder)
+/// and `spring.kafka.bootstrap-servers` (an alias of `brokers`).
 pub fn environment_schema() -> Schema {
-    Schema::new(SchemaNode::of::<KafkaEnvironment>())
+    let defaults = SchemaNode::object([
+        ("consumer", SchemaNode::of::<KafkaConsumerProps>()),
+        ("producer", SchemaNode::of::<KafkaProducerProps>()),
+    ]);
+    let node = SchemaNode::of::<KafkaBinderProps>()
+        .with(&BINDER_PATH, SchemaNode::of::<KafkaBinderProps>())
+        .with(&DEFAULT_PATH, defaults)
+        .with(&BOOT_PATH, SchemaNode::of::<SpringKafka>());
+    Schema::new(node)
 }
 
 /// `spring.cloud.stream.kafka.binder.*` (also the top level of a binder's `environment`).
@@ -196,67 +208,7 @@ stream_core::unused_keys! {
     }
 }
 
-/// What a kafka binder's `environment` accepts: the binder keys at the top level (they win),
-/// `spring.cloud.stream.kafka.binder.*`, `spring.cloud.stream.kafka.default.{consumer,producer}`
-/// (binding defaults for this binder) and `spring.kafka.bootstrap-servers` (an alias of
-/// `brokers`).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct KafkaEnvironment {
-    /// The binder keys.
-    #[serde(flatten)]
-    pub binder: KafkaBinderProps,
-    /// `spring.*`.
-    pub spring: EnvSpring,
-}
-
-/// `spring.*` of a kafka binder's environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct EnvSpring {
-    /// `spring.cloud.*`.
-    pub cloud: EnvCloud,
-    /// `spring.kafka.*` (Spring Boot).
-    pub kafka: SpringKafka,
-}
-
-/// `spring.cloud.*` of a kafka binder's environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct EnvCloud {
-    /// `spring.cloud.stream.*`.
-    pub stream: EnvStream,
-}
-
-/// `spring.cloud.stream.*` of a kafka binder's environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct EnvStream {
-    /// `spring.cloud.stream.kafka.*`.
-    pub kafka: EnvKafka,
-}
-
-/// `spring.cloud.stream.kafka.*` of a kafka binder's environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct EnvKafka {
-    /// `spring.cloud.stream.kafka.binder.*` (overridden by the same keys at the top level).
-    pub binder: KafkaBinderProps,
-    /// `spring.cloud.stream.kafka.default.*`: binding defaults for this binder.
-    pub default: EnvDefaults,
-}
-
-/// `spring.cloud.stream.kafka.default.*` of a kafka binder's environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct EnvDefaults {
-    /// `consumer.*`: defaults of this binder's consumer bindings.
-    pub consumer: KafkaConsumerProps,
-    /// `producer.*`: defaults of this binder's producer bindings.
-    pub producer: KafkaProducerProps,
-}
-
-/// `spring.kafka.*` (Spring Boot) of a kafka binder's environment.
+/// `spring.kafka.*` (Spring Boot), as a kafka binder reads it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct SpringKafka {
@@ -265,42 +217,11 @@ pub struct SpringKafka {
 }
 
 /// Flattens a (dotted-keys-expanded) map back into librdkafka properties
-/// (`{security: {protocol: SSL}}` → `security.protocol=SSL`).
+/// (`{security: {protocol: SSL}}` → `security.protocol=SSL`; a list becomes `a,b`).
 pub fn flatten_properties(value: &Value) -> BTreeMap<String, String> {
-    fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            Value::Null => {}
-            Value::String(s) => {
-                out.insert(prefix.to_owned(), s.clone());
-            }
-            Value::Array(items) => {
-                let joined: Vec<String> = items
-                    .iter()
-                    .map(|v| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect();
-                out.insert(prefix.to_owned(), joined.join(","));
-            }
-            other => {
-                out.insert(prefix.to_owned(), other.to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk("", value, &mut out);
-    out
+    let props = flatten(value).into_iter();
+    let set = props.filter(|(_, v)| !v.is_null() && !v.is_object());
+    set.map(|(k, v)| (k, scalar_text(&v))).collect()
 }
 
 /// Properties shown in logs, secrets redacted.
@@ -356,6 +277,7 @@ fn config_error(key: impl Into<String>, message: impl Into<String>) -> BindError
 }
 
 const BINDER_PATH: [&str; 5] = ["spring", "cloud", "stream", "kafka", "binder"];
+const DEFAULT_PATH: [&str; 5] = ["spring", "cloud", "stream", "kafka", "default"];
 const BOOT_PATH: [&str; 2] = ["spring", "kafka"];
 
 impl KafkaBinderConfig {
@@ -367,14 +289,11 @@ impl KafkaBinderConfig {
     /// `spring.kafka.bootstrap-servers` > `localhost`. The own environment is expected as the
     /// loader leaves it (validated against [`environment_schema`], keys kebab-case).
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
-        let env_path = format!("spring.cloud.stream.binders.{name}.environment");
-        let own_value = env.own_checked(&environment_schema(), name)?;
-        let own: KafkaEnvironment = read_settings(own_value.clone(), env_path)?;
-
+        let own = env.own_checked(&environment_schema(), name)?;
         // Lowest first: inherited section, own full-path section, own short keys.
         let inherited = env.inherited_checked::<KafkaBinderProps>(&BINDER_PATH)?;
-        let own_full = get_path(&own_value, &BINDER_PATH);
-        let mut own_short = own_value.clone();
+        let own_full = get_path(&own, &BINDER_PATH);
+        let mut own_short = own.clone();
         if let Value::Object(m) = &mut own_short {
             m.remove("spring");
         }
@@ -388,20 +307,20 @@ impl KafkaBinderConfig {
         let props: KafkaBinderProps = read_settings(merged, "spring.cloud.stream.kafka.binder")?;
 
         let sets_brokers = |v: Option<&Value>| v.is_some_and(|v| v.get("brokers").is_some());
-        let own_sets = sets_brokers(own_full) || sets_brokers(Some(&own_short));
-        let brokers = if own_sets {
+        let own_boot: SpringKafka = read_at(&own, &BOOT_PATH)?;
+        let brokers = if sets_brokers(own_full) || sets_brokers(Some(&own_short)) {
             None
-        } else if own.spring.kafka.bootstrap_servers.is_some() {
-            own.spring.kafka.bootstrap_servers
+        } else if own_boot.bootstrap_servers.is_some() {
+            own_boot.bootstrap_servers
         } else if sets_brokers(Some(&inherited)) {
             None
         } else {
             let boot = env.inherited_checked::<SpringKafka>(&BOOT_PATH)?;
-            read_settings::<SpringKafka>(boot, BOOT_PATH.join("."))?.bootstrap_servers
+            read_at::<SpringKafka>(&boot, &[])?.bootstrap_servers
         };
         let mut cfg = Self::from_props(props, brokers)?;
-        cfg.default_consumer = own.spring.cloud.stream.kafka.default.consumer;
-        cfg.default_producer = own.spring.cloud.stream.kafka.default.producer;
+        cfg.default_consumer = read_at(&own, &[&DEFAULT_PATH[..], &["consumer"]].concat())?;
+        cfg.default_producer = read_at(&own, &[&DEFAULT_PATH[..], &["producer"]].concat())?;
         Ok(cfg)
     }
 

@@ -37,8 +37,8 @@ pub use binder::{
     capabilities, dlq_name, KafkaBinder, KafkaBinderFactory, BINDER_TYPE, DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use config::{
-    Compression, KafkaBinderConfig, KafkaBinderProps, KafkaConsumerProps, KafkaEnvironment,
-    KafkaProducerProps, StartOffset,
+    Compression, KafkaBinderConfig, KafkaBinderProps, KafkaConsumerProps, KafkaProducerProps,
+    StartOffset,
 };
 pub use consumer::{
     KafkaDelivery, KafkaSubscription, ORIGINAL_OFFSET, ORIGINAL_PARTITION, ORIGINAL_TIMESTAMP,

@@ -2,8 +2,9 @@
 //! (`spring.cloud.stream.sqs.binder.*`, also the top level of a binder's `environment`),
 //! [`ConsumerSettings`] and [`ProducerSettings`]
 //! (`spring.cloud.stream.sqs.{default,bindings.<b>}.{consumer,producer}.*`) and
-//! [`SqsEnvironment`] (a binder's `environment`). The schemas the loader validates with
-//! (unknown keys with a did-you-mean, values coerced, bounds) are derived from them.
+//! [`SpringCloudAws`] (Spring Cloud AWS's keys in a binder's `environment`). The schemas the
+//! loader validates with (unknown keys with a did-you-mean, values coerced, bounds) are
+//! derived from them.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use smart_default::SmartDefault;
 use stream_core::binder::{
-    read_settings, BindError, BinderEnvironment, ConsumerSpec, ProducerSpec,
+    read_at, read_settings, BindError, BinderEnvironment, ConsumerSpec, ProducerSpec,
 };
 use stream_core::config::{deep_merge, Schema, SchemaNode, Secret};
 
@@ -125,34 +126,6 @@ pub struct ProducerSettings {
     pub fifo: bool,
 }
 
-/// What an sqs binder's `environment` accepts: the binder keys at the top level and Spring
-/// Cloud AWS's `spring.cloud.aws.{region.static,endpoint,credentials.{access-key,secret-key}}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct SqsEnvironment {
-    /// The binder keys.
-    #[serde(flatten)]
-    pub binder: BinderSettings,
-    /// `spring.*`.
-    pub spring: EnvSpring,
-}
-
-/// `spring.*` of an sqs binder's environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct EnvSpring {
-    /// `spring.cloud.*`.
-    pub cloud: EnvCloud,
-}
-
-/// `spring.cloud.*` of an sqs binder's environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct EnvCloud {
-    /// `spring.cloud.aws.*` (Spring Cloud AWS).
-    pub aws: SpringCloudAws,
-}
-
 /// `spring.cloud.aws.*` (Spring Cloud AWS): fallbacks of `region`, `endpoint` and the static
 /// credentials.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -195,10 +168,15 @@ pub fn schema() -> Schema {
     )
 }
 
-/// The schema of an sqs binder's `environment` (`binders.<name>.environment`).
+/// The schema of an sqs binder's `environment` (`binders.<name>.environment`): the binder keys
+/// at the top level and Spring Cloud AWS's
+/// `spring.cloud.aws.{region.static,endpoint,credentials.{access-key,secret-key}}`.
 pub fn environment_schema() -> Schema {
-    Schema::new(SchemaNode::of::<SqsEnvironment>())
+    let aws = SchemaNode::of::<SpringCloudAws>();
+    Schema::new(SchemaNode::of::<BinderSettings>().with(&AWS_PATH, aws))
 }
+
+const AWS_PATH: [&str; 3] = ["spring", "cloud", "aws"];
 
 /// The binder keys Spring Cloud AWS's keys stand in for, as a layer to merge (the credentials
 /// only when both are set).
@@ -244,11 +222,9 @@ impl BinderSettings {
     pub fn from_environment(name: &str, env: &BinderEnvironment) -> Result<Self, BindError> {
         let own_path = format!("spring.cloud.stream.binders.{name}.environment");
         let own_value = env.own_checked(&environment_schema(), name)?;
-        let own: SqsEnvironment = read_settings(own_value.clone(), own_path.as_str())?;
-        let aws_path = ["spring", "cloud", "aws"];
-        let inherited_aws = env.inherited_checked::<SpringCloudAws>(&aws_path)?;
-        let mut merged = aws_layer(read_settings(inherited_aws, aws_path.join("."))?);
-        deep_merge(&mut merged, &aws_layer(own.spring.cloud.aws));
+        let inherited_aws = env.inherited_checked::<SpringCloudAws>(&AWS_PATH)?;
+        let mut merged = aws_layer(read_at(&inherited_aws, &[])?);
+        deep_merge(&mut merged, &aws_layer(read_at(&own_value, &AWS_PATH)?));
         let binder_path = ["spring", "cloud", "stream", "sqs", "binder"];
         let section = env.inherited_checked::<BinderSettings>(&binder_path)?;
         paired_keys(&section, &binder_path.join("."))?;

@@ -32,9 +32,7 @@ mod producer;
 pub mod provision;
 
 pub use binder::{capabilities, SqsBinder, SqsBinderFactory, BINDER_TYPE};
-pub use config::{
-    BinderSettings, ConsumerSettings, DestinationMode, ProducerSettings, SqsEnvironment,
-};
+pub use config::{BinderSettings, ConsumerSettings, DestinationMode, ProducerSettings};
 pub use consumer::{SqsDelivery, SqsSubscription};
 pub use producer::{SqsProducer, MAX_MESSAGE_BYTES};
 

@@ -158,6 +158,17 @@ pub fn read_settings<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The settings at `path` below `value` (checked already) as `T`; `T::default()` when absent.
+pub fn read_at<T: serde::de::DeserializeOwned + Default>(
+    value: &serde_json::Value,
+    path: &[&str],
+) -> Result<T, BindError> {
+    match crate::config::get_path(value, path) {
+        Some(v) if !v.is_null() => read_settings(v.clone(), path.join(".")),
+        _ => Ok(T::default()),
+    }
+}
+
 /// A binding's properties (as the loader left them) over binder-scoped `defaults` (the
 /// binding's keys win).
 fn over<T: serde::Serialize>(defaults: &T, binding: &serde_json::Value) -> serde_json::Value {

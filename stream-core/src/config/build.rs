@@ -34,17 +34,7 @@ impl Builder<'_> {
     /// Builds the typed configuration from the validated, placeholder-resolved tree.
     pub fn build(&mut self, root: &Value, active_profiles: Vec<String>) -> StreamConfig {
         let core = Schema::core();
-        let core_stream_keys: BTreeSet<String> = match core
-            .root
-            .field("spring")
-            .and_then(|n| n.field("cloud"))
-            .and_then(|n| n.field("stream"))
-        {
-            Some(super::schema::SchemaNode::Object { fields, .. }) => {
-                fields.keys().cloned().collect()
-            }
-            _ => BTreeSet::new(),
-        };
+        let core_stream = core.root.at(&["spring", "cloud", "stream"]);
         let stream_tree = get_path(root, &["spring", "cloud", "stream"])
             .and_then(Value::as_object)
             .cloned()
@@ -52,7 +42,7 @@ impl Builder<'_> {
         let mut stream = Map::new();
         let mut binder_sections = BTreeMap::new();
         for (k, v) in stream_tree {
-            if core_stream_keys.contains(&k) {
+            if core_stream.and_then(|n| n.field(&k)).is_some() {
                 stream.insert(k, v);
             } else {
                 binder_sections.insert(k, cascade_binder_section(v));
@@ -134,10 +124,8 @@ impl Builder<'_> {
             .as_ref()
             .filter(|d| !s.binders.contains_key(*d))
         {
-            let suggestion = suggest(d, s.binders.keys().map(String::as_str));
             let path = format!("{STREAM_PATH}.default-binder");
-            self.issues
-                .push(unknown_binder(path, d, suggestion, s.binders.keys()));
+            self.issues.push(unknown_binder(path, d, s));
         }
     }
 
@@ -168,23 +156,14 @@ impl Builder<'_> {
         if let Some(message) = unsupported_feature("", Some(t)) {
             return ConfigIssue::new(path, format!("binder type `{t}`: {message}"));
         }
-        let mut candidates: BTreeSet<&str> = KNOWN_BINDER_TYPES.iter().copied().collect();
-        candidates.extend(self.registered.into_iter().flatten().map(String::as_str));
-        let suggestion = suggest(t, candidates.iter().copied());
-        let hint = match &suggestion {
-            Some(_) => did_you_mean(suggestion.as_deref()),
-            None => format!(
-                " (known types: {})",
-                candidates.into_iter().collect::<Vec<_>>().join(", ")
-            ),
-        };
-        let message = format!("unknown binder type `{t}`{hint}");
-        ConfigIssue {
+        let mut known: BTreeSet<&str> = KNOWN_BINDER_TYPES.iter().copied().collect();
+        known.extend(self.registered.into_iter().flatten().map(String::as_str));
+        unknown(
             path,
-            message,
-            suggestion,
-            ..Default::default()
-        }
+            ("binder type", "known types"),
+            t,
+            known.iter().copied(),
+        )
     }
 
     /// Every binder a binding names exists; with several binders and no default, every
@@ -197,17 +176,15 @@ impl Builder<'_> {
         let all = named.chain(std::iter::once(("default".to_owned(), &s.default.binder)));
         for (at, binder) in all {
             if let Some(b) = binder.as_ref().filter(|b| !s.binders.contains_key(*b)) {
-                let suggestion = suggest(b, s.binders.keys().map(String::as_str));
                 let path = format!("{STREAM_PATH}.{at}.binder");
-                self.issues
-                    .push(unknown_binder(path, b, suggestion, s.binders.keys()));
+                self.issues.push(unknown_binder(path, b, s));
             }
         }
         let candidates = s.binders.values().filter(|b| b.default_candidate).count();
         if s.binders.len() < 2 || s.default_binder.is_some() || candidates == 1 {
             return;
         }
-        let names = name_list(s.binders.keys());
+        let names = name_list(s.binders.keys().map(String::as_str));
         // Only the configured bindings: the others may not exist (a supplier has no `-in-0`);
         // the application checks the bindings it really binds when it picks their binder.
         for n in s.bindings.keys() {
@@ -230,14 +207,14 @@ impl Builder<'_> {
         let s = &config.stream;
         for (n, b) in &s.bindings {
             let p = &b.producer;
-            let key = if p.partition_key_expression.is_some() {
-                Some("partition-key-expression")
-            } else if p.partition_selector_expression.is_some() {
-                Some("partition-selector-expression")
-            } else {
-                None
-            };
-            if let Some(key) = key {
+            let key = [
+                ("partition-key-expression", &p.partition_key_expression),
+                (
+                    "partition-selector-expression",
+                    &p.partition_selector_expression,
+                ),
+            ];
+            if let Some((key, _)) = key.iter().find(|(_, e)| e.is_some()) {
                 if p.partition_count < 2 {
                     // Spring accepts this (its Kafka binder then uses the topic's partition
                     // count); here every message goes to partition 0, which deserves a word.
@@ -248,17 +225,11 @@ impl Builder<'_> {
                 }
             }
             let c = &b.consumer;
+            // A binding's own instance settings (>= 0) win over the application's.
+            let own_or = |own: i32, app: u32| u32::try_from(own).unwrap_or(app);
             if c.partitioned {
-                let count = if c.instance_count >= 0 {
-                    i64::from(c.instance_count)
-                } else {
-                    i64::from(s.instance_count)
-                };
-                let index = if c.instance_index >= 0 {
-                    i64::from(c.instance_index)
-                } else {
-                    i64::from(s.instance_index)
-                };
+                let count = own_or(c.instance_count, s.instance_count);
+                let index = own_or(c.instance_index, s.instance_index);
                 if count < 1 || index >= count {
                     self.issues.push(ConfigIssue::new(
                         format!("{STREAM_PATH}.bindings.{n}.consumer"),
@@ -369,31 +340,36 @@ fn add_implicit_binders(config: &mut StreamConfig, known: impl Fn(&str) -> bool)
     }
 }
 
-fn unknown_binder<'a>(
-    path: String,
-    name: &str,
-    suggestion: Option<String>,
-    configured: impl ExactSizeIterator<Item = &'a String>,
-) -> ConfigIssue {
+/// The issue for a binder name that no configured binder has.
+fn unknown_binder(path: String, name: &str, s: &StreamProperties) -> ConfigIssue {
+    let configured = s.binders.keys().map(String::as_str);
+    unknown(path, ("binder", "configured binders"), name, configured)
+}
+
+/// The issue for `name`, an unknown `what.0`: a did-you-mean among `known`, else `known`
+/// listed as `what.1`.
+fn unknown<'a, I>(path: String, what: (&str, &str), name: &str, known: I) -> ConfigIssue
+where
+    I: ExactSizeIterator<Item = &'a str> + Clone,
+{
+    let suggestion = suggest(name, known.clone());
     let hint = match &suggestion {
         Some(_) => did_you_mean(suggestion.as_deref()),
-        None => format!(" (configured binders: {})", name_list(configured)),
+        None => format!(" ({}: {})", what.1, name_list(known)),
     };
-    let message = format!("unknown binder `{name}`{hint}");
+    let message = format!("unknown {} `{name}`{hint}", what.0);
     ConfigIssue {
-        path,
-        message,
         suggestion,
-        ..Default::default()
+        ..ConfigIssue::new(path, message)
     }
 }
 
 /// The names joined with `, `, at most ten of them: one issue per binding each listing
 /// 20,000 binders would be quadratic in time and memory.
-fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> String {
+fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
     const SHOWN: usize = 10;
     let total = names.len();
-    let mut out: Vec<&str> = names.take(SHOWN).map(String::as_str).collect();
+    let mut out: Vec<&str> = names.take(SHOWN).collect();
     let more = format!("... {} more", total.saturating_sub(SHOWN));
     if total > SHOWN {
         out.push(&more);

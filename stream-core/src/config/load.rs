@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::ConfigIssue;
 use super::normalise::normalise;
+use super::redact::redact_uris;
 use super::schema::{BinderSchemas, Schema};
 use super::tree::{expand_dotted, get_path, remove_path, scalar_text};
 
@@ -30,31 +31,20 @@ pub fn parse_yaml(
     schema: &Schema,
     binders: &BinderSchemas,
 ) -> Result<Vec<Doc>, ConfigIssue> {
+    let issue = |message: String| ConfigIssue::new("", message).with_source(name);
     if text.len() > MAX_SOURCE_BYTES {
-        return Err(ConfigIssue {
-            message: too_large("source"),
-            source: Some(name.to_owned()),
-            ..Default::default()
-        });
+        return Err(issue(too_large("source")));
     }
     let mut docs = Vec::new();
-    for json in super::yaml::documents(text).map_err(|e| yaml_issue(name, &e))? {
-        let json = match json {
-            Value::Object(_) => json,
-            other => {
-                return Err(ConfigIssue {
-                    message: format!(
-                        "expected a map of properties at the top level, found {}",
-                        match other {
-                            Value::Array(_) => "a list".to_owned(),
-                            v => format!("`{}`", super::redact::redact_uris(&scalar_text(&v))),
-                        }
-                    ),
-                    source: Some(name.to_owned()),
-                    ..Default::default()
-                })
-            }
-        };
+    // The parser's messages name the problem and its position, not values; URIs are hidden
+    // all the same.
+    let parsed = super::yaml::documents(text).map_err(|e| issue(redact_uris(&e)))?;
+    for json in parsed {
+        if !json.is_object() {
+            let found = super::validate::describe_found("", &json, false);
+            let message = format!("expected a map of properties at the top level, found {found}");
+            return Err(issue(message));
+        }
         let mut tree = normalise(expand_dotted(json), Some(&schema.root), "", binders);
         let activation = take_activation(&mut tree).map_err(|i| i.with_source(name))?;
         docs.push(Doc { tree, activation });
@@ -62,21 +52,10 @@ pub fn parse_yaml(
     Ok(docs)
 }
 
-/// The issue for a source the parser refused. The parser's messages name the problem and
-/// its position, not values; URIs are hidden all the same.
-fn yaml_issue(name: &str, e: &serde_saphyr::Error) -> ConfigIssue {
-    ConfigIssue {
-        message: super::redact::redact_uris(&super::yaml::describe(e)),
-        source: Some(name.to_owned()),
-        ..Default::default()
-    }
-}
-
 /// Removes and returns the document's activation expression; an expression nested too
 /// deeply is an issue at its key.
 fn take_activation(tree: &mut Value) -> Result<Option<String>, ConfigIssue> {
     let as_expr = |v: &Value| match v {
-        Value::Array(items) => Some(items.iter().map(scalar_text).collect::<Vec<_>>().join(",")),
         Value::Object(_) | Value::Null => None,
         other => Some(scalar_text(other)),
     };
@@ -197,11 +176,8 @@ pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 /// non-UTF-8 file is an issue naming it.
 pub fn read_text(path: &Path) -> Result<String, ConfigIssue> {
     use std::io::Read;
-    let issue = |message: String| ConfigIssue {
-        message,
-        source: Some(path.display().to_string()),
-        ..Default::default()
-    };
+    let issue =
+        |message: String| ConfigIssue::new("", message).with_source(path.display().to_string());
     let file = std::fs::File::open(path).map_err(|e| {
         issue(if e.kind() == std::io::ErrorKind::NotFound {
             "configuration file not found".to_owned()

@@ -56,15 +56,16 @@ pub use redact::{is_secret_key, redact_uris, redact_value};
 pub use schema::{Kind, Leaf, Schema, SchemaNode, STREAM_PATH};
 pub use secret::Secret;
 pub use suggest::{did_you_mean, suggest};
-pub use tree::{deep_merge, get_path};
+pub use tree::{deep_merge, flatten, get_path, scalar_text};
 pub use tree::{kebab, relaxed};
 
+use crate::binding::{binding_name, parse_definition, Direction};
 use env::EnvMapper;
 use load::{parse_yaml, profile_files, profiles_match, read_text, Doc};
 use normalise::normalise;
 use placeholder::Resolver;
 use redact::Secrets;
-use tree::{nest, scalar_text, split_key};
+use tree::{nest, split_key, split_list};
 
 /// The binder types cloud-stream knows about (each may or may not be compiled in).
 pub const KNOWN_BINDER_TYPES: &[&str] = &["memory", "kafka", "rabbit", "sqs"];
@@ -389,7 +390,7 @@ impl ConfigLoader {
         };
         for root_path in schema::VALIDATED_ROOTS {
             let segs: Vec<&str> = root_path.split('.').collect();
-            let Some(node) = segs.iter().try_fold(&schema.root, |n, s| n.field(s)) else {
+            let Some(node) = schema.root.at(&segs) else {
                 continue;
             };
             let Some(sub) = get_path_mut(tree, &segs) else {
@@ -407,29 +408,25 @@ impl ConfigLoader {
     /// `spring.profiles.active` (set in code, else `SPRING_PROFILES_ACTIVE`, else the files),
     /// then `CLOUD_STREAM_PROFILES`, then `.profiles()`, then `spring.profiles.include`.
     fn active_profiles(&self, base: &Value, env: &BTreeMap<String, String>) -> Vec<String> {
-        let list_text = |v: &Value| match v {
-            Value::Array(items) => items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
-            other => scalar_text(other),
-        };
         let from_set = self.sets.iter().rev().find_map(|(k, v)| {
             let key: Vec<String> = split_key(k).iter().map(|s| kebab(s)).collect();
             (key.join(".") == "spring.profiles.active").then(|| v.clone())
         });
         let primary = from_set
             .or_else(|| env.get("SPRING_PROFILES_ACTIVE").cloned())
-            .or_else(|| get_path(base, &["spring", "profiles", "active"]).map(list_text));
-        let include = get_path(base, &["spring", "profiles", "include"]).map(list_text);
+            .or_else(|| get_path(base, &["spring", "profiles", "active"]).map(scalar_text));
+        let include = get_path(base, &["spring", "profiles", "include"]).map(scalar_text);
         let resolver = Resolver::new(base, env);
         let mut out: Vec<String> = Vec::new();
         let parts = [primary, env.get("CLOUD_STREAM_PROFILES").cloned()];
         for text in parts.into_iter().flatten() {
             let text = resolver.resolve(&text).unwrap_or(text);
-            out.extend(split_profiles(&text));
+            out.extend(split_list(&text));
         }
-        out.extend(self.profiles.iter().flat_map(|p| split_profiles(p)));
+        out.extend(self.profiles.iter().flat_map(|p| split_list(p)));
         if let Some(text) = include {
             let text = resolver.resolve(&text).unwrap_or(text);
-            out.extend(split_profiles(&text));
+            out.extend(split_list(&text));
         }
         let mut seen = BTreeSet::new();
         out.retain(|p| seen.insert(p.clone()));
@@ -444,10 +441,7 @@ impl ConfigLoader {
             return;
         };
         for (name, binder) in binders.iter_mut() {
-            let ty = match binder.get("type") {
-                Some(Value::String(t)) => t.clone(),
-                _ => name.clone(),
-            };
+            let ty = binder_type(name, binder).to_owned();
             let (Some(schema), Some(env)) = (
                 self.environment_schemas.get(&ty),
                 binder.get_mut("environment"),
@@ -476,11 +470,7 @@ impl ConfigLoader {
             // unknown key with every name, and 20,000 binders must not make that quadratic.
             let mut derived = 0;
             for (name, b) in binders {
-                let t = match b.get("type") {
-                    Some(Value::String(t)) => t,
-                    _ => name,
-                };
-                if derived < MAX_DERIVED_SECTIONS && names.insert(t.clone()) {
+                if derived < MAX_DERIVED_SECTIONS && names.insert(binder_type(name, b).to_owned()) {
                     derived += 1;
                 }
             }
@@ -497,18 +487,20 @@ impl ConfigLoader {
             .or_else(|| {
                 get_path(tree, &["spring", "cloud", "function", "definition"]).map(scalar_text)
             });
-        if let Some(Ok(defs)) = def.map(|d| crate::binding::parse_definition(&d)) {
+        if let Some(Ok(defs)) = def.map(|d| parse_definition(&d)) {
             for d in defs {
-                for dir in [
-                    crate::binding::Direction::Input,
-                    crate::binding::Direction::Output,
-                ] {
-                    out.push(crate::binding::binding_name(&d.name(), dir, 0));
+                for dir in [Direction::Input, Direction::Output] {
+                    out.push(binding_name(&d.name(), dir, 0));
                 }
             }
         }
         out
     }
+}
+
+/// The type of the binder `name` configured as `binder`: its `type`, else its name.
+fn binder_type<'a>(name: &'a str, binder: &'a Value) -> &'a str {
+    binder.get("type").and_then(Value::as_str).unwrap_or(name)
 }
 
 /// What loading collects on its way: problems, warnings, the sources read.
@@ -533,10 +525,8 @@ fn utf8_env(
                 out.insert(k, v);
             }
             (name, _) => {
-                let name = match name {
-                    Ok(k) => k,
-                    Err(raw) => raw.as_encoded_bytes().escape_ascii().to_string(),
-                };
+                let escaped = |raw: OsString| raw.as_encoded_bytes().escape_ascii().to_string();
+                let name = name.unwrap_or_else(escaped);
                 warnings.push(format!(
                     "environment variable `{name}` is not valid UTF-8; ignored"
                 ));
@@ -591,14 +581,6 @@ fn shown_warnings(warnings: &[String], secrets: &Secrets) -> Vec<String> {
         ));
     }
     out
-}
-
-fn split_profiles(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Merges a file's non-profile documents, then its documents activated by `active`.

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::schema::{BinderSchemas, Kind, Schema, SchemaNode, STREAM_PATH};
-use super::tree::{deep_merge, flatten, kebab};
+use super::tree::{deep_merge, flatten, join, kebab};
 
 /// Normalises `value` (already dotted-key-expanded) found at `path` against `node`.
 pub fn normalise(
@@ -14,25 +14,13 @@ pub fn normalise(
     path: &str,
     binders: &BinderSchemas,
 ) -> Value {
-    match (node, value) {
-        (Some(SchemaNode::Leaf(_)), v) => v,
-        (Some(SchemaNode::Object { fields, .. }), Value::Object(map)) => {
-            let mut out = Value::Object(Map::new());
-            for (k, v) in map {
-                let nk = declared_spelling(fields, kebab(&k));
-                let child_path = join(path, &nk);
-                let child: Option<&SchemaNode> = match fields.get(&nk) {
-                    Some(c) => Some(c),
-                    None if path == STREAM_PATH => Some(binder_section_node(&nk, binders)),
-                    None => None,
-                };
-                let nv = normalise(v, child, &child_path, binders);
-                insert_merge(&mut out, nk, nv);
-            }
-            out
-        }
-        (Some(SchemaNode::Map(inner)), Value::Object(map)) => {
-            let mut out = Value::Object(Map::new());
+    let Value::Object(map) = value else {
+        return value;
+    };
+    let mut out = Value::Object(Map::new());
+    match node {
+        Some(SchemaNode::Leaf(_)) => return Value::Object(map),
+        Some(SchemaNode::Map(inner)) => {
             let scalar_values = matches!(&**inner, SchemaNode::Leaf(l) if l.kind != Kind::FreeMap);
             for (k, v) in map {
                 if scalar_values && v.is_object() {
@@ -41,25 +29,28 @@ pub fn normalise(
                         insert_merge(&mut out, fk, fv);
                     }
                 } else {
-                    let child_path = join(path, &k);
-                    let nv = normalise(v, Some(inner), &child_path, binders);
+                    let nv = normalise(v, Some(inner), &join(path, &k), binders);
                     insert_merge(&mut out, k, nv);
                 }
             }
-            out
         }
-        (_, Value::Object(map)) => {
-            let mut out = Value::Object(Map::new());
+        _ => {
+            let fields = match node {
+                Some(SchemaNode::Object { fields, .. }) => Some(fields),
+                _ => None,
+            };
             for (k, v) in map {
-                let nk = kebab(&k);
-                let child_path = join(path, &nk);
-                let nv = normalise(v, None, &child_path, binders);
+                let nk = declared_spelling(fields, kebab(&k));
+                let child = match fields.map(|f| f.get(&nk)) {
+                    Some(None) if path == STREAM_PATH => Some(binder_section_node(&nk, binders)),
+                    found => found.flatten(),
+                };
+                let nv = normalise(v, child, &join(path, &nk), binders);
                 insert_merge(&mut out, nk, nv);
             }
-            out
         }
-        (_, v) => v,
     }
+    out
 }
 
 /// The schema node for a child of `spring.cloud.stream` that is not a core property: the
@@ -76,17 +67,16 @@ pub fn binder_section_node<'a>(name: &str, binders: &'a BinderSchemas) -> &'a Sc
 /// dashes ignored: `partitionkeyexpression` is `partition-key-expression`); the key itself
 /// when no field matches.
 fn declared_spelling(
-    fields: &std::collections::BTreeMap<String, SchemaNode>,
+    fields: Option<&std::collections::BTreeMap<String, SchemaNode>>,
     key: String,
 ) -> String {
-    if fields.contains_key(&key) {
+    let Some(fields) = fields.filter(|f| !f.contains_key(&key)) else {
         return key;
-    }
-    let squash = super::tree::relaxed;
-    let wanted = squash(&key);
+    };
+    let wanted = super::tree::relaxed(&key);
     fields
         .keys()
-        .find(|f| squash(f) == wanted)
+        .find(|f| super::tree::relaxed(f) == wanted)
         .cloned()
         .unwrap_or(key)
 }
@@ -99,15 +89,6 @@ fn insert_merge(out: &mut Value, key: String, value: Value) {
                 m.insert(key, value);
             }
         }
-    }
-}
-
-/// `path.key` (or `key` at the root).
-pub fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
     }
 }
 

@@ -14,9 +14,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::error::ConfigIssue;
-use super::normalise::join;
 use super::redact::{is_secret_key, redact_uris, REDACTED};
-use super::tree::{kebab, scalar_text, split_key};
+use super::tree::{join, kebab, scalar_text, split_key};
 
 /// How deep placeholders may nest: a placeholder in a default, or in the value of the
 /// property a placeholder names, is one level deeper.
@@ -151,10 +150,14 @@ impl<'a> Resolver<'a> {
         while let Some(start) = rest.find("${") {
             push_bounded(out, &rest[..start])?;
             let body_start = start + 2;
-            let Some(len) = matching_close(&rest[body_start..]) else {
+            let Some((len, colon)) = body(&rest[body_start..]) else {
                 return Err(Failure::Unterminated(stack.names.last().cloned()));
             };
-            let (name, default) = split_default(&rest[body_start..body_start + len]);
+            let inner = &rest[body_start..body_start + len];
+            let (name, default) = match colon {
+                Some(c) => (&inner[..c], Some(&inner[c + 1..])),
+                None => (inner, None),
+            };
             self.placeholder(name.trim(), default, stack, out)?;
             rest = &rest[body_start + len + 1..];
         }
@@ -218,16 +221,7 @@ impl<'a> Resolver<'a> {
         if let Some(v) = self.lookup_property(name)? {
             return Ok(Some(v));
         }
-        let upper: String = name
-            .chars()
-            .map(|c| {
-                if c == '.' || c == '-' {
-                    '_'
-                } else {
-                    c.to_ascii_uppercase()
-                }
-            })
-            .collect();
+        let upper = name.to_ascii_uppercase().replace(['.', '-'], "_");
         Ok(self.env.get(&upper).cloned())
     }
 
@@ -253,9 +247,6 @@ impl<'a> Resolver<'a> {
         }
         Ok(match cur {
             Value::Object(_) | Value::Null => None,
-            Value::Array(items) => {
-                Some(items.iter().map(scalar_text).collect::<Vec<_>>().join(","))
-            }
             v => Some(scalar_text(v)),
         })
     }
@@ -295,46 +286,26 @@ fn push_bounded(out: &mut String, text: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Length of the placeholder body up to its matching `}` (nested `${...}` allowed).
-fn matching_close(s: &str) -> Option<usize> {
+/// The placeholder body that starts `s` (just after its `${`): its length up to the matching
+/// `}` (nested `${...}` allowed), and the first `:` outside nested placeholders, where its
+/// default starts.
+fn body(s: &str) -> Option<(usize, Option<usize>)> {
     let bytes = s.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'$' && bytes.get(i + 1) == Some(&b'{') {
-            depth += 1;
-            i += 2;
-            continue;
-        }
-        if bytes[i] == b'}' {
-            if depth == 0 {
-                return Some(i);
-            }
-            depth -= 1;
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Splits `NAME:default` at the first `:` outside nested placeholders.
-fn split_default(body: &str) -> (&str, Option<&str>) {
-    let bytes = body.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
+    let (mut depth, mut colon, mut i) = (0usize, None, 0);
     while i < bytes.len() {
         match bytes[i] {
             b'$' if bytes.get(i + 1) == Some(&b'{') => {
                 depth += 1;
                 i += 1;
             }
-            b'}' => depth = depth.saturating_sub(1),
-            b':' if depth == 0 => return (&body[..i], Some(&body[i + 1..])),
+            b'}' if depth == 0 => return Some((i, colon)),
+            b'}' => depth -= 1,
+            b':' if depth == 0 && colon.is_none() => colon = Some(i),
             _ => {}
         }
         i += 1;
     }
-    (body, None)
+    None
 }
 
 #[cfg(test)]

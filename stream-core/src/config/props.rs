@@ -162,12 +162,7 @@ impl BindingProperties {
     /// The destinations (comma-separated `destination`, trimmed), or `[binding_name]` when unset.
     pub fn destinations(&self, binding_name: &str) -> Vec<String> {
         match &self.destination {
-            Some(d) => d
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some(d) => super::tree::split_list(d),
             None => vec![binding_name.to_owned()],
         }
     }

@@ -147,12 +147,30 @@ impl SchemaNode {
         SchemaNode::Map(Box::new(inner))
     }
 
+    /// This object with `node` at `path` below it, closed objects made on the way: a schema
+    /// composed of several settings types (a binder `environment` holding Spring's sections).
+    pub fn with(mut self, path: &[&str], node: SchemaNode) -> Self {
+        let Some((first, rest)) = path.split_first() else {
+            return node;
+        };
+        if let SchemaNode::Object { fields, .. } = &mut self {
+            let child = fields.remove(*first).unwrap_or(SchemaNode::object([]));
+            fields.insert((*first).to_owned(), child.with(rest, node));
+        }
+        self
+    }
+
     /// The child node for a (kebab-case) key of an object.
     pub fn field(&self, key: &str) -> Option<&SchemaNode> {
         match self {
             SchemaNode::Object { fields, .. } => fields.get(key),
             _ => None,
         }
+    }
+
+    /// The node at `path` (kebab-case keys of nested objects).
+    pub fn at(&self, path: &[&str]) -> Option<&SchemaNode> {
+        path.iter().try_fold(self, |n, k| n.field(k))
     }
 }
 
@@ -294,17 +312,12 @@ pub const UNSUPPORTED_BINDER_TYPES: &[(&str, &str)] = &[
 /// Consumer keys of one binder type's section (`spring.cloud.stream.<type>.bindings.<b>.consumer`
 /// or `.default.consumer`) that ask for what that broker cannot do, with the feature's name.
 pub const UNSUPPORTED_CONSUMER_KEYS: &[(&str, &str, &str)] = &[
-    (
-        "rabbit",
-        "start-offset",
-        "replay (`start-offset`) on RabbitMQ: its queues deliver each message once and keep no history (capabilities.replay = false); the kafka binder, and the memory binder with `retention`, can replay",
-    ),
-    (
-        "sqs",
-        "start-offset",
-        "replay (`start-offset`) on SQS: a queue delivers each message once and keeps no history (capabilities.replay = false); the kafka binder, and the memory binder with `retention`, can replay",
-    ),
+    ("rabbit", "start-offset", NO_REPLAY),
+    ("sqs", "start-offset", NO_REPLAY),
 ];
+
+/// Why `start-offset` means nothing on a queue.
+const NO_REPLAY: &str = "replay (`start-offset`) with this binder: its queues deliver each message once and keep no history (capabilities.replay = false); the kafka binder, and the memory binder with `retention`, can replay";
 
 /// The entry of [`UNSUPPORTED_CONSUMER_KEYS`] for `path`, if it is such a key.
 fn unsupported_consumer_key(

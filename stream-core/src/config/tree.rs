@@ -118,15 +118,13 @@ pub fn expand_dotted(value: Value) -> Value {
         Value::Object(map) => {
             let mut out = Value::Object(Map::new());
             for (k, v) in map {
-                let v = expand_dotted(v);
-                if needs_split(&k) {
-                    let segs = split_key(&k);
-                    if segs.is_empty() {
-                        continue;
-                    }
-                    deep_merge(&mut out, &nest(&segs, v));
+                let segs = if needs_split(&k) {
+                    split_key(&k)
                 } else {
-                    deep_merge(&mut out, &nest(&[k], v));
+                    vec![k]
+                };
+                if !segs.is_empty() {
+                    deep_merge(&mut out, &nest(&segs, expand_dotted(v)));
                 }
             }
             out
@@ -136,19 +134,14 @@ pub fn expand_dotted(value: Value) -> Value {
     }
 }
 
-/// Flattens nested objects back into dotted keys (`{java: {io: true}}` → `{"java.io": true}`);
-/// used for maps whose keys naturally contain dots (`retryable-exceptions`).
+/// Flattens nested objects back into dotted keys (`{java: {io: true}}` → `{"java.io": true}`),
+/// for maps whose keys naturally contain dots (`retryable-exceptions`, librdkafka properties).
 pub fn flatten(value: &Value) -> Map<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
         match v {
             Value::Object(m) if !m.is_empty() => {
                 for (k, v) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
+                    walk(&join(prefix, k), v, out);
                 }
             }
             other => {
@@ -157,12 +150,17 @@ pub fn flatten(value: &Value) -> Map<String, Value> {
         }
     }
     let mut out = Map::new();
-    if let Value::Object(m) = value {
-        for (k, v) in m {
-            walk(k, v, &mut out);
-        }
-    }
+    walk("", value, &mut out);
     out
+}
+
+/// `path.key` (or `key` at the root).
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// The value at `path` (exact segments), if any.
@@ -184,12 +182,23 @@ pub fn remove_path(root: &mut Value, path: &[&str]) -> Option<Value> {
     cur.as_object_mut()?.remove(*last)
 }
 
-/// A scalar as display text (strings without quotes).
+/// A scalar as display text (strings without quotes); a list as its items joined with `,`,
+/// as Spring reads a list property into a string.
 pub fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(scalar_text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
+}
+
+/// The items of a comma-separated list, trimmed, empty ones dropped.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

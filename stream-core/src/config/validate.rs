@@ -7,11 +7,10 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::error::ConfigIssue;
-use super::normalise::join;
 use super::redact::redact_value;
 use super::schema::{unsupported_feature, BinderSchemas, Kind, Leaf, SchemaNode, STREAM_PATH};
 use super::suggest::{did_you_mean, suggest};
-use super::tree::{relaxed, scalar_text};
+use super::tree::{join, relaxed, scalar_text, split_list};
 
 /// What validation needs besides the schema node.
 pub struct Validator<'a> {
@@ -63,15 +62,8 @@ impl Validator<'_> {
                 "{path}: accepted for compatibility with Spring Cloud Stream, not used"
             ));
         }
-        let shown = |v: &Value| match leaf.secret {
-            true => super::redact::REDACTED.to_owned(),
-            false => redact_value(path, &scalar_text(v)),
-        };
-        let Ok(v) = coerce(leaf, value) else {
-            let found = match leaf.secret && !value.is_object() && !value.is_array() {
-                true => format!("`{}`", super::redact::REDACTED),
-                false => describe_found(path, value),
-            };
+        let Some(v) = coerce(leaf.kind, value) else {
+            let found = describe_found(path, value, leaf.secret);
             self.push_value_issue(path, leaf.kind.describe().to_owned(), found);
             return false;
         };
@@ -84,7 +76,7 @@ impl Validator<'_> {
                 true
             }
             Err(expected) => {
-                let found = format!("`{}`", shown(&v));
+                let found = describe_found(path, &v, leaf.secret);
                 self.push_value_issue(path, expected, found);
                 false
             }
@@ -139,10 +131,8 @@ impl Validator<'_> {
                     let suggestion = suggest(&k, candidates);
                     let message = format!("unknown key{}", did_you_mean(suggestion.as_deref()));
                     self.issues.push(ConfigIssue {
-                        path: p,
-                        message,
                         suggestion,
-                        ..Default::default()
+                        ..ConfigIssue::new(p, message)
                     });
                     false
                 }
@@ -154,99 +144,71 @@ impl Validator<'_> {
     }
 
     fn type_issue(&mut self, path: &str, expected: &str, found: &Value) {
-        let found = describe_found(path, found);
+        let found = describe_found(path, found, false);
         self.push_value_issue(path, expected.to_owned(), found);
     }
 }
 
-/// How a found value is shown: scalars in backticks (redacted), containers by kind.
-fn describe_found(path: &str, v: &Value) -> String {
+/// How a found value is shown: containers by kind, scalars in backticks (`****` for a
+/// secret, else with URI passwords and values of secret-named keys hidden).
+pub(super) fn describe_found(path: &str, v: &Value, secret: bool) -> String {
     match v {
         Value::Object(_) => "an object".to_owned(),
         Value::Array(_) => "a list".to_owned(),
+        _ if secret => format!("`{}`", super::redact::REDACTED),
         other => format!("`{}`", redact_value(path, &scalar_text(other))),
     }
 }
 
-/// Coerces a value to the leaf's kind.
-fn coerce(leaf: &Leaf, v: &Value) -> Result<Value, ()> {
-    match leaf.kind {
-        Kind::String => match v {
-            Value::String(_) => Ok(v.clone()),
-            Value::Number(_) | Value::Bool(_) => Ok(Value::String(scalar_text(v))),
-            _ => Err(()),
+/// Coerces a value to `kind`: scalars from their text (`"5"` → `5`), lists from a YAML list,
+/// a comma-separated string or one scalar.
+fn coerce(kind: Kind, v: &Value) -> Option<Value> {
+    let scalar = matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+    match (kind, v) {
+        (Kind::String, _) if scalar => Some(Value::String(scalar_text(v))),
+        (Kind::Bool, Value::Bool(_)) => Some(v.clone()),
+        (Kind::Bool, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(Value::Bool(true)),
+            "false" => Some(Value::Bool(false)),
+            _ => None,
         },
-        Kind::Bool => match v {
-            Value::Bool(_) => Ok(v.clone()),
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" => Ok(Value::Bool(true)),
-                "false" => Ok(Value::Bool(false)),
-                _ => Err(()),
-            },
-            _ => Err(()),
-        },
-        Kind::UnsignedInt => to_u64(v).map(Value::from).ok_or(()),
-        Kind::Int => match v {
-            Value::Number(n) => n.as_i64().map(Value::from).ok_or(()),
-            Value::String(s) => s.trim().parse::<i64>().map(Value::from).map_err(|_| ()),
-            _ => Err(()),
-        },
-        Kind::Float => match v {
-            Value::Number(n) => n.as_f64().map(Value::from).ok_or(()),
-            Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
+        (Kind::UnsignedInt, _) => to_u64(v).map(Value::from),
+        (Kind::Int, Value::Number(n)) => n.as_i64().map(Value::from),
+        (Kind::Int, Value::String(s)) => s.trim().parse::<i64>().ok().map(Value::from),
+        (Kind::Float, Value::Number(n)) => n.as_f64().map(Value::from),
+        (Kind::Float, Value::String(s)) => {
+            let f = s.trim().parse::<f64>().ok().filter(|f| f.is_finite());
+            f.map(Value::from)
+        }
+        (Kind::DurationMs, _) => duration_ms(v).map(Value::from),
+        (Kind::StringList, _) => list(v, |i| coerce(Kind::String, i)),
+        (Kind::UnsignedIntList, _) => list(v, |i| {
+            to_u64(i)
+                .filter(|n| *n <= u64::from(u32::MAX))
                 .map(Value::from)
-                .ok_or(()),
-            _ => Err(()),
-        },
-        Kind::DurationMs => duration_ms(v).map(Value::from).ok_or(()),
-        Kind::StringList => match v {
-            Value::String(s) => Ok(Value::Array(
-                split_list(s).into_iter().map(Value::String).collect(),
-            )),
-            Value::Array(items) => items
-                .iter()
-                .map(|i| match i {
-                    Value::String(_) | Value::Number(_) | Value::Bool(_) => {
-                        Ok(Value::String(scalar_text(i)))
-                    }
-                    _ => Err(()),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array),
-            Value::Number(_) | Value::Bool(_) => {
-                Ok(Value::Array(vec![Value::String(scalar_text(v))]))
-            }
-            _ => Err(()),
-        },
-        Kind::UnsignedIntList => list_items(v)?
-            .iter()
-            .map(|i| {
-                to_u64(i)
-                    .filter(|n| *n <= u64::from(u32::MAX))
-                    .map(Value::from)
-                    .ok_or(())
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        Kind::DurationMsList => list_items(v)?
-            .iter()
-            .map(|i| duration_ms(i).map(Value::from).ok_or(()))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        Kind::FreeMap => match v {
-            Value::Object(_) => Ok(v.clone()),
-            _ => Err(()),
-        },
-        Kind::Any => Ok(v.clone()),
-        Kind::Expression => match v {
-            Value::String(_) => Ok(v.clone()),
-            _ => Err(()),
-        },
+        }),
+        (Kind::DurationMsList, _) => list(v, |i| duration_ms(i).map(Value::from)),
+        (Kind::FreeMap, Value::Object(_))
+        | (Kind::Expression, Value::String(_))
+        | (Kind::Any, _) => Some(v.clone()),
+        _ => None,
     }
+}
+
+/// The items of a list value (a YAML list, a comma-separated string, or one scalar), each
+/// coerced by `item`.
+fn list(v: &Value, item: impl Fn(&Value) -> Option<Value>) -> Option<Value> {
+    let items = match v {
+        Value::String(s) => split_list(s).into_iter().map(Value::String).collect(),
+        Value::Array(items) => items.clone(),
+        Value::Number(_) | Value::Bool(_) => vec![v.clone()],
+        _ => return None,
+    };
+    items
+        .iter()
+        .map(item)
+        .collect::<Option<Vec<_>>>()
+        .map(Value::Array)
 }
 
 /// An expression key's value must parse (the message says where it fails).
@@ -291,16 +253,6 @@ fn check_bounds(leaf: &Leaf, v: &Value) -> Result<(), String> {
     }
 }
 
-/// The items of a list value: a YAML list, a comma-separated string, or one number.
-fn list_items(v: &Value) -> Result<Vec<Value>, ()> {
-    match v {
-        Value::String(s) => Ok(split_list(s).into_iter().map(Value::String).collect()),
-        Value::Array(items) => Ok(items.clone()),
-        Value::Number(_) => Ok(vec![v.clone()]),
-        _ => Err(()),
-    }
-}
-
 /// Milliseconds from a number or a duration string (`5s`).
 fn duration_ms(v: &Value) -> Option<u64> {
     match v {
@@ -315,14 +267,6 @@ fn to_u64(v: &Value) -> Option<u64> {
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     }
-}
-
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Parses `1000`, `500ms`, `5s`, `2m`, `1h`, `1d`, or ISO-8601 `PT5S`/`PT1M30S`/`PT0.5S`.

@@ -1,16 +1,12 @@
 //! YAML text to JSON trees, within bounds. serde-saphyr parses (pure Rust, in time linear in
 //! the text): its budget bounds the nesting of flow and block collections, the values of a
-//! source once its aliases are expanded, and the aliases; merge keys (`<<: *defaults`, which
-//! Spring's YAML loader applies) and duplicate-key errors are its too. The visitor here adds
-//! the one bound the parser cannot see: a dotted key counts one level per segment. Everything
-//! after parsing (dotted-key expansion, merging, normalising, validation) recurses over the
-//! tree, so the depth is bounded here, once.
+//! source once its aliases are expanded, the aliases and the documents; merge keys
+//! (`<<: *defaults`, which Spring's YAML loader applies) and duplicate-key errors are its too.
+//! The one bound the parser cannot see is checked on the tree: a dotted key counts one level
+//! per segment. Everything after parsing (dotted-key expansion, merging, normalising,
+//! validation) recurses over the tree, so the depth is bounded here, once.
 
-use std::fmt;
-
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, EnumAccess, MapAccess};
-use serde::de::{IgnoredAny, SeqAccess, VariantAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::options::NonFiniteFloatPolicy;
 use serde_saphyr::Error;
@@ -23,15 +19,20 @@ pub const MAX_DEPTH: usize = 64;
 /// The most values one source may hold once its aliases are expanded.
 pub const MAX_NODES: usize = 250_000;
 
-/// The documents of `text` that are not empty, each a JSON tree.
-pub fn documents(text: &str) -> Result<Vec<Value>, Error> {
-    let docs: Vec<Doc> = serde_saphyr::from_multiple_with_options(text, options())?;
-    Ok(docs.into_iter().map(|d| d.0).collect())
+/// The documents of `text` that are not empty, each a JSON tree; or what is wrong, in words.
+pub fn documents(text: &str) -> Result<Vec<Value>, String> {
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| describe(&e))?;
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    match docs.iter().find_map(|d| too_deep(d, 0)) {
+        Some(path) => Err(format!("`{}` is {DEEPER} {MAX_DEPTH} levels", cut(&path))),
+        None => Ok(docs),
+    }
 }
 
 /// What `e` reports, in words, with its line and column: `malformed YAML at line 3, column
 /// 2: ...` for a syntax error, the bound for input past one.
-pub fn describe(e: &Error) -> String {
+fn describe(e: &Error) -> String {
     let at = e
         .location()
         .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
@@ -45,9 +46,7 @@ pub fn describe(e: &Error) -> String {
     }
     let text = e.to_string();
     let text = text.split(" at line ").next().unwrap_or(&text);
-    if text.contains(DEEPER) {
-        format!("{text}{at}")
-    } else if text == "recursion limit exceeded" {
+    if text == "recursion limit exceeded" {
         // The scanner's words for flow collections nested past the budget.
         format!("flow collections {DEEPER} {MAX_DEPTH} levels{at}")
     } else {
@@ -68,16 +67,12 @@ fn bound(e: &Error) -> Option<String> {
             "more than {MAX_NODES} values in one source (aliases count each value they repeat)"
         ),
         BudgetBreach::Documents { documents } => {
-            format!(
-                "more than {} documents in one source",
-                documents.saturating_sub(1)
-            )
+            let n = documents.saturating_sub(1);
+            format!("more than {n} documents in one source")
         }
         BudgetBreach::Aliases { aliases } => {
-            format!(
-                "more than {} aliases in one source",
-                aliases.saturating_sub(1)
-            )
+            let n = aliases.saturating_sub(1);
+            format!("more than {n} aliases in one source")
         }
         other => format!("too large to read ({other:?})"),
     })
@@ -86,8 +81,10 @@ fn bound(e: &Error) -> Option<String> {
 /// The words of every depth bound.
 const DEEPER: &str = "nested deeper than";
 
-/// The parser's bounds. Its depth bound sits above [`MAX_DEPTH`] so that this module's own
-/// check, which names the key path, fires first; the parser's is the backstop. Snippets of
+/// The parser's bounds. Its depth bound sits just above [`MAX_DEPTH`], so that [`too_deep`]
+/// names the key path of a dotted key past the bound, and the parser the line of a nesting
+/// past it (its recursion costs stack: a debug build overflows a 2 MiB thread near 128
+/// levels). Snippets of
 /// the source are never shown: they could show a secret. NaN and infinity (also `1e309`)
 /// have no JSON form: they arrive in YAML's spelling (`.nan`, `.inf`), which validation
 /// reports. Scalars are typed as YAML 1.2's core schema types them (`yes`, `0755` and
@@ -107,203 +104,36 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-/// One document, read by [`Node`].
-struct Doc(Value);
-
-impl<'de> Deserialize<'de> for Doc {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Node { depth: 0, at: None }.deserialize(d).map(Doc)
+/// The path (`.a.b[2].c`) of the first value of `v` more than [`MAX_DEPTH`] levels below the
+/// root, when `v` is `depth` levels down; a dotted key counts a level per segment. The
+/// parser's budget bounds this recursion.
+fn too_deep(v: &Value, depth: usize) -> Option<String> {
+    if depth > MAX_DEPTH {
+        return Some(String::new());
     }
-}
-
-/// One step of the path down to a value: a map key or a list index.
-enum Step<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-/// The path to a value, as a list linked upwards through the visitors' stack frames.
-struct Link<'a> {
-    step: Step<'a>,
-    up: Option<&'a Link<'a>>,
-}
-
-/// Reads one value found `depth` levels below the document root, at the path `at`.
-#[derive(Clone, Copy)]
-struct Node<'a> {
-    depth: usize,
-    at: Option<&'a Link<'a>>,
-}
-
-impl Node<'_> {
-    /// Fails past the depth bound, naming the path. Called from the visitor, so that the
-    /// parser's error carries this value's line.
-    fn enter<E: de::Error>(self) -> Result<(), E> {
-        if self.depth <= MAX_DEPTH {
-            return Ok(());
-        }
-        Err(E::custom(format!(
-            "`{}` is {DEEPER} {MAX_DEPTH} levels",
-            self.path()
-        )))
-    }
-
-    /// The path, `a.b[2].c`, cut after [`MAX_DEPTH`] keys.
-    fn path(self) -> String {
-        let mut steps = Vec::new();
-        let mut at = self.at;
-        while let Some(link) = at {
-            steps.push(&link.step);
-            at = link.up;
-        }
-        let mut out = String::new();
-        for step in steps.iter().rev() {
-            match step {
-                Step::Key(k) if out.is_empty() => out.push_str(k),
-                Step::Key(k) => {
-                    out.push('.');
-                    out.push_str(k);
-                }
-                Step::Index(i) => out.push_str(&format!("[{i}]")),
-            }
-        }
-        match out.match_indices('.').nth(MAX_DEPTH - 1) {
-            Some((cut, _)) => format!("{}...", &out[..cut]),
-            None => out,
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Node<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Node<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::Bool(b))
-    }
-
-    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::from(i))
-    }
-
-    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::from(u))
-    }
-
-    /// Integers past 64 bits keep their digits, so that validation reports them as written.
-    fn visit_i128<E: de::Error>(self, i: i128) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::String(i.to_string()))
-    }
-
-    fn visit_u128<E: de::Error>(self, u: u128) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::String(u.to_string()))
-    }
-
-    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
-        self.enter()?;
-        Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::String(s.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, s: String) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::String(s))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        self.enter()?;
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        self.visit_unit()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        self.deserialize(d)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        self.enter()?;
-        let mut items = Vec::new();
-        loop {
-            let link = Link {
-                step: Step::Index(items.len()),
-                up: self.at,
-            };
-            let node = Node {
-                depth: self.depth + 1,
-                at: Some(&link),
-            };
-            match seq.next_element_seed(node)? {
-                Some(v) => items.push(v),
-                None => return Ok(Value::Array(items)),
-            }
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        self.enter()?;
-        let mut out = Map::new();
-        let below = Node {
-            depth: self.depth + 1,
-            at: self.at,
-        };
-        while let Some(key) = map.next_key_seed(below)? {
-            let key = key_text(key);
-            // `a.b.c` is three levels once expanded.
-            let levels = if needs_split(&key) {
-                split_key(&key).len().max(1)
+    match v {
+        Value::Object(m) => m.iter().find_map(|(k, v)| {
+            let levels = if needs_split(k) {
+                split_key(k).len().max(1)
             } else {
                 1
             };
-            let link = Link {
-                step: Step::Key(&key),
-                up: self.at,
-            };
-            let node = Node {
-                depth: self.depth + levels,
-                at: Some(&link),
-            };
-            let value = map.next_value_seed(node)?;
-            out.insert(key, value);
-        }
-        Ok(Value::Object(out))
-    }
-
-    /// A tagged value (`!secret x`): the tag is dropped, the value kept.
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
-        let (IgnoredAny, content) = data.variant()?;
-        content.newtype_variant_seed(self)
+            Some(format!(".{k}{}", too_deep(v, depth + levels)?))
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| Some(format!("[{i}]{}", too_deep(v, depth + 1)?))),
+        _ => None,
     }
 }
 
-/// A map key as text: strings as they are, `~` for null, other values as JSON.
-fn key_text(key: Value) -> String {
-    match key {
-        Value::String(s) => s,
-        Value::Null => "~".to_owned(),
-        other => other.to_string(),
+/// `path` without its leading dot, cut after [`MAX_DEPTH`] keys.
+fn cut(path: &str) -> String {
+    let path = path.strip_prefix('.').unwrap_or(path);
+    match path.match_indices('.').nth(MAX_DEPTH - 1) {
+        Some((at, _)) => format!("{}...", &path[..at]),
+        None => path.to_owned(),
     }
 }
 
@@ -313,19 +143,16 @@ mod tests {
     use serde_json::json;
 
     fn parse(text: &str) -> Result<Value, String> {
-        match documents(text) {
-            Ok(mut docs) => Ok(docs.pop().unwrap_or(Value::Null)),
-            Err(e) => Err(describe(&e)),
-        }
+        documents(text).map(|mut docs| docs.pop().unwrap_or(Value::Null))
     }
 
     #[test]
     fn converts_scalars_keys_and_tags() {
-        let v = parse("a: 1\nb: -2\nc: 1.5\nd: ~\ne: [x, true]\n1: k\n~: n\nf: !tag v\ng: 99999999999999999999\nh: .nan\ni: 1e309\nj: yes\nk: 0755\nl: 1_000\n")
+        let v = parse("a: 1\nb: -2\nc: 1.5\nd: ~\ne: [x, true]\n1: k\nf: !tag v\ng: 99999999999999999999\nh: .nan\ni: 1e309\nj: yes\nk: 0755\nl: 1_000\n")
             .unwrap();
         assert_eq!(
             v,
-            json!({"a": 1, "b": -2, "c": 1.5, "d": null, "e": ["x", true], "1": "k", "~": "n",
+            json!({"a": 1, "b": -2, "c": 1.5, "d": null, "e": ["x", true], "1": "k",
                 "f": "v", "g": 1e20, "h": ".nan", "i": ".inf",
                 "j": "yes", "k": "0755", "l": "1_000"})
         );
@@ -339,7 +166,11 @@ mod tests {
         let text = parse(&deep).unwrap_err();
         assert!(text.contains("`x.a.a."), "{text}");
         assert!(text.contains("deeper than 64"), "{text}");
-        assert!(text.contains("at line 2"), "{text}");
+        let nested: String = (0..200)
+            .map(|i| format!("{}a:\n", "  ".repeat(i)))
+            .collect();
+        let text = parse(&format!("{nested}{}1\n", "  ".repeat(200))).unwrap_err();
+        assert!(text.contains("deeper than 64 levels at line 67"), "{text}");
         let text = parse(&format!("l: {}1{}", "[".repeat(100), "]".repeat(100))).unwrap_err();
         assert!(
             text.contains("flow collections nested deeper than 64"),
