@@ -49,6 +49,8 @@ fn describe(e: &Error) -> String {
     if text == "recursion limit exceeded" {
         // The scanner's words for flow collections nested past the budget.
         format!("flow collections {DEEPER} {MAX_DEPTH} levels{at}")
+    } else if text == "expected string scalar" || text.starts_with("cannot deserialize null") {
+        format!("a key must be text, a number or a boolean{at}")
     } else {
         format!("malformed YAML{at}: {text}")
     }
@@ -197,6 +199,14 @@ mod tests {
         assert!(text.contains("more than 1024 documents"), "{text}");
         let text = parse(&format!("a: &a 1\nb: [{}]\n", vec!["*a"; 60_000].join(","))).unwrap_err();
         assert!(text.contains("more than 50000 aliases"), "{text}");
+    }
+
+    #[test]
+    fn keys_are_scalars() {
+        for yaml in ["~: n\n", "[a]: b\n", "{a: 1}: b\n"] {
+            let text = parse(yaml).unwrap_err();
+            assert!(text.contains("a key must be text") && text.contains("line 1"), "{text}");
+        }
     }
 
     #[test]
