@@ -24,10 +24,8 @@ pub struct Builder<'a> {
     pub registered: Option<&'a BTreeSet<String>>,
     /// Whether a known but unregistered binder type is an error (else a warning).
     pub require_registered: bool,
-    /// Problems found.
-    pub issues: Vec<ConfigIssue>,
-    /// Non-fatal notes.
-    pub warnings: Vec<String>,
+    /// Where problems and warnings go.
+    pub run: &'a mut super::Loading,
 }
 
 impl Builder<'_> {
@@ -85,7 +83,7 @@ impl Builder<'_> {
                 "invalid value: {}",
                 super::redact::redact_uris(&e.to_string())
             );
-            self.issues.push(ConfigIssue::new(path, message));
+            self.run.issues.push(ConfigIssue::new(path, message));
             T::default()
         })
     }
@@ -110,7 +108,7 @@ impl Builder<'_> {
     /// Parses `spring.cloud.function.definition`.
     fn check_definition(&mut self, config: &StreamConfig) {
         if let Some(Err(e)) = config.function.definition.as_deref().map(parse_definition) {
-            self.issues.push(ConfigIssue::new(
+            self.run.issues.push(ConfigIssue::new(
                 "spring.cloud.function.definition",
                 e.to_string(),
             ));
@@ -125,7 +123,7 @@ impl Builder<'_> {
             .filter(|d| !s.binders.contains_key(*d))
         {
             let path = format!("{STREAM_PATH}.default-binder");
-            self.issues.push(unknown_binder(path, d, s));
+            self.run.issues.push(unknown_binder(path, d, s));
         }
     }
 
@@ -138,15 +136,15 @@ impl Builder<'_> {
                 (false, _) => format!("{STREAM_PATH}.binders.{name}.type"),
             };
             if !self.binder_type_known(&t) {
-                self.issues.push(self.unknown_binder_type(path, &t));
+                self.run.issues.push(self.unknown_binder_type(path, &t));
             } else if self.registered.is_some_and(|r| !r.contains(&t)) {
                 let msg = format!(
                     "binder type `{t}` is not available in this build (enable the cargo feature `{t}`)"
                 );
                 if self.require_registered {
-                    self.issues.push(ConfigIssue::new(path, msg));
+                    self.run.issues.push(ConfigIssue::new(path, msg));
                 } else {
-                    self.warnings.push(format!("{path}: {msg}"));
+                    self.run.warnings.push(format!("{path}: {msg}"));
                 }
             }
         }
@@ -177,7 +175,7 @@ impl Builder<'_> {
         for (at, binder) in all {
             if let Some(b) = binder.as_ref().filter(|b| !s.binders.contains_key(*b)) {
                 let path = format!("{STREAM_PATH}.{at}.binder");
-                self.issues.push(unknown_binder(path, b, s));
+                self.run.issues.push(unknown_binder(path, b, s));
             }
         }
         let candidates = s.binders.values().filter(|b| b.default_candidate).count();
@@ -193,7 +191,7 @@ impl Builder<'_> {
                 .get(n)
                 .map_or(s.default.binder.is_some(), |b| b.binder.is_some());
             if !has {
-                self.issues.push(ConfigIssue::new(
+                self.run.issues.push(ConfigIssue::new(
                     format!("{STREAM_PATH}.bindings.{n}.binder"),
                     format!(
                         "several binders are configured ({names}) and no default: set `spring.cloud.stream.default-binder` or this binding's `binder`"
@@ -218,7 +216,7 @@ impl Builder<'_> {
                 if p.partition_count < 2 {
                     // Spring accepts this (its Kafka binder then uses the topic's partition
                     // count); here every message goes to partition 0, which deserves a word.
-                    self.warnings.push(format!(
+                    self.run.warnings.push(format!(
                         "{STREAM_PATH}.bindings.{n}.producer.partition-count: `producer.{key}` is set but partition-count is {}: every message goes to partition 0",
                         p.partition_count
                     ));
@@ -231,7 +229,7 @@ impl Builder<'_> {
                 let count = own_or(c.instance_count, s.instance_count);
                 let index = own_or(c.instance_index, s.instance_index);
                 if count < 1 || index >= count {
-                    self.issues.push(ConfigIssue::new(
+                    self.run.issues.push(ConfigIssue::new(
                         format!("{STREAM_PATH}.bindings.{n}.consumer"),
                         format!(
                             "a partitioned consumer needs instance-count >= 1 and 0 <= instance-index < instance-count, found instance-count {count}, instance-index {index}"
@@ -240,14 +238,14 @@ impl Builder<'_> {
                 }
             }
             if c.back_off_multiplier < 1.0 {
-                self.warnings.push(format!(
+                self.run.warnings.push(format!(
                     "{STREAM_PATH}.bindings.{n}.consumer.back-off-multiplier: {} < 1 makes retry intervals shrink",
                     c.back_off_multiplier
                 ));
             }
             if c.redelivery_delays.len() > MAX_REDELIVERY_DELAYS {
                 // Each delay is a broker resource (a wait queue, a retry topic).
-                self.issues.push(ConfigIssue::new(
+                self.run.issues.push(ConfigIssue::new(
                     format!("{STREAM_PATH}.bindings.{n}.consumer.redelivery-delays"),
                     format!(
                         "at most {MAX_REDELIVERY_DELAYS} delays, found {}",
@@ -266,12 +264,12 @@ impl Builder<'_> {
     fn warn_unsupported(&mut self, n: &str, b: &BindingProperties) {
         let path = format!("{STREAM_PATH}.bindings.{n}");
         if b.error_handler_definition.is_some() {
-            self.warnings.push(format!(
+            self.run.warnings.push(format!(
                 "{path}.error-handler-definition: not supported yet and ignored; failed messages are retried and dead-lettered by the binding's retry settings"
             ));
         }
         if b.consumer.multiplex {
-            self.warnings.push(format!(
+            self.run.warnings.push(format!(
                 "{path}.consumer.multiplex: not supported yet and ignored; each destination gets its own subscription"
             ));
         }
@@ -280,7 +278,7 @@ impl Builder<'_> {
             ("producer", &b.producer.header_mode),
         ] {
             if let Some(mode) = mode.as_deref().filter(|m| *m != "headers") {
-                self.warnings.push(format!(
+                self.run.warnings.push(format!(
                     "{path}.{side}.header-mode: `{mode}` is not supported yet and ignored; headers travel as the broker's native headers"
                 ));
             }

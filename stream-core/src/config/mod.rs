@@ -225,15 +225,12 @@ impl ConfigLoader {
         Resolver::new(&snapshot, &env).resolve_tree(&mut tree, "", &mut run.issues);
         let secrets = Secrets::collect(&tree, &env);
         self.validate(&mut tree, &schema, &mut run);
-        let mut builder = build::Builder {
+        let config = build::Builder {
             registered: self.binder_types.as_ref(),
             require_registered: self.require_registered_binders,
-            issues: Vec::new(),
-            warnings: Vec::new(),
-        };
-        let config = builder.build(&tree, active);
-        run.issues.append(&mut builder.issues);
-        run.warnings.append(&mut builder.warnings);
+            run: &mut run,
+        }
+        .build(&tree, active);
         if !run.issues.is_empty() {
             return Err(scrubbed(run.issues, &secrets));
         }
@@ -282,9 +279,7 @@ impl ConfigLoader {
     ) -> (Value, Vec<String>) {
         let mut tree = Value::Object(Default::default());
         for (_, docs) in mains {
-            for d in docs.iter().filter(|d| d.activation.is_none()) {
-                deep_merge(&mut tree, &d.tree);
-            }
+            merge_docs(&mut tree, docs, None);
         }
         let active = self.active_profiles(&tree, env);
         for profile in &active {
@@ -296,7 +291,8 @@ impl ConfigLoader {
                     match docs {
                         Ok(docs) => {
                             run.sources.push(name);
-                            merge_docs(&mut tree, &docs, &active);
+                            merge_docs(&mut tree, &docs, None);
+                            merge_docs(&mut tree, &docs, Some(&active));
                         }
                         Err(i) => run.issues.push(i),
                     }
@@ -304,14 +300,7 @@ impl ConfigLoader {
             }
         }
         for (_, docs) in mains {
-            let activated = docs.iter().filter(|d| {
-                d.activation
-                    .as_ref()
-                    .is_some_and(|expr| profiles_match(expr, &active))
-            });
-            for d in activated {
-                deep_merge(&mut tree, &d.tree);
-            }
+            merge_docs(&mut tree, docs, Some(&active));
         }
         (tree, active)
     }
@@ -385,8 +374,7 @@ impl ConfigLoader {
         let mut validator = validate::Validator {
             binder_schemas: &self.binder_schemas,
             binder_sections: &sections,
-            issues: Vec::new(),
-            warnings: Vec::new(),
+            run,
         };
         for root_path in schema::VALIDATED_ROOTS {
             let segs: Vec<&str> = root_path.split('.').collect();
@@ -401,8 +389,6 @@ impl ConfigLoader {
             }
         }
         self.check_environments(tree, &mut validator);
-        run.issues.append(&mut validator.issues);
-        run.warnings.append(&mut validator.warnings);
     }
 
     /// `spring.profiles.active` (set in code, else `SPRING_PROFILES_ACTIVE`, else the files),
@@ -583,16 +569,17 @@ fn shown_warnings(warnings: &[String], secrets: &Secrets) -> Vec<String> {
     out
 }
 
-/// Merges a file's non-profile documents, then its documents activated by `active`.
-fn merge_docs(tree: &mut Value, docs: &[Doc], active: &[String]) {
-    for d in docs.iter().filter(|d| d.activation.is_none()) {
-        deep_merge(tree, &d.tree);
-    }
+/// Merges the documents of `docs` that the profiles `active` activate, or with `None` the
+/// documents no profile activates.
+fn merge_docs(tree: &mut Value, docs: &[Doc], active: Option<&[String]>) {
     for d in docs {
-        if let Some(expr) = &d.activation {
-            if profiles_match(expr, active) {
-                deep_merge(tree, &d.tree);
-            }
+        let on = match (&d.activation, active) {
+            (None, None) => true,
+            (Some(expr), Some(active)) => profiles_match(expr, active),
+            _ => false,
+        };
+        if on {
+            deep_merge(tree, &d.tree);
         }
     }
 }

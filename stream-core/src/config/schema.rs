@@ -209,19 +209,16 @@ impl Schema {
         let no_sections = BinderSchemas::new();
         let mut v =
             super::normalise::normalise(value.clone(), Some(&self.root), path, &no_sections);
-        let sections = std::collections::BTreeSet::new();
-        let mut validator = super::validate::Validator {
+        let mut run = super::Loading::default();
+        super::validate::Validator {
             binder_schemas: &no_sections,
-            binder_sections: &sections,
-            issues: Vec::new(),
-            warnings: Vec::new(),
-        };
-        validator.check(&self.root, &mut v, path);
-        match validator.issues.is_empty() {
+            binder_sections: &Default::default(),
+            run: &mut run,
+        }
+        .check(&self.root, &mut v, path);
+        match run.issues.is_empty() {
             true => Ok(v),
-            false => Err(super::ConfigError {
-                issues: validator.issues,
-            }),
+            false => Err(super::ConfigError { issues: run.issues }),
         }
     }
 

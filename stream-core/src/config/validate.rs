@@ -18,10 +18,8 @@ pub struct Validator<'a> {
     pub binder_schemas: &'a BinderSchemas,
     /// Names accepted as binder-specific sections under `spring.cloud.stream`.
     pub binder_sections: &'a BTreeSet<String>,
-    /// Problems found.
-    pub issues: Vec<ConfigIssue>,
-    /// Non-fatal notes.
-    pub warnings: Vec<String>,
+    /// Where problems and warnings go.
+    pub run: &'a mut super::Loading,
 }
 
 impl Validator<'_> {
@@ -58,7 +56,7 @@ impl Validator<'_> {
 
     fn check_leaf(&mut self, leaf: &Leaf, value: &mut Value, path: &str) -> bool {
         if leaf.unused {
-            self.warnings.push(format!(
+            self.run.warnings.push(format!(
                 "{path}: accepted for compatibility with Spring Cloud Stream, not used"
             ));
         }
@@ -84,7 +82,7 @@ impl Validator<'_> {
     }
 
     fn push_value_issue(&mut self, path: &str, expected: String, found: String) {
-        self.issues.push(ConfigIssue {
+        self.run.issues.push(ConfigIssue {
             path: path.to_owned(),
             message: format!("expected {expected}, found {found}"),
             expected: Some(expected),
@@ -110,7 +108,7 @@ impl Validator<'_> {
                     match self.binder_schemas.get(&k) {
                         Some(schema) => self.check(&schema.root, v, &p),
                         None => {
-                            self.warnings.push(format!(
+                            self.run.warnings.push(format!(
                                 "{p}: no schema is registered for binder type `{k}`; its keys are not validated"
                             ));
                             true
@@ -120,7 +118,7 @@ impl Validator<'_> {
                 (None, Some(_)) if open => true,
                 (None, Some(_)) if unsupported_feature(&p, None).is_some() => {
                     let message = unsupported_feature(&p, None).unwrap_or_default();
-                    self.issues.push(ConfigIssue::new(p, message));
+                    self.run.issues.push(ConfigIssue::new(p, message));
                     false
                 }
                 (None, Some(_)) => {
@@ -130,7 +128,7 @@ impl Validator<'_> {
                     }
                     let suggestion = suggest(&k, candidates);
                     let message = format!("unknown key{}", did_you_mean(suggestion.as_deref()));
-                    self.issues.push(ConfigIssue {
+                    self.run.issues.push(ConfigIssue {
                         suggestion,
                         ..ConfigIssue::new(p, message)
                     });
