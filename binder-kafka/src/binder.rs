@@ -270,8 +270,8 @@ impl KafkaBinder {
 
     fn producer_settings(&self, layers: &[&BTreeMap<String, String>]) -> BTreeMap<String, String> {
         let mut base = BTreeMap::new();
-        let idempotent = matches!(self.cfg.required_acks.as_str(), "all" | "-1");
-        base.insert("acks".to_owned(), self.cfg.required_acks.clone());
+        let idempotent = matches!(self.cfg.props.required_acks.as_str(), "all" | "-1");
+        base.insert("acks".to_owned(), self.cfg.props.required_acks.clone());
         base.insert("enable.idempotence".to_owned(), idempotent.to_string());
         base.insert("partitioner".to_owned(), "murmur2_random".to_owned());
         base.insert("linger.ms".to_owned(), "5".to_owned());
@@ -585,9 +585,7 @@ impl Binder for KafkaBinder {
     }
 
     async fn health(&self) -> Health {
-        let probe = self
-            .cfg
-            .health_timeout
+        let probe = Duration::from_secs(self.cfg.props.health_timeout)
             .clamp(Duration::from_millis(200), Duration::from_secs(2));
         match self.reachable(probe).await {
             Ok(()) => {
@@ -600,7 +598,7 @@ impl Binder for KafkaBinder {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .elapsed();
-                if since >= self.cfg.health_timeout {
+                if since >= Duration::from_secs(self.cfg.props.health_timeout) {
                     Health::Down(format!(
                         "kafka brokers {} unreachable for {} s: {e}",
                         self.cfg.brokers,

@@ -6,7 +6,6 @@
 //! is the effective binder configuration read from them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -232,9 +231,12 @@ pub fn redacted(props: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The effective binder configuration.
+/// The effective binder configuration: the binder keys as they apply, and what is derived
+/// from them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KafkaBinderConfig {
+    /// The binder keys (`required-acks` lower-cased; `brokers` as configured, see `brokers`).
+    pub props: KafkaBinderProps,
     /// `bootstrap.servers` (comma-separated `host:port`).
     pub brokers: String,
     /// Client properties for every client (`configuration`).
@@ -243,18 +245,6 @@ pub struct KafkaBinderConfig {
     pub consumer_properties: BTreeMap<String, String>,
     /// Extra producer properties (`producer-properties`).
     pub producer_properties: BTreeMap<String, String>,
-    /// Whether missing topics are created through the admin API (`auto-create-topics`).
-    pub auto_create_topics: bool,
-    /// Whether too-small topics are grown (`auto-add-partitions`).
-    pub auto_add_partitions: bool,
-    /// The minimum partition count of created topics (`min-partition-count`).
-    pub min_partition_count: u32,
-    /// Replication factor of created topics; -1 = the broker default (`replication-factor`).
-    pub replication_factor: i32,
-    /// Producer `acks` (`required-acks`: `all`, `-1`, `0`, `1`).
-    pub required_acks: String,
-    /// How long brokers may be unreachable before health is DOWN (`health-timeout`).
-    pub health_timeout: Duration,
     /// Binder-scoped defaults for consumer bindings (`spring.cloud.stream.kafka.default.consumer`
     /// inside the binder's environment).
     pub default_consumer: KafkaConsumerProps,
@@ -326,11 +316,14 @@ impl KafkaBinderConfig {
 
     /// The effective configuration of the binder keys `p` (with `brokers` replaced by
     /// `brokers`, when given).
-    fn from_props(p: KafkaBinderProps, brokers: Option<Vec<String>>) -> Result<Self, BindError> {
+    fn from_props(
+        mut p: KafkaBinderProps,
+        brokers: Option<Vec<String>>,
+    ) -> Result<Self, BindError> {
         let key = |k: &str| format!("spring.cloud.stream.kafka.binder.{k}");
         let port = p.default_broker_port;
         let hosts: Vec<String> = brokers
-            .unwrap_or(p.brokers)
+            .unwrap_or_else(|| p.brokers.clone())
             .into_iter()
             .map(|h| match h.rsplit_once(':') {
                 Some((_, p)) if p.parse::<u16>().is_ok() => h,
@@ -346,11 +339,11 @@ impl KafkaBinderConfig {
                 "expected -1 or a positive integer",
             ));
         }
-        let acks = p.required_acks.trim().to_ascii_lowercase();
-        if !matches!(acks.as_str(), "all" | "-1" | "0" | "1") {
+        p.required_acks = p.required_acks.trim().to_ascii_lowercase();
+        if !matches!(p.required_acks.as_str(), "all" | "-1" | "0" | "1") {
             return Err(config_error(
                 key("required-acks"),
-                format!("expected all, -1, 0 or 1, found {acks}"),
+                format!("expected all, -1, 0 or 1, found {}", p.required_acks),
             ));
         }
         let configuration = flatten_properties(&p.configuration);
@@ -365,12 +358,7 @@ impl KafkaBinderConfig {
             configuration,
             consumer_properties: flatten_properties(&p.consumer_properties),
             producer_properties: flatten_properties(&p.producer_properties),
-            auto_create_topics: p.auto_create_topics,
-            auto_add_partitions: p.auto_add_partitions,
-            min_partition_count: p.min_partition_count.max(1),
-            replication_factor: i32::from(p.replication_factor),
-            required_acks: acks,
-            health_timeout: Duration::from_secs(p.health_timeout),
+            props: p,
             default_consumer: KafkaConsumerProps::default(),
             default_producer: KafkaProducerProps::default(),
         })
@@ -409,9 +397,9 @@ mod tests {
         };
         let c = KafkaBinderConfig::from_environment("k", &env).unwrap();
         assert_eq!(c.brokers, "a:1,b:9092");
-        assert!(!c.auto_create_topics);
-        assert_eq!(c.min_partition_count, 3);
-        assert_eq!(c.health_timeout, Duration::from_secs(7));
+        assert!(!c.props.auto_create_topics);
+        assert_eq!(c.props.min_partition_count, 3);
+        assert_eq!(c.props.health_timeout, 7);
     }
 
     #[test]
@@ -507,7 +495,7 @@ mod tests {
         let own = l.config.stream.binders["k"].environment.clone();
         let c = KafkaBinderConfig::from_environment("k", &BinderEnvironment::own(own)).unwrap();
         assert_eq!(c.brokers, "a:9092,b:1");
-        assert!(!c.auto_create_topics);
+        assert!(!c.props.auto_create_topics);
         assert_eq!(c.configuration["security.protocol"], "SASL_SSL");
         assert_eq!(redacted(&c.configuration)["sasl.password"], "****");
         let section = &l.config.binder_sections["kafka"]["bindings"];

@@ -93,12 +93,12 @@ impl Provisioner {
     ) -> Result<u32, BindError> {
         let wanted = create_with
             .max(required)
-            .max(self.cfg.min_partition_count)
+            .max(self.cfg.props.min_partition_count)
             .max(1);
         match self.partitions(topic).await? {
             Some(n) if n >= wanted => Ok(n),
             Some(n) => {
-                if self.cfg.auto_add_partitions {
+                if self.cfg.props.auto_add_partitions {
                     self.grow(topic, wanted).await?;
                     self.wait_for(topic, wanted).await
                 } else if n < required {
@@ -114,7 +114,7 @@ impl Provisioner {
                     Ok(n)
                 }
             }
-            None if self.cfg.auto_create_topics => {
+            None if self.cfg.props.auto_create_topics => {
                 self.create(topic, wanted).await?;
                 self.wait_for(topic, 1).await
             }
@@ -131,7 +131,7 @@ impl Provisioner {
     }
 
     async fn create(&self, topic: &str, partitions: u32) -> Result<(), BindError> {
-        let rf = self.cfg.replication_factor;
+        let rf = i32::from(self.cfg.props.replication_factor);
         let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(rf));
         let opts = AdminOptions::new()
             .request_timeout(Some(ADMIN_TIMEOUT))

@@ -76,28 +76,18 @@ impl EnvMapper<'_> {
             SchemaNode::Object { fields, .. } => {
                 let mut keys: Vec<(&String, &SchemaNode)> = fields.iter().collect();
                 keys.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-                for (key, child) in keys {
-                    let ktoks: Vec<&str> = key.split('-').collect();
-                    if tokens.len() >= ktoks.len() && tokens.iter().zip(&ktoks).all(|(t, k)| t == k)
-                    {
-                        if let Some(p) = self.search(
-                            child,
-                            &tokens[ktoks.len()..],
-                            with(path.clone(), key.clone()),
-                        ) {
-                            return Some(p);
-                        }
-                    }
-                }
-                if path.join(".") == STREAM_PATH {
-                    if let Some(first) = tokens.first() {
-                        if self.binder_sections.contains(first) {
-                            let child = binder_section_node(first, self.binder_schemas);
-                            return self.search(child, &tokens[1..], with(path, first.clone()));
-                        }
-                    }
-                }
-                None
+                let found = keys.into_iter().find_map(|(key, child)| {
+                    let rest = after_key(tokens, key)?;
+                    self.search(child, rest, with(path.clone(), key.clone()))
+                });
+                let stream = path.join(".") == STREAM_PATH;
+                let section = tokens
+                    .first()
+                    .filter(|t| stream && self.binder_sections.contains(*t));
+                found.or_else(|| {
+                    let child = binder_section_node(section?, self.binder_schemas);
+                    self.search(child, &tokens[1..], with(path, section?.clone()))
+                })
             }
             SchemaNode::Map(inner) => {
                 let refs: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -140,6 +130,16 @@ impl EnvMapper<'_> {
             }
         }
     }
+}
+
+/// The tokens after the ones that spell `key` (`max-attempts` is `max`, `attempts`).
+fn after_key<'t>(tokens: &'t [String], key: &str) -> Option<&'t [String]> {
+    let mut rest = tokens;
+    for part in key.split('-') {
+        let (first, tail) = rest.split_first()?;
+        rest = (first == part).then_some(tail)?;
+    }
+    Some(rest)
 }
 
 fn with(mut path: Vec<String>, seg: String) -> Vec<String> {

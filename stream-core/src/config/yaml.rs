@@ -205,7 +205,10 @@ mod tests {
     fn keys_are_scalars() {
         for yaml in ["~: n\n", "[a]: b\n", "{a: 1}: b\n"] {
             let text = parse(yaml).unwrap_err();
-            assert!(text.contains("a key must be text") && text.contains("line 1"), "{text}");
+            assert!(
+                text.contains("a key must be text") && text.contains("line 1"),
+                "{text}"
+            );
         }
     }
 
