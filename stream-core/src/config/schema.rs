@@ -25,9 +25,10 @@ use super::props::{FunctionProperties, PollerProperties, StreamProperties};
 mod derive;
 
 /// The kind of value a leaf property takes (after coercion from YAML scalars or env strings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kind {
     /// Any scalar, kept as text.
+    #[default]
     String,
     /// `true` / `false` (also the strings, any case).
     Bool,
@@ -76,7 +77,7 @@ impl Kind {
 }
 
 /// A leaf property: its kind and optional numeric lower bound.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Leaf {
     /// The kind of value.
     pub kind: Kind,
@@ -120,12 +121,7 @@ impl SchemaNode {
     pub fn leaf(kind: Kind) -> Self {
         SchemaNode::Leaf(Leaf {
             kind,
-            min: None,
-            min_exclusive: false,
-            max: None,
-            allowed: Vec::new(),
-            secret: false,
-            unused: false,
+            ..Leaf::default()
         })
     }
     /// A closed object with the given (kebab-case) keys.

@@ -60,13 +60,10 @@ impl Validator<'_> {
                 "{path}: accepted for compatibility with Spring Cloud Stream, not used"
             ));
         }
-        let Some(v) = coerce(leaf.kind, value) else {
-            let found = describe_found(path, value, leaf.secret);
-            self.push_value_issue(path, leaf.kind.describe().to_owned(), found);
-            return false;
-        };
-        let checked = check_bounds(leaf, &v)
-            .and_then(|()| one_of(leaf, v.clone()))
+        let checked = coerce(leaf.kind, value)
+            .ok_or_else(|| leaf.kind.describe().to_owned())
+            .and_then(|v| check_bounds(leaf, &v).map(|()| v))
+            .and_then(|v| one_of(leaf, v))
             .and_then(|v| parses(leaf, v));
         match checked {
             Ok(v) => {
@@ -74,7 +71,7 @@ impl Validator<'_> {
                 true
             }
             Err(expected) => {
-                let found = describe_found(path, &v, leaf.secret);
+                let found = describe_found(path, value, leaf.secret);
                 self.push_value_issue(path, expected, found);
                 false
             }

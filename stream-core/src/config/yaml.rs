@@ -86,8 +86,7 @@ const DEEPER: &str = "nested deeper than";
 /// The parser's bounds. Its depth bound sits just above [`MAX_DEPTH`], so that [`too_deep`]
 /// names the key path of a dotted key past the bound, and the parser the line of a nesting
 /// past it (its recursion costs stack: a debug build overflows a 2 MiB thread near 128
-/// levels). Snippets of
-/// the source are never shown: they could show a secret. NaN and infinity (also `1e309`)
+/// levels). Snippets of the source are never shown: they could show a secret. NaN and infinity (also `1e309`)
 /// have no JSON form: they arrive in YAML's spelling (`.nan`, `.inf`), which validation
 /// reports. Scalars are typed as YAML 1.2's core schema types them (`yes`, `0755` and
 /// `1_000` stay text, as in `serde_yaml`).
