@@ -123,7 +123,7 @@ impl Builder<'_> {
             .filter(|d| !s.binders.contains_key(*d))
         {
             let path = format!("{STREAM_PATH}.default-binder");
-            self.run.issues.push(unknown_binder(path, d, s));
+            self.run.issues.push(self.unknown_binder(path, d, s));
         }
     }
 
@@ -156,12 +156,33 @@ impl Builder<'_> {
         }
         let mut known: BTreeSet<&str> = KNOWN_BINDER_TYPES.iter().copied().collect();
         known.extend(self.registered.into_iter().flatten().map(String::as_str));
-        unknown(
-            path,
-            ("binder type", "known types"),
-            t,
-            known.iter().copied(),
-        )
+        let what = ("binder type", "known types");
+        self.unknown(path, what, t, known.iter().copied())
+    }
+
+    /// The issue for a binder name that no configured binder has.
+    fn unknown_binder(&self, path: String, name: &str, s: &StreamProperties) -> ConfigIssue {
+        let configured = s.binders.keys().map(String::as_str);
+        self.unknown(path, ("binder", "configured binders"), name, configured)
+    }
+
+    /// The issue for `name`, an unknown `what.0`: a did-you-mean among `known`, else `known`
+    /// listed as `what.1`.
+    fn unknown<'a, I>(&self, path: String, what: (&str, &str), name: &str, known: I) -> ConfigIssue
+    where
+        I: ExactSizeIterator<Item = &'a str> + Clone,
+    {
+        let suggestion = self.run.suggesting().then(|| suggest(name, known.clone()));
+        let suggestion = suggestion.flatten();
+        let hint = match &suggestion {
+            Some(_) => did_you_mean(suggestion.as_deref()),
+            None => format!(" ({}: {})", what.1, name_list(known)),
+        };
+        let message = format!("unknown {} `{name}`{hint}", what.0);
+        ConfigIssue {
+            suggestion,
+            ..ConfigIssue::new(path, message)
+        }
     }
 
     /// Every binder a binding names exists; with several binders and no default, every
@@ -175,7 +196,7 @@ impl Builder<'_> {
         for (at, binder) in all {
             if let Some(b) = binder.as_ref().filter(|b| !s.binders.contains_key(*b)) {
                 let path = format!("{STREAM_PATH}.{at}.binder");
-                self.run.issues.push(unknown_binder(path, b, s));
+                self.run.issues.push(self.unknown_binder(path, b, s));
             }
         }
         let candidates = s.binders.values().filter(|b| b.default_candidate).count();
@@ -335,30 +356,6 @@ fn add_implicit_binders(config: &mut StreamConfig, known: impl Fn(&str) -> bool)
             ..Default::default()
         };
         config.stream.binders.insert(name, props);
-    }
-}
-
-/// The issue for a binder name that no configured binder has.
-fn unknown_binder(path: String, name: &str, s: &StreamProperties) -> ConfigIssue {
-    let configured = s.binders.keys().map(String::as_str);
-    unknown(path, ("binder", "configured binders"), name, configured)
-}
-
-/// The issue for `name`, an unknown `what.0`: a did-you-mean among `known`, else `known`
-/// listed as `what.1`.
-fn unknown<'a, I>(path: String, what: (&str, &str), name: &str, known: I) -> ConfigIssue
-where
-    I: ExactSizeIterator<Item = &'a str> + Clone,
-{
-    let suggestion = suggest(name, known.clone());
-    let hint = match &suggestion {
-        Some(_) => did_you_mean(suggestion.as_deref()),
-        None => format!(" ({}: {})", what.1, name_list(known)),
-    };
-    let message = format!("unknown {} `{name}`{hint}", what.0);
-    ConfigIssue {
-        suggestion,
-        ..ConfigIssue::new(path, message)
     }
 }
 

@@ -203,7 +203,6 @@ impl ConfigLoader {
     /// is reported in the error, not just the first.
     #[allow(clippy::result_large_err)]
     pub fn load(&self) -> Result<LoadedConfig, ConfigError> {
-        let _suggestions = suggest::Budget::new(error::MAX_ISSUES);
         let mut run = Loading::default();
         let env: BTreeMap<String, String> = match &self.env {
             Some(e) => e.clone(),
@@ -495,6 +494,14 @@ struct Loading {
     issues: Vec<ConfigIssue>,
     warnings: Vec<String>,
     sources: Vec<String>,
+}
+
+impl Loading {
+    /// Whether an issue found now may carry a did-you-mean: an error lists only the first
+    /// [`error::MAX_ISSUES`] issues, and comparing 20,000 misspelt keys would take seconds.
+    fn suggesting(&self) -> bool {
+        self.issues.len() < error::MAX_ISSUES
+    }
 }
 
 /// The environment as text. `std::env::vars` panics on a variable that is not valid UTF-8

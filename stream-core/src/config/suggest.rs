@@ -1,7 +1,5 @@
 //! "Did you mean ...?" suggestions for misspelt keys and names.
 
-use std::cell::Cell;
-
 /// Names longer than this (characters) get no suggestion: no real key is that long, and the
 /// edit distance costs the product of the two lengths.
 const MAX_NAME: usize = 100;
@@ -9,45 +7,6 @@ const MAX_NAME: usize = 100;
 /// input (20,000 binders) has more, and comparing each unknown key with all of them would be
 /// quadratic.
 const MAX_CANDIDATES: usize = 256;
-
-thread_local! {
-    /// Suggestions this thread may still make in the current [`Budget`] (`None`: no limit).
-    static LEFT: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// Limits the suggestions made on this thread while it lives. A load lists only its first
-/// issues and each suggestion belongs to one issue, in order, so suggestions past that
-/// number would never be shown; 20,000 misspelt keys would still cost seconds to compare.
-pub(crate) struct Budget {
-    previous: Option<usize>,
-}
-
-impl Budget {
-    /// At most `n` suggestions until the budget is dropped.
-    pub(crate) fn new(n: usize) -> Self {
-        Budget {
-            previous: LEFT.replace(Some(n)),
-        }
-    }
-}
-
-impl Drop for Budget {
-    fn drop(&mut self) {
-        LEFT.set(self.previous);
-    }
-}
-
-/// Takes one suggestion from the budget; `false` when none is left.
-fn take_one() -> bool {
-    LEFT.with(|left| match left.get() {
-        None => true,
-        Some(0) => false,
-        Some(n) => {
-            left.set(Some(n - 1));
-            true
-        }
-    })
-}
 
 /// The hint an issue ends with, ``" (did you mean `x`?)"``, or nothing without a suggestion:
 /// the one spelling of it.
@@ -66,7 +25,7 @@ where
     let norm = super::tree::relaxed;
     let wanted = norm(input);
     let wanted_len = wanted.chars().count();
-    if wanted.is_empty() || wanted_len > MAX_NAME || !take_one() {
+    if wanted.is_empty() || wanted_len > MAX_NAME {
         return None;
     }
     let mut best: Option<(f64, &str)> = None;
@@ -133,15 +92,5 @@ mod tests {
             Some("rabbit")
         );
         assert_eq!(suggest(&"x".repeat(MAX_NAME + 1), ["x"]), None);
-    }
-
-    #[test]
-    fn budget_limits_suggestions_while_it_lives() {
-        {
-            let _b = Budget::new(1);
-            assert!(suggest("bindngs", ["bindings"]).is_some());
-            assert_eq!(suggest("bindngs", ["bindings"]), None);
-        }
-        assert!(suggest("bindngs", ["bindings"]).is_some());
     }
 }

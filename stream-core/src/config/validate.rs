@@ -123,7 +123,8 @@ impl Validator<'_> {
                     if path == STREAM_PATH {
                         candidates.extend(self.binder_sections.iter().map(String::as_str));
                     }
-                    let suggestion = suggest(&k, candidates);
+                    let suggestion = self.run.suggesting().then(|| suggest(&k, candidates));
+                    let suggestion = suggestion.flatten();
                     let message = format!("unknown key{}", did_you_mean(suggestion.as_deref()));
                     self.run.issues.push(ConfigIssue {
                         suggestion,

@@ -50,11 +50,11 @@ fn convert(schema: &Value, defs: &Map<String, Value>) -> SchemaNode {
             .filter_map(|v| v.get("const").cloned())
             .collect();
         if !consts.is_empty() && consts.len() == variants.len() {
-            let mut leaf = SchemaNode::leaf(Kind::String);
-            if let SchemaNode::Leaf(l) = &mut leaf {
-                set_allowed(l, &consts);
-            }
-            return annotated(leaf);
+            let allowed = strings(&consts);
+            return annotated(SchemaNode::Leaf(Leaf {
+                allowed,
+                ..Leaf::default()
+            }));
         }
         return annotated(
             variants
@@ -150,18 +150,13 @@ fn integer(obj: &Map<String, Value>) -> SchemaNode {
     } else {
         Kind::Int
     };
-    let mut node = SchemaNode::leaf(kind);
-    if let SchemaNode::Leaf(l) = &mut node {
-        l.min = min
-            .is_finite()
-            .then_some(min)
-            .filter(|m| *m > 0.0 || kind == Kind::Int);
-        l.max = hi.is_finite().then_some(hi);
-        if let Some(m) = obj.get("maximum").and_then(Value::as_f64) {
-            l.max = Some(m);
-        }
-    }
-    node
+    let declared_max = obj.get("maximum").and_then(Value::as_f64);
+    SchemaNode::Leaf(Leaf {
+        kind,
+        min: Some(min).filter(|m| m.is_finite() && (*m > 0.0 || kind == Kind::Int)),
+        max: declared_max.or(Some(hi).filter(|m| m.is_finite())),
+        ..Leaf::default()
+    })
 }
 
 /// Applies the annotations a field carries beside its type: bounds, enumerated values,
@@ -186,7 +181,7 @@ fn annotate(mut node: SchemaNode, obj: &Map<String, Value>) -> SchemaNode {
         leaf.min_exclusive = true;
     }
     if let Some(values) = obj.get("enum").and_then(Value::as_array) {
-        set_allowed(leaf, values);
+        leaf.allowed = strings(values);
     }
     if let Some(Value::String(c)) = obj.get("const") {
         leaf.allowed.push(c.clone());
@@ -194,12 +189,9 @@ fn annotate(mut node: SchemaNode, obj: &Map<String, Value>) -> SchemaNode {
     node
 }
 
-fn set_allowed(leaf: &mut Leaf, values: &[Value]) {
-    leaf.allowed = values
-        .iter()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
+fn strings(values: &[Value]) -> Vec<String> {
+    let texts = values.iter().filter_map(Value::as_str);
+    texts.map(str::to_owned).collect()
 }
 
 #[cfg(test)]
