@@ -139,19 +139,19 @@ impl<'a> Resolver<'a> {
     /// Resolves the placeholders of one string.
     pub fn resolve(&self, text: &str) -> Result<String, Failure> {
         let mut out = String::new();
-        self.expand(text, &mut Stack::default(), &mut out)?;
+        self.expand(text, &mut Vec::new(), &mut out)?;
         Ok(out)
     }
 
     /// Appends `text` to `out` with its placeholders resolved.
-    fn expand(&self, text: &str, stack: &mut Stack, out: &mut String) -> Result<(), Failure> {
+    fn expand(&self, text: &str, stack: &mut Vec<String>, out: &mut String) -> Result<(), Failure> {
         self.spend(1 + text.len() / 64)?;
         let mut rest = text;
         while let Some(start) = rest.find("${") {
             push_bounded(out, &rest[..start])?;
             let body_start = start + 2;
             let Some((len, colon)) = body(&rest[body_start..]) else {
-                return Err(Failure::Unterminated(stack.names.last().cloned()));
+                return Err(Failure::Unterminated(stack.last().cloned()));
             };
             let inner = &rest[body_start..body_start + len];
             let (name, default) = match colon {
@@ -169,28 +169,26 @@ impl<'a> Resolver<'a> {
         &self,
         name: &str,
         default: Option<&str>,
-        stack: &mut Stack,
+        stack: &mut Vec<String>,
         out: &mut String,
     ) -> Result<(), Failure> {
-        if let Some(at) = stack.names.iter().position(|n| n == name) {
-            let mut chain = stack.names[at..].to_vec();
+        if let Some(at) = stack.iter().position(|n| n == name) {
+            let mut chain = stack[at..].to_vec();
             chain.push(name.to_owned());
             return Err(Failure::Cycle(chain));
         }
-        if stack.names.len() >= MAX_DEPTH {
+        if stack.len() >= MAX_DEPTH {
             return Err(Failure::TooDeep);
         }
-        let hidden = stack.secret_from.is_some();
         let value = self.lookup(name)?;
-        stack.push(name);
-        let result = match (value, default) {
-            (Some(v), _) => self.expand(&v, stack, out),
-            (None, Some(d)) => self.expand(d, stack, out),
-            (None, None) => Err(Failure::Unresolvable {
-                name: name.to_owned(),
-                hidden,
-            }),
+        let Some(v) = value.as_deref().or(default) else {
+            // Text inside the value of a secret-named property may be (part of) the secret.
+            let hidden = stack.iter().any(|n| is_secret_key(n));
+            let name = name.to_owned();
+            return Err(Failure::Unresolvable { name, hidden });
         };
+        stack.push(name.to_owned());
+        let result = self.expand(v, stack, out);
         stack.pop();
         result
     }
@@ -249,31 +247,6 @@ impl<'a> Resolver<'a> {
             Value::Object(_) | Value::Null => None,
             v => Some(scalar_text(v)),
         })
-    }
-}
-
-/// The names being resolved, innermost last (cycle detection and depth).
-#[derive(Default)]
-struct Stack {
-    names: Vec<String>,
-    /// The depth of the first secret-named property on the stack: text inside its value may
-    /// be the secret.
-    secret_from: Option<usize>,
-}
-
-impl Stack {
-    fn push(&mut self, name: &str) {
-        if self.secret_from.is_none() && is_secret_key(name) {
-            self.secret_from = Some(self.names.len());
-        }
-        self.names.push(name.to_owned());
-    }
-
-    fn pop(&mut self) {
-        self.names.pop();
-        if self.secret_from == Some(self.names.len()) {
-            self.secret_from = None;
-        }
     }
 }
 
