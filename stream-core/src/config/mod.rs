@@ -346,7 +346,13 @@ impl ConfigLoader {
                 continue;
             }
             if segs.len() > yaml::MAX_DEPTH {
-                run.issues.push(too_deep_key(&segs));
+                let path = format!("{}...", segs[..yaml::MAX_DEPTH].join("."));
+                let message = format!(
+                    "key has {} levels, more than {}; not set",
+                    segs.len(),
+                    yaml::MAX_DEPTH
+                );
+                run.issues.push(ConfigIssue::new(path, message));
                 continue;
             }
             let piece = normalise(
@@ -402,17 +408,11 @@ impl ConfigLoader {
             .or_else(|| get_path(base, &["spring", "profiles", "active"]).map(scalar_text));
         let include = get_path(base, &["spring", "profiles", "include"]).map(scalar_text);
         let resolver = Resolver::new(base, env);
-        let mut out: Vec<String> = Vec::new();
+        let listed = |text: String| split_list(&resolver.resolve(&text).unwrap_or(text));
         let parts = [primary, env.get("CLOUD_STREAM_PROFILES").cloned()];
-        for text in parts.into_iter().flatten() {
-            let text = resolver.resolve(&text).unwrap_or(text);
-            out.extend(split_list(&text));
-        }
+        let mut out: Vec<String> = parts.into_iter().flatten().flat_map(listed).collect();
         out.extend(self.profiles.iter().flat_map(|p| split_list(p)));
-        if let Some(text) = include {
-            let text = resolver.resolve(&text).unwrap_or(text);
-            out.extend(split_list(&text));
-        }
+        out.extend(include.into_iter().flat_map(listed));
         let mut seen = BTreeSet::new();
         out.retain(|p| seen.insert(p.clone()));
         out
@@ -453,12 +453,13 @@ impl ConfigLoader {
             // A type outside the ones above is reported as unknown when typing; accepting its
             // section only spares a second issue. Capped: the validator compares every
             // unknown key with every name, and 20,000 binders must not make that quadratic.
-            let mut derived = 0;
-            for (name, b) in binders {
-                if derived < MAX_DERIVED_SECTIONS && names.insert(binder_type(name, b).to_owned()) {
-                    derived += 1;
-                }
-            }
+            let types = binders.iter().map(|(name, b)| binder_type(name, b));
+            let new: BTreeSet<&str> = types.filter(|t| !names.contains(*t)).collect();
+            let new = new
+                .into_iter()
+                .take(MAX_DERIVED_SECTIONS)
+                .map(str::to_owned);
+            names.extend(new.collect::<Vec<_>>());
         }
         names
     }
@@ -527,18 +528,6 @@ fn utf8_env(
         }
     }
     out
-}
-
-/// The issue for a key set in code with more segments than a file may nest.
-fn too_deep_key(segs: &[String]) -> ConfigIssue {
-    ConfigIssue::new(
-        format!("{}...", segs[..yaml::MAX_DEPTH].join(".")),
-        format!(
-            "key has {} levels, more than {}; not set",
-            segs.len(),
-            yaml::MAX_DEPTH
-        ),
-    )
 }
 
 /// The error for `issues` (capped), with every known secret value cut out of their texts,
