@@ -128,12 +128,6 @@ impl ConfigError {
     }
 }
 
-impl From<Vec<ConfigIssue>> for ConfigError {
-    fn from(issues: Vec<ConfigIssue>) -> Self {
-        ConfigError { issues }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

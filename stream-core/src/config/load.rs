@@ -59,11 +59,11 @@ fn take_activation(tree: &mut Value) -> Result<Option<String>, ConfigIssue> {
         Value::Object(_) | Value::Null => None,
         other => Some(scalar_text(other)),
     };
-    let checked = |path: &str, expr: Option<String>| match expr {
-        Some(e) => check_profile_expr(&e)
-            .map(|()| Some(e))
-            .map_err(|m| ConfigIssue::new(path, m)),
-        None => Ok(None),
+    let checked = |path: &str, expr: Option<String>| {
+        let check = |e: String| check_profile_expr(&e).map(|()| e);
+        expr.map(check)
+            .transpose()
+            .map_err(|m| ConfigIssue::new(path, m))
     };
     let mut expr = None;
     if let Some(v) = remove_path(tree, &["spring", "config", "activate", "on-profile"]) {
@@ -86,10 +86,7 @@ fn take_activation(tree: &mut Value) -> Result<Option<String>, ConfigIssue> {
 }
 
 fn prune_empty(tree: &mut Value, path: &[&str]) {
-    if get_path(tree, path)
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.is_empty())
-    {
+    if get_path(tree, path).is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty())) {
         remove_path(tree, path);
     }
 }

@@ -49,18 +49,15 @@ pub fn redact_uris(text: &str) -> String {
             })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push(':');
-                        out.push_str(REDACTED);
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
+        // The password: after the user's `:`, up to the last `@`.
+        let password = authority
+            .rfind('@')
+            .and_then(|at| Some((authority[..at].find(':')? + 1, at)));
+        match password {
+            Some((from, to)) => {
+                out.push_str(&authority[..from]);
+                out.push_str(REDACTED);
+                out.push_str(&authority[to..]);
             }
             None => out.push_str(authority),
         }

@@ -262,38 +262,24 @@ pub const VALIDATED_ROOTS: &[&str] = &[
     "spring.integration.poller",
 ];
 
-/// Spring features cloud-stream does not have, by the key (or key prefix) that configures them:
-/// a configuration using one is rejected with the feature's name, not as an unknown key.
+/// Spring features cloud-stream does not have, by the key (or key prefix) below
+/// `spring.cloud.stream` that configures them: a configuration using one is rejected with the
+/// feature's name, not as an unknown key.
 pub const UNSUPPORTED_KEYS: &[(&str, &str)] = &[
-    (
-        "spring.cloud.stream.kafka.streams",
-        "the Kafka Streams binder",
-    ),
-    (
-        "spring.cloud.stream.kafka.binder.transaction",
-        "Kafka transactions",
-    ),
-    (
-        "spring.cloud.stream.kafka.binder.transaction-id-prefix",
-        "Kafka transactions",
-    ),
-    (
-        "spring.cloud.stream.schema-registry-client",
-        "the schema registry client",
-    ),
-    (
-        "spring.cloud.stream.schema",
-        "schema-registry message converters (Avro)",
-    ),
-    ("spring.cloud.stream.kinesis", "the Kinesis binder"),
+    ("kafka.streams", KAFKA_STREAMS),
+    ("kafka.binder.transaction", KAFKA_TRANSACTIONS),
+    ("kafka.binder.transaction-id-prefix", KAFKA_TRANSACTIONS),
+    ("schema-registry-client", "the schema registry client"),
+    ("schema", "schema-registry message converters (Avro)"),
+    ("kinesis", KINESIS),
 ];
 
 /// Spring binder types cloud-stream does not have, with the feature's name.
 pub const UNSUPPORTED_BINDER_TYPES: &[(&str, &str)] = &[
-    ("kstream", "the Kafka Streams binder"),
-    ("ktable", "the Kafka Streams binder"),
-    ("globalktable", "the Kafka Streams binder"),
-    ("kinesis", "the Kinesis binder"),
+    ("kstream", KAFKA_STREAMS),
+    ("ktable", KAFKA_STREAMS),
+    ("globalktable", KAFKA_STREAMS),
+    ("kinesis", KINESIS),
     ("pubsub", "the Google Pub/Sub binder"),
     ("pulsar", "the Pulsar binder"),
     ("solace", "the Solace binder"),
@@ -301,6 +287,10 @@ pub const UNSUPPORTED_BINDER_TYPES: &[(&str, &str)] = &[
     ("servicebus", "the Azure Service Bus binder"),
     ("eventhubs", "the Azure Event Hubs binder"),
 ];
+
+const KAFKA_STREAMS: &str = "the Kafka Streams binder";
+const KAFKA_TRANSACTIONS: &str = "Kafka transactions";
+const KINESIS: &str = "the Kinesis binder";
 
 /// Consumer keys of one binder type's section (`spring.cloud.stream.<type>.bindings.<b>.consumer`
 /// or `.default.consumer`) that ask for what that broker cannot do, with the feature's name.
@@ -312,10 +302,8 @@ pub const UNSUPPORTED_CONSUMER_KEYS: &[(&str, &str, &str)] = &[
 /// Why `start-offset` means nothing on a queue.
 const NO_REPLAY: &str = "replay (`start-offset`) with this binder: its queues deliver each message once and keep no history (capabilities.replay = false); the kafka binder, and the memory binder with `retention`, can replay";
 
-/// The entry of [`UNSUPPORTED_CONSUMER_KEYS`] for `path`, if it is such a key.
-fn unsupported_consumer_key(
-    path: &str,
-) -> Option<&'static (&'static str, &'static str, &'static str)> {
+/// The feature of [`UNSUPPORTED_CONSUMER_KEYS`] that `path` asks for, if it is such a key.
+fn unsupported_consumer_key(path: &str) -> Option<&'static str> {
     let rest = path.strip_prefix(STREAM_PATH)?.strip_prefix('.')?;
     let (binder_type, rest) = rest.split_once('.')?;
     let rest = match rest.strip_prefix("bindings.") {
@@ -323,21 +311,26 @@ fn unsupported_consumer_key(
         None => rest.strip_prefix("default.")?,
     };
     let key = rest.strip_prefix("consumer.")?;
-    UNSUPPORTED_CONSUMER_KEYS
+    let found = UNSUPPORTED_CONSUMER_KEYS
         .iter()
-        .find(|(t, k, _)| *t == binder_type && *k == key)
+        .find(|(t, k, _)| *t == binder_type && *k == key);
+    found.map(|(_, _, feature)| *feature)
 }
 
 /// The message for a key or binder type that configures a feature cloud-stream lacks.
 pub fn unsupported_feature(path: &str, binder_type: Option<&str>) -> Option<String> {
-    if let Some((_, _, feature)) = unsupported_consumer_key(path) {
+    if let Some(feature) = unsupported_consumer_key(path) {
         return Some(format!("not supported: {feature}"));
     }
-    let by_key = UNSUPPORTED_KEYS.iter().find(|(prefix, _)| {
-        path == *prefix
-            || path
-                .strip_prefix(prefix)
-                .is_some_and(|r| r.starts_with('.'))
+    let below = path
+        .strip_prefix(STREAM_PATH)
+        .and_then(|r| r.strip_prefix('.'));
+    let by_key = below.and_then(|r| {
+        let within = |k: &str| {
+            r.strip_prefix(k)
+                .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+        };
+        UNSUPPORTED_KEYS.iter().find(|(k, _)| within(k))
     });
     let by_type = binder_type.and_then(|t| UNSUPPORTED_BINDER_TYPES.iter().find(|(n, _)| *n == t));
     by_key
