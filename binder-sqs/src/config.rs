@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use smart_default::SmartDefault;
 use stream_core::binder::{
     read_at, read_settings, BindError, BinderEnvironment, ConsumerSpec, ProducerSpec,
@@ -181,19 +181,14 @@ const AWS_PATH: [&str; 3] = ["spring", "cloud", "aws"];
 /// The binder keys Spring Cloud AWS's keys stand in for, as a layer to merge (the credentials
 /// only when both are set).
 fn aws_layer(aws: SpringCloudAws) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Option<&str>| {
-        if let Some(v) = v {
-            m.insert(k.to_owned(), Value::String(v.to_owned()));
-        }
-    };
-    put("region", aws.region.static_region.as_deref());
-    put("endpoint", aws.endpoint.as_deref());
-    if let (Some(access), Some(secret)) = (aws.credentials.access_key, aws.credentials.secret_key) {
-        put("access-key", Some(access.expose()));
-        put("secret-key", Some(secret.expose()));
+    let keys = aws.credentials.access_key.zip(aws.credentials.secret_key);
+    let (access, secret) = keys.as_ref().map(|(a, s)| (a.expose(), s.expose())).unzip();
+    let mut layer = serde_json::json!({"region": aws.region.static_region,
+        "endpoint": aws.endpoint, "access-key": access, "secret-key": secret});
+    if let Value::Object(m) = &mut layer {
+        m.retain(|_, v| !v.is_null()); // unset: the lower layers' value stands
     }
-    Value::Object(m)
+    layer
 }
 
 /// `access-key` and `secret-key` come as a pair within one section.

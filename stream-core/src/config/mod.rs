@@ -246,21 +246,17 @@ impl ConfigLoader {
         let mut mains = Vec::new();
         for src in &self.sources {
             let (path, name, text) = match src {
-                MainSource::File(p) => match read_text(p) {
-                    Ok(t) => (Some(p.clone()), p.display().to_string(), t),
-                    Err(i) => {
-                        run.issues.push(i);
+                MainSource::File(p) => {
+                    let Some(text) = run.ok(read_text(p)) else {
                         continue;
-                    }
-                },
+                    };
+                    (Some(p.clone()), p.display().to_string(), text)
+                }
                 MainSource::Inline { name, text } => (None, name.clone(), text.clone()),
             };
-            match parse_yaml(&name, &text, schema, &self.binder_schemas) {
-                Ok(docs) => {
-                    run.sources.push(name);
-                    mains.push((path, docs));
-                }
-                Err(i) => run.issues.push(i),
+            if let Some(docs) = run.ok(parse_yaml(&name, &text, schema, &self.binder_schemas)) {
+                run.sources.push(name);
+                mains.push((path, docs));
             }
         }
         mains
@@ -287,13 +283,10 @@ impl ConfigLoader {
                     let name = pf.display().to_string();
                     let docs = read_text(&pf)
                         .and_then(|t| parse_yaml(&name, &t, schema, &self.binder_schemas));
-                    match docs {
-                        Ok(docs) => {
-                            run.sources.push(name);
-                            merge_docs(&mut tree, &docs, None);
-                            merge_docs(&mut tree, &docs, Some(&active));
-                        }
-                        Err(i) => run.issues.push(i),
+                    if let Some(docs) = run.ok(docs) {
+                        run.sources.push(name);
+                        merge_docs(&mut tree, &docs, None);
+                        merge_docs(&mut tree, &docs, Some(&active));
                     }
                 }
             }
@@ -498,6 +491,11 @@ struct Loading {
 }
 
 impl Loading {
+    /// The value of `r`, or `None` with its issue kept.
+    fn ok<T>(&mut self, r: Result<T, ConfigIssue>) -> Option<T> {
+        r.map_err(|i| self.issues.push(i)).ok()
+    }
+
     /// Whether an issue found now may carry a did-you-mean: an error lists only the first
     /// [`error::MAX_ISSUES`] issues, and comparing 20,000 misspelt keys would take seconds.
     fn suggesting(&self) -> bool {
