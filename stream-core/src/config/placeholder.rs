@@ -122,14 +122,12 @@ impl<'a> Resolver<'a> {
             },
             Value::Object(m) => {
                 for (k, v) in m.iter_mut() {
-                    let p = join(path, k);
-                    self.resolve_tree(v, &p, issues);
+                    self.resolve_tree(v, &join(path, k), issues);
                 }
             }
             Value::Array(items) => {
                 for (i, v) in items.iter_mut().enumerate() {
-                    let p = format!("{path}[{i}]");
-                    self.resolve_tree(v, &p, issues);
+                    self.resolve_tree(v, &format!("{path}[{i}]"), issues);
                 }
             }
             _ => {}

@@ -2,7 +2,7 @@
 //! value is coerced to its leaf kind (`"5"` → `5`), bounds are checked. All issues are
 //! collected; invalid values are removed so that typing can go on and find more issues.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -37,10 +37,7 @@ impl Validator<'_> {
                     self.type_issue(path, "a map of names to settings", value);
                     return false;
                 };
-                map.retain(|k, v| {
-                    let p = join(path, k);
-                    self.check(inner, v, &p)
-                });
+                map.retain(|k, v| self.check(inner, v, &join(path, k)));
                 true
             }
             SchemaNode::Object { fields, open } => {
@@ -90,58 +87,63 @@ impl Validator<'_> {
 
     fn check_object(
         &mut self,
-        fields: &std::collections::BTreeMap<String, SchemaNode>,
+        fields: &BTreeMap<String, SchemaNode>,
         open: bool,
         map: &mut Map<String, Value>,
         path: &str,
     ) {
-        let keys: Vec<String> = map.keys().cloned().collect();
-        for k in keys {
-            let p = join(path, &k);
-            let keep = match (fields.get(&k), map.get_mut(&k)) {
-                (_, None) => continue,
-                (Some(child), Some(v)) => self.check(child, v, &p),
-                (None, Some(v)) if path == STREAM_PATH && self.binder_sections.contains(&k) => {
-                    match self.binder_schemas.get(&k) {
-                        Some(schema) => self.check(&schema.root, v, &p),
-                        None => {
-                            self.run.warnings.push(format!(
-                                "{p}: no schema is registered for binder type `{k}`; its keys are not validated"
-                            ));
-                            true
-                        }
-                    }
-                }
-                (None, Some(_)) if open => true,
-                (None, Some(_)) if unsupported_feature(&p, None).is_some() => {
-                    let message = unsupported_feature(&p, None).unwrap_or_default();
-                    self.run.issues.push(ConfigIssue::new(p, message));
-                    false
-                }
-                (None, Some(_)) => {
-                    let mut candidates: Vec<&str> = fields.keys().map(String::as_str).collect();
-                    if path == STREAM_PATH {
-                        candidates.extend(self.binder_sections.iter().map(String::as_str));
-                    }
-                    let suggestion = self.run.suggesting().then(|| suggest(&k, candidates));
-                    let suggestion = suggestion.flatten();
-                    let message = format!("unknown key{}", did_you_mean(suggestion.as_deref()));
-                    self.run.issues.push(ConfigIssue {
-                        suggestion,
-                        ..ConfigIssue::new(p, message)
-                    });
-                    false
-                }
-            };
-            if !keep {
-                map.remove(&k);
+        map.retain(|k, v| {
+            let p = join(path, k);
+            if let Some(child) = fields.get(k) {
+                return self.check(child, v, &p);
             }
+            if path == STREAM_PATH && self.binder_sections.contains(k) {
+                let Some(schema) = self.binder_schemas.get(k) else {
+                    self.run.warnings.push(format!(
+                        "{p}: no schema is registered for binder type `{k}`; its keys are not validated"
+                    ));
+                    return true;
+                };
+                return self.check(&schema.root, v, &p);
+            }
+            if !open {
+                self.unknown_key(fields, path, k, p);
+            }
+            open
+        });
+    }
+
+    /// The issue for the unknown key `k` at `p`: the feature it asks for if cloud-stream lacks
+    /// it, else a did-you-mean among the known keys.
+    fn unknown_key(
+        &mut self,
+        fields: &BTreeMap<String, SchemaNode>,
+        path: &str,
+        k: &str,
+        p: String,
+    ) {
+        if let Some(message) = unsupported_feature(&p, None) {
+            return self.run.issues.push(ConfigIssue::new(p, message));
         }
+        let mut candidates: Vec<&str> = fields.keys().map(String::as_str).collect();
+        if path == STREAM_PATH {
+            candidates.extend(self.binder_sections.iter().map(String::as_str));
+        }
+        let suggestion = self.run.suggesting().then(|| suggest(k, candidates));
+        let suggestion = suggestion.flatten();
+        let message = format!("unknown key{}", did_you_mean(suggestion.as_deref()));
+        self.run.issues.push(ConfigIssue {
+            suggestion,
+            ..ConfigIssue::new(p, message)
+        });
     }
 
     fn type_issue(&mut self, path: &str, expected: &str, found: &Value) {
-        let found = describe_found(path, found, false);
-        self.push_value_issue(path, expected.to_owned(), found);
+        self.push_value_issue(
+            path,
+            expected.to_owned(),
+            describe_found(path, found, false),
+        );
     }
 }
 
@@ -209,13 +211,11 @@ fn list(v: &Value, item: impl Fn(&Value) -> Option<Value>) -> Option<Value> {
 
 /// An expression key's value must parse (the message says where it fails).
 fn parses(leaf: &Leaf, v: Value) -> Result<Value, String> {
-    match (&v, leaf.kind) {
-        (Value::String(src), Kind::Expression) => match crate::expr::Expression::parse(src) {
-            Ok(_) => Ok(v),
-            Err(e) => Err(format!("a valid expression ({e})")),
-        },
-        _ => Ok(v),
+    if let (Value::String(src), Kind::Expression) = (&v, leaf.kind) {
+        let parsed = crate::expr::Expression::parse(src);
+        parsed.map_err(|e| format!("a valid expression ({e})"))?;
     }
+    Ok(v)
 }
 
 /// The declared spelling of an enumerated value (`EARLIEST` → `earliest`).
