@@ -287,11 +287,8 @@ impl KafkaBinderConfig {
         if let Value::Object(m) = &mut own_short {
             m.remove("spring");
         }
-        let mut merged = Value::Object(Default::default());
-        for layer in [Some(&inherited), own_full, Some(&own_short)]
-            .into_iter()
-            .flatten()
-        {
+        let mut merged = inherited.clone();
+        for layer in [own_full, Some(&own_short)].into_iter().flatten() {
             deep_merge(&mut merged, layer);
         }
         let props: KafkaBinderProps = read_settings(merged, "spring.cloud.stream.kafka.binder")?;

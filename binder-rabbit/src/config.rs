@@ -135,13 +135,11 @@ pub fn connection_settings(
         Some(_) => format!("{at}.{path}"),
         None => path.to_owned(),
     };
-    let bad_uri = |path: &str, raw: &str| BindError::Config {
+    let bad = |path: &str, expected: &str, raw: &str| BindError::Config {
         key: key(path),
-        message: format!(
-            "not a valid amqp:// or amqps:// URI: `{}`",
-            redact_value(path, raw)
-        ),
+        message: format!("expected {expected}, found `{}`", redact_value(path, raw)),
     };
+    const URI: &str = "an amqp:// or amqps:// URI";
     let mut boot = env.inherited_checked::<RabbitBootProperties>(&["spring", "rabbitmq"])?;
     if let Some(own_boot) = get_path(&own, &["spring", "rabbitmq"]) {
         deep_merge(&mut boot, own_boot);
@@ -150,7 +148,7 @@ pub fn connection_settings(
     let boot: RabbitBootProperties = read_settings(boot, "spring.rabbitmq")?;
     // An explicit `uri` wins.
     if let Some(raw) = own.uri.as_ref().map(Secret::expose) {
-        let uri = AMQPUri::from_str(raw.trim()).map_err(|_| bad_uri("uri", raw))?;
+        let uri = AMQPUri::from_str(raw.trim()).map_err(|_| bad("uri", URI, raw))?;
         return Ok(ConnectionSettings { uris: vec![uri] });
     }
     let scheme = match boot.ssl.enabled {
@@ -179,15 +177,12 @@ pub fn connection_settings(
         let path = "spring.rabbitmq.addresses";
         let uri = match entry.rsplit_once(':') {
             _ if entry.contains("://") => {
-                AMQPUri::from_str(entry).map_err(|_| bad_uri(path, entry))?
+                AMQPUri::from_str(entry).map_err(|_| bad(path, URI, entry))?
             }
-            Some((host, port)) => base(
-                host,
-                Some(port.parse().map_err(|_| BindError::Config {
-                    key: key(path),
-                    message: format!("expected host[:port], found `{entry}`"),
-                })?),
-            ),
+            Some((host, port)) => {
+                let port = port.parse().map_err(|_| bad(path, "host[:port]", entry))?;
+                base(host, Some(port))
+            }
             None if entry.is_empty() => continue,
             None => base(entry, boot.port),
         };

@@ -175,18 +175,17 @@ pub fn read_text(path: &Path) -> Result<String, ConfigIssue> {
     use std::io::Read;
     let issue =
         |message: String| ConfigIssue::new("", message).with_source(path.display().to_string());
-    let file = std::fs::File::open(path).map_err(|e| {
-        issue(if e.kind() == std::io::ErrorKind::NotFound {
-            "configuration file not found".to_owned()
-        } else {
-            format!("cannot read configuration file: {e}")
-        })
-    })?;
+    let cannot = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => issue("configuration file not found".to_owned()),
+        _ => issue(format!("cannot read configuration file: {e}")),
+    };
     let mut bytes = Vec::new();
     // One byte past the limit tells "exactly at the limit" from "too large".
-    file.take(MAX_SOURCE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| issue(format!("cannot read configuration file: {e}")))?;
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let read = file
+        .take(MAX_SOURCE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes);
+    read.map_err(cannot)?;
     if bytes.len() > MAX_SOURCE_BYTES {
         return Err(issue(too_large("configuration file")));
     }

@@ -56,8 +56,7 @@ pub use redact::{is_secret_key, redact_uris, redact_value};
 pub use schema::{Kind, Leaf, Schema, SchemaNode, STREAM_PATH};
 pub use secret::Secret;
 pub use suggest::{did_you_mean, suggest};
-pub use tree::{deep_merge, flatten, get_path, scalar_text};
-pub use tree::{kebab, relaxed};
+pub use tree::{deep_merge, flatten, get_path, kebab, relaxed, scalar_text};
 
 use crate::binding::{binding_name, parse_definition, Direction};
 use env::EnvMapper;

@@ -45,16 +45,14 @@ fn convert(schema: &Value, defs: &Map<String, Value>) -> SchemaNode {
             .filter(|v| v.get("type").and_then(Value::as_str) != Some("null"))
             .collect();
         // An enum whose variants carry docs: one `const` per variant.
-        let consts: Vec<Value> = variants
-            .iter()
-            .filter_map(|v| v.get("const").cloned())
-            .collect();
-        if !consts.is_empty() && consts.len() == variants.len() {
-            let allowed = strings(&consts);
-            return annotated(SchemaNode::Leaf(Leaf {
+        let consts = variants.iter().filter_map(|v| v.get("const")?.as_str());
+        let allowed: Vec<String> = consts.map(str::to_owned).collect();
+        if !allowed.is_empty() && allowed.len() == variants.len() {
+            let leaf = Leaf {
                 allowed,
                 ..Leaf::default()
-            }));
+            };
+            return annotated(SchemaNode::Leaf(leaf));
         }
         return annotated(
             variants
