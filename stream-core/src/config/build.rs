@@ -39,23 +39,17 @@ impl Builder<'_> {
             .unwrap_or_default();
         let mut stream = Map::new();
         let mut binder_sections = BTreeMap::new();
-        for (k, v) in stream_tree {
+        for (k, mut v) in stream_tree {
             if core_stream.and_then(|n| n.field(&k)).is_some() {
                 stream.insert(k, v);
             } else {
-                binder_sections.insert(k, cascade_binder_section(v));
+                if let Some(section) = v.as_object_mut() {
+                    cascade(section);
+                }
+                binder_sections.insert(k, v);
             }
         }
-        // `default` under every binding (binding wins).
-        if let (Some(default), Some(Value::Object(bindings))) =
-            (stream.get("default").cloned(), stream.get_mut("bindings"))
-        {
-            for b in bindings.values_mut() {
-                let mut merged = default.clone();
-                deep_merge(&mut merged, b);
-                *b = merged;
-            }
-        }
+        cascade(&mut stream);
         let mut config = StreamConfig {
             function: self.typed(root, &["spring", "cloud", "function"]),
             stream: self.typed_value(Value::Object(stream), STREAM_PATH),
@@ -372,25 +366,15 @@ fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
     out.join(", ")
 }
 
-/// `default.{consumer,producer}` of a binder-specific section merged under each
-/// `bindings.<b>.{consumer,producer}` (binding wins).
-fn cascade_binder_section(mut section: Value) -> Value {
-    let default = get_path(&section, &["default"]).cloned();
-    if let (Some(default), Some(Value::Object(bindings))) = (
-        default,
-        section.as_object_mut().and_then(|m| m.get_mut("bindings")),
-    ) {
+/// The section's `default` merged under each of its `bindings` (a binding's own keys win): the
+/// cascade of `spring.cloud.stream.default` and of each binder section's `default`.
+fn cascade(section: &mut Map<String, Value>) {
+    let default = section.get("default").cloned();
+    if let (Some(default), Some(Value::Object(bindings))) = (default, section.get_mut("bindings")) {
         for b in bindings.values_mut() {
-            for part in ["consumer", "producer"] {
-                let Some(d) = default.get(part) else { continue };
-                let Value::Object(bm) = b else { continue };
-                let mut merged = d.clone();
-                if let Some(own) = bm.get(part) {
-                    deep_merge(&mut merged, own);
-                }
-                bm.insert(part.to_owned(), merged);
-            }
+            let mut merged = default.clone();
+            deep_merge(&mut merged, b);
+            *b = merged;
         }
     }
-    section
 }
