@@ -337,23 +337,18 @@ impl ConfigLoader {
             if segs.is_empty() {
                 continue;
             }
-            if segs.len() > yaml::MAX_DEPTH {
-                let path = format!("{}...", segs[..yaml::MAX_DEPTH].join("."));
-                let message = format!(
-                    "key has {} levels, more than {}; not set",
-                    segs.len(),
-                    yaml::MAX_DEPTH
-                );
+            let max = yaml::MAX_DEPTH;
+            if segs.len() > max {
+                let path = format!("{}...", segs[..max].join("."));
+                let message = format!("key has {} levels, more than {max}; not set", segs.len());
                 run.issues.push(ConfigIssue::new(path, message));
                 continue;
             }
-            let piece = normalise(
-                nest(&segs, Value::String(v.clone())),
-                Some(&schema.root),
-                "",
-                &self.binder_schemas,
+            let piece = nest(&segs, Value::String(v.clone()));
+            deep_merge(
+                tree,
+                &normalise(piece, Some(&schema.root), "", &self.binder_schemas),
             );
-            deep_merge(tree, &piece);
         }
         if !self.sets.is_empty() {
             run.sources.push("values set in code".to_owned());

@@ -274,31 +274,24 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
     let lower = t.to_ascii_lowercase();
     if let Some(iso) = lower.strip_prefix("pt") {
         let mut total = 0f64;
-        let mut num = String::new();
-        for c in iso.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-                continue;
-            }
-            let n: f64 = num.parse().ok()?;
-            num.clear();
-            total += n * match c {
-                'h' => 3_600_000.0,
-                'm' => 60_000.0,
-                's' => 1000.0,
-                _ => return None,
-            };
+        for part in iso.split_inclusive(|c: char| c.is_ascii_alphabetic()) {
+            let (num, unit) = part.split_at(part.find(|c: char| c.is_ascii_alphabetic())?);
+            total += num.parse::<f64>().ok()? * unit_ms(unit)? as f64;
         }
         // `as u64` saturates: a total past u64::MAX (or infinite, or NaN) is out of range,
         // not u64::MAX milliseconds.
         let ms = total.round();
-        return (num.is_empty() && (0.0..18_446_744_073_709_551_616.0).contains(&ms))
+        return (0.0..18_446_744_073_709_551_616.0)
+            .contains(&ms)
             .then_some(ms as u64);
     }
-    let split = lower.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = lower.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let factor = match unit.trim() {
+    let (num, unit) = lower.split_at(lower.find(|c: char| !c.is_ascii_digit())?);
+    num.parse::<u64>().ok()?.checked_mul(unit_ms(unit.trim())?)
+}
+
+/// Milliseconds in one `unit` (`ms`, `s`, `m`, `h`, `d`).
+fn unit_ms(unit: &str) -> Option<u64> {
+    let ms = match unit {
         "ms" => 1,
         "s" => 1000,
         "m" => 60_000,
@@ -306,7 +299,7 @@ pub fn parse_duration_ms(s: &str) -> Option<u64> {
         "d" => 86_400_000,
         _ => return None,
     };
-    n.checked_mul(factor)
+    Some(ms)
 }
 
 #[cfg(test)]
@@ -321,5 +314,19 @@ mod tests {
         assert_eq!(parse_duration_ms("PT1M30S"), Some(90_000));
         assert_eq!(parse_duration_ms("PT0.5S"), Some(500));
         assert_eq!(parse_duration_ms("soon"), None);
+        for junk in [
+            "PT5é",
+            "PT5",
+            "PT1.5.5S",
+            "PT5MS",
+            "5é",
+            "5 y",
+            "PT1e400S",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration_ms(junk), None, "{junk}");
+        }
+        assert_eq!(parse_duration_ms("2h"), Some(7_200_000));
+        assert_eq!(parse_duration_ms("1d"), Some(86_400_000));
     }
 }
