@@ -49,13 +49,12 @@ impl Failure {
     /// The message for the value at `path` (which decides whether names are shown).
     pub fn describe(&self, path: &str) -> String {
         match self {
-            Failure::Unterminated(None) => {
-                "unterminated placeholder: a `${` has no closing `}`".to_owned()
+            Failure::Unterminated(within) => {
+                let within = within.as_deref().map(shown_name);
+                let within = within.map(|n| format!(" in the value of `{n}`"));
+                let within = within.unwrap_or_default();
+                format!("unterminated placeholder{within}: a `${{` has no closing `}}`")
             }
-            Failure::Unterminated(Some(n)) => format!(
-                "unterminated placeholder in the value of `{}`: a `${{` has no closing `}}`",
-                shown_name(n)
-            ),
             Failure::Unresolvable { name, hidden } => {
                 let name = if *hidden || is_secret_key(path) {
                     REDACTED.to_owned()
@@ -86,12 +85,7 @@ impl Failure {
 
 /// A placeholder name as shown: URI passwords hidden, cut after 100 characters.
 fn shown_name(name: &str) -> String {
-    const MAX: usize = 100;
-    let name = redact_uris(name);
-    match name.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}...", &name[..i]),
-        None => name,
-    }
+    super::error::shown(&redact_uris(name), 100)
 }
 
 /// Where placeholder values come from, and the work left.
