@@ -537,6 +537,13 @@ mod tests {
         assert_eq!(c.start_offset, Some(StartOffset::Latest));
         let conf = flatten_properties(&c.configuration);
         assert_eq!((conf["a"].as_str(), conf["b"].as_str()), ("2", "1"));
+        // A spec built in code without binding properties gets the defaults.
+        let bare = ConsumerSpec::default();
+        assert!(
+            bare.props_over::<KafkaConsumerProps>(&defaults)
+                .unwrap()
+                .enable_dlq
+        );
         let bad = ConsumerSpec {
             binder_properties: json!({"start-offset": "middle"}),
             ..spec

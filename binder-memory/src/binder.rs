@@ -276,34 +276,9 @@ fn replays(
     }
 }
 
-/// The memory binder's `environment` (`spring.cloud.stream.binders.<name>.environment`).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(default, rename_all = "kebab-case")]
-pub struct MemoryEnvironment {
-    /// `capacity`: messages one group or anonymous queue holds before a send waits.
-    #[schemars(range(min = 1))]
-    pub capacity: usize,
-    /// `recording`: keep every published message for `TestHarness::receive` (tests only).
-    pub recording: bool,
-    /// `retention`: messages kept per destination, so that a new group can replay them
-    /// (`start-offset: earliest`); 0 keeps none.
-    pub retention: usize,
-}
-
-impl Default for MemoryEnvironment {
-    fn default() -> Self {
-        let c = MemoryBrokerConfig::default();
-        MemoryEnvironment {
-            capacity: c.capacity,
-            recording: c.recording,
-            retention: c.retention,
-        }
-    }
-}
-
 /// The schema of the memory binder's `environment`.
 pub fn environment_schema() -> Schema {
-    Schema::new(SchemaNode::of::<MemoryEnvironment>())
+    Schema::new(SchemaNode::of::<MemoryBrokerConfig>())
 }
 
 /// The schema of `spring.cloud.stream.memory.*`.
@@ -793,12 +768,7 @@ fn parse_environment(
 ) -> Result<MemoryBrokerConfig, BindError> {
     let checked = environment.own_checked(&environment_schema(), name)?;
     let at = format!("spring.cloud.stream.binders.{name}.environment");
-    let env: MemoryEnvironment = read_settings(checked, at)?;
-    Ok(MemoryBrokerConfig {
-        capacity: env.capacity,
-        recording: env.recording,
-        retention: env.retention,
-    })
+    read_settings(checked, at)
 }
 
 #[async_trait]

@@ -20,13 +20,16 @@ pub const MAX_PARTITIONS: u32 = 4096;
 /// not recording (a recording broker keeps all of them).
 pub const DEAD_LETTER_HISTORY: usize = 1024;
 
-/// Settings of a [`MemoryBroker`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Settings of a [`MemoryBroker`], also the memory binder's `environment`
+/// (`spring.cloud.stream.binders.<name>.environment`): the one declaration of its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct MemoryBrokerConfig {
     /// Messages one group or anonymous queue holds (not counting delivered, unsettled ones)
     /// before [`Producer::send`](stream_core::binder::Producer::send) waits. At least 1.
+    #[schemars(range(min = 1))]
     pub capacity: usize,
-    /// Whether every published message is also recorded per destination for
+    /// `recording`: whether every published message is also recorded per destination for
     /// [`TestHarness::receive`](crate::TestHarness::receive). Unbounded: for tests only.
     pub recording: bool,
     /// Messages kept per destination after delivery (the oldest dropped first), so that a new

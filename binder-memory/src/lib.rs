@@ -61,8 +61,8 @@ mod harness;
 
 pub use binder::{
     capabilities, dlq_name, environment_schema, section_schema, MemoryBinder, MemoryBinderFactory,
-    MemoryConsumerProps, MemoryDelivery, MemoryEnvironment, MemoryProducer, MemorySubscription,
-    BINDER_TYPE, PREFETCH_PER_CONCURRENCY,
+    MemoryConsumerProps, MemoryDelivery, MemoryProducer, MemorySubscription, BINDER_TYPE,
+    PREFETCH_PER_CONCURRENCY,
 };
 pub use broker::{
     MemoryBroker, MemoryBrokerConfig, DEAD_LETTER_HISTORY, DEFAULT_CAPACITY, MAX_PARTITIONS,

@@ -135,15 +135,21 @@ pub struct ConsumerSpec {
 /// Reads binder-specific properties as the binder's settings type. The loader has already
 /// validated and coerced them against the schema derived from `T` (unknown keys, kinds,
 /// bounds), so a failure here means a spec built by hand; it names the binding.
+/// `defaults`, when given, are binder-scoped settings the binding's own keys override.
 fn typed_props<T: serde::de::DeserializeOwned + Default>(
     binding: &str,
     side: &str,
     props: &serde_json::Value,
+    defaults: Option<serde_json::Value>,
 ) -> Result<T, BindError> {
-    if props.is_null() || props.as_object().is_some_and(|o| o.is_empty()) {
+    let mut v = defaults.unwrap_or_default();
+    if !props.is_null() {
+        crate::config::deep_merge(&mut v, props);
+    }
+    if v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(T::default());
     }
-    read_settings(props.clone(), format!("bindings.{binding}.{side}"))
+    read_settings(v, format!("bindings.{binding}.{side}"))
 }
 
 /// Reads `value` as a binder's settings type `T` (binding properties, a binder environment);
@@ -169,18 +175,10 @@ pub fn read_at<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// A binding's properties (as the loader left them) over binder-scoped `defaults` (the
-/// binding's keys win).
-fn over<T: serde::Serialize>(defaults: &T, binding: &serde_json::Value) -> serde_json::Value {
-    let mut v = serde_json::to_value(defaults).unwrap_or(serde_json::Value::Null);
-    crate::config::deep_merge(&mut v, binding);
-    v
-}
-
 impl ProducerSpec {
     /// The binder-specific producer properties as the binder's settings type `T`.
     pub fn props<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, BindError> {
-        typed_props(&self.binding, "producer", &self.binder_properties)
+        typed_props(&self.binding, "producer", &self.binder_properties, None)
     }
 
     /// [`ProducerSpec::props`] over binder-scoped `defaults` (e.g. a binder environment's
@@ -189,11 +187,8 @@ impl ProducerSpec {
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Default,
     {
-        typed_props(
-            &self.binding,
-            "producer",
-            &over(defaults, &self.binder_properties),
-        )
+        let defaults = serde_json::to_value(defaults).ok();
+        typed_props(&self.binding, "producer", &self.binder_properties, defaults)
     }
 }
 
@@ -223,7 +218,7 @@ impl ConsumerSpec {
 
     /// The binder-specific consumer properties as the binder's settings type `T`.
     pub fn props<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, BindError> {
-        typed_props(&self.binding, "consumer", &self.binder_properties)
+        typed_props(&self.binding, "consumer", &self.binder_properties, None)
     }
 
     /// [`ConsumerSpec::props`] over binder-scoped `defaults` (e.g. a binder environment's
@@ -232,11 +227,8 @@ impl ConsumerSpec {
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Default,
     {
-        typed_props(
-            &self.binding,
-            "consumer",
-            &over(defaults, &self.binder_properties),
-        )
+        let defaults = serde_json::to_value(defaults).ok();
+        typed_props(&self.binding, "consumer", &self.binder_properties, defaults)
     }
 }
 
@@ -664,19 +656,11 @@ impl BinderEnvironment {
         name: &str,
     ) -> Self {
         let empty = || serde_json::Value::Object(Default::default());
-        match config.stream.binders.get(name) {
-            None => BinderEnvironment {
-                own: empty(),
-                inherited: root.clone(),
-            },
-            Some(b) => BinderEnvironment {
-                own: b.environment.clone(),
-                inherited: if b.inherit_environment {
-                    root.clone()
-                } else {
-                    empty()
-                },
-            },
+        let binder = config.stream.binders.get(name);
+        let inherit = binder.is_none_or(|b| b.inherit_environment);
+        BinderEnvironment {
+            own: binder.map_or_else(empty, |b| b.environment.clone()),
+            inherited: if inherit { root.clone() } else { empty() },
         }
     }
 
