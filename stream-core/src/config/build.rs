@@ -83,7 +83,10 @@ impl Builder<'_> {
     }
 
     fn check(&mut self, config: &mut StreamConfig) {
-        self.check_definition(config);
+        if let Some(Err(e)) = config.function.definition.as_deref().map(parse_definition) {
+            let path = "spring.cloud.function.definition";
+            self.run.issues.push(ConfigIssue::new(path, e.to_string()));
+        }
         let implicit = config.stream.binders.is_empty();
         if implicit {
             add_implicit_binders(config, |t| self.binder_type_known(t));
@@ -97,16 +100,6 @@ impl Builder<'_> {
 
     fn binder_type_known(&self, t: &str) -> bool {
         KNOWN_BINDER_TYPES.contains(&t) || self.registered.is_some_and(|r| r.contains(t))
-    }
-
-    /// Parses `spring.cloud.function.definition`.
-    fn check_definition(&mut self, config: &StreamConfig) {
-        if let Some(Err(e)) = config.function.definition.as_deref().map(parse_definition) {
-            self.run.issues.push(ConfigIssue::new(
-                "spring.cloud.function.definition",
-                e.to_string(),
-            ));
-        }
     }
 
     fn check_default_binder(&mut self, config: &StreamConfig) {

@@ -125,10 +125,8 @@ impl ConfigLoader {
 
     /// Adds inline YAML treated like a main file (without profile files); later sources win.
     pub fn yaml_str(mut self, name: &str, text: &str) -> Self {
-        self.sources.push(MainSource::Inline {
-            name: name.to_owned(),
-            text: text.to_owned(),
-        });
+        let (name, text) = (name.to_owned(), text.to_owned());
+        self.sources.push(MainSource::Inline { name, text });
         self
     }
 

@@ -126,17 +126,18 @@ impl SchemaNode {
     }
     /// A closed object with the given (kebab-case) keys.
     pub fn object<'a, I: IntoIterator<Item = (&'a str, SchemaNode)>>(fields: I) -> Self {
-        SchemaNode::Object {
-            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            open: false,
-        }
+        Self::with_fields(fields, false)
     }
     /// An open object: the given keys are checked, others are allowed.
     pub fn open_object<'a, I: IntoIterator<Item = (&'a str, SchemaNode)>>(fields: I) -> Self {
-        SchemaNode::Object {
-            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            open: true,
-        }
+        Self::with_fields(fields, true)
+    }
+    fn with_fields<'a, I: IntoIterator<Item = (&'a str, SchemaNode)>>(
+        fields: I,
+        open: bool,
+    ) -> Self {
+        let fields = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        SchemaNode::Object { fields, open }
     }
     /// A user-named map whose values follow `inner`.
     pub fn map(inner: SchemaNode) -> Self {
