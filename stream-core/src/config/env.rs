@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::normalise::binder_section_node;
 use super::schema::{BinderSchemas, Kind, SchemaNode, STREAM_PATH};
-use super::tree::get_path;
+use super::tree::{get_path, relaxed};
 use super::yaml::MAX_DEPTH;
 
 /// Prefixes of the environment variables that override properties.
@@ -90,45 +90,41 @@ impl EnvMapper<'_> {
                 })
             }
             SchemaNode::Map(inner) => {
-                let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                let mut existing: Vec<String> = get_path(self.tree, &refs)
-                    .and_then(Value::as_object)
-                    .map(|m| m.keys().cloned().collect())
-                    .unwrap_or_default();
-                if path.last().is_some_and(|l| l == "bindings") {
-                    // Binding names in binder sections are the same as the core ones.
-                    if let Some(Value::Object(m)) =
-                        get_path(self.tree, &["spring", "cloud", "stream", "bindings"])
-                    {
-                        existing.extend(m.keys().cloned());
-                    }
-                    existing.extend(self.known_bindings.iter().cloned());
-                }
-                // Squashed once here, not once per split below.
-                let existing: Vec<(String, String)> = existing
-                    .into_iter()
-                    .map(|e| (super::tree::relaxed(&e), e))
-                    .collect();
-                let mut shortest: Option<Vec<String>> = None;
+                let existing = self.existing_keys(&path);
+                let mut shortest = None;
                 for i in 1..=tokens.len() {
-                    let squashed: String = tokens[..i].concat();
                     let Some(found) = self.search(inner, &tokens[i..], Vec::new()) else {
                         continue;
                     };
-                    if let Some((_, name)) = existing.iter().find(|(s, _)| *s == squashed) {
-                        let mut p = with(path, name.clone());
-                        p.extend(found);
+                    let squashed: String = tokens[..i].concat();
+                    let known = existing.iter().find(|(s, _)| *s == squashed);
+                    let key = known.map_or_else(|| tokens[..i].join("-"), |(_, name)| name.clone());
+                    let p = [with(path.clone(), key), found].concat();
+                    if known.is_some() {
                         return Some(p);
                     }
-                    if shortest.is_none() {
-                        let mut p = with(path.clone(), tokens[..i].join("-"));
-                        p.extend(found);
-                        shortest = Some(p);
-                    }
+                    shortest = shortest.or(Some(p));
                 }
                 shortest
             }
         }
+    }
+
+    /// The keys already at the map `path` with their relaxed form (squashed once here, not
+    /// once per split); at a `bindings` level also the core binding names (a binder
+    /// section's binding names are the same) and the known ones.
+    fn existing_keys(&self, path: &[String]) -> Vec<(String, String)> {
+        let keys_at = |at: &[&str]| {
+            let map = get_path(self.tree, at).and_then(Value::as_object);
+            map.into_iter().flat_map(|m| m.keys().cloned())
+        };
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        let mut existing: Vec<String> = keys_at(&refs).collect();
+        if path.last().is_some_and(|l| l == "bindings") {
+            existing.extend(keys_at(&["spring", "cloud", "stream", "bindings"]));
+            existing.extend(self.known_bindings.iter().cloned());
+        }
+        existing.into_iter().map(|e| (relaxed(&e), e)).collect()
     }
 }
 
