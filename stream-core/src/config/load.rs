@@ -199,10 +199,8 @@ pub fn read_text(path: &Path) -> Result<String, ConfigIssue> {
 
 /// The message for a source over [`MAX_SOURCE_BYTES`].
 pub fn too_large(what: &str) -> String {
-    format!(
-        "{what} is larger than {} MiB; not read",
-        MAX_SOURCE_BYTES >> 20
-    )
+    let mib = MAX_SOURCE_BYTES >> 20;
+    format!("{what} is larger than {mib} MiB; not read")
 }
 
 /// The existing profile-specific files for `main` (`<stem>-<profile>.yaml`, then `.yml`).

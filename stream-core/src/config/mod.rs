@@ -525,12 +525,9 @@ fn utf8_env(
 fn scrubbed(issues: Vec<ConfigIssue>, secrets: &Secrets) -> ConfigError {
     let mut err = ConfigError::capped(issues);
     for i in &mut err.issues {
-        i.path = secrets.scrub(&i.path);
-        i.message = secrets.scrub(&i.message);
-        for t in [&mut i.expected, &mut i.found, &mut i.suggestion]
-            .into_iter()
-            .flatten()
-        {
+        let (path, message) = (Some(&mut i.path), Some(&mut i.message));
+        let optional = [i.expected.as_mut(), i.found.as_mut(), i.suggestion.as_mut()];
+        for t in [path, message].into_iter().chain(optional).flatten() {
             *t = secrets.scrub(t);
         }
     }

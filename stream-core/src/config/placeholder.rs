@@ -187,13 +187,9 @@ impl<'a> Resolver<'a> {
 
     /// Takes `units` from the work budget.
     fn spend(&self, units: usize) -> Result<(), Failure> {
-        let left = self.work_left.get();
-        if units > left {
-            self.work_left.set(0);
-            return Err(Failure::OutOfBudget);
-        }
-        self.work_left.set(left - units);
-        Ok(())
+        let left = self.work_left.get().checked_sub(units);
+        self.work_left.set(left.unwrap_or(0));
+        left.map(|_| ()).ok_or(Failure::OutOfBudget)
     }
 
     /// The raw value for a placeholder name: exact environment variable, then property (relaxed
