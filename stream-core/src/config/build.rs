@@ -351,12 +351,9 @@ fn add_implicit_binders(config: &mut StreamConfig, known: impl Fn(&str) -> bool)
 fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
     const SHOWN: usize = 10;
     let total = names.len();
-    let mut out: Vec<&str> = names.take(SHOWN).collect();
-    let more = format!("... {} more", total.saturating_sub(SHOWN));
-    if total > SHOWN {
-        out.push(&more);
-    }
-    out.join(", ")
+    let shown: Vec<&str> = names.take(SHOWN).collect();
+    let more = (total > SHOWN).then(|| format!(", ... {} more", total - SHOWN));
+    shown.join(", ") + &more.unwrap_or_default()
 }
 
 /// The section's `default` merged under each of its `bindings` (a binding's own keys win): the

@@ -125,15 +125,11 @@ fn eval_profiles(expr: &str, active: &[String], depth: usize) -> Option<bool> {
     for sep in [[',', '|'], ['&', '&']] {
         let parts = split_top(e, sep);
         if parts.len() > 1 {
-            let mut values = Vec::with_capacity(parts.len());
-            for p in parts {
-                values.push(eval_profiles(p, active, depth + 1)?);
-            }
-            return Some(if sep[0] == ',' {
-                values.iter().any(|v| *v)
-            } else {
-                values.iter().all(|v| *v)
-            });
+            let values = parts.iter().map(|p| eval_profiles(p, active, depth + 1));
+            let values = values.collect::<Option<Vec<bool>>>()?;
+            // `a,b` and `a|b`: some part is true; `a&b`: no part is false.
+            let any = sep[0] == ',';
+            return Some(values.contains(&any) == any);
         }
     }
     if let Some(rest) = e.strip_prefix('!') {

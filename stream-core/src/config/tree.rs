@@ -9,12 +9,8 @@ pub fn deep_merge(base: &mut Value, over: &Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
-                match b.get_mut(k) {
-                    Some(existing) => deep_merge(existing, v),
-                    None => {
-                        b.insert(k.clone(), v.clone());
-                    }
-                }
+                // A new key starts as null, which any value replaces.
+                deep_merge(b.entry(k.clone()).or_insert(Value::Null), v);
             }
         }
         (b, o) => *b = o.clone(),
