@@ -207,6 +207,24 @@ async fn caught_up(model: &ReadModel, n: u64) -> bool {
     true
 }
 
+/// Sends the commands, each keyed by its account, so that one account's commands keep their
+/// order.
+async fn send_commands(
+    bridge: &StreamBridge,
+    run: &str,
+    args: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for i in 0..args.commands {
+        let c = command(run, i, args.accounts);
+        let key = match &c {
+            Command::Deposit { account, .. } | Command::Withdraw { account, .. } => account.clone(),
+        };
+        let message = Message::new(c).header(header::PARTITION_KEY, key);
+        bridge.send_message("commands", message).await?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -239,19 +257,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .batch_consumer("rebuild", rebuilt.batch_consumer(&run, &batches))
         .build()
         .await?;
-    let bridge = app.bridge();
-    for i in 0..args.commands {
-        let c = command(&run, i, args.accounts);
-        let key = match &c {
-            Command::Deposit { account, .. } | Command::Withdraw { account, .. } => account.clone(),
-        };
-        bridge
-            .send_message(
-                "commands",
-                Message::new(c).header(header::PARTITION_KEY, key),
-            )
-            .await?;
-    }
+    send_commands(&app.bridge(), &run, &args).await?;
     println!(
         "[ledger]  {} commands accepted; the read model has applied {} events so far (eventual consistency)",
         args.commands,

@@ -332,7 +332,25 @@ async fn main() -> ExitCode {
         store,
         limit,
     };
+    let app = match build_app(&args, &shop).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("shop: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = run(app, limit, &mut outcomes).await;
+    let final_states = *outcomes.borrow();
+    report(&shop, &final_states);
+    code
+}
 
+/// The shop's services on one app: orders, stock, notification, analytics, payment,
+/// compensation and tracking.
+async fn build_app(
+    args: &Args,
+    shop: &Shop,
+) -> Result<cloud_stream::RunningApp, cloud_stream::Error> {
     let mut builder = StreamApp::builder().config_file(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/shop/application.yaml"
@@ -343,7 +361,7 @@ async fn main() -> ExitCode {
     if let Some(s) = &shop.store {
         builder = builder.extension(s.relay());
     }
-    let app = builder
+    builder
         .with_state(shop.clone())
         .supplier("orders", place_order)
         .function("reserve", reserve)
@@ -370,45 +388,46 @@ async fn main() -> ExitCode {
         })
         .consumer("track", track)
         .build()
-        .await;
-    let app = match app {
-        Ok(app) => app,
-        Err(e) => {
+        .await
+}
+
+/// Runs until Ctrl-C, or until `limit` orders reached a final state (failure past
+/// [`RUN_TIMEOUT`]).
+async fn run(
+    app: cloud_stream::RunningApp,
+    limit: Option<u64>,
+    outcomes: &mut watch::Receiver<Outcomes>,
+) -> ExitCode {
+    let Some(n) = limit else {
+        println!("shop: placing orders until Ctrl-C");
+        if let Err(e) = app.run_until_shutdown().await {
             eprintln!("shop: {e}");
             return ExitCode::FAILURE;
         }
+        return ExitCode::SUCCESS;
     };
-
+    let settled = tokio::time::timeout(
+        RUN_TIMEOUT,
+        outcomes.wait_for(|o| o.paid + o.cancelled >= n),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     let mut code = ExitCode::SUCCESS;
-    match limit {
-        None => {
-            println!("shop: placing orders until Ctrl-C");
-            if let Err(e) = app.run_until_shutdown().await {
-                eprintln!("shop: {e}");
-                code = ExitCode::FAILURE;
-            }
-        }
-        Some(n) => {
-            let settled = tokio::time::timeout(
-                RUN_TIMEOUT,
-                outcomes.wait_for(|o| o.paid + o.cancelled >= n),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok());
-            if !settled {
-                let o = *outcomes.borrow();
-                eprintln!(
-                    "shop: only {} of {n} orders reached a final state within {}s",
-                    o.paid + o.cancelled,
-                    RUN_TIMEOUT.as_secs()
-                );
-                code = ExitCode::FAILURE;
-            }
-            app.shutdown().await;
-        }
+    if !settled {
+        let o = *outcomes.borrow();
+        eprintln!(
+            "shop: only {} of {n} orders reached a final state within {}s",
+            o.paid + o.cancelled,
+            RUN_TIMEOUT.as_secs()
+        );
+        code = ExitCode::FAILURE;
     }
+    app.shutdown().await;
+    code
+}
 
-    let o = *outcomes.borrow();
+/// What analytics saw and how the orders ended.
+fn report(shop: &Shop, o: &Outcomes) {
     let a = shop.analytics.lock().expect("analytics");
     let units: Vec<String> = a.units.iter().map(|(s, u)| format!("{u} {s}")).collect();
     println!(
@@ -419,5 +438,4 @@ async fn main() -> ExitCode {
         dollars(o.revenue_cents),
         o.cancelled
     );
-    code
 }

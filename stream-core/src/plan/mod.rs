@@ -480,8 +480,17 @@ pub fn build_plan(
             resources,
         });
     }
+    Ok(Plan {
+        bindings: planned,
+        binders: planned_binders(config),
+    })
+}
+
+/// The binders of `config` (without a `binders` section, the one implicit binder), each
+/// marked whether it is the default.
+fn planned_binders(config: &StreamConfig) -> Vec<PlannedBinder> {
     let default_name = config.stream.default_binder.clone();
-    let binders = if config.stream.binders.is_empty() {
+    if config.stream.binders.is_empty() {
         let name = default_name.unwrap_or_else(|| "memory".to_owned());
         vec![PlannedBinder {
             binder_type: name.clone(),
@@ -500,11 +509,7 @@ pub fn build_plan(
                 default: single || default_name.as_deref() == Some(name),
             })
             .collect()
-    };
-    Ok(Plan {
-        bindings: planned,
-        binders,
-    })
+    }
 }
 
 impl fmt::Display for Plan {
