@@ -30,7 +30,7 @@ pub enum Kind {
     /// Any scalar, kept as text.
     #[default]
     String,
-    /// `true` / `false` (also the strings, any case).
+    /// `true`/`false`; as text, any case, also `on`/`off`, `yes`/`no`, `1`/`0` (as in Spring).
     Bool,
     /// A non-negative integer.
     UnsignedInt,
@@ -61,7 +61,7 @@ impl Kind {
     pub fn describe(self) -> &'static str {
         match self {
             Kind::String => "a string",
-            Kind::Bool => "a boolean (true or false)",
+            Kind::Bool => "a boolean (true or false; also on/off, yes/no, 1/0 as text)",
             Kind::UnsignedInt => "an unsigned integer",
             Kind::Int => "an integer",
             Kind::Float => "a number",

@@ -165,9 +165,10 @@ fn coerce(kind: Kind, v: &Value) -> Option<Value> {
     match (kind, v) {
         (Kind::String, _) if scalar => Some(Value::String(scalar_text(v))),
         (Kind::Bool, Value::Bool(_)) => Some(v.clone()),
+        // Spring's conversion of text to a boolean (`StringToBooleanConverter`).
         (Kind::Bool, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" => Some(Value::Bool(true)),
-            "false" => Some(Value::Bool(false)),
+            "true" | "on" | "yes" | "1" => Some(Value::Bool(true)),
+            "false" | "off" | "no" | "0" => Some(Value::Bool(false)),
             _ => None,
         },
         (Kind::UnsignedInt, _) => to_u64(v).map(Value::from),
@@ -328,5 +329,32 @@ mod tests {
         }
         assert_eq!(parse_duration_ms("2h"), Some(7_200_000));
         assert_eq!(parse_duration_ms("1d"), Some(86_400_000));
+    }
+
+    #[test]
+    fn booleans_as_spring_converts_text() {
+        use serde_json::json;
+        for (text, want) in [("true", true), ("Yes", true), ("on", true), ("1", true)] {
+            assert_eq!(
+                coerce(Kind::Bool, &json!(text)),
+                Some(json!(want)),
+                "{text}"
+            );
+        }
+        for (text, want) in [
+            ("FALSE", false),
+            ("no", false),
+            (" off ", false),
+            ("0", false),
+        ] {
+            assert_eq!(
+                coerce(Kind::Bool, &json!(text)),
+                Some(json!(want)),
+                "{text}"
+            );
+        }
+        for junk in [json!("y"), json!("2"), json!(1), json!("")] {
+            assert_eq!(coerce(Kind::Bool, &junk), None, "{junk}");
+        }
     }
 }
