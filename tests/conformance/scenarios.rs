@@ -561,20 +561,22 @@ fn recording(
     }
 }
 
-/// A consumer handler that takes `pause` over each `u32`, then records it.
+/// Registers consumer `name`, which takes `pause` over each `u32`, then records it in `seen`.
 fn recording_after(
+    name: &'static str,
     seen: &Seen<u32>,
     pause: Duration,
-) -> impl Fn(u32) -> futures::future::BoxFuture<'static, Result<(), HandlerError>> + Send + Sync {
+) -> impl FnOnce(cloud_stream::StreamAppBuilder) -> cloud_stream::StreamAppBuilder {
     let s = seen.clone();
-    move |v: u32| {
+    let work = move |v: u32| {
         let s = s.clone();
-        Box::pin(async move {
+        async move {
             tokio::time::sleep(pause).await;
             s.push(v);
-            Ok(())
-        })
-    }
+            Ok::<_, HandlerError>(())
+        }
+    };
+    move |b| b.consumer(name, work)
 }
 
 fn numbers(range: std::ops::Range<u32>) -> Vec<cloud_stream::RawMessage> {
@@ -830,8 +832,8 @@ pub async fn competing_consumers_share_work(t: &dyn Target) {
     let mut seen = Vec::new();
     for _ in 0..2 {
         let s: Seen<u32> = Seen::new();
-        let work = recording_after(&s, Duration::from_millis(10));
-        apps.push(start_app(t, &yaml, move |b| b.consumer("work", work)).await);
+        let work = recording_after("work", &s, Duration::from_millis(10));
+        apps.push(start_app(t, &yaml, work).await);
         seen.push(s);
     }
     Probe::new(t).await.send(&input, numbers(0..40)).await;
@@ -861,10 +863,7 @@ pub async fn member_joining_mid_stream_duplicates_nothing(t: &dyn Target) {
     let input = unique("in");
     let yaml = consumer_yaml("work", &input, Some("g"), "");
     let seen: Seen<u32> = Seen::new();
-    let member = |s: &Seen<u32>| {
-        let work = recording_after(s, Duration::from_millis(25));
-        move |b: cloud_stream::StreamAppBuilder| b.consumer("work", work)
-    };
+    let member = |s: &Seen<u32>| recording_after("work", s, Duration::from_millis(25));
     let first = start_app(t, &yaml, member(&seen)).await;
     Probe::new(t).await.send(&input, numbers(0..60)).await;
     assert!(eventually(WAIT, || seen.len() >= 5).await);
@@ -1092,10 +1091,7 @@ pub async fn graceful_drain_loses_and_duplicates_nothing(t: &dyn Target) {
     let input = unique("in");
     let yaml = consumer_yaml("slow", &input, Some("g"), ", consumer: { concurrency: 2 }");
     let done: Seen<u32> = Seen::new();
-    let slow = |d: &Seen<u32>| {
-        let work = recording_after(d, Duration::from_millis(200));
-        move |b: cloud_stream::StreamAppBuilder| b.consumer("slow", work)
-    };
+    let slow = |d: &Seen<u32>| recording_after("slow", d, Duration::from_millis(200));
     let first = start_app(t, &yaml, slow(&done)).await;
     Probe::new(t).await.send(&input, numbers(0..20)).await;
     assert!(eventually(WAIT, || done.len() >= 3).await);
