@@ -44,13 +44,17 @@ fn describe(e: &Error) -> String {
     if let Some(bound) = bound(e) {
         return format!("{bound}{at}");
     }
+    // Every map key is read as a string: a null or a collection there fails as one of these.
+    let string_expected =
+        matches!(e, Error::Unexpected { expected, .. } if *expected == "string scalar");
+    if string_expected || matches!(e, Error::NullIntoString { .. }) {
+        return format!("a key must be text, a number or a boolean{at}");
+    }
     let text = e.to_string();
     let text = text.split(" at line ").next().unwrap_or(&text);
     if text == "recursion limit exceeded" {
         // The scanner's words for flow collections nested past the budget.
         format!("flow collections {DEEPER} {MAX_DEPTH} levels{at}")
-    } else if text == "expected string scalar" || text.starts_with("cannot deserialize null") {
-        format!("a key must be text, a number or a boolean{at}")
     } else {
         format!("malformed YAML{at}: {text}")
     }
