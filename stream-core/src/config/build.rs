@@ -29,10 +29,10 @@ pub struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    /// Builds the typed configuration from the validated, placeholder-resolved tree.
-    pub fn build(&mut self, root: &Value, active_profiles: Vec<String>) -> StreamConfig {
-        let core = Schema::core();
-        let core_stream = core.root.at(&["spring", "cloud", "stream"]);
+    /// Builds the typed configuration from the validated, placeholder-resolved tree, whose
+    /// core keys `schema` declares.
+    pub fn build(&mut self, root: &Value, schema: &Schema, profiles: Vec<String>) -> StreamConfig {
+        let core_stream = schema.root.at(&["spring", "cloud", "stream"]);
         let stream_tree = get_path(root, &["spring", "cloud", "stream"])
             .and_then(Value::as_object)
             .cloned()
@@ -55,7 +55,7 @@ impl Builder<'_> {
             stream: self.typed_value(Value::Object(stream), STREAM_PATH),
             poller: self.typed(root, &["spring", "integration", "poller"]),
             binder_sections,
-            active_profiles,
+            active_profiles: profiles,
         };
         apply_legacy_names(&mut config, root);
         self.check(&mut config);

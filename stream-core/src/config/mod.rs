@@ -226,7 +226,7 @@ impl ConfigLoader {
             require_registered: self.require_registered_binders,
             run: &mut run,
         }
-        .build(&tree, active);
+        .build(&tree, &schema, active);
         if !run.issues.is_empty() {
             return Err(scrubbed(run.issues, &secrets));
         }
